@@ -1,0 +1,29 @@
+//! The pure domain core of ib-kubernetes. No I/O, no clocks, no environment: everything here is decided
+//! from values, so it is tested without a cluster.
+//!
+//! ```text
+//!  Pod ──annotation k8s.v1.cni.cncf.io/networks──► Selection (namespace/name, interface)
+//!                                                      │ names
+//!                                                      ▼
+//!                                            NetworkAttachmentDefinition ──spec.config──► IbSriovSpec
+//!                                                      │                                  (pkey, infinibandGUID)
+//!  InterfaceKey = (pod uid, network, interface) ◄──────┘
+//!        │ owns (Ledger)                              SM membership: PKey ──► {Guid}
+//!        ▼                                                   ▲
+//!      Guid ◄── GuidPool (free intervals of the range) ──────┘ pool = owned ∪ SM-held ∪ in flight
+//! ```
+//!
+//! [`state::State`] owns all of it; it is updated by `apply`/`delete`/`reset` of pods and NADs and by the
+//! outcomes of the work it asked for, and [`State::plan`](state::State::plan) decides what to do next.
+#![forbid(unsafe_code)]
+
+pub mod annotation;
+pub mod guid;
+pub mod nad;
+pub mod pkey;
+pub mod pool;
+
+pub use annotation::{NetworkRef, NetworksAnnotation, Selection};
+pub use guid::Guid;
+pub use pkey::PKey;
+pub use pool::{GuidPool, GuidRange};

@@ -1,0 +1,2 @@
+//! Emulated InfiniBand cluster for ib-kubernetes tests, demo and benchmarks: kubelet, workloads, sim command.
+#![forbid(unsafe_code)]
