@@ -1,0 +1,361 @@
+//! The in-process control handle tests hold: read the fabric and the request log, inject
+//! faults, flip switches, seed state, and wait for conditions without sleeping blindly.
+//!
+//! Everything sits behind one `std::sync::Mutex` that is only ever held for a synchronous
+//! step, never across an `.await`; waiters are woken through a `Notify` on every change.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{Credentials, TokenInfo};
+use crate::config::{LastUpdatedFormat, UfmConfig, UnknownPkeyGet};
+use crate::faults::{FaultId, FaultRule, Faults};
+use crate::journal::{Journal, RequestRecord, Sequence};
+use crate::routes::Endpoint;
+use crate::state::{Fabric, Member, Partition};
+use crate::wire::Guid;
+
+/// The mutable part: fabric, log, faults, logins and switches.
+pub(crate) struct Inner {
+    pub fabric: Fabric,
+    pub journal: Journal,
+    pub faults: Faults,
+    pub credentials: Credentials,
+    pub unknown_pkey_get: UnknownPkeyGet,
+    /// When the partition configuration last changed through the API; `None` until then.
+    pub last_updated: Option<jiff::Timestamp>,
+}
+
+/// What the server task and every handle share.
+pub(crate) struct Shared {
+    inner: Mutex<Inner>,
+    changed: Notify,
+    release: watch::Sender<u64>,
+    hung: AtomicUsize,
+    pub sequence: Sequence,
+    pub shutdown: CancellationToken,
+    pub version: String,
+    pub last_updated_format: LastUpdatedFormat,
+    pub max_body_bytes: usize,
+}
+
+impl Shared {
+    pub fn new(config: &UfmConfig, shutdown: CancellationToken) -> Self {
+        let mut fabric = Fabric::new(config.management_membership);
+        fabric.set_reject_unseen(config.reject_unseen_guids);
+        let inner = Inner {
+            fabric,
+            journal: Journal::default(),
+            faults: Faults::default(),
+            credentials: Credentials::new(
+                config.username.clone(),
+                config.password.clone(),
+                &config.tokens,
+            ),
+            unknown_pkey_get: config.unknown_pkey_get,
+            last_updated: None,
+        };
+        Shared {
+            inner: Mutex::new(inner),
+            changed: Notify::new(),
+            release: watch::Sender::new(0),
+            hung: AtomicUsize::new(0),
+            sequence: Sequence::new(config.sequence.clone()),
+            shutdown,
+            version: config.version.clone(),
+            last_updated_format: config.last_updated_format,
+            max_body_bytes: config.max_body_bytes,
+        }
+    }
+
+    /// A panic elsewhere while holding the lock must not take the emulator down with it: the
+    /// data is plain values, still consistent at every unlock point.
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs one synchronous step on the state and wakes every waiter afterwards.
+    pub fn update<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        let result = f(&mut self.lock());
+        self.changed.notify_waiters();
+        result
+    }
+
+    pub fn read<R>(&self, f: impl FnOnce(&Inner) -> R) -> R {
+        f(&self.lock())
+    }
+
+    /// Holds the caller until the hang is released, `max` passes or the emulator stops.
+    /// Returns false if it ended because of shutdown.
+    pub async fn hang(&self, max: Option<Duration>) -> bool {
+        let mut release = self.release.subscribe();
+        let _counted = HungGuard::enter(self);
+        let deadline = async {
+            match max {
+                Some(max) => tokio::time::sleep(max).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = release.changed() => true,
+            () = deadline => true,
+            () = self.shutdown.cancelled() => false,
+        }
+    }
+}
+
+/// Keeps the count of hung requests right even when a client disconnects and the request
+/// future is dropped mid-hang.
+struct HungGuard<'a>(&'a Shared);
+
+impl<'a> HungGuard<'a> {
+    fn enter(shared: &'a Shared) -> Self {
+        shared.hung.fetch_add(1, Ordering::SeqCst);
+        shared.changed.notify_waiters();
+        HungGuard(shared)
+    }
+}
+
+impl Drop for HungGuard<'_> {
+    fn drop(&mut self) {
+        self.0.hung.fetch_sub(1, Ordering::SeqCst);
+        self.0.changed.notify_waiters();
+    }
+}
+
+/// A cheap, cloneable view of one running emulator for tests.
+#[derive(Clone)]
+pub struct UfmHandle {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for UfmHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UfmHandle").finish_non_exhaustive()
+    }
+}
+
+impl UfmHandle {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        UfmHandle { shared }
+    }
+
+    // ---- state inspection ----
+
+    /// Every partition with its members and their attributes.
+    pub fn partitions(&self) -> BTreeMap<u16, Partition> {
+        self.shared.read(|i| i.fabric.partitions().clone())
+    }
+
+    pub fn partition(&self, pkey: u16) -> Option<Partition> {
+        self.shared.read(|i| i.fabric.get(pkey).cloned())
+    }
+
+    /// Members of one partition; empty if it does not exist.
+    pub fn members(&self, pkey: u16) -> BTreeMap<Guid, Member> {
+        self.partition(pkey).map(|p| p.members).unwrap_or_default()
+    }
+
+    /// For every GUID, the partitions it belongs to (ascending).
+    pub fn guid_pkeys(&self) -> BTreeMap<Guid, Vec<u16>> {
+        self.shared.read(|i| {
+            let mut map: BTreeMap<Guid, Vec<u16>> = BTreeMap::new();
+            for (pkey, partition) in i.fabric.partitions() {
+                for guid in partition.members.keys() {
+                    map.entry(*guid).or_default().push(*pkey);
+                }
+            }
+            map
+        })
+    }
+
+    /// Read anything of the fabric in one consistent step.
+    pub fn with_fabric<R>(&self, f: impl FnOnce(&Fabric) -> R) -> R {
+        self.shared.read(|i| f(&i.fabric))
+    }
+
+    /// When the partition configuration last changed through the API.
+    pub fn last_updated(&self) -> Option<jiff::Timestamp> {
+        self.shared.read(|i| i.last_updated)
+    }
+
+    // ---- request log and counters ----
+
+    /// Every request so far, in arrival order.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.shared.read(|i| i.journal.records().to_vec())
+    }
+
+    /// Requests to one endpoint, in arrival order.
+    pub fn requests_to(&self, endpoint: Endpoint) -> Vec<RequestRecord> {
+        self.shared.read(|i| {
+            i.journal
+                .records()
+                .iter()
+                .filter(|r| r.endpoint == endpoint)
+                .cloned()
+                .collect()
+        })
+    }
+
+    pub fn count(&self, endpoint: Endpoint) -> u64 {
+        self.shared.read(|i| i.journal.count(endpoint))
+    }
+
+    pub fn counts(&self) -> BTreeMap<Endpoint, u64> {
+        self.shared.read(|i| i.journal.counts().clone())
+    }
+
+    /// Forgets the log and counters (not the fabric).
+    pub fn clear_requests(&self) {
+        self.shared.update(|i| i.journal.clear());
+    }
+
+    // ---- faults ----
+
+    pub fn inject(&self, rule: FaultRule) -> FaultId {
+        self.shared.update(|i| i.faults.inject(rule))
+    }
+
+    pub fn remove_fault(&self, id: FaultId) -> bool {
+        self.shared.update(|i| i.faults.remove(id))
+    }
+
+    pub fn clear_faults(&self) {
+        self.shared.update(|i| i.faults.clear());
+    }
+
+    /// Rules still active, with what is left of their counts.
+    pub fn faults(&self) -> Vec<(FaultId, FaultRule)> {
+        self.shared.read(|i| i.faults.active())
+    }
+
+    /// How many requests are being held by a hang right now.
+    pub fn hung(&self) -> usize {
+        self.shared.hung.load(Ordering::SeqCst)
+    }
+
+    /// Lets every currently hung request go on.
+    pub fn release_hung(&self) {
+        self.shared.release.send_modify(|epoch| *epoch += 1);
+    }
+
+    // ---- switches ----
+
+    /// When on, adds and sets naming a GUID not declared with [`UfmHandle::mark_seen`] fail
+    /// whole with 404.
+    pub fn set_reject_unseen_guids(&self, on: bool) {
+        self.shared.update(|i| i.fabric.set_reject_unseen(on));
+    }
+
+    /// Declares GUIDs the fabric has discovered.
+    pub fn mark_seen(&self, guids: impl IntoIterator<Item = Guid>) {
+        let guids: Vec<Guid> = guids.into_iter().collect();
+        self.shared.update(|i| i.fabric.mark_seen(guids));
+    }
+
+    pub fn set_unknown_pkey_get(&self, answer: UnknownPkeyGet) {
+        self.shared.update(|i| i.unknown_pkey_get = answer);
+    }
+
+    pub fn set_password(&self, password: impl Into<String>) {
+        let password = password.into();
+        self.shared.update(|i| i.credentials.set_password(password));
+    }
+
+    pub fn add_token(&self, token: impl Into<String>) {
+        let token = token.into();
+        self.shared.update(|i| {
+            i.credentials.add_token(token);
+        });
+    }
+
+    pub fn revoke_token(&self, token: &str) -> bool {
+        self.shared.update(|i| i.credentials.revoke(token))
+    }
+
+    pub fn tokens(&self) -> Vec<TokenInfo> {
+        self.shared.read(|i| i.credentials.tokens())
+    }
+
+    // ---- seeding ----
+
+    /// Puts a partition in place exactly as given (any PKey, the management one included).
+    pub fn seed_partition(&self, pkey: u16, partition: Partition) {
+        self.shared.update(|i| i.fabric.seed(pkey, partition));
+    }
+
+    /// Adds members to a partition, creating it with UFM's defaults if needed.
+    pub fn seed_members(&self, pkey: u16, members: impl IntoIterator<Item = (Guid, Member)>) {
+        let members: Vec<(Guid, Member)> = members.into_iter().collect();
+        self.shared.update(|i| {
+            let mut partition = i
+                .fabric
+                .get(pkey)
+                .cloned()
+                .unwrap_or_else(|| Partition::new(pkey));
+            partition.members.extend(members);
+            i.fabric.seed(pkey, partition);
+        });
+    }
+
+    pub fn remove_partition(&self, pkey: u16) -> Option<Partition> {
+        self.shared.update(|i| i.fabric.unseed(pkey))
+    }
+
+    /// Back to a fresh fabric: only the management partition, no discovered GUIDs.
+    pub fn clear_state(&self) {
+        self.shared.update(|i| i.fabric.reset());
+    }
+
+    // ---- waiting ----
+
+    /// Waits until `condition` holds for the fabric and the log, or `timeout` passes; returns
+    /// whether it held. Re-checked on every change, so no polling interval to tune.
+    pub async fn wait_until(
+        &self,
+        timeout: Duration,
+        mut condition: impl FnMut(&Fabric, &[RequestRecord]) -> bool,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.shared.changed.notified();
+            tokio::pin!(notified);
+            // Registered before checking, so a change between check and wait is not missed.
+            notified.as_mut().enable();
+            if self
+                .shared
+                .read(|i| condition(&i.fabric, i.journal.records()))
+            {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self
+                    .shared
+                    .read(|i| condition(&i.fabric, i.journal.records()));
+            }
+        }
+    }
+
+    /// Waits until at least `n` requests hung at once.
+    pub async fn wait_hung(&self, n: usize, timeout: Duration) -> bool {
+        let hung = &self.shared.hung;
+        self.wait_until(timeout, |_, _| hung.load(Ordering::SeqCst) >= n)
+            .await
+    }
+
+    /// Waits until `endpoint` has been answered at least `n` times.
+    pub async fn wait_for_count(&self, endpoint: Endpoint, n: u64, timeout: Duration) -> bool {
+        self.wait_until(timeout, |_, records| {
+            records.iter().filter(|r| r.endpoint == endpoint).count() as u64 >= n
+        })
+        .await
+    }
+}
