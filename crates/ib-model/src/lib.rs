@@ -27,3 +27,13 @@ pub use annotation::{NetworkRef, NetworksAnnotation, Selection};
 pub use guid::Guid;
 pub use pkey::PKey;
 pub use pool::{GuidPool, GuidRange};
+pub mod ledger;
+pub mod membership;
+pub mod pending;
+pub mod planner;
+pub mod pod;
+pub mod state;
+
+pub use pending::{Pending, PendingReason};
+pub use pod::{InterfaceKey, PodPhase, PodRef, PodUid, PodView};
+pub use state::{PatchOutcome, Plan, PodPatch, SmOp, SmRequest, State};

@@ -1,0 +1,90 @@
+//! The ownership ledger: which interface owns which GUID, and which partition it must be a member of.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+
+use crate::annotation::NetworkRef;
+use crate::guid::Guid;
+use crate::pkey::PKey;
+use crate::pod::{InterfaceKey, PodUid};
+
+/// One GUID's owner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    pub owner: InterfaceKey,
+    /// The partition the GUID must be a member of (`None`: GUID-only network). Recorded when the claim
+    /// is made, so the GUID can be removed even after its NAD changed or disappeared.
+    pub pkey: Option<PKey>,
+    /// The pod's annotation says this interface is configured with this GUID. Such claims last until the
+    /// pod is gone or finished, whatever happens to the annotation, because the VF carries the GUID.
+    pub configured: bool,
+}
+
+/// GUID ↔ owner, both ways. Numeric GUIDs everywhere, so spelling never matters (Go bug B4).
+#[derive(Clone, Debug, Default)]
+pub struct Ledger {
+    by_guid: HashMap<Guid, Claim>,
+    by_owner: BTreeMap<InterfaceKey, Guid>,
+}
+
+impl Ledger {
+    pub fn get(&self, guid: Guid) -> Option<&Claim> {
+        self.by_guid.get(&guid)
+    }
+
+    pub fn get_mut(&mut self, guid: Guid) -> Option<&mut Claim> {
+        self.by_guid.get_mut(&guid)
+    }
+
+    pub fn guid_of(&self, owner: &InterfaceKey) -> Option<Guid> {
+        self.by_owner.get(owner).copied()
+    }
+
+    pub fn contains(&self, guid: Guid) -> bool {
+        self.by_guid.contains_key(&guid)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_guid.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_guid.is_empty()
+    }
+
+    /// Records a claim. The caller has checked the GUID is unclaimed and the owner owns nothing else.
+    pub fn insert(&mut self, guid: Guid, claim: Claim) {
+        debug_assert!(!self.by_guid.contains_key(&guid), "{guid} claimed twice");
+        debug_assert!(
+            !self.by_owner.contains_key(&claim.owner),
+            "{} owns two GUIDs",
+            claim.owner
+        );
+        self.by_owner.insert(claim.owner.clone(), guid);
+        self.by_guid.insert(guid, claim);
+    }
+
+    pub fn remove(&mut self, guid: Guid) -> Option<Claim> {
+        let claim = self.by_guid.remove(&guid)?;
+        self.by_owner.remove(&claim.owner);
+        Some(claim)
+    }
+
+    /// Every GUID owned by one pod.
+    pub fn guids_of_pod(&self, pod: &PodUid) -> Vec<Guid> {
+        let from = InterfaceKey {
+            pod: pod.clone(),
+            network: NetworkRef::new("", ""),
+            interface: String::new(),
+        };
+        self.by_owner
+            .range((Bound::Included(from), Bound::Unbounded))
+            .take_while(|(k, _)| &k.pod == pod)
+            .map(|(_, g)| *g)
+            .collect()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (Guid, &Claim)> {
+        self.by_guid.iter().map(|(g, c)| (*g, c))
+    }
+}

@@ -1,0 +1,125 @@
+//! What the subnet manager is known to hold: for each GUID of the pool range, its partitions.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::guid::Guid;
+use crate::pkey::{self, PKey};
+use crate::pool::GuidRange;
+
+/// A partition as the subnet manager names it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Partition {
+    /// One ib-kubernetes may add pods to and remove them from.
+    Managed(PKey),
+    /// The default partition or a name that is not a usable pkey: a GUID in it is in use, but
+    /// ib-kubernetes never changes that membership.
+    Other(String),
+}
+
+impl Partition {
+    /// Reads a subnet manager's partition name (`0x5`, `0x7fff`, …).
+    pub fn from_sm_name(name: &str) -> Self {
+        match pkey::parse_number(name).map(PKey::new) {
+            Some(Ok(p)) => Partition::Managed(p),
+            _ => Partition::Other(name.to_owned()),
+        }
+    }
+}
+
+/// Known membership of the GUIDs inside the pool range (the rest of the fabric is not ours).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SmMembership {
+    by_guid: HashMap<Guid, BTreeSet<Partition>>,
+}
+
+impl SmMembership {
+    /// Builds from a listing of (partition name, GUID), keeping the GUIDs inside `range`.
+    pub fn from_listing<'a, I>(listing: I, range: GuidRange) -> Self
+    where
+        I: IntoIterator<Item = (&'a str, Guid)>,
+    {
+        let mut by_guid: HashMap<Guid, BTreeSet<Partition>> = HashMap::new();
+        for (name, guid) in listing {
+            if range.contains(guid) {
+                by_guid
+                    .entry(guid)
+                    .or_default()
+                    .insert(Partition::from_sm_name(name));
+            }
+        }
+        SmMembership { by_guid }
+    }
+
+    pub fn has(&self, guid: Guid, pkey: PKey) -> bool {
+        self.by_guid
+            .get(&guid)
+            .is_some_and(|ps| ps.contains(&Partition::Managed(pkey)))
+    }
+
+    pub fn holds(&self, guid: Guid) -> bool {
+        self.by_guid.contains_key(&guid)
+    }
+
+    pub fn partitions(&self, guid: Guid) -> Option<&BTreeSet<Partition>> {
+        self.by_guid.get(&guid)
+    }
+
+    pub fn managed(&self, guid: Guid) -> impl Iterator<Item = PKey> + '_ {
+        self.by_guid
+            .get(&guid)
+            .into_iter()
+            .flatten()
+            .filter_map(|p| match p {
+                Partition::Managed(pk) => Some(*pk),
+                Partition::Other(_) => None,
+            })
+    }
+
+    pub fn add(&mut self, guid: Guid, pkey: PKey) {
+        self.by_guid
+            .entry(guid)
+            .or_default()
+            .insert(Partition::Managed(pkey));
+    }
+
+    pub fn remove(&mut self, guid: Guid, pkey: PKey) {
+        if let Some(ps) = self.by_guid.get_mut(&guid) {
+            ps.remove(&Partition::Managed(pkey));
+            if ps.is_empty() {
+                self.by_guid.remove(&guid);
+            }
+        }
+    }
+
+    /// Replaces what is known of one GUID.
+    pub fn set(&mut self, guid: Guid, partitions: Option<BTreeSet<Partition>>) {
+        match partitions {
+            Some(ps) if !ps.is_empty() => {
+                self.by_guid.insert(guid, ps);
+            }
+            _ => {
+                self.by_guid.remove(&guid);
+            }
+        }
+    }
+
+    pub fn guids(&self) -> impl Iterator<Item = Guid> + '_ {
+        self.by_guid.keys().copied()
+    }
+
+    /// (pkey, GUID) pairs of managed partitions, for comparisons in tests and verification.
+    pub fn managed_pairs(&self) -> BTreeSet<(PKey, Guid)> {
+        self.by_guid
+            .keys()
+            .flat_map(|g| self.managed(*g).map(move |p| (p, *g)))
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_guid.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_guid.is_empty()
+    }
+}

@@ -1,0 +1,1028 @@
+//! Planner tests: a tiny in-memory world executes the plans (a fake subnet manager and a fake API server
+//! with resourceVersions) and the tests assert on requests, patches and the final state.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use proptest::prelude::*;
+use serde_json::Value;
+
+use crate::annotation::NetworkRef;
+use crate::guid::Guid;
+use crate::pending::PendingReason;
+use crate::pkey::PKey;
+use crate::pod::{PodPhase, PodUid, PodView};
+use crate::pool::GuidRange;
+use crate::state::{PatchOutcome, Plan, SmOp, SmRequest, State};
+
+const IB5: &str = r#"{"type":"ib-sriov","cniVersion":"0.3.1","name":"sriov-network","pkey":"0x5","link_state":"enable"}"#;
+const IB_CAP: &str = r#"{"cniVersion":"0.3.1","name":"ib-net","plugins":[{"type":"ib-sriov","pkey":"0x00FF","capabilities":{"infinibandGUID":true}},{"type":"tuning"}]}"#;
+const GUID_ONLY: &str = r#"{"type":"ib-sriov"}"#;
+const MACVLAN: &str = r#"{"type":"macvlan"}"#;
+
+fn g(s: &str) -> Guid {
+    Guid::parse(s).unwrap()
+}
+
+fn pk(s: &str) -> PKey {
+    PKey::parse(s).unwrap()
+}
+
+/// Something that happened, in order, to check "SM add before configured".
+#[derive(Debug, Clone, PartialEq)]
+enum Logged {
+    Sm(SmOp, PKey, Vec<Guid>),
+    Configured(String, Vec<Guid>),
+}
+
+struct World {
+    state: State,
+    /// The fake subnet manager: GUID → partition names as UFM writes them (`0x5`).
+    sm: BTreeMap<Guid, BTreeSet<String>>,
+    pods: BTreeMap<String, PodView>,
+    rv: u64,
+    log: Vec<Logged>,
+    /// Requests of these partitions fail.
+    failing: BTreeSet<PKey>,
+    pending_seen: Vec<(String, PendingReason)>,
+    /// Interfaces marked configured while their GUID was not yet a member of their pkey.
+    violations: Vec<String>,
+    /// Work handed out by plans and not yet done, so that tests can complete it in any order.
+    queue: Vec<Work>,
+}
+
+enum Work {
+    List,
+    Sm(SmRequest),
+    Patch(crate::state::PodPatch),
+}
+
+impl World {
+    fn new(start: &str, end: &str) -> Self {
+        let range = GuidRange::new(g(start), g(end)).unwrap();
+        World {
+            state: State::new(range),
+            sm: BTreeMap::new(),
+            pods: BTreeMap::new(),
+            rv: 0,
+            log: Vec::new(),
+            failing: BTreeSet::new(),
+            pending_seen: Vec::new(),
+            violations: Vec::new(),
+            queue: Vec::new(),
+        }
+    }
+
+    fn default_range() -> Self {
+        Self::new("02:00:00:00:00:00:00:00", "02:ff:ff:ff:ff:ff:ff:ff")
+    }
+
+    fn synced(mut self) -> Self {
+        self.state.pods_synced();
+        self.state.nads_synced();
+        self
+    }
+
+    fn nad(&mut self, ns: &str, name: &str, config: &str) {
+        self.state
+            .apply_nad(NetworkRef::new(ns, name), Some(config));
+    }
+
+    fn next_rv(&mut self) -> String {
+        self.rv += 1;
+        self.rv.to_string()
+    }
+
+    fn pod(&mut self, ns: &str, name: &str, networks: &str) -> PodUid {
+        let uid = PodUid(format!("uid-{ns}-{name}-{}", self.rv));
+        let view = PodView {
+            uid: uid.clone(),
+            namespace: ns.into(),
+            name: name.into(),
+            resource_version: self.next_rv(),
+            node_name: Some("node-1".into()),
+            host_network: false,
+            phase: PodPhase::Pending,
+            deleting: false,
+            networks: Some(networks.into()),
+        };
+        self.pods.insert(uid.0.clone(), view.clone());
+        self.state.apply_pod(view);
+        uid
+    }
+
+    fn edit(&mut self, uid: &PodUid, f: impl FnOnce(&mut PodView)) {
+        let rv = self.next_rv();
+        let view = self.pods.get_mut(&uid.0).unwrap();
+        f(view);
+        view.resource_version = rv;
+        let view = view.clone();
+        self.state.apply_pod(view);
+    }
+
+    fn delete(&mut self, uid: &PodUid) {
+        self.pods.remove(&uid.0);
+        self.state.delete_pod(uid);
+    }
+
+    fn sm_seed(&mut self, pkey: &str, guid: &str) {
+        self.sm.entry(g(guid)).or_default().insert(pkey.into());
+    }
+
+    fn listing(&self) -> Vec<(String, Guid)> {
+        self.sm
+            .iter()
+            .flat_map(|(g, ps)| ps.iter().map(move |p| (p.clone(), *g)))
+            .collect()
+    }
+
+    fn execute(&mut self, plan: Plan) {
+        self.enqueue(plan);
+        while !self.queue.is_empty() {
+            self.complete(0);
+        }
+    }
+
+    fn enqueue(&mut self, plan: Plan) {
+        for p in &plan.pending {
+            self.pending_seen
+                .push((p.pod.name.clone(), p.reason.clone()));
+        }
+        if plan.list_sm {
+            self.queue.push(Work::List);
+        }
+        self.queue.extend(plan.sm.into_iter().map(Work::Sm));
+        self.queue.extend(plan.patches.into_iter().map(Work::Patch));
+    }
+
+    /// Does one queued piece of work.
+    fn complete(&mut self, index: usize) {
+        match self.queue.remove(index) {
+            Work::List => {
+                let listing = self.listing();
+                self.state
+                    .sm_listed(listing.iter().map(|(p, g)| (p.as_str(), *g)));
+            }
+            Work::Sm(req) => self.sm_request(&req),
+            Work::Patch(patch) => self.apply_patch(patch),
+        }
+    }
+
+    fn apply_patch(&mut self, patch: crate::state::PodPatch) {
+        let outcome = match self.pods.get_mut(&patch.pod.uid.0) {
+            None => PatchOutcome::NotFound,
+            Some(view) if view.resource_version != patch.resource_version => PatchOutcome::Conflict,
+            Some(view) => {
+                let a = crate::annotation::NetworksAnnotation::parse(
+                    &patch.annotation,
+                    &view.namespace,
+                )
+                .unwrap();
+                for sel in a.selections().iter().filter(|s| s.configured) {
+                    let guid = Guid::parse(&sel.guid.as_ref().unwrap().0).unwrap();
+                    let pkey = sel.pkey.clone().unwrap_or_default();
+                    if patch.guids.contains(&guid) && !pkey.is_empty() {
+                        let name = format!("0x{:x}", PKey::parse(&pkey).unwrap().get());
+                        if !self.sm.get(&guid).is_some_and(|ps| ps.contains(&name)) {
+                            self.violations
+                                .push(format!("{guid} configured before joining {name}"));
+                        }
+                    }
+                }
+                view.networks = Some(patch.annotation.clone());
+                self.rv += 1;
+                view.resource_version = self.rv.to_string();
+                self.log
+                    .push(Logged::Configured(view.name.clone(), patch.guids.clone()));
+                PatchOutcome::Applied(view.clone())
+            }
+        };
+        self.state.patch_done(&patch.pod.uid, outcome);
+    }
+
+    fn sm_request(&mut self, req: &SmRequest) {
+        if self.failing.contains(&req.pkey) {
+            self.state
+                .sm_done(req, Err(format!("status 500 for {}", req.pkey)));
+            return;
+        }
+        let name = format!("0x{:x}", req.pkey.get());
+        for guid in &req.guids {
+            match req.op {
+                SmOp::Add => {
+                    self.sm.entry(*guid).or_default().insert(name.clone());
+                }
+                SmOp::Remove => {
+                    if let Some(ps) = self.sm.get_mut(guid) {
+                        ps.remove(&name);
+                        if ps.is_empty() {
+                            self.sm.remove(guid);
+                        }
+                    }
+                }
+            }
+        }
+        self.log
+            .push(Logged::Sm(req.op, req.pkey, req.guids.clone()));
+        self.state.sm_done(req, Ok(()));
+    }
+
+    /// Plans and executes until nothing is left to do.
+    fn settle(&mut self) {
+        for _ in 0..100 {
+            let plan = self.state.plan();
+            let idle = plan.is_idle();
+            self.execute(plan);
+            if idle && self.state.is_settled() {
+                assert!(self.violations.is_empty(), "{:?}", self.violations);
+                return;
+            }
+        }
+        panic!("did not settle: {:?}", self.state);
+    }
+
+    /// The pod's elements as JSON (short forms as Multus expands them).
+    fn annotation(&self, uid: &PodUid) -> Value {
+        let view = &self.pods[&uid.0];
+        let a = crate::annotation::NetworksAnnotation::parse(
+            view.networks.as_deref().unwrap(),
+            &view.namespace,
+        )
+        .unwrap();
+        serde_json::from_str(&a.to_json()).unwrap()
+    }
+
+    /// Plans and executes until a plan carries a patch, which is returned unexecuted.
+    fn plan_until_patch(&mut self) -> Plan {
+        for _ in 0..10 {
+            let plan = self.state.plan();
+            if !plan.patches.is_empty() {
+                return plan;
+            }
+            self.execute(plan);
+        }
+        panic!("no patch planned");
+    }
+
+    fn members(&self, pkey: &str) -> BTreeSet<Guid> {
+        self.sm
+            .iter()
+            .filter(|(_, ps)| ps.contains(pkey))
+            .map(|(g, _)| *g)
+            .collect()
+    }
+
+    fn reason(&self, uid: &PodUid) -> Option<&'static str> {
+        self.state.pending_reason(uid).map(PendingReason::label)
+    }
+
+    fn sm_requests(&self) -> Vec<&Logged> {
+        self.log
+            .iter()
+            .filter(|l| matches!(l, Logged::Sm(..)))
+            .collect()
+    }
+}
+
+#[test]
+fn nothing_happens_before_pods_nads_and_the_sm_are_read() {
+    let mut w = World::default_range();
+    w.nad("default", "ib-sriov-network", IB5);
+    w.pod("default", "p", r#"[{"name":"ib-sriov-network"}]"#);
+    assert_eq!(w.state.plan(), Plan::default());
+    w.state.pods_synced();
+    w.state.nads_synced();
+    let plan = w.state.plan();
+    assert!(
+        plan.list_sm && plan.sm.is_empty() && plan.patches.is_empty(),
+        "{plan:?}"
+    );
+    // Until the listing arrives, nothing else is decided, and the listing is asked for once.
+    assert!(w.state.plan().is_idle());
+    w.state.sm_listed(std::iter::empty());
+    let plan = w.state.plan();
+    assert_eq!(plan.sm.len(), 1);
+}
+
+/// Go example 1: generated GUID (the range start), one UFM add, then the patch.
+#[test]
+fn generated_guid_joins_the_pkey_before_the_pod_is_configured() {
+    let mut w = World::default_range().synced();
+    w.nad("default", "ib-sriov-network", IB5);
+    let p = w.pod("default", "p", r#"[{"name": "ib-sriov-network"}]"#);
+    w.settle();
+    let guid = g("02:00:00:00:00:00:00:00");
+    assert_eq!(
+        w.log,
+        vec![
+            Logged::Sm(SmOp::Add, pk("0x5"), vec![guid]),
+            Logged::Configured("p".into(), vec![guid])
+        ]
+    );
+    assert_eq!(
+        w.annotation(&p),
+        serde_json::json!([{"name":"ib-sriov-network","cni-args":{"guid":"02:00:00:00:00:00:00:00","mellanox.infiniband.app":"configured","pkey":"0x5"}}])
+    );
+    assert_eq!(w.members("0x5"), BTreeSet::from([guid]));
+    assert!(w.state.ledger().get(guid).unwrap().configured);
+    assert_eq!(w.state.pool().allocated_count(), 1);
+}
+
+/// Go example 5: a NAD without pkey is GUID-only: no subnet-manager call, still configured.
+#[test]
+fn guid_only_network_needs_no_subnet_manager() {
+    let mut w = World::default_range().synced();
+    w.nad("default", "ib", GUID_ONLY);
+    let p = w.pod("default", "p", "ib");
+    w.settle();
+    assert!(w.sm_requests().is_empty());
+    let a = w.annotation(&p);
+    assert_eq!(a[0]["cni-args"]["pkey"], "");
+    assert_eq!(a[0]["cni-args"]["mellanox.infiniband.app"], "configured");
+    assert_eq!(a[0]["cni-args"]["guid"], "02:00:00:00:00:00:00:00");
+}
+
+/// Go example 2: capability `infinibandGUID` writes `infiniband-guid`; the NAD's pkey text is kept.
+#[test]
+fn runtime_config_capability_writes_infiniband_guid() {
+    let mut w = World::default_range().synced();
+    w.nad("ml", "ib-net", IB_CAP);
+    let p = w.pod("ml", "p", "ib-net@ib0");
+    w.settle();
+    let a = w.annotation(&p);
+    assert_eq!(a[0]["infiniband-guid"], "02:00:00:00:00:00:00:00");
+    assert_eq!(a[0]["interface"], "ib0");
+    assert_eq!(a[0]["cni-args"]["pkey"], "0x00FF");
+    assert!(a[0]["cni-args"].get("guid").is_none());
+    assert_eq!(w.members("0xff").len(), 1);
+}
+
+/// Go example 4: two interfaces on one network and a non-IB network: one SM request with both GUIDs,
+/// one patch (Go bug B9 patched N² times).
+#[test]
+fn several_interfaces_one_request_one_patch() {
+    let mut w = World::default_range().synced();
+    w.nad("default", "ib-sriov-network", IB5);
+    w.nad("other", "macvlan", MACVLAN);
+    let p = w.pod(
+        "default",
+        "p",
+        r#"[{"name":"ib-sriov-network","interface":"ib0"},{"name":"ib-sriov-network"},{"name":"macvlan","namespace":"other"}]"#,
+    );
+    w.settle();
+    let (g0, g1) = (g("02:00:00:00:00:00:00:00"), g("02:00:00:00:00:00:00:01"));
+    assert_eq!(
+        w.log,
+        vec![
+            Logged::Sm(SmOp::Add, pk("0x5"), vec![g0, g1]),
+            Logged::Configured("p".into(), vec![g0, g1])
+        ]
+    );
+    let a = w.annotation(&p);
+    assert_eq!(a[0]["cni-args"]["guid"], "02:00:00:00:00:00:00:00");
+    assert_eq!(a[1]["cni-args"]["guid"], "02:00:00:00:00:00:00:01");
+    assert_eq!(
+        a[2],
+        serde_json::json!({"name":"macvlan","namespace":"other"})
+    );
+}
+
+/// Go example 3: a user GUID is used as written (case kept) and joins the pkey.
+#[test]
+fn requested_guid_is_kept_verbatim() {
+    let mut w = World::default_range().synced();
+    w.nad("default", "ib-sriov-network", IB5);
+    let p = w.pod(
+        "default",
+        "p",
+        r#"[{"name":"ib-sriov-network","cni-args":{"guid":"02:00:00:00:00:00:AB:CD"}}]"#,
+    );
+    w.settle();
+    assert_eq!(
+        w.annotation(&p)[0]["cni-args"]["guid"],
+        "02:00:00:00:00:00:AB:CD"
+    );
+    assert_eq!(
+        w.members("0x5"),
+        BTreeSet::from([g("02:00:00:00:00:00:ab:cd")])
+    );
+    // `infiniband-guid` wins over cni-args.guid.
+    let q = w.pod(
+        "default",
+        "q",
+        r#"[{"name":"ib-sriov-network","infiniband-guid":"02-00-00-00-00-00-00-77","cni-args":{"guid":"02:00:00:00:00:00:00:78"}}]"#,
+    );
+    w.settle();
+    assert_eq!(
+        w.annotation(&q)[0]["infiniband-guid"],
+        "02-00-00-00-00-00-00-77"
+    );
+    assert!(w.members("0x5").contains(&g("02:00:00:00:00:00:00:77")));
+    assert!(!w.members("0x5").contains(&g("02:00:00:00:00:00:00:78")));
+}
+
+#[test]
+fn bad_requested_guids_wait_with_a_reason() {
+    let mut w = World::new("02:00:00:00:00:00:00:00", "02:00:00:00:00:00:00:ff").synced();
+    w.nad("default", "ib", IB5);
+    let out = w.pod(
+        "default",
+        "out",
+        r#"[{"name":"ib","cni-args":{"guid":"02:00:00:00:00:00:01:00"}}]"#,
+    );
+    let bad = w.pod(
+        "default",
+        "bad",
+        r#"[{"name":"ib","cni-args":{"guid":"02:00:00:00:00:00"}}]"#,
+    );
+    let ok = w.pod("default", "ok", "ib");
+    w.settle();
+    assert_eq!(w.reason(&out), Some("GUIDOutOfRange"));
+    assert_eq!(w.reason(&bad), Some("InvalidGUID"));
+    assert_eq!(w.reason(&ok), None);
+    assert_eq!(
+        w.annotation(&ok)[0]["cni-args"]["mellanox.infiniband.app"],
+        "configured"
+    );
+    assert!(
+        w.annotation(&out)[0]["cni-args"]
+            .get("mellanox.infiniband.app")
+            .is_none()
+    );
+    let msg = w.state.pending_reason(&out).unwrap().to_string();
+    assert!(
+        msg.contains("02:00:00:00:00:00:01:00") && msg.contains("outside the GUID pool range"),
+        "{msg}"
+    );
+    let msg = w.state.pending_reason(&bad).unwrap().to_string();
+    assert!(msg.contains("6-byte"), "{msg}");
+}
+
+/// Go bug B7: a second live pod asking for a GUID in use waits; the first keeps its membership.
+#[test]
+fn no_stealing_and_the_waiter_gets_it_when_released() {
+    let mut w = World::default_range().synced();
+    w.nad("default", "ib", IB5);
+    let guid = g("02:00:00:00:00:00:00:42");
+    let first = w.pod(
+        "default",
+        "first",
+        r#"[{"name":"ib","cni-args":{"guid":"02:00:00:00:00:00:00:42"}}]"#,
+    );
+    w.settle();
+    let second = w.pod(
+        "default",
+        "second",
+        r#"[{"name":"ib","cni-args":{"guid":"02:00:00:00:00:00:00:42"}}]"#,
+    );
+    w.settle();
+    assert_eq!(w.reason(&second), Some("GUIDInUse"));
+    assert!(
+        w.state
+            .pending_reason(&second)
+            .unwrap()
+            .to_string()
+            .contains("default/first")
+    );
+    assert!(
+        w.pending_seen
+            .iter()
+            .any(|(n, r)| n == "second" && r.label() == "GUIDInUse")
+    );
+    assert_eq!(w.members("0x5"), BTreeSet::from([guid]));
+    assert_eq!(w.state.ledger().get(guid).unwrap().owner.pod, first);
+    let log_len = w.log.len();
+
+    w.delete(&first);
+    w.settle();
+    // Removed for the first, then added for the second, then the second is configured.
+    assert_eq!(
+        w.log[log_len..],
+        [
+            Logged::Sm(SmOp::Remove, pk("0x5"), vec![guid]),
+            Logged::Sm(SmOp::Add, pk("0x5"), vec![guid]),
+            Logged::Configured("second".into(), vec![guid]),
+        ]
+    );
+    assert_eq!(w.state.ledger().get(guid).unwrap().owner.pod, second);
+    assert_eq!(w.reason(&second), None);
+}
+
+#[test]
+fn deleted_and_finished_pods_release_their_guids() {
+    let mut w = World::default_range().synced();
+    w.nad("default", "ib", IB5);
+    let a = w.pod("default", "a", "ib");
+    let b = w.pod("default", "b", "ib, ib");
+    w.settle();
+    assert_eq!(w.members("0x5").len(), 3);
+    w.delete(&a);
+    w.edit(&b, |v| v.phase = PodPhase::Succeeded);
+    w.settle();
+    assert!(w.sm.is_empty(), "{:?}", w.sm);
+    assert_eq!(w.state.pool().allocated_count(), 0);
+    assert!(w.state.ledger().is_empty());
+}
+
+/// Go bug B11: removal uses the pkey recorded at add time even when the NAD changed or is gone.
+#[test]
+fn removal_survives_a_deleted_or_changed_nad() {
+    let mut w = World::default_range().synced();
+    w.nad("default", "ib", IB5);
+    let a = w.pod("default", "a", "ib");
+    w.settle();
+    w.state.delete_nad(&NetworkRef::new("default", "ib"));
+    w.delete(&a);
+    w.settle();
+    assert!(w.sm.is_empty());
+
+    w.nad("default", "ib", IB5);
+    let b = w.pod("default", "b", "ib");
+    w.settle();
+    w.nad("default", "ib", r#"{"type":"ib-sriov","pkey":"0x6"}"#);
+    w.delete(&b);
+    w.settle();
+    assert!(w.sm.is_empty(), "{:?}", w.sm);
+}
+
+#[test]
+fn a_pod_waiting_for_its_nad_is_woken_when_it_appears() {
+    let mut w = World::default_range().synced();
+    let p = w.pod("default", "p", "ib");
+    w.settle();
+    assert_eq!(w.reason(&p), Some("NetworkNotFound"));
+    w.nad("default", "ib", IB5);
+    w.settle();
+    assert_eq!(w.reason(&p), None);
+    assert_eq!(
+        w.annotation(&p)[0]["cni-args"]["mellanox.infiniband.app"],
+        "configured"
+    );
+}
+
+#[test]
+fn invalid_nads_and_annotations_are_reported_and_harm_nobody_else() {
+    let mut w = World::default_range().synced();
+    w.nad("default", "zero", r#"{"type":"ib-sriov","pkey":"0x0"}"#);
+    w.nad("default", "mgmt", r#"{"type":"ib-sriov","pkey":"0x7fff"}"#);
+    w.nad("default", "big", r#"{"type":"ib-sriov","pkey":"0x8000"}"#);
+    w.nad("default", "dec", r#"{"type":"ib-sriov","pkey":"1234"}"#);
+    w.nad("default", "broken", "{not json");
+    w.nad("default", "ib", IB5);
+    let mut bad = Vec::new();
+    for n in ["zero", "mgmt", "big", "dec", "broken"] {
+        bad.push((n, w.pod("default", &format!("p-{n}"), n)));
+    }
+    let not_json = w.pod("default", "not-json", "[{");
+    let object = w.pod("default", "object", r#"{"name":"ib"}"#);
+    let number = w.pod(
+        "default",
+        "number",
+        r#"[{"name":"ib","cni-args":{"guid":5}}]"#,
+    );
+    let good = w.pod("default", "good", "ib");
+    w.settle();
+    for (n, uid) in &bad {
+        assert_eq!(w.reason(uid), Some("InvalidNetwork"), "{n}");
+    }
+    let msg = w.state.pending_reason(&bad[1].1).unwrap().to_string();
+    assert!(
+        msg.contains("default/mgmt") && msg.contains("\"0x7fff\"") && msg.contains("management"),
+        "{msg}"
+    );
+    for uid in [&not_json, &object, &number] {
+        assert_eq!(w.reason(uid), Some("InvalidNetworkAnnotation"));
+    }
+    assert_eq!(w.reason(&good), None);
+    assert_eq!(w.members("0x5").len(), 1);
+    assert_eq!(w.state.pending_by_reason().get("InvalidNetwork"), Some(&5));
+    // Fixing the NAD wakes its pod.
+    w.nad("default", "zero", IB5);
+    w.settle();
+    assert_eq!(w.reason(&bad[0].1), None);
+}
+
+/// Go bugs B2/B3/B8: the leader-start rebuild keeps configured pods' GUIDs (even with no SM record),
+/// reports duplicates instead of crash-looping, and never hands out an owned GUID.
+#[test]
+fn leader_start_rebuild_is_the_union_of_pods_and_sm() {
+    let mut w = World::new("02:00:00:00:00:00:00:00", "02:00:00:00:00:00:00:03");
+    w.nad("default", "ib", GUID_ONLY);
+    let configured = r#"[{"name":"ib","cni-args":{"guid":"02:00:00:00:00:00:00:00","mellanox.infiniband.app":"configured","pkey":""}}]"#;
+    let owner = w.pod("default", "owner", configured);
+    let dup = w.pod("default", "dup", configured);
+    // The SM holds another GUID of the range in a partition nobody asked for: drift, removed.
+    w.sm_seed("0x9", "02:00:00:00:00:00:00:01");
+    // The default partition is never touched, but its GUIDs are not handed out.
+    w.sm_seed("0x7fff", "02:00:00:00:00:00:00:02");
+    // Outside the range: not ours.
+    w.sm_seed("0x9", "03:00:00:00:00:00:00:01");
+    let fresh = w.pod("default", "fresh", "ib");
+    w.state.pods_synced();
+    w.state.nads_synced();
+    w.settle();
+    // One of the two keeps it (the first planned), the other is reported; neither crashes anything.
+    let kept = w
+        .state
+        .ledger()
+        .get(g("02:00:00:00:00:00:00:00"))
+        .unwrap()
+        .owner
+        .pod
+        .clone();
+    let other = if kept == owner { &dup } else { &owner };
+    assert!(kept == owner || kept == dup);
+    assert_eq!(w.reason(other), Some("DuplicateGUID"));
+    assert_eq!(w.reason(&kept), None);
+    // The fresh pod got a GUID nobody holds: 01 after its drift removal, never 00 or 02.
+    let got = w.annotation(&fresh)[0]["cni-args"]["guid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        got == "02:00:00:00:00:00:00:01" || got == "02:00:00:00:00:00:00:03",
+        "{got}"
+    );
+    assert!(
+        w.members("0x9")
+            .iter()
+            .all(|g| !GuidRange::new(g_("00"), g_("03")).unwrap().contains(*g))
+    );
+    assert!(w.members("0x9").contains(&g("03:00:00:00:00:00:00:01")));
+    assert!(w.members("0x7fff").contains(&g("02:00:00:00:00:00:00:02")));
+}
+
+fn g_(last: &str) -> Guid {
+    g(&format!("02:00:00:00:00:00:00:{last}"))
+}
+
+/// Go bug B1: an exhausted pool asks the SM again and the waiting pod gets the first released GUID.
+#[test]
+fn exhaustion_resyncs_and_retries() {
+    let mut w = World::new("02:00:00:00:00:00:00:01", "02:00:00:00:00:00:00:02").synced();
+    w.nad("default", "ib", IB5);
+    let a = w.pod("default", "a", "ib");
+    let _b = w.pod("default", "b", "ib");
+    w.settle();
+    let c = w.pod("default", "c", "ib");
+    let plan = w.state.plan();
+    assert!(plan.list_sm, "exhaustion must re-read the SM");
+    assert_eq!(plan.pending.len(), 1);
+    assert_eq!(plan.pending[0].reason.label(), "GUIDPoolExhausted");
+    w.execute(plan);
+    w.settle();
+    assert_eq!(w.reason(&c), Some("GUIDPoolExhausted"));
+    w.delete(&a);
+    w.settle();
+    assert_eq!(w.reason(&c), None);
+    assert_eq!(
+        w.annotation(&c)[0]["cni-args"]["guid"],
+        "02:00:00:00:00:00:00:01"
+    );
+}
+
+#[test]
+fn sm_failures_wait_for_a_retry_and_never_configure() {
+    let mut w = World::default_range().synced();
+    w.nad("default", "ib", IB5);
+    w.failing.insert(pk("0x5"));
+    let p = w.pod("default", "p", "ib");
+    w.settle();
+    assert_eq!(w.reason(&p), Some("SubnetManagerFailed"));
+    assert!(
+        w.state
+            .pending_reason(&p)
+            .unwrap()
+            .to_string()
+            .contains("status 500")
+    );
+    assert!(!w.log.iter().any(|l| matches!(l, Logged::Configured(..))));
+    // Nothing is retried until the caller's backoff says so.
+    assert!(w.state.plan().is_idle());
+    w.failing.clear();
+    w.state.retry_guids(&[g("02:00:00:00:00:00:00:00")]);
+    w.settle();
+    assert_eq!(w.reason(&p), None);
+    assert_eq!(
+        w.annotation(&p)[0]["cni-args"]["mellanox.infiniband.app"],
+        "configured"
+    );
+}
+
+/// A concurrent edit wins the race: the patch conflicts and is planned again on the new version,
+/// keeping the user's change (Go bug B16 clobbered it).
+#[test]
+fn conflicting_patch_is_replanned_on_the_newer_pod() {
+    let mut w = World::default_range().synced();
+    w.nad("default", "ib", IB5);
+    let p = w.pod("default", "p", r#"[{"name":"ib"}]"#);
+    let plan = w.plan_until_patch();
+    // The user edits the element before our patch lands.
+    w.edit(&p, |v| {
+        v.networks = Some(r#"[{"name":"ib","mac":"c2:b0:57:49:47:f1"}]"#.into())
+    });
+    w.execute(plan);
+    w.settle();
+    let a = w.annotation(&p);
+    assert_eq!(a[0]["mac"], "c2:b0:57:49:47:f1");
+    assert_eq!(a[0]["cni-args"]["mellanox.infiniband.app"], "configured");
+    assert_eq!(w.members("0x5").len(), 1);
+}
+
+#[test]
+fn patch_not_found_releases_the_guid() {
+    let mut w = World::default_range().synced();
+    w.nad("default", "ib", IB5);
+    let p = w.pod("default", "p", "ib");
+    let plan = w.plan_until_patch();
+    w.pods.remove(&p.0);
+    w.execute(plan);
+    w.settle();
+    assert!(w.sm.is_empty());
+    assert_eq!(w.state.pool().allocated_count(), 0);
+}
+
+/// Crash between the SM add and the patch: the next leader sees an unconfigured pod and an unowned SM
+/// member; it removes the stray member and configures the pod. Nothing leaks.
+#[test]
+fn restart_after_a_crash_between_add_and_patch_converges() {
+    let mut w = World::default_range();
+    w.nad("default", "ib", IB5);
+    let p = w.pod("default", "p", "ib");
+    w.sm_seed("0x5", "02:00:00:00:00:00:00:00");
+    w.sm_seed("0x5", "02:00:00:00:00:00:00:07");
+    w.state.pods_synced();
+    w.state.nads_synced();
+    w.settle();
+    let got = g(w.annotation(&p)[0]["cni-args"]["guid"].as_str().unwrap());
+    assert_eq!(w.members("0x5"), BTreeSet::from([got]));
+    assert_eq!(w.state.pool().allocated_count(), 1);
+}
+
+#[test]
+fn terminating_pods_keep_their_guids_until_gone_and_get_no_configuration() {
+    let mut w = World::default_range().synced();
+    w.nad("default", "ib", IB5);
+    let a = w.pod("default", "a", "ib");
+    w.settle();
+    w.edit(&a, |v| v.deleting = true);
+    let b = w.pod("default", "b", "ib");
+    w.edit(&b, |v| v.deleting = true);
+    w.settle();
+    assert_eq!(w.members("0x5").len(), 1);
+    assert!(w.annotation(&b)[0].get("cni-args").is_none());
+    w.delete(&a);
+    w.settle();
+    assert!(w.sm.is_empty());
+}
+
+#[test]
+fn running_unconfigured_pods_are_configured_and_unscheduled_ones_wait() {
+    let mut w = World::default_range().synced();
+    w.nad("default", "ib", IB5);
+    let running = w.pod("default", "running", "ib");
+    w.edit(&running, |v| v.phase = PodPhase::Running);
+    let unscheduled = w.pod("default", "unscheduled", "ib");
+    w.edit(&unscheduled, |v| v.node_name = None);
+    let host = w.pod("default", "host", "ib");
+    w.edit(&host, |v| v.host_network = true);
+    w.settle();
+    assert_eq!(
+        w.annotation(&running)[0]["cni-args"]["mellanox.infiniband.app"],
+        "configured"
+    );
+    assert!(w.annotation(&unscheduled)[0].get("cni-args").is_none());
+    assert!(w.annotation(&host)[0].get("cni-args").is_none());
+    w.edit(&unscheduled, |v| v.node_name = Some("node-2".into()));
+    w.settle();
+    assert_eq!(
+        w.annotation(&unscheduled)[0]["cni-args"]["mellanox.infiniband.app"],
+        "configured"
+    );
+}
+
+/// The same network name in two namespaces is two networks (Go bug B10).
+#[test]
+fn namespaces_are_part_of_the_network_identity() {
+    let mut w = World::default_range().synced();
+    w.nad("ns1", "ib", IB5);
+    w.nad("ns2", "ib", r#"{"type":"ib-sriov","pkey":"0x6"}"#);
+    let p = w.pod("ns1", "p", "ns1/ib, ns2/ib");
+    w.settle();
+    assert_eq!(w.members("0x5").len(), 1);
+    assert_eq!(w.members("0x6").len(), 1);
+    let a = w.annotation(&p);
+    assert_ne!(a[0]["cni-args"]["guid"], a[1]["cni-args"]["guid"]);
+}
+
+#[test]
+fn pending_labels_are_listed() {
+    let reasons = [
+        PendingReason::NadMissing {
+            network: NetworkRef::new("a", "b"),
+        },
+        PendingReason::PoolExhausted {
+            range: GuidRange::new(g_("01"), g_("02")).unwrap(),
+            capacity: 2,
+        },
+        PendingReason::SubnetManagerFailed {
+            message: "x".into(),
+        },
+        PendingReason::PatchFailed {
+            message: "x".into(),
+        },
+        PendingReason::TooManyPKeys {
+            node: "n".into(),
+            limit: 128,
+        },
+    ];
+    for r in reasons {
+        assert!(PendingReason::LABELS.contains(&r.label()), "{}", r.label());
+    }
+}
+
+// === property test: random worlds converge to the invariants ===
+
+#[derive(Debug, Clone)]
+enum Step {
+    NewPod {
+        nets: Vec<usize>,
+        requested: Option<u8>,
+    },
+    DeletePod(usize),
+    FinishPod(usize),
+    FailPkey(usize),
+    HealAll,
+    RunOnce,
+    Resync,
+    /// Plan and queue the work without doing it.
+    PlanOnly,
+    /// Finish one queued piece of work, chosen by index (so work completes out of order).
+    Complete(usize),
+    /// Someone else edits the pod (a label, say): patches planned before conflict.
+    Touch(usize),
+}
+
+const NADS: [(&str, &str); 4] = [
+    ("ib5", r#"{"type":"ib-sriov","pkey":"0x5"}"#),
+    (
+        "ib6",
+        r#"{"type":"ib-sriov","pkey":"0x6","capabilities":{"infinibandGUID":true}}"#,
+    ),
+    ("gonly", r#"{"type":"ib-sriov"}"#),
+    ("mac", r#"{"type":"macvlan"}"#),
+];
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        5 => (prop::collection::vec(0usize..5, 1..4), prop::option::of(0u8..24))
+            .prop_map(|(nets, requested)| Step::NewPod { nets, requested }),
+        2 => (0usize..64).prop_map(Step::DeletePod),
+        1 => (0usize..64).prop_map(Step::FinishPod),
+        1 => (0usize..2).prop_map(Step::FailPkey),
+        1 => Just(Step::HealAll),
+        3 => Just(Step::RunOnce),
+        1 => Just(Step::Resync),
+        3 => Just(Step::PlanOnly),
+        4 => (0usize..16).prop_map(Step::Complete),
+        1 => (0usize..64).prop_map(Step::Touch),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// For random pods, NADs, SM contents and failures, after the faults stop and the plans run:
+    /// every live IB interface that nothing blocks has a unique GUID that is a member of its PKey, and
+    /// nothing else in the pool range is a member; the pool counts exactly what is owned or held.
+    #[test]
+    fn plans_converge_to_the_invariants(
+        seed_sm in prop::collection::vec((0u8..24, 0usize..3), 0..6),
+        steps in prop::collection::vec(step(), 1..40),
+    ) {
+        // A small range so that exhaustion and reuse happen.
+        let mut w = World::new("02:00:00:00:00:00:00:00", "02:00:00:00:00:00:00:13");
+        for (i, (name, config)) in NADS.iter().enumerate() {
+            if i < 4 { w.nad("default", name, config); }
+        }
+        for (low, p) in seed_sm {
+            let pkey = ["0x5", "0x6", "0x7fff"][p];
+            w.sm_seed(pkey, &format!("02:00:00:00:00:00:00:{low:02x}"));
+        }
+        w.state.pods_synced();
+        w.state.nads_synced();
+        let mut uids: Vec<PodUid> = Vec::new();
+        for (n, s) in steps.into_iter().enumerate() {
+            match s {
+                Step::NewPod { nets, requested } => {
+                    let mut elements = Vec::new();
+                    for (k, net) in nets.iter().enumerate() {
+                        // Index 4 names a NAD that does not exist.
+                        let name = NADS.get(*net).map_or("missing", |(n, _)| *n);
+                        let mut e = serde_json::json!({"name": name, "interface": format!("if{k}")});
+                        if k == 0 && let Some(low) = requested {
+                            e["cni-args"] = serde_json::json!({"guid": format!("02:00:00:00:00:00:00:{low:02X}")});
+                        }
+                        elements.push(e);
+                    }
+                    uids.push(w.pod("default", &format!("p{n}"), &Value::Array(elements).to_string()));
+                }
+                Step::DeletePod(i) => if !uids.is_empty() {
+                    let uid = uids[i % uids.len()].clone();
+                    if w.pods.contains_key(&uid.0) { w.delete(&uid); }
+                }
+                Step::FinishPod(i) => if !uids.is_empty() {
+                    let uid = uids[i % uids.len()].clone();
+                    if w.pods.contains_key(&uid.0) { w.edit(&uid, |v| v.phase = PodPhase::Failed); }
+                }
+                Step::FailPkey(i) => { w.failing.insert(pk(["0x5", "0x6"][i])); }
+                Step::HealAll => w.failing.clear(),
+                Step::RunOnce => { let plan = w.state.plan(); w.execute(plan); }
+                Step::Resync => w.state.resync(),
+                Step::PlanOnly => { let plan = w.state.plan(); w.enqueue(plan); }
+                Step::Complete(i) => if !w.queue.is_empty() { let n = w.queue.len(); w.complete(i % n); }
+                Step::Touch(i) => if !uids.is_empty() {
+                    let uid = uids[i % uids.len()].clone();
+                    if w.pods.contains_key(&uid.0) { w.edit(&uid, |_| {}); }
+                }
+            }
+        }
+        // Faults stop; queued work finishes; every failed GUID is retried, as the controller's backoff would.
+        w.failing.clear();
+        while !w.queue.is_empty() { w.complete(0); }
+        for _ in 0..3 {
+            let failed: Vec<Guid> = w.state.sm_failed.keys().copied().collect();
+            w.state.retry_guids(&failed);
+            w.settle();
+        }
+        prop_assert!(w.state.sm_failed.is_empty());
+        check_invariants(&w)?;
+    }
+}
+
+fn check_invariants(w: &World) -> Result<(), TestCaseError> {
+    let range = w.state.pool().range();
+    let mut expected: BTreeSet<(String, Guid)> = BTreeSet::new();
+    let mut owners: BTreeMap<Guid, String> = BTreeMap::new();
+    for view in w.pods.values() {
+        if view.is_finished() {
+            continue;
+        }
+        let raw = view.networks.as_deref().unwrap();
+        let a = crate::annotation::NetworksAnnotation::parse(raw, &view.namespace).unwrap();
+        let blocked = w.state.pending_reason(&view.uid);
+        for s in a.selections() {
+            let nad = NADS.iter().find(|(n, _)| *n == s.network.name);
+            let Some((_, config)) = nad else {
+                prop_assert!(
+                    blocked.is_some(),
+                    "{} uses a missing NAD and is not blocked",
+                    view.name
+                );
+                continue;
+            };
+            if config.contains("macvlan") {
+                continue;
+            }
+            if !s.configured {
+                // Only a reason may keep an IB interface unconfigured.
+                prop_assert!(
+                    blocked.is_some(),
+                    "{} {} not configured and not blocked",
+                    view.name,
+                    s.interface
+                );
+                continue;
+            }
+            let guid = Guid::parse(&s.guid.as_ref().unwrap().0).unwrap();
+            prop_assert!(range.contains(guid));
+            if let Some(other) = owners.insert(guid, view.name.clone()) {
+                prop_assert!(false, "{guid} configured for {other} and {}", view.name);
+            }
+            let pkey = s.pkey.clone().unwrap();
+            if !pkey.is_empty() {
+                let name = format!("0x{:x}", PKey::parse(&pkey).unwrap().get());
+                expected.insert((name, guid));
+            }
+        }
+    }
+    let actual: BTreeSet<(String, Guid)> =
+        w.sm.iter()
+            .filter(|(g, _)| range.contains(**g))
+            .flat_map(|(g, ps)| {
+                ps.iter()
+                    .filter(|p| *p != "0x7fff")
+                    .map(move |p| (p.clone(), *g))
+            })
+            .collect();
+    prop_assert_eq!(&actual, &expected);
+    // The pool holds exactly what pods own or the SM holds.
+    let held: BTreeSet<Guid> = owners
+        .keys()
+        .copied()
+        .chain(w.sm.keys().copied().filter(|g| range.contains(*g)))
+        .collect();
+    prop_assert_eq!(w.state.pool().allocated_count(), held.len() as u64);
+    // No interface was marked configured before its GUID was a member of its pkey.
+    prop_assert!(w.violations.is_empty(), "{:?}", w.violations);
+    Ok(())
+}

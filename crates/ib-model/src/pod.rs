@@ -1,0 +1,103 @@
+//! The compact view of a pod that the controller keeps: only what decisions need, never the pod spec.
+
+use crate::annotation::NetworkRef;
+
+/// A pod's `metadata.uid`. Ownership is keyed by uid, not name, so a re-created pod with the same name
+/// is a different owner.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PodUid(pub String);
+
+impl std::fmt::Display for PodUid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PodPhase {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Unknown,
+}
+
+impl PodPhase {
+    /// Reads `status.phase`; a missing or unknown phase is `Unknown`, which is handled like `Pending`.
+    pub fn parse(phase: Option<&str>) -> Self {
+        match phase {
+            Some("Pending") => PodPhase::Pending,
+            Some("Running") => PodPhase::Running,
+            Some("Succeeded") => PodPhase::Succeeded,
+            Some("Failed") => PodPhase::Failed,
+            _ => PodPhase::Unknown,
+        }
+    }
+}
+
+/// Who a pod is, for patches, Events and messages.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PodRef {
+    pub uid: PodUid,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for PodRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// What the controller remembers of a pod.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodView {
+    pub uid: PodUid,
+    pub namespace: String,
+    pub name: String,
+    pub resource_version: String,
+    pub node_name: Option<String>,
+    pub host_network: bool,
+    pub phase: PodPhase,
+    /// `metadata.deletionTimestamp` is set: the pod is terminating and gets no new configuration, but
+    /// keeps its GUIDs until it is gone, because its containers may still be using them.
+    pub deleting: bool,
+    /// The raw `k8s.v1.cni.cncf.io/networks` annotation.
+    pub networks: Option<String>,
+}
+
+impl PodView {
+    pub fn pod_ref(&self) -> PodRef {
+        PodRef {
+            uid: self.uid.clone(),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        }
+    }
+
+    /// Succeeded and Failed pods never run again: their GUIDs are released as if they were deleted.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.phase, PodPhase::Succeeded | PodPhase::Failed)
+    }
+
+    /// Whether the pod may still be configured: scheduled, not finished, not terminating.
+    pub fn wants_configuration(&self) -> bool {
+        self.node_name.as_deref().is_some_and(|n| !n.is_empty())
+            && !self.is_finished()
+            && !self.deleting
+    }
+}
+
+/// The identity of one IB interface: the owner of a GUID.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct InterfaceKey {
+    pub pod: PodUid,
+    pub network: NetworkRef,
+    pub interface: String,
+}
+
+impl std::fmt::Display for InterfaceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}/{}", self.pod, self.network, self.interface)
+    }
+}

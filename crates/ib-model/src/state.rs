@@ -1,0 +1,472 @@
+//! The controller's whole decision state, updated by inputs and outcomes, read by the planner.
+//!
+//! Inputs are the watch streams (`apply`/`delete`/`reset` of pods and NADs), the subnet manager's
+//! listings, and the outcomes of the requests the planner asked for. Nothing here performs I/O or
+//! reads a clock: retries after a failure wait until the caller says so (`retry_*`), which is where
+//! the controller's backoff timers plug in.
+//!
+//! The pool is kept equal to "owned ∪ known to the subnet manager ∪ in flight" for every GUID of the
+//! range, so a GUID is never generated while anything still holds it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use crate::annotation::NetworkRef;
+use crate::guid::Guid;
+use crate::ledger::{Claim, Ledger};
+use crate::membership::SmMembership;
+use crate::nad::{self, NadError, NadKind};
+use crate::pending::{Pending, PendingReason};
+use crate::pkey::PKey;
+use crate::pod::{InterfaceKey, PodRef, PodUid, PodView};
+use crate::pool::{GuidPool, GuidRange};
+
+/// A subnet-manager membership change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SmOp {
+    Add,
+    Remove,
+}
+
+/// One request to the subnet manager: every GUID of one partition that needs the same change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SmRequest {
+    pub op: SmOp,
+    pub pkey: PKey,
+    pub guids: Vec<Guid>,
+}
+
+/// A new networks annotation for one pod, valid only for the resourceVersion it was computed from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodPatch {
+    pub pod: PodRef,
+    pub resource_version: String,
+    pub annotation: String,
+    /// The GUIDs this patch marks configured.
+    pub guids: Vec<Guid>,
+}
+
+/// How a pod patch ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PatchOutcome {
+    /// Stored; the pod as the API server returned it.
+    Applied(PodView),
+    /// The pod changed since the planned resourceVersion (or was re-created): plan again on the newer view.
+    Conflict,
+    /// No pod with that uid exists any more.
+    NotFound,
+    Failed(String),
+}
+
+/// What the planner decided. The I/O parts (`list_sm`, `sm`, `patches`) are for the executors; the rest
+/// records state changes already made, for logs, metrics and Events.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Ask the subnet manager for every GUID it holds.
+    pub list_sm: bool,
+    pub sm: Vec<SmRequest>,
+    pub patches: Vec<PodPatch>,
+    pub allocated: Vec<(Guid, InterfaceKey)>,
+    pub released: Vec<Guid>,
+    /// Pods whose reason for waiting changed to this one.
+    pub pending: Vec<Pending>,
+}
+
+impl Plan {
+    /// Nothing for the executors to do.
+    pub fn is_idle(&self) -> bool {
+        !self.list_sm && self.sm.is_empty() && self.patches.is_empty()
+    }
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct State {
+    pub(crate) range: GuidRange,
+    pub(crate) pool: GuidPool,
+    pub(crate) pods: HashMap<PodUid, PodView>,
+    pub(crate) nads: HashMap<NetworkRef, Result<NadKind, NadError>>,
+    pub(crate) ledger: Ledger,
+    pub(crate) sm: SmMembership,
+    /// At most one subnet-manager change in flight per GUID keeps the known membership exact.
+    pub(crate) sm_ops: HashMap<Guid, (SmOp, PKey)>,
+    /// GUIDs whose last request failed, with the error; left alone until `retry_guids`.
+    pub(crate) sm_failed: HashMap<Guid, String>,
+    /// Pods with a patch in flight, and the resourceVersion it was planned from.
+    pub(crate) patches: HashMap<PodUid, String>,
+    pub(crate) patch_failed: HashSet<PodUid>,
+    /// Pods whose unconfigured interfaces use a NAD, so that a NAD change wakes exactly them.
+    pub(crate) nad_users: HashMap<NetworkRef, HashSet<PodUid>>,
+    pub(crate) pod_nads: HashMap<PodUid, Vec<NetworkRef>>,
+    /// Pods waiting for a GUID to be released (pool exhausted, requested GUID in use).
+    pub(crate) blocked_on_release: HashSet<PodUid>,
+    pub(crate) pending: HashMap<PodUid, PendingReason>,
+    pub(crate) dirty_pods: BTreeSet<PodUid>,
+    pub(crate) dirty_guids: BTreeSet<Guid>,
+    pub(crate) pods_synced: bool,
+    pub(crate) nads_synced: bool,
+    pub(crate) sm_known: bool,
+    pub(crate) list_wanted: bool,
+    /// The completion counter when the listing in flight was asked for.
+    pub(crate) listing: Option<u64>,
+    /// Completion counter: orders subnet-manager outcomes against listings.
+    pub(crate) seq: u64,
+    /// Per GUID, the counter of its last completed change: a listing asked for before that change
+    /// cannot tell us anything about the GUID.
+    pub(crate) last_touch: HashMap<Guid, u64>,
+    /// A listing was asked for because the pool ran out, and nothing was released since.
+    pub(crate) exhaustion_listed: bool,
+    /// Records for the next plan.
+    pub(crate) out: Plan,
+}
+
+impl State {
+    pub fn new(range: GuidRange) -> Self {
+        State {
+            range,
+            pool: GuidPool::new(range),
+            pods: HashMap::new(),
+            nads: HashMap::new(),
+            ledger: Ledger::default(),
+            sm: SmMembership::default(),
+            sm_ops: HashMap::new(),
+            sm_failed: HashMap::new(),
+            patches: HashMap::new(),
+            patch_failed: HashSet::new(),
+            nad_users: HashMap::new(),
+            pod_nads: HashMap::new(),
+            blocked_on_release: HashSet::new(),
+            pending: HashMap::new(),
+            dirty_pods: BTreeSet::new(),
+            dirty_guids: BTreeSet::new(),
+            pods_synced: false,
+            nads_synced: false,
+            sm_known: false,
+            list_wanted: true,
+            listing: None,
+            seq: 0,
+            last_touch: HashMap::new(),
+            exhaustion_listed: false,
+            out: Plan::default(),
+        }
+    }
+
+    // === pods ===
+
+    pub fn apply_pod(&mut self, view: PodView) {
+        if self.pods.get(&view.uid) == Some(&view) {
+            return;
+        }
+        self.dirty_pods.insert(view.uid.clone());
+        self.pods.insert(view.uid.clone(), view);
+    }
+
+    pub fn delete_pod(&mut self, uid: &PodUid) {
+        if self.pods.remove(uid).is_some() {
+            self.dirty_pods.insert(uid.clone());
+        }
+    }
+
+    /// Replaces every pod (a re-list); pods not in `views` are gone.
+    pub fn reset_pods<I: IntoIterator<Item = PodView>>(&mut self, views: I) {
+        let mut fresh: HashMap<PodUid, PodView> =
+            views.into_iter().map(|v| (v.uid.clone(), v)).collect();
+        for (uid, old) in &self.pods {
+            if fresh.get(uid) != Some(old) {
+                self.dirty_pods.insert(uid.clone());
+            }
+        }
+        for uid in fresh.keys() {
+            if !self.pods.contains_key(uid) {
+                self.dirty_pods.insert(uid.clone());
+            }
+        }
+        std::mem::swap(&mut self.pods, &mut fresh);
+    }
+
+    /// The pod watch has delivered its initial list: ownership is complete, so GUIDs may be handed out.
+    pub fn pods_synced(&mut self) {
+        self.pods_synced = true;
+    }
+
+    // === NADs ===
+
+    /// Records a NAD from its `spec.config`.
+    pub fn apply_nad(&mut self, network: NetworkRef, config: Option<&str>) {
+        let kind = nad::classify(config);
+        if self.nads.get(&network) == Some(&kind) {
+            return;
+        }
+        self.wake_nad_users(&network);
+        self.nads.insert(network, kind);
+    }
+
+    pub fn delete_nad(&mut self, network: &NetworkRef) {
+        if self.nads.remove(network).is_some() {
+            self.wake_nad_users(network);
+        }
+    }
+
+    pub fn reset_nads<'a, I: IntoIterator<Item = (NetworkRef, Option<&'a str>)>>(
+        &mut self,
+        nads: I,
+    ) {
+        let fresh: HashMap<NetworkRef, Result<NadKind, NadError>> = nads
+            .into_iter()
+            .map(|(n, c)| (n, nad::classify(c)))
+            .collect();
+        let changed: Vec<NetworkRef> = self
+            .nads
+            .keys()
+            .chain(fresh.keys())
+            .filter(|n| self.nads.get(*n) != fresh.get(*n))
+            .cloned()
+            .collect();
+        self.nads = fresh;
+        for n in changed {
+            self.wake_nad_users(&n);
+        }
+    }
+
+    pub fn nads_synced(&mut self) {
+        self.nads_synced = true;
+    }
+
+    fn wake_nad_users(&mut self, network: &NetworkRef) {
+        if let Some(users) = self.nad_users.get(network) {
+            self.dirty_pods.extend(users.iter().cloned());
+        }
+    }
+
+    // === leadership and resync ===
+
+    /// This replica starts acting: what is in flight belongs to nobody, and the subnet manager's state
+    /// must be read before anything is decided (the leader-start rebuild).
+    pub fn begin_leading(&mut self) {
+        self.sm_ops.clear();
+        self.patches.clear();
+        self.sm_failed.clear();
+        self.patch_failed.clear();
+        self.sm_known = false;
+        self.listing = None;
+        self.list_wanted = true;
+        self.mark_all_dirty();
+    }
+
+    /// Periodic drift repair: read the subnet manager again and look at everything.
+    pub fn resync(&mut self) {
+        self.list_wanted = true;
+        self.mark_all_dirty();
+    }
+
+    fn mark_all_dirty(&mut self) {
+        self.dirty_pods.extend(self.pods.keys().cloned());
+        self.dirty_guids.extend(self.sm.guids());
+        self.dirty_guids.extend(self.ledger.iter().map(|(g, _)| g));
+    }
+
+    // === outcomes ===
+
+    /// The subnet manager's listing: (partition name as the SM writes it, GUID).
+    pub fn sm_listed<'a, I: IntoIterator<Item = (&'a str, Guid)>>(&mut self, listing: I) {
+        let asked_at = self.listing.take().unwrap_or(self.seq);
+        let fresh = SmMembership::from_listing(listing, self.range);
+        let guids: BTreeSet<Guid> = self.sm.guids().chain(fresh.guids()).collect();
+        for g in guids {
+            let changed_since = self.last_touch.get(&g).is_some_and(|s| *s > asked_at);
+            if self.sm_ops.contains_key(&g) || changed_since {
+                continue;
+            }
+            if self.sm.partitions(g) != fresh.partitions(g) {
+                self.sm.set(g, fresh.partitions(g).cloned());
+                self.sync_pool(g);
+            }
+            self.dirty_guids.insert(g);
+        }
+        self.last_touch.retain(|_, s| *s > asked_at);
+        if !self.sm_known {
+            self.sm_known = true;
+            self.mark_all_dirty();
+        }
+        // The listing may have freed GUIDs: pods waiting on an exhausted pool try again (Go bug B1).
+        self.wake_blocked();
+    }
+
+    /// The listing failed; the caller retries it after a backoff with [`resync`](Self::resync).
+    pub fn sm_list_failed(&mut self) {
+        self.listing = None;
+    }
+
+    /// A subnet-manager request ended.
+    pub fn sm_done(&mut self, request: &SmRequest, result: Result<(), String>) {
+        self.seq += 1;
+        for &g in &request.guids {
+            if self.sm_ops.get(&g) != Some(&(request.op, request.pkey)) {
+                // Not ours (asked before this replica's leadership began): the next listing tells.
+                continue;
+            }
+            self.sm_ops.remove(&g);
+            self.last_touch.insert(g, self.seq);
+            match &result {
+                Ok(()) => {
+                    match request.op {
+                        SmOp::Add => self.sm.add(g, request.pkey),
+                        SmOp::Remove => self.sm.remove(g, request.pkey),
+                    }
+                    self.sm_failed.remove(&g);
+                    self.dirty_guids.insert(g);
+                }
+                Err(message) => {
+                    self.sm_failed.insert(g, message.clone());
+                }
+            }
+            if let Some(claim) = self.ledger.get(g) {
+                self.dirty_pods.insert(claim.owner.pod.clone());
+            }
+            self.sync_pool(g);
+        }
+    }
+
+    /// Lets GUIDs whose request failed be tried again.
+    pub fn retry_guids(&mut self, guids: &[Guid]) {
+        for g in guids {
+            if self.sm_failed.remove(g).is_some() {
+                self.dirty_guids.insert(*g);
+                if let Some(claim) = self.ledger.get(*g) {
+                    self.dirty_pods.insert(claim.owner.pod.clone());
+                }
+            }
+        }
+    }
+
+    /// A pod patch ended.
+    pub fn patch_done(&mut self, uid: &PodUid, outcome: PatchOutcome) {
+        let planned_from = self.patches.remove(uid);
+        match outcome {
+            PatchOutcome::Applied(view) => {
+                self.patch_failed.remove(uid);
+                self.apply_pod(view);
+            }
+            PatchOutcome::Conflict => {
+                // If a newer view already arrived, plan on it now; otherwise the watch brings it.
+                let current = self.pods.get(uid).map(|v| &v.resource_version);
+                if current.is_some() && current != planned_from.as_ref() {
+                    self.dirty_pods.insert(uid.clone());
+                }
+            }
+            PatchOutcome::NotFound => self.delete_pod(uid),
+            PatchOutcome::Failed(message) => {
+                self.patch_failed.insert(uid.clone());
+                self.set_pending(uid, PendingReason::PatchFailed { message });
+            }
+        }
+    }
+
+    /// Lets a pod whose patch failed be planned again.
+    pub fn retry_pod(&mut self, uid: &PodUid) {
+        if self.patch_failed.remove(uid) {
+            self.dirty_pods.insert(uid.clone());
+        }
+    }
+
+    // === reading ===
+
+    pub fn pool(&self) -> &GuidPool {
+        &self.pool
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    pub fn sm_membership(&self) -> &SmMembership {
+        &self.sm
+    }
+
+    pub fn pod(&self, uid: &PodUid) -> Option<&PodView> {
+        self.pods.get(uid)
+    }
+
+    pub fn pod_count(&self) -> usize {
+        self.pods.len()
+    }
+
+    pub fn pending_reason(&self, uid: &PodUid) -> Option<&PendingReason> {
+        self.pending.get(uid)
+    }
+
+    /// Pods waiting, counted by reason label.
+    pub fn pending_by_reason(&self) -> BTreeMap<&'static str, usize> {
+        let mut counts = BTreeMap::new();
+        for reason in self.pending.values() {
+            *counts.entry(reason.label()).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// Whether anything is still in flight or waiting to be planned.
+    pub fn is_settled(&self) -> bool {
+        self.sm_ops.is_empty()
+            && self.patches.is_empty()
+            && self.dirty_pods.is_empty()
+            && self.dirty_guids.is_empty()
+            && self.listing.is_none()
+            && !self.list_wanted
+    }
+
+    // === helpers shared with the planner ===
+
+    /// Keeps the pool equal to owned ∪ SM-held ∪ in flight for one GUID.
+    pub(crate) fn sync_pool(&mut self, g: Guid) {
+        if !self.range.contains(g) {
+            return;
+        }
+        let held = self.ledger.contains(g) || self.sm.holds(g) || self.sm_ops.contains_key(&g);
+        let allocated = self.pool.is_allocated(g);
+        if held && !allocated {
+            // Cannot fail: the GUID is in range and free.
+            let _ = self.pool.allocate(g);
+        } else if !held && allocated {
+            let _ = self.pool.release(g);
+            self.sm_failed.remove(&g);
+            self.out.released.push(g);
+            self.exhaustion_listed = false;
+            self.wake_blocked();
+        }
+    }
+
+    pub(crate) fn wake_blocked(&mut self) {
+        self.dirty_pods.extend(self.blocked_on_release.drain());
+    }
+
+    pub(crate) fn claim(&mut self, g: Guid, claim: Claim) {
+        self.out.allocated.push((g, claim.owner.clone()));
+        self.ledger.insert(g, claim);
+        self.sync_pool(g);
+        self.dirty_guids.insert(g);
+    }
+
+    /// Drops an owner; the GUID leaves its partitions and returns to the pool once nothing holds it.
+    pub(crate) fn unclaim(&mut self, g: Guid) {
+        if self.ledger.remove(g).is_some() {
+            self.dirty_guids.insert(g);
+            self.sync_pool(g);
+        }
+    }
+
+    pub(crate) fn set_pending(&mut self, uid: &PodUid, reason: PendingReason) {
+        if self.pending.get(uid) == Some(&reason) {
+            return;
+        }
+        if let Some(view) = self.pods.get(uid) {
+            self.out.pending.push(Pending {
+                pod: view.pod_ref(),
+                reason: reason.clone(),
+            });
+        }
+        self.pending.insert(uid.clone(), reason);
+    }
+
+    pub(crate) fn clear_pending(&mut self, uid: &PodUid) {
+        self.pending.remove(uid);
+    }
+}
