@@ -110,7 +110,7 @@ pub struct Fabric {
 }
 
 impl Fabric {
-    pub fn new(management_membership: Option<Membership>) -> Self {
+    pub(crate) fn new(management_membership: Option<Membership>) -> Self {
         let mut fabric = Fabric {
             partitions: BTreeMap::new(),
             seen: BTreeSet::new(),
@@ -124,7 +124,7 @@ impl Fabric {
 
     /// Back to a fresh fabric: only the management partition, nothing discovered. The
     /// generation keeps counting so observers still see a change.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.partitions.clear();
         self.partitions.insert(
             MANAGEMENT_PKEY,
@@ -146,11 +146,21 @@ impl Fabric {
         self.partitions.get(&pkey)
     }
 
-    pub fn set_reject_unseen(&mut self, on: bool) {
+    /// Whether the fabric has discovered this GUID (declared through the control handle).
+    pub fn is_seen(&self, guid: Guid) -> bool {
+        self.seen.contains(&guid)
+    }
+
+    /// Whether adds of undiscovered GUIDs are refused.
+    pub fn rejects_unseen(&self) -> bool {
+        self.reject_unseen
+    }
+
+    pub(crate) fn set_reject_unseen(&mut self, on: bool) {
         self.reject_unseen = on;
     }
 
-    pub fn mark_seen(&mut self, guids: impl IntoIterator<Item = Guid>) {
+    pub(crate) fn mark_seen(&mut self, guids: impl IntoIterator<Item = Guid>) {
         self.seen.extend(guids);
     }
 
@@ -179,7 +189,7 @@ impl Fabric {
 
     /// E2: merges GUIDs into the partition, creating it if needed; re-adding a member
     /// overwrites its attributes.
-    pub fn add(&mut self, req: &GuidsRequest) -> Result<(), StateError> {
+    pub(crate) fn add(&mut self, req: &GuidsRequest) -> Result<(), StateError> {
         self.check_seen(req.members.iter().map(|(g, _)| g))?;
         let partition = self.entry(req.pkey, req.partition_name.as_deref());
         partition.ip_over_ib = req.ip_over_ib;
@@ -200,7 +210,7 @@ impl Fabric {
 
     /// E6: replaces the member list. UFM applies this as a diff, so members present before
     /// and after keep their entry; an empty list deletes the partition like a last removal.
-    pub fn set(&mut self, req: &GuidsRequest) -> Result<(), StateError> {
+    pub(crate) fn set(&mut self, req: &GuidsRequest) -> Result<(), StateError> {
         self.check_seen(req.members.iter().map(|(g, _)| g))?;
         if req.members.is_empty() {
             self.partitions.remove(&req.pkey);
@@ -230,7 +240,7 @@ impl Fabric {
 
     /// E3/E3': removes GUIDs; non-members and unknown partitions are a no-op success, and a
     /// non-management partition left empty is deleted. Returns how many GUIDs were removed.
-    pub fn remove(&mut self, req: &RemoveRequest) -> usize {
+    pub(crate) fn remove(&mut self, req: &RemoveRequest) -> usize {
         let Some(partition) = self.partitions.get_mut(&req.pkey) else {
             return 0;
         };
@@ -249,7 +259,7 @@ impl Fabric {
     }
 
     /// E7: creates an empty partition, or updates the settings of an existing one.
-    pub fn create(&mut self, req: &PartitionRequest) {
+    pub(crate) fn create(&mut self, req: &PartitionRequest) {
         let partition = self.entry(req.pkey, req.partition_name.as_deref());
         if let Some(ip_over_ib) = req.ip_over_ib {
             partition.ip_over_ib = ip_over_ib;
@@ -259,7 +269,7 @@ impl Fabric {
     }
 
     /// E9: changes QoS of an existing partition.
-    pub fn set_qos(&mut self, req: &PartitionRequest) -> Result<(), StateError> {
+    pub(crate) fn set_qos(&mut self, req: &PartitionRequest) -> Result<(), StateError> {
         let partition = self
             .partitions
             .get_mut(&req.pkey)
@@ -270,7 +280,7 @@ impl Fabric {
     }
 
     /// E8: deletes a partition with all its members.
-    pub fn delete(&mut self, pkey: u16) -> Result<(), StateError> {
+    pub(crate) fn delete(&mut self, pkey: u16) -> Result<(), StateError> {
         self.partitions
             .remove(&pkey)
             .ok_or(StateError::UnknownPkey(pkey))?;
@@ -279,13 +289,13 @@ impl Fabric {
     }
 
     /// Puts a partition in place as given, bypassing API validation (test seeding).
-    pub fn seed(&mut self, pkey: u16, partition: Partition) {
+    pub(crate) fn seed(&mut self, pkey: u16, partition: Partition) {
         self.partitions.insert(pkey, partition);
         self.generation += 1;
     }
 
     /// Drops a partition whatever it holds, including the management one (test seeding).
-    pub fn unseed(&mut self, pkey: u16) -> Option<Partition> {
+    pub(crate) fn unseed(&mut self, pkey: u16) -> Option<Partition> {
         let removed = self.partitions.remove(&pkey);
         self.generation += 1;
         removed

@@ -33,6 +33,9 @@ async fn unseen_guids_fail_the_whole_request_when_switched_on() {
     let handle = ufm.handle();
     let c = client(&ufm);
     handle.mark_seen([Guid::from(0x0200000000000001)]);
+    assert!(
+        handle.with_fabric(|f| f.rejects_unseen() && f.is_seen(Guid::from(0x0200000000000001)))
+    );
 
     let (s, body) = go_request(
         &c,
