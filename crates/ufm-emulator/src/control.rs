@@ -27,6 +27,8 @@ pub(crate) struct Inner {
     pub faults: Faults,
     pub credentials: Credentials,
     pub unknown_pkey_get: UnknownPkeyGet,
+    /// Added to every request before fault rules apply, so it composes with them.
+    pub latency: Duration,
     /// When the partition configuration last changed through the API; `None` until then.
     pub last_updated: Option<jiff::Timestamp>,
 }
@@ -58,6 +60,7 @@ impl Shared {
                 &config.tokens,
             ),
             unknown_pkey_get: config.unknown_pkey_get,
+            latency: Duration::ZERO,
             last_updated: None,
         };
         Shared {
@@ -235,6 +238,12 @@ impl UfmHandle {
     /// Rules still active, with what is left of their counts.
     pub fn faults(&self) -> Vec<(FaultId, FaultRule)> {
         self.shared.read(|i| i.faults.active())
+    }
+
+    /// Delays every request by `latency` (zero turns it off). Unlike a delay rule it does not
+    /// stop other rules from matching.
+    pub fn set_latency(&self, latency: Duration) {
+        self.shared.update(|i| i.latency = latency);
     }
 
     /// How many requests are being held by a hang right now.

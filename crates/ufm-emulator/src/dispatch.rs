@@ -114,6 +114,13 @@ async fn answer(
     body: &[u8],
     authorization: Option<&HeaderValue>,
 ) -> Outcome {
+    let latency = shared.read(|inner| inner.latency);
+    if !latency.is_zero() {
+        tokio::select! {
+            () = tokio::time::sleep(latency) => {}
+            () = shared.shutdown.cancelled() => return shutting_down(),
+        }
+    }
     let fault = shared.update(|inner| inner.faults.take(method, path));
     let fault_note = match fault {
         Some(FaultAction::Respond { status, body }) => {

@@ -120,3 +120,21 @@ async fn latency_delays_without_changing_the_answer() {
     assert_eq!(record.fault.as_deref(), Some("delay 50ms"));
     ufm.shutdown().await;
 }
+
+#[tokio::test]
+async fn global_latency_composes_with_rules() {
+    let ufm = start(UfmConfig::http()).await;
+    let handle = ufm.handle();
+    let c = client(&ufm);
+    handle.set_latency(Duration::from_millis(20));
+    handle.inject(FaultRule::respond(None, "/ufmRest/app/ufm_version", 503, "{}").times(1));
+    let (s, _) = go_request(&c, &ufm, Method::GET, "/ufmRest/app/ufm_version", None).await;
+    assert_eq!(s, 503, "the rule still fires under global latency");
+    let (s, _) = go_request(&c, &ufm, Method::GET, "/ufmRest/app/ufm_version", None).await;
+    assert_eq!(s, 200);
+    handle.set_latency(Duration::ZERO);
+    let (s, _) = go_request(&c, &ufm, Method::GET, "/ufmRest/app/ufm_version", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(handle.count(Endpoint::Version), 3);
+    ufm.shutdown().await;
+}
