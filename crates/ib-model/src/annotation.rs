@@ -35,10 +35,7 @@ pub struct NetworkRef {
 
 impl NetworkRef {
     pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        NetworkRef {
-            namespace: namespace.into(),
-            name: name.into(),
-        }
+        NetworkRef { namespace: namespace.into(), name: name.into() }
     }
 }
 
@@ -73,50 +70,28 @@ pub struct Selection {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AnnotationError {
-    #[error(
-        "annotation {NETWORKS_ANNOTATION} is {size} bytes, larger than the {MAX_ANNOTATION_BYTES}-byte limit"
-    )]
+    #[error("annotation {NETWORKS_ANNOTATION} is {size} bytes, larger than the {MAX_ANNOTATION_BYTES}-byte limit")]
     TooLarge { size: usize },
     #[error("annotation {NETWORKS_ANNOTATION} is not valid JSON: {reason}")]
     Json { reason: String },
-    #[error(
-        "annotation {NETWORKS_ANNOTATION} must be a JSON list of network selection elements, found {found}"
-    )]
+    #[error("annotation {NETWORKS_ANNOTATION} must be a JSON list of network selection elements, found {found}")]
     NotAList { found: &'static str },
-    #[error(
-        "annotation {NETWORKS_ANNOTATION}: element {index} must be a JSON object, found {found}"
-    )]
+    #[error("annotation {NETWORKS_ANNOTATION}: element {index} must be a JSON object, found {found}")]
     ElementNotObject { index: usize, found: &'static str },
-    #[error(
-        "annotation {NETWORKS_ANNOTATION}: element {index} field {field:?} must be {expected}, found {found}"
-    )]
-    FieldType {
-        index: usize,
-        field: String,
-        expected: &'static str,
-        found: String,
-    },
+    #[error("annotation {NETWORKS_ANNOTATION}: element {index} field {field:?} must be {expected}, found {found}")]
+    FieldType { index: usize, field: String, expected: &'static str, found: String },
     #[error("annotation {NETWORKS_ANNOTATION}: element {index} has no network name")]
     MissingName { index: usize },
     #[error(
         "annotation {NETWORKS_ANNOTATION}: element {index} {field} {value:?} is not a valid name (lowercase letters, digits and '-', starting and ending with a letter or digit)"
     )]
-    InvalidName {
-        index: usize,
-        field: &'static str,
-        value: String,
-    },
+    InvalidName { index: usize, field: &'static str, value: String },
     #[error("annotation {NETWORKS_ANNOTATION}: item {item:?} has more than one '{separator}'")]
     ShortForm { item: String, separator: char },
     #[error(
         "annotation {NETWORKS_ANNOTATION}: elements {first} and {second} both ask for interface {interface:?} of network {network}"
     )]
-    DuplicateInterface {
-        first: usize,
-        second: usize,
-        network: NetworkRef,
-        interface: String,
-    },
+    DuplicateInterface { first: usize, second: usize, network: NetworkRef, interface: String },
 }
 
 /// A parsed annotation that can be edited in place.
@@ -144,10 +119,7 @@ impl NetworksAnnotation {
             selections.push(read_element(index, element, pod_namespace)?);
         }
         assign_interfaces(&elements, &mut selections)?;
-        Ok(NetworksAnnotation {
-            elements,
-            selections,
-        })
+        Ok(NetworksAnnotation { elements, selections })
     }
 
     pub fn selections(&self) -> &[Selection] {
@@ -175,10 +147,7 @@ impl NetworksAnnotation {
     /// Marks an element configured for ib-sriov-cni and records its pkey (`""` for GUID-only networks).
     pub fn mark_configured(&mut self, index: usize, pkey: &str) {
         let args = cni_args_mut(&mut self.elements[index]);
-        args.insert(
-            CONFIGURED_KEY.into(),
-            Value::String(CONFIGURED_VALUE.into()),
-        );
+        args.insert(CONFIGURED_KEY.into(), Value::String(CONFIGURED_VALUE.into()));
         args.insert(CNI_ARGS_PKEY.into(), Value::String(pkey.into()));
         let selection = &mut self.selections[index];
         selection.configured = true;
@@ -192,23 +161,16 @@ impl NetworksAnnotation {
 }
 
 fn parse_json(raw: &str) -> Result<Vec<Map<String, Value>>, AnnotationError> {
-    let value: Value = serde_json::from_str(raw).map_err(|e| AnnotationError::Json {
-        reason: e.to_string(),
-    })?;
+    let value: Value = serde_json::from_str(raw).map_err(|e| AnnotationError::Json { reason: e.to_string() })?;
     let Value::Array(items) = value else {
-        return Err(AnnotationError::NotAList {
-            found: kind(&value),
-        });
+        return Err(AnnotationError::NotAList { found: kind(&value) });
     };
     items
         .into_iter()
         .enumerate()
         .map(|(index, item)| match item {
             Value::Object(map) => Ok(map),
-            other => Err(AnnotationError::ElementNotObject {
-                index,
-                found: kind(&other),
-            }),
+            other => Err(AnnotationError::ElementNotObject { index, found: kind(&other) }),
         })
         .collect()
 }
@@ -225,10 +187,7 @@ fn parse_short(raw: &str) -> Result<Vec<Map<String, Value>>, AnnotationError> {
                 [rest] => ("", *rest),
                 [ns, rest] => (ns.trim(), *rest),
                 _ => {
-                    return Err(AnnotationError::ShortForm {
-                        item: item.into(),
-                        separator: '/',
-                    });
+                    return Err(AnnotationError::ShortForm { item: item.into(), separator: '/' });
                 }
             };
             let at: Vec<&str> = rest.split('@').collect();
@@ -236,23 +195,12 @@ fn parse_short(raw: &str) -> Result<Vec<Map<String, Value>>, AnnotationError> {
                 [name] => (name.trim(), ""),
                 [name, interface] => (name.trim(), interface.trim()),
                 _ => {
-                    return Err(AnnotationError::ShortForm {
-                        item: item.into(),
-                        separator: '@',
-                    });
+                    return Err(AnnotationError::ShortForm { item: item.into(), separator: '@' });
                 }
             };
-            for (field, value) in [
-                ("namespace", namespace),
-                ("name", name),
-                ("interface", interface),
-            ] {
+            for (field, value) in [("namespace", namespace), ("name", name), ("interface", interface)] {
                 if !value.is_empty() && !is_dns1123_label(value) {
-                    return Err(AnnotationError::InvalidName {
-                        index,
-                        field,
-                        value: value.into(),
-                    });
+                    return Err(AnnotationError::InvalidName { index, field, value: value.into() });
                 }
             }
             let mut element = Map::new();
@@ -268,38 +216,24 @@ fn parse_short(raw: &str) -> Result<Vec<Map<String, Value>>, AnnotationError> {
         .collect()
 }
 
-fn read_element(
-    index: usize,
-    element: &Map<String, Value>,
-    pod_namespace: &str,
-) -> Result<Selection, AnnotationError> {
+fn read_element(index: usize, element: &Map<String, Value>, pod_namespace: &str) -> Result<Selection, AnnotationError> {
     let name = optional_str(index, element, "name")?.unwrap_or_default();
     if name.is_empty() {
         return Err(AnnotationError::MissingName { index });
     }
     if !is_dns1123_subdomain(name) {
-        return Err(AnnotationError::InvalidName {
-            index,
-            field: "name",
-            value: name.into(),
-        });
+        return Err(AnnotationError::InvalidName { index, field: "name", value: name.into() });
     }
     let namespace = match optional_str(index, element, "namespace")? {
         Some(ns) if !ns.is_empty() => {
             if !is_dns1123_label(ns) {
-                return Err(AnnotationError::InvalidName {
-                    index,
-                    field: "namespace",
-                    value: ns.into(),
-                });
+                return Err(AnnotationError::InvalidName { index, field: "namespace", value: ns.into() });
             }
             ns
         }
         _ => pod_namespace,
     };
-    let interface = optional_str(index, element, "interface")?
-        .unwrap_or_default()
-        .to_owned();
+    let interface = optional_str(index, element, "interface")?.unwrap_or_default().to_owned();
     let runtime_guid = optional_str(index, element, RUNTIME_GUID_KEY)?.filter(|s| !s.is_empty());
 
     let (mut args_guid, mut configured, mut pkey) = (None, false, None);
@@ -334,43 +268,23 @@ fn read_element(
         (None, Some(g)) => Some((g.to_owned(), GuidSource::CniArgs)),
         (None, None) => None,
     };
-    Ok(Selection {
-        network: NetworkRef::new(namespace, name),
-        interface,
-        guid,
-        configured,
-        pkey,
-    })
+    Ok(Selection { network: NetworkRef::new(namespace, name), interface, guid, configured, pkey })
 }
 
 /// Fills `idx_<k>` for elements without an interface and refuses two elements with one identity.
-fn assign_interfaces(
-    elements: &[Map<String, Value>],
-    selections: &mut [Selection],
-) -> Result<(), AnnotationError> {
+fn assign_interfaces(elements: &[Map<String, Value>], selections: &mut [Selection]) -> Result<(), AnnotationError> {
     let mut seen: std::collections::HashMap<(NetworkRef, String), usize> = Default::default();
     for index in 0..selections.len() {
         if selections[index].interface.is_empty() {
             // Position among all elements with the same name, named ones included, namespace ignored:
             // the Go daemon's rule (§3.6 of its behaviour), so both daemons derive the same identity.
             let name = &selections[index].network.name;
-            let k = selections[..index]
-                .iter()
-                .filter(|s| &s.network.name == name)
-                .count();
+            let k = selections[..index].iter().filter(|s| &s.network.name == name).count();
             selections[index].interface = format!("idx_{k}");
         }
-        let key = (
-            selections[index].network.clone(),
-            selections[index].interface.clone(),
-        );
+        let key = (selections[index].network.clone(), selections[index].interface.clone());
         if let Some(first) = seen.insert(key.clone(), index) {
-            return Err(AnnotationError::DuplicateInterface {
-                first,
-                second: index,
-                network: key.0,
-                interface: key.1,
-            });
+            return Err(AnnotationError::DuplicateInterface { first, second: index, network: key.0, interface: key.1 });
         }
     }
     debug_assert_eq!(elements.len(), selections.len());
@@ -385,19 +299,14 @@ fn optional_str<'a>(
     match element.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(AnnotationError::FieldType {
-            index,
-            field: field.into(),
-            expected: "a string",
-            found: describe(other),
-        }),
+        Some(other) => {
+            Err(AnnotationError::FieldType { index, field: field.into(), expected: "a string", found: describe(other) })
+        }
     }
 }
 
 fn cni_args_mut(element: &mut Map<String, Value>) -> &mut Map<String, Value> {
-    let slot = element
-        .entry(CNI_ARGS_KEY)
-        .or_insert_with(|| Value::Object(Map::new()));
+    let slot = element.entry(CNI_ARGS_KEY).or_insert_with(|| Value::Object(Map::new()));
     if !slot.is_object() {
         // Only reachable for `null`: parsing refused every other non-object value.
         *slot = Value::Object(Map::new());
@@ -413,8 +322,7 @@ pub fn is_dns1123_label(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= 63
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
 }

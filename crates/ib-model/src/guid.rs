@@ -17,9 +17,7 @@ pub struct Guid(u64);
 pub enum GuidError {
     #[error("invalid GUID {value:?}: {reason}")]
     Invalid { value: String, reason: &'static str },
-    #[error(
-        "invalid GUID {value:?}: {bytes}-byte address, an InfiniBand GUID has 8 bytes (xx:xx:xx:xx:xx:xx:xx:xx)"
-    )]
+    #[error("invalid GUID {value:?}: {bytes}-byte address, an InfiniBand GUID has 8 bytes (xx:xx:xx:xx:xx:xx:xx:xx)")]
     WrongLength { value: String, bytes: usize },
 }
 
@@ -34,10 +32,7 @@ impl Guid {
 
     /// Parses any of the accepted forms (see the module documentation).
     pub fn parse(text: &str) -> Result<Self, GuidError> {
-        let invalid = |reason| GuidError::Invalid {
-            value: text.to_owned(),
-            reason,
-        };
+        let invalid = |reason| GuidError::Invalid { value: text.to_owned(), reason };
         let bytes = if text.len() >= 3 && matches!(text.as_bytes()[2], b':' | b'-') {
             let sep = text.as_bytes()[2] as char;
             parse_groups(text, sep, 2).map_err(invalid)?
@@ -49,30 +44,19 @@ impl Guid {
             ));
         };
         if bytes.len() != 8 {
-            return Err(GuidError::WrongLength {
-                value: text.to_owned(),
-                bytes: bytes.len(),
-            });
+            return Err(GuidError::WrongLength { value: text.to_owned(), bytes: bytes.len() });
         }
-        Ok(Guid(
-            bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)),
-        ))
+        Ok(Guid(bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b))))
     }
 
     /// Parses UFM's rendering: 16 hex digits without separators, any case.
     pub fn parse_ufm(text: &str) -> Result<Self, GuidError> {
         if text.len() != 16 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(GuidError::Invalid {
-                value: text.to_owned(),
-                reason: "expected 16 hex digits (UFM form)",
-            });
+            return Err(GuidError::Invalid { value: text.to_owned(), reason: "expected 16 hex digits (UFM form)" });
         }
         u64::from_str_radix(text, 16)
             .map(Guid)
-            .map_err(|_| GuidError::Invalid {
-                value: text.to_owned(),
-                reason: "expected 16 hex digits (UFM form)",
-            })
+            .map_err(|_| GuidError::Invalid { value: text.to_owned(), reason: "expected 16 hex digits (UFM form)" })
     }
 
     /// UFM's rendering: 16 lowercase hex digits, no separators.
@@ -161,10 +145,7 @@ mod tests {
         for (text, bytes) in [
             ("00:11:22:33:44:55", 6),
             ("0011.2233.4455", 6),
-            (
-                "00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33",
-                20,
-            ),
+            ("00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33", 20),
         ] {
             match Guid::parse(text) {
                 Err(GuidError::WrongLength { value, bytes: got }) => {
@@ -174,10 +155,7 @@ mod tests {
             }
         }
         let msg = Guid::parse("00:11:22:33:44:55").unwrap_err().to_string();
-        assert!(
-            msg.contains("00:11:22:33:44:55") && msg.contains("6-byte"),
-            "{msg}"
-        );
+        assert!(msg.contains("00:11:22:33:44:55") && msg.contains("6-byte"), "{msg}");
     }
 
     #[test]

@@ -55,11 +55,7 @@ impl Ledger {
     /// Records a claim. The caller has checked the GUID is unclaimed and the owner owns nothing else.
     pub fn insert(&mut self, guid: Guid, claim: Claim) {
         debug_assert!(!self.by_guid.contains_key(&guid), "{guid} claimed twice");
-        debug_assert!(
-            !self.by_owner.contains_key(&claim.owner),
-            "{} owns two GUIDs",
-            claim.owner
-        );
+        debug_assert!(!self.by_owner.contains_key(&claim.owner), "{} owns two GUIDs", claim.owner);
         self.by_owner.insert(claim.owner.clone(), guid);
         self.by_guid.insert(guid, claim);
     }
@@ -72,11 +68,7 @@ impl Ledger {
 
     /// Every GUID owned by one pod.
     pub fn guids_of_pod(&self, pod: &PodUid) -> Vec<Guid> {
-        let from = InterfaceKey {
-            pod: pod.clone(),
-            network: NetworkRef::new("", ""),
-            interface: String::new(),
-        };
+        let from = InterfaceKey { pod: pod.clone(), network: NetworkRef::new("", ""), interface: String::new() };
         self.by_owner
             .range((Bound::Included(from), Bound::Unbounded))
             .take_while(|(k, _)| &k.pod == pod)

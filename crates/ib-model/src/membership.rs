@@ -41,19 +41,14 @@ impl SmMembership {
         let mut by_guid: HashMap<Guid, BTreeSet<Partition>> = HashMap::new();
         for (name, guid) in listing {
             if range.contains(guid) {
-                by_guid
-                    .entry(guid)
-                    .or_default()
-                    .insert(Partition::from_sm_name(name));
+                by_guid.entry(guid).or_default().insert(Partition::from_sm_name(name));
             }
         }
         SmMembership { by_guid }
     }
 
     pub fn has(&self, guid: Guid, pkey: PKey) -> bool {
-        self.by_guid
-            .get(&guid)
-            .is_some_and(|ps| ps.contains(&Partition::Managed(pkey)))
+        self.by_guid.get(&guid).is_some_and(|ps| ps.contains(&Partition::Managed(pkey)))
     }
 
     pub fn holds(&self, guid: Guid) -> bool {
@@ -65,21 +60,14 @@ impl SmMembership {
     }
 
     pub fn managed(&self, guid: Guid) -> impl Iterator<Item = PKey> + '_ {
-        self.by_guid
-            .get(&guid)
-            .into_iter()
-            .flatten()
-            .filter_map(|p| match p {
-                Partition::Managed(pk) => Some(*pk),
-                Partition::Other(_) => None,
-            })
+        self.by_guid.get(&guid).into_iter().flatten().filter_map(|p| match p {
+            Partition::Managed(pk) => Some(*pk),
+            Partition::Other(_) => None,
+        })
     }
 
     pub fn add(&mut self, guid: Guid, pkey: PKey) {
-        self.by_guid
-            .entry(guid)
-            .or_default()
-            .insert(Partition::Managed(pkey));
+        self.by_guid.entry(guid).or_default().insert(Partition::Managed(pkey));
     }
 
     pub fn remove(&mut self, guid: Guid, pkey: PKey) {
@@ -109,10 +97,7 @@ impl SmMembership {
 
     /// (pkey, GUID) pairs of managed partitions, for comparisons in tests and verification.
     pub fn managed_pairs(&self) -> BTreeSet<(PKey, Guid)> {
-        self.by_guid
-            .keys()
-            .flat_map(|g| self.managed(*g).map(move |p| (p, *g)))
-            .collect()
+        self.by_guid.keys().flat_map(|g| self.managed(*g).map(move |p| (p, *g))).collect()
     }
 
     pub fn len(&self) -> usize {

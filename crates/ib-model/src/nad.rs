@@ -38,10 +38,7 @@ pub enum NadError {
     #[error("spec.config must be a JSON object, found {found}")]
     NotAnObject { found: &'static str },
     #[error("spec.config field {field:?} must be {expected}")]
-    FieldType {
-        field: String,
-        expected: &'static str,
-    },
+    FieldType { field: String, expected: &'static str },
     #[error("spec.config of the ib-sriov plugin: {0}")]
     PKey(#[from] PKeyError),
 }
@@ -52,13 +49,9 @@ pub fn classify(config: Option<&str>) -> Result<NadKind, NadError> {
     let Some(config) = config.filter(|c| !c.trim().is_empty()) else {
         return Ok(NadKind::Other);
     };
-    let value: Value = serde_json::from_str(config).map_err(|e| NadError::Json {
-        reason: e.to_string(),
-    })?;
+    let value: Value = serde_json::from_str(config).map_err(|e| NadError::Json { reason: e.to_string() })?;
     let Value::Object(top) = value else {
-        return Err(NadError::NotAnObject {
-            found: json_kind(&value),
-        });
+        return Err(NadError::NotAnObject { found: json_kind(&value) });
     };
     if cni_type(&top, "type")? == Some(IB_SRIOV_TYPE) {
         return read_spec(&top, "").map(NadKind::InfiniBand);
@@ -67,18 +60,12 @@ pub fn classify(config: Option<&str>) -> Result<NadKind, NadError> {
         None | Some(Value::Null) => return Ok(NadKind::Other),
         Some(Value::Array(plugins)) => plugins,
         Some(_) => {
-            return Err(NadError::FieldType {
-                field: "plugins".into(),
-                expected: "a list",
-            });
+            return Err(NadError::FieldType { field: "plugins".into(), expected: "a list" });
         }
     };
     for (i, plugin) in plugins.iter().enumerate() {
         let Value::Object(plugin) = plugin else {
-            return Err(NadError::FieldType {
-                field: format!("plugins[{i}]"),
-                expected: "an object",
-            });
+            return Err(NadError::FieldType { field: format!("plugins[{i}]"), expected: "an object" });
         };
         if cni_type(plugin, &format!("plugins[{i}].type"))? == Some(IB_SRIOV_TYPE) {
             return read_spec(plugin, &format!("plugins[{i}].")).map(NadKind::InfiniBand);
@@ -91,10 +78,7 @@ fn cni_type<'a>(object: &'a Map<String, Value>, field: &str) -> Result<Option<&'
     match object.get("type") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(t)) => Ok(Some(t)),
-        Some(_) => Err(NadError::FieldType {
-            field: field.into(),
-            expected: "a string",
-        }),
+        Some(_) => Err(NadError::FieldType { field: field.into(), expected: "a string" }),
     }
 }
 
@@ -103,17 +87,10 @@ fn read_spec(plugin: &Map<String, Value>, prefix: &str) -> Result<IbSriovSpec, N
         None | Some(Value::Null) => String::new(),
         Some(Value::String(p)) => p.clone(),
         Some(_) => {
-            return Err(NadError::FieldType {
-                field: format!("{prefix}pkey"),
-                expected: "a string such as \"0x5\"",
-            });
+            return Err(NadError::FieldType { field: format!("{prefix}pkey"), expected: "a string such as \"0x5\"" });
         }
     };
-    let pkey = if pkey_text.is_empty() {
-        None
-    } else {
-        Some(PKey::parse(&pkey_text)?)
-    };
+    let pkey = if pkey_text.is_empty() { None } else { Some(PKey::parse(&pkey_text)?) };
     let runtime_config_guid = match plugin.get("capabilities") {
         None | Some(Value::Null) => false,
         Some(Value::Object(caps)) => {
@@ -129,17 +106,10 @@ fn read_spec(plugin: &Map<String, Value>, prefix: &str) -> Result<IbSriovSpec, N
             caps.get("infinibandGUID") == Some(&Value::Bool(true))
         }
         Some(_) => {
-            return Err(NadError::FieldType {
-                field: format!("{prefix}capabilities"),
-                expected: "an object",
-            });
+            return Err(NadError::FieldType { field: format!("{prefix}capabilities"), expected: "an object" });
         }
     };
-    Ok(IbSriovSpec {
-        pkey,
-        pkey_text,
-        runtime_config_guid,
-    })
+    Ok(IbSriovSpec { pkey, pkey_text, runtime_config_guid })
 }
 
 fn json_kind(v: &Value) -> &'static str {
@@ -180,10 +150,7 @@ mod tests {
         let spec = ib(
             r#"{"cniVersion":"0.3.1","name":"ib-net","plugins":[{"type":"tuning"},{"type":"ib-sriov","pkey":"0x00FF","capabilities":{"infinibandGUID":true}},{"type":"ib-sriov","pkey":"0x6"}]}"#,
         );
-        assert_eq!(
-            (spec.pkey_text.as_str(), spec.runtime_config_guid),
-            ("0x00FF", true)
-        );
+        assert_eq!((spec.pkey_text.as_str(), spec.runtime_config_guid), ("0x00FF", true));
     }
 
     #[test]
@@ -191,11 +158,7 @@ mod tests {
         assert_eq!(ib(r#"{"type":"ib-sriov"}"#).pkey, None);
         assert_eq!(
             ib(r#"{"type":"ib-sriov","pkey":""}"#),
-            IbSriovSpec {
-                pkey: None,
-                pkey_text: String::new(),
-                runtime_config_guid: false
-            }
+            IbSriovSpec { pkey: None, pkey_text: String::new(), runtime_config_guid: false }
         );
     }
 
@@ -215,55 +178,27 @@ mod tests {
 
     #[test]
     fn errors_name_the_field_and_value() {
-        assert!(matches!(
-            classify(Some("{not json")),
-            Err(NadError::Json { .. })
-        ));
-        assert_eq!(
-            classify(Some("[1]")),
-            Err(NadError::NotAnObject { found: "a list" })
-        );
+        assert!(matches!(classify(Some("{not json")), Err(NadError::Json { .. })));
+        assert_eq!(classify(Some("[1]")), Err(NadError::NotAnObject { found: "a list" }));
         let e = classify(Some(r#"{"type":"ib-sriov","pkey":5}"#)).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "spec.config field \"pkey\" must be a string such as \"0x5\""
-        );
+        assert_eq!(e.to_string(), "spec.config field \"pkey\" must be a string such as \"0x5\"");
         let e = classify(Some(r#"{"plugins":[{"type":"ib-sriov","pkey":"1234"}]}"#)).unwrap_err();
         assert!(e.to_string().contains("\"1234\""), "{e}");
-        for (pkey, word) in [
-            ("0x0", "0x0000"),
-            ("0x7fff", "management"),
-            ("0x8000", "15 bits"),
-        ] {
-            let e =
-                classify(Some(&format!(r#"{{"type":"ib-sriov","pkey":"{pkey}"}}"#))).unwrap_err();
-            assert!(
-                e.to_string().contains(word) && e.to_string().contains(pkey),
-                "{e}"
-            );
+        for (pkey, word) in [("0x0", "0x0000"), ("0x7fff", "management"), ("0x8000", "15 bits")] {
+            let e = classify(Some(&format!(r#"{{"type":"ib-sriov","pkey":"{pkey}"}}"#))).unwrap_err();
+            assert!(e.to_string().contains(word) && e.to_string().contains(pkey), "{e}");
         }
         assert_eq!(
             classify(Some(r#"{"plugins":{"type":"ib-sriov"}}"#)),
-            Err(NadError::FieldType {
-                field: "plugins".into(),
-                expected: "a list"
-            })
+            Err(NadError::FieldType { field: "plugins".into(), expected: "a list" })
         );
         assert_eq!(
             classify(Some(r#"{"plugins":[{"type":"x"},"ib-sriov"]}"#)),
-            Err(NadError::FieldType {
-                field: "plugins[1]".into(),
-                expected: "an object"
-            })
+            Err(NadError::FieldType { field: "plugins[1]".into(), expected: "an object" })
         );
         assert_eq!(
-            classify(Some(
-                r#"{"type":"ib-sriov","capabilities":{"infinibandGUID":"yes"}}"#
-            )),
-            Err(NadError::FieldType {
-                field: "capabilities.infinibandGUID".into(),
-                expected: "a boolean"
-            })
+            classify(Some(r#"{"type":"ib-sriov","capabilities":{"infinibandGUID":"yes"}}"#)),
+            Err(NadError::FieldType { field: "capabilities.infinibandGUID".into(), expected: "a boolean" })
         );
         assert!(classify(Some(r#"{"type":7}"#)).is_err());
     }

@@ -104,37 +104,18 @@ impl std::fmt::Display for PendingReason {
             PendingReason::NadInvalid { network, error } => {
                 write!(f, "NetworkAttachmentDefinition {network}: {error}")
             }
-            PendingReason::GuidInvalid {
-                network,
-                interface,
-                error,
-            } => {
+            PendingReason::GuidInvalid { network, interface, error } => {
                 write!(f, "network {network} interface {interface}: {error}")
             }
-            PendingReason::GuidOutOfRange {
-                network,
-                interface,
-                guid,
-                range,
-            } => write!(
+            PendingReason::GuidOutOfRange { network, interface, guid, range } => write!(
                 f,
                 "network {network} interface {interface}: requested GUID {guid} is outside the GUID pool range {range}"
             ),
-            PendingReason::GuidInUse {
-                network,
-                interface,
-                guid,
-                owner,
-            } => write!(
+            PendingReason::GuidInUse { network, interface, guid, owner } => write!(
                 f,
                 "network {network} interface {interface}: requested GUID {guid} is in use by pod {owner}; waiting until it is released"
             ),
-            PendingReason::DuplicateGuid {
-                network,
-                interface,
-                guid,
-                owner,
-            } => write!(
+            PendingReason::DuplicateGuid { network, interface, guid, owner } => write!(
                 f,
                 "network {network} interface {interface}: annotation says configured with GUID {guid}, which pod {owner} owns; this interface is not managed"
             ),

@@ -18,9 +18,7 @@ pub struct PKey(u16);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PKeyError {
-    #[error(
-        "invalid pkey {value:?}: must be 0x followed by hex digits, e.g. \"0x5\" or \"0x00FF\""
-    )]
+    #[error("invalid pkey {value:?}: must be 0x followed by hex digits, e.g. \"0x5\" or \"0x00FF\"")]
     Syntax { value: String },
     #[error("invalid pkey {value:?}: 0x0000 is not a valid partition")]
     Zero { value: String },
@@ -37,19 +35,11 @@ pub enum PKeyError {
 impl PKey {
     /// Parses the NAD syntax and checks the value is usable for membership.
     pub fn parse(text: &str) -> Result<Self, PKeyError> {
-        let value = parse_number(text).ok_or_else(|| PKeyError::Syntax {
-            value: text.to_owned(),
-        })?;
+        let value = parse_number(text).ok_or_else(|| PKeyError::Syntax { value: text.to_owned() })?;
         Self::new(value).map_err(|e| match e {
-            PKeyError::Zero { .. } => PKeyError::Zero {
-                value: text.to_owned(),
-            },
-            PKeyError::DefaultPartition { .. } => PKeyError::DefaultPartition {
-                value: text.to_owned(),
-            },
-            _ => PKeyError::TooLarge {
-                value: text.to_owned(),
-            },
+            PKeyError::Zero { .. } => PKeyError::Zero { value: text.to_owned() },
+            PKeyError::DefaultPartition { .. } => PKeyError::DefaultPartition { value: text.to_owned() },
+            _ => PKeyError::TooLarge { value: text.to_owned() },
         })
     }
 
@@ -58,9 +48,7 @@ impl PKey {
         let text = || format!("0x{value:04X}");
         match value {
             0 => Err(PKeyError::Zero { value: text() }),
-            v if v == u32::from(DEFAULT_PARTITION) => {
-                Err(PKeyError::DefaultPartition { value: text() })
-            }
+            v if v == u32::from(DEFAULT_PARTITION) => Err(PKeyError::DefaultPartition { value: text() }),
             v if v > PARTITION_MASK => Err(PKeyError::TooLarge { value: text() }),
             v => Ok(PKey(v as u16)),
         }
@@ -74,9 +62,7 @@ impl PKey {
 /// Parses `0x…` as the Go daemon does (`utils.ParsePKey`): `0x` or `0X`, then one or more hex digits,
 /// at most 32 bits. Returns the number without any range check.
 pub fn parse_number(text: &str) -> Option<u32> {
-    let digits = text
-        .strip_prefix("0x")
-        .or_else(|| text.strip_prefix("0X"))?;
+    let digits = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X"))?;
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
@@ -103,13 +89,7 @@ mod tests {
 
     #[test]
     fn accepts_the_go_syntax_with_hex_letters() {
-        for (text, want) in [
-            ("0x5", 5),
-            ("0xa30", 0xA30),
-            ("0X7f00", 0x7F00),
-            ("0x00FF", 0xFF),
-            ("0x0001", 1),
-        ] {
+        for (text, want) in [("0x5", 5), ("0xa30", 0xA30), ("0X7f00", 0x7F00), ("0x00FF", 0xFF), ("0x0001", 1)] {
             assert_eq!(PKey::parse(text).map(PKey::get), Ok(want), "{text}");
         }
         assert_eq!(PKey::parse("0x7ffe").map(PKey::get), Ok(0x7FFE));
@@ -123,46 +103,28 @@ mod tests {
 
     #[test]
     fn refuses_syntax_errors_naming_the_value() {
-        for text in [
-            "1234", "", "0x", "0x12zz", "x5", "0x-1", "0x+1", " 0x5", "0x5 ", "0x1_0",
-        ] {
+        for text in ["1234", "", "0x", "0x12zz", "x5", "0x-1", "0x+1", " 0x5", "0x5 ", "0x1_0"] {
             let err = PKey::parse(text).expect_err(text);
             assert_eq!(err, PKeyError::Syntax { value: text.into() });
             assert!(err.to_string().contains(&format!("{text:?}")));
         }
         // More than 32 bits overflows the Go parser too.
-        assert!(matches!(
-            PKey::parse("0x100000000"),
-            Err(PKeyError::Syntax { .. })
-        ));
+        assert!(matches!(PKey::parse("0x100000000"), Err(PKeyError::Syntax { .. })));
     }
 
     #[test]
     fn refuses_out_of_range_values_with_the_reason() {
         let zero = PKey::parse("0x0").unwrap_err();
-        assert!(
-            matches!(&zero, PKeyError::Zero { value } if value == "0x0"),
-            "{zero}"
-        );
+        assert!(matches!(&zero, PKeyError::Zero { value } if value == "0x0"), "{zero}");
         let default = PKey::parse("0x7fff").unwrap_err();
-        assert!(
-            default
-                .to_string()
-                .contains("default (management) partition"),
-            "{default}"
-        );
+        assert!(default.to_string().contains("default (management) partition"), "{default}");
         assert!(default.to_string().contains("\"0x7fff\""));
         for text in ["0x8000", "0xFFFF", "0x8005", "0xffffffff"] {
             let err = PKey::parse(text).unwrap_err();
-            assert!(
-                matches!(&err, PKeyError::TooLarge { value } if value == text),
-                "{err}"
-            );
+            assert!(matches!(&err, PKeyError::TooLarge { value } if value == text), "{err}");
             assert!(err.to_string().contains("15 bits"));
         }
-        assert!(
-            matches!(PKey::new(0x7FFF), Err(PKeyError::DefaultPartition { value }) if value == "0x7FFF")
-        );
+        assert!(matches!(PKey::new(0x7FFF), Err(PKeyError::DefaultPartition { value }) if value == "0x7FFF"));
     }
 
     proptest! {

@@ -86,13 +86,7 @@ impl State {
                 }
             }
         }
-        self.out
-            .sm
-            .extend(
-                requests
-                    .into_iter()
-                    .map(|((op, pkey), guids)| SmRequest { op, pkey, guids }),
-            );
+        self.out.sm.extend(requests.into_iter().map(|((op, pkey), guids)| SmRequest { op, pkey, guids }));
     }
 
     fn plan_pod(&mut self, uid: &PodUid) {
@@ -115,11 +109,7 @@ impl State {
         let mut reason = None;
         let mut keep: HashSet<InterfaceKey> = HashSet::new();
         for s in annotation.selections().iter().filter(|s| s.configured) {
-            let key = InterfaceKey {
-                pod: uid.clone(),
-                network: s.network.clone(),
-                interface: s.interface.clone(),
-            };
+            let key = InterfaceKey { pod: uid.clone(), network: s.network.clone(), interface: s.interface.clone() };
             keep.insert(key.clone());
             // A configured element whose GUID does not parse or lies outside the range is not ours to
             // manage (the Go daemon skips it too).
@@ -141,18 +131,11 @@ impl State {
             // First decide, without changing anything, whether the pod can be configured at all: a pod
             // that cannot holds nothing new, so a waiting pod never keeps GUIDs or memberships.
             let mut requested_here = HashSet::new();
-            for (index, s) in annotation
-                .selections()
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| !s.configured)
-            {
+            for (index, s) in annotation.selections().iter().enumerate().filter(|(_, s)| !s.configured) {
                 used_nads.push(s.network.clone());
                 let spec = match self.nads.get(&s.network) {
                     None => {
-                        reason.get_or_insert(PendingReason::NadMissing {
-                            network: s.network.clone(),
-                        });
+                        reason.get_or_insert(PendingReason::NadMissing { network: s.network.clone() });
                         continue;
                     }
                     Some(Err(error)) => {
@@ -165,32 +148,19 @@ impl State {
                     Some(Ok(NadKind::Other)) => continue,
                     Some(Ok(NadKind::InfiniBand(spec))) => spec.clone(),
                 };
-                let key = InterfaceKey {
-                    pod: uid.clone(),
-                    network: s.network.clone(),
-                    interface: s.interface.clone(),
-                };
+                let key = InterfaceKey { pod: uid.clone(), network: s.network.clone(), interface: s.interface.clone() };
                 let requested = s.guid.as_ref().map(|(t, _)| t.as_str());
                 match self.source_for(&key, requested, &mut requested_here) {
                     Ok(source) => {
                         keep.insert(key.clone());
-                        wanted.push(Wanted {
-                            index,
-                            key,
-                            spec,
-                            source,
-                            generated: requested.is_none(),
-                        });
+                        wanted.push(Wanted { index, key, spec, source, generated: requested.is_none() });
                     }
                     Err(r) => {
                         reason.get_or_insert(r);
                     }
                 }
             }
-            let to_generate = wanted
-                .iter()
-                .filter(|w| w.source == Source::Generate)
-                .count() as u64;
+            let to_generate = wanted.iter().filter(|w| w.source == Source::Generate).count() as u64;
             if reason.is_none() && to_generate > self.pool.free_count() {
                 // The subnet manager may have freed GUIDs since it was last read (Go bug B1); read it once
                 // per exhaustion, not once per attempt.
@@ -198,28 +168,16 @@ impl State {
                     self.exhaustion_listed = true;
                     self.list_wanted = true;
                 }
-                reason = Some(PendingReason::PoolExhausted {
-                    range: self.range,
-                    capacity: self.pool.capacity(),
-                });
+                reason = Some(PendingReason::PoolExhausted { range: self.range, capacity: self.pool.capacity() });
             }
         }
         self.register_nads(uid, used_nads);
         if let Some(r) = reason {
-            if matches!(
-                r,
-                PendingReason::GuidInUse { .. } | PendingReason::PoolExhausted { .. }
-            ) {
+            if matches!(r, PendingReason::GuidInUse { .. } | PendingReason::PoolExhausted { .. }) {
                 self.blocked_on_release.insert(uid.clone());
             }
-            let configured_only: HashSet<InterfaceKey> = keep
-                .into_iter()
-                .filter(|k| {
-                    self.ledger
-                        .guid_of(k)
-                        .is_some_and(|g| self.is_configured(g))
-                })
-                .collect();
+            let configured_only: HashSet<InterfaceKey> =
+                keep.into_iter().filter(|k| self.ledger.guid_of(k).is_some_and(|g| self.is_configured(g))).collect();
             self.drop_unconfigured_claims(uid, &configured_only);
             return self.set_pending(uid, r);
         }
@@ -237,17 +195,10 @@ impl State {
             if !member {
                 ready = false;
                 if let Some(message) = self.sm_failed.get(&guid) {
-                    failure.get_or_insert(PendingReason::SubnetManagerFailed {
-                        message: message.clone(),
-                    });
+                    failure.get_or_insert(PendingReason::SubnetManagerFailed { message: message.clone() });
                 }
             }
-            edits.push(Edit {
-                index: w.index,
-                guid,
-                generated: w.generated,
-                spec: w.spec,
-            });
+            edits.push(Edit { index: w.index, guid, generated: w.generated, spec: w.spec });
         }
         if let Some(r) = failure {
             return self.set_pending(uid, r);
@@ -267,12 +218,7 @@ impl State {
 
     /// Records ownership read from a `configured` element. Returns a reason when another live pod
     /// already owns the GUID.
-    fn claim_configured(
-        &mut self,
-        guid: Guid,
-        key: InterfaceKey,
-        pkey: Option<PKey>,
-    ) -> Option<PendingReason> {
+    fn claim_configured(&mut self, guid: Guid, key: InterfaceKey, pkey: Option<PKey>) -> Option<PendingReason> {
         if let Some(old) = self.ledger.guid_of(&key).filter(|g| *g != guid) {
             if self.is_configured(old) {
                 // Configured claims are never moved: the VF may still carry the old GUID.
@@ -280,10 +226,7 @@ impl State {
             }
             self.unclaim(old);
         }
-        let current = self
-            .ledger
-            .get(guid)
-            .map(|c| (c.owner.clone(), c.configured, c.pkey));
+        let current = self.ledger.get(guid).map(|c| (c.owner.clone(), c.configured, c.pkey));
         match current {
             Some((owner, configured, old_pkey)) if owner == key => {
                 if !configured || old_pkey != pkey {
@@ -307,25 +250,11 @@ impl State {
                 // The cluster says this pod is configured with it; the other claim was only in progress.
                 self.unclaim(guid);
                 self.dirty_pods.insert(owner.pod);
-                self.claim(
-                    guid,
-                    Claim {
-                        owner: key,
-                        pkey,
-                        configured: true,
-                    },
-                );
+                self.claim(guid, Claim { owner: key, pkey, configured: true });
                 None
             }
             None => {
-                self.claim(
-                    guid,
-                    Claim {
-                        owner: key,
-                        pkey,
-                        configured: true,
-                    },
-                );
+                self.claim(guid, Claim { owner: key, pkey, configured: true });
                 None
             }
         }
@@ -392,30 +321,14 @@ impl State {
                     self.unclaim(old);
                 }
                 if !self.ledger.contains(r) {
-                    self.claim(
-                        r,
-                        Claim {
-                            owner: w.key.clone(),
-                            pkey: w.spec.pkey,
-                            configured: false,
-                        },
-                    );
+                    self.claim(r, Claim { owner: w.key.clone(), pkey: w.spec.pkey, configured: false });
                 }
                 r
             }
             Source::Generate => {
                 // The free count was checked before anything was claimed, so this cannot fail.
-                let Ok(g) = self.pool.generate() else {
-                    unreachable!("free GUIDs were counted")
-                };
-                self.claim(
-                    g,
-                    Claim {
-                        owner: w.key.clone(),
-                        pkey: w.spec.pkey,
-                        configured: false,
-                    },
-                );
+                let Ok(g) = self.pool.generate() else { unreachable!("free GUIDs were counted") };
+                self.claim(g, Claim { owner: w.key.clone(), pkey: w.spec.pkey, configured: false });
                 g
             }
         };
@@ -439,8 +352,7 @@ impl State {
             annotation.mark_configured(e.index, &e.spec.pkey_text);
             guids.push(e.guid);
         }
-        self.patches
-            .insert(view.uid.clone(), view.resource_version.clone());
+        self.patches.insert(view.uid.clone(), view.resource_version.clone());
         self.out.patches.push(PodPatch {
             pod: view.pod_ref(),
             resource_version: view.resource_version.clone(),
@@ -451,20 +363,13 @@ impl State {
 
     /// The next change for one GUID: join the partition its owner needs, or leave one nobody needs.
     fn plan_guid(&mut self, g: Guid) -> Option<(SmOp, PKey)> {
-        if !self.range.contains(g)
-            || self.sm_ops.contains_key(&g)
-            || self.sm_failed.contains_key(&g)
-        {
+        if !self.range.contains(g) || self.sm_ops.contains_key(&g) || self.sm_failed.contains_key(&g) {
             return None;
         }
         let wanted = self.ledger.get(g).and_then(|c| c.pkey);
         let next = match wanted {
             Some(pk) if !self.sm.has(g, pk) => Some((SmOp::Add, pk)),
-            _ => self
-                .sm
-                .managed(g)
-                .find(|pk| Some(*pk) != wanted)
-                .map(|pk| (SmOp::Remove, pk)),
+            _ => self.sm.managed(g).find(|pk| Some(*pk) != wanted).map(|pk| (SmOp::Remove, pk)),
         };
         match next {
             Some(op) => {
@@ -494,11 +399,7 @@ impl State {
             return;
         }
         for g in self.ledger.guids_of_pod(uid) {
-            if self
-                .ledger
-                .get(g)
-                .is_some_and(|c| !c.configured && !keep.contains(&c.owner))
-            {
+            if self.ledger.get(g).is_some_and(|c| !c.configured && !keep.contains(&c.owner)) {
                 self.unclaim(g);
             }
         }
@@ -519,19 +420,13 @@ impl State {
             return;
         }
         for n in &nads {
-            self.nad_users
-                .entry(n.clone())
-                .or_default()
-                .insert(uid.clone());
+            self.nad_users.entry(n.clone()).or_default().insert(uid.clone());
         }
         self.pod_nads.insert(uid.clone(), nads);
     }
 
     fn describe_owner(&self, uid: &PodUid) -> String {
-        self.pods.get(uid).map_or_else(
-            || format!("uid {uid}"),
-            |v| format!("{}/{}", v.namespace, v.name),
-        )
+        self.pods.get(uid).map_or_else(|| format!("uid {uid}"), |v| format!("{}/{}", v.namespace, v.name))
     }
 }
 

@@ -68,11 +68,7 @@ pub struct PodView {
 
 impl PodView {
     pub fn pod_ref(&self) -> PodRef {
-        PodRef {
-            uid: self.uid.clone(),
-            namespace: self.namespace.clone(),
-            name: self.name.clone(),
-        }
+        PodRef { uid: self.uid.clone(), namespace: self.namespace.clone(), name: self.name.clone() }
     }
 
     /// Succeeded and Failed pods never run again: their GUIDs are released as if they were deleted.
@@ -82,9 +78,7 @@ impl PodView {
 
     /// Whether the pod may still be configured: scheduled, not finished, not terminating.
     pub fn wants_configuration(&self) -> bool {
-        self.node_name.as_deref().is_some_and(|n| !n.is_empty())
-            && !self.is_finished()
-            && !self.deleting
+        self.node_name.as_deref().is_some_and(|n| !n.is_empty()) && !self.is_finished() && !self.deleting
     }
 }
 

@@ -97,12 +97,7 @@ pub struct GuidPool {
 impl GuidPool {
     pub fn new(range: GuidRange) -> Self {
         let (s, e) = (range.start.as_u64(), range.end.as_u64());
-        GuidPool {
-            range,
-            free: BTreeMap::from([(s, e)]),
-            free_count: range.len(),
-            cursor: s,
-        }
+        GuidPool { range, free: BTreeMap::from([(s, e)]), free_count: range.len(), cursor: s }
     }
 
     pub fn range(&self) -> GuidRange {
@@ -138,9 +133,7 @@ impl GuidPool {
     pub fn allocate(&mut self, guid: Guid) -> Result<(), PoolError> {
         self.check_range(guid)?;
         let g = guid.as_u64();
-        let (s, e) = self
-            .free_interval_of(g)
-            .ok_or(PoolError::AlreadyAllocated { guid })?;
+        let (s, e) = self.free_interval_of(g).ok_or(PoolError::AlreadyAllocated { guid })?;
         self.free.remove(&s);
         if s < g {
             self.free.insert(s, g - 1);
@@ -159,16 +152,9 @@ impl GuidPool {
 
     /// Allocates the first free GUID at or after the cursor, wrapping once, and moves the cursor past it.
     pub fn generate(&mut self) -> Result<Guid, PoolError> {
-        let guid = self.peek().ok_or(PoolError::Exhausted {
-            range: self.range,
-            capacity: self.range.len(),
-        })?;
+        let guid = self.peek().ok_or(PoolError::Exhausted { range: self.range, capacity: self.range.len() })?;
         self.allocate(guid)?;
-        self.cursor = if guid == self.range.end {
-            self.range.start.as_u64()
-        } else {
-            guid.as_u64() + 1
-        };
+        self.cursor = if guid == self.range.end { self.range.start.as_u64() } else { guid.as_u64() + 1 };
         Ok(guid)
     }
 
@@ -232,36 +218,19 @@ impl GuidPool {
     pub fn free_from_cursor(&self) -> impl Iterator<Item = Guid> + '_ {
         let c = self.cursor;
         let head = self.free_interval_of(c).map(|(_, e)| (c, e));
-        let after = self
-            .free
-            .range(c.saturating_add(1)..)
-            .map(|(&s, &e)| (s, e));
+        let after = self.free.range(c.saturating_add(1)..).map(|(&s, &e)| (s, e));
         // The interval holding the cursor may start before it; `head` already yielded its part from the
         // cursor on, so the wrapped part stops just before the cursor (c ≥ range start ≥ 1).
         let before = self.free.range(..c).map(move |(&s, &e)| (s, e.min(c - 1)));
-        head.into_iter()
-            .chain(after)
-            .chain(before)
-            .flat_map(|(s, e)| (s..=e).map(Guid::from_u64))
+        head.into_iter().chain(after).chain(before).flat_map(|(s, e)| (s..=e).map(Guid::from_u64))
     }
 
     fn free_interval_of(&self, g: u64) -> Option<(u64, u64)> {
-        self.free
-            .range(..=g)
-            .next_back()
-            .filter(|(_, e)| **e >= g)
-            .map(|(&s, &e)| (s, e))
+        self.free.range(..=g).next_back().filter(|(_, e)| **e >= g).map(|(&s, &e)| (s, e))
     }
 
     fn check_range(&self, guid: Guid) -> Result<(), PoolError> {
-        if self.range.contains(guid) {
-            Ok(())
-        } else {
-            Err(PoolError::OutOfRange {
-                guid,
-                range: self.range,
-            })
-        }
+        if self.range.contains(guid) { Ok(()) } else { Err(PoolError::OutOfRange { guid, range: self.range }) }
     }
 
     /// Number of free intervals: memory use, for tests and benchmarks.
@@ -291,10 +260,7 @@ mod tests {
         assert!(GuidRange::new(g(6), g(5)).is_err());
         assert!(GuidRange::new(g(5), g(5)).is_ok());
         let err = GuidRange::new(g(6), g(5)).unwrap_err().to_string();
-        assert!(
-            err.contains("00:00:00:00:00:00:00:06 - 00:00:00:00:00:00:00:05"),
-            "{err}"
-        );
+        assert!(err.contains("00:00:00:00:00:00:00:06 - 00:00:00:00:00:00:00:05"), "{err}");
         let default = GuidRange::new(
             Guid::parse("02:00:00:00:00:00:00:00").unwrap(),
             Guid::parse("02:FF:FF:FF:FF:FF:FF:FF").unwrap(),
@@ -309,10 +275,7 @@ mod tests {
         let mut p = pool(0x100, 0x101);
         assert_eq!(p.generate(), Ok(g(0x100)));
         assert_eq!(p.generate(), Ok(g(0x101)));
-        assert!(matches!(
-            p.generate(),
-            Err(PoolError::Exhausted { capacity: 2, .. })
-        ));
+        assert!(matches!(p.generate(), Err(PoolError::Exhausted { capacity: 2, .. })));
 
         let mut p = pool(0x100, 0x101);
         p.allocate(g(0x100)).unwrap();
@@ -346,28 +309,11 @@ mod tests {
     #[test]
     fn errors_name_the_guid() {
         let mut p = pool(0x10, 0x20);
-        assert_eq!(
-            p.allocate(g(0x21)),
-            Err(PoolError::OutOfRange {
-                guid: g(0x21),
-                range: p.range()
-            })
-        );
+        assert_eq!(p.allocate(g(0x21)), Err(PoolError::OutOfRange { guid: g(0x21), range: p.range() }));
         p.allocate(g(0x11)).unwrap();
-        assert_eq!(
-            p.allocate(g(0x11)),
-            Err(PoolError::AlreadyAllocated { guid: g(0x11) })
-        );
-        assert_eq!(
-            p.release(g(0x12)),
-            Err(PoolError::NotAllocated { guid: g(0x12) })
-        );
-        assert!(
-            p.release(g(0x9))
-                .unwrap_err()
-                .to_string()
-                .contains("00:00:00:00:00:00:00:09")
-        );
+        assert_eq!(p.allocate(g(0x11)), Err(PoolError::AlreadyAllocated { guid: g(0x11) }));
+        assert_eq!(p.release(g(0x12)), Err(PoolError::NotAllocated { guid: g(0x12) }));
+        assert!(p.release(g(0x9)).unwrap_err().to_string().contains("00:00:00:00:00:00:00:09"));
     }
 
     #[test]

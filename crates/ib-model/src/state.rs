@@ -168,8 +168,7 @@ impl State {
 
     /// Replaces every pod (a re-list); pods not in `views` are gone.
     pub fn reset_pods<I: IntoIterator<Item = PodView>>(&mut self, views: I) {
-        let mut fresh: HashMap<PodUid, PodView> =
-            views.into_iter().map(|v| (v.uid.clone(), v)).collect();
+        let mut fresh: HashMap<PodUid, PodView> = views.into_iter().map(|v| (v.uid.clone(), v)).collect();
         for (uid, old) in &self.pods {
             if fresh.get(uid) != Some(old) {
                 self.dirty_pods.insert(uid.clone());
@@ -206,21 +205,11 @@ impl State {
         }
     }
 
-    pub fn reset_nads<'a, I: IntoIterator<Item = (NetworkRef, Option<&'a str>)>>(
-        &mut self,
-        nads: I,
-    ) {
-        let fresh: HashMap<NetworkRef, Result<NadKind, NadError>> = nads
-            .into_iter()
-            .map(|(n, c)| (n, nad::classify(c)))
-            .collect();
-        let changed: Vec<NetworkRef> = self
-            .nads
-            .keys()
-            .chain(fresh.keys())
-            .filter(|n| self.nads.get(*n) != fresh.get(*n))
-            .cloned()
-            .collect();
+    pub fn reset_nads<'a, I: IntoIterator<Item = (NetworkRef, Option<&'a str>)>>(&mut self, nads: I) {
+        let fresh: HashMap<NetworkRef, Result<NadKind, NadError>> =
+            nads.into_iter().map(|(n, c)| (n, nad::classify(c))).collect();
+        let changed: Vec<NetworkRef> =
+            self.nads.keys().chain(fresh.keys()).filter(|n| self.nads.get(*n) != fresh.get(*n)).cloned().collect();
         self.nads = fresh;
         for n in changed {
             self.wake_nad_users(&n);
@@ -458,10 +447,7 @@ impl State {
             return;
         }
         if let Some(view) = self.pods.get(uid) {
-            self.out.pending.push(Pending {
-                pod: view.pod_ref(),
-                reason: reason.clone(),
-            });
+            self.out.pending.push(Pending { pod: view.pod_ref(), reason: reason.clone() });
         }
         self.pending.insert(uid.clone(), reason);
     }

@@ -9,8 +9,8 @@ use crate::control::Inner;
 use crate::routes::Route;
 use crate::state::StateError;
 use crate::wire::{
-    GuidsRequest, ListFlags, PartitionRequest, RemoveRequest, WireError, error_json, format_pkey,
-    parse_pkey_readable, parse_pkey_writable, partition_json,
+    GuidsRequest, ListFlags, PartitionRequest, RemoveRequest, WireError, error_json, format_pkey, parse_pkey_readable,
+    parse_pkey_writable, partition_json,
 };
 
 /// A status and a JSON body.
@@ -22,10 +22,7 @@ pub struct Reply {
 
 impl Reply {
     fn ok(body: Value) -> Self {
-        Reply {
-            status: StatusCode::OK,
-            body,
-        }
+        Reply { status: StatusCode::OK, body }
     }
 
     /// Mocks and UFM alike answer a successful write with an empty object; clients ignore it.
@@ -34,10 +31,7 @@ impl Reply {
     }
 
     pub fn error(status: StatusCode, message: &str) -> Self {
-        Reply {
-            status,
-            body: error_json(message),
-        }
+        Reply { status, body: error_json(message) }
     }
 }
 
@@ -54,9 +48,7 @@ impl From<ApiError> for Reply {
     fn from(err: ApiError) -> Self {
         let status = match &err {
             ApiError::Wire(_) => StatusCode::BAD_REQUEST,
-            ApiError::State(StateError::UnseenGuids(_) | StateError::UnknownPkey(_)) => {
-                StatusCode::NOT_FOUND
-            }
+            ApiError::State(StateError::UnseenGuids(_) | StateError::UnknownPkey(_)) => StatusCode::NOT_FOUND,
         };
         Reply::error(status, &err.to_string())
     }
@@ -80,13 +72,7 @@ pub struct Settings<'a> {
 
 /// Applies one routed request and renders the reply. Records when the partition
 /// configuration changed, for `last_updated`.
-pub fn apply(
-    route: &Route,
-    query: Option<&str>,
-    body: &[u8],
-    inner: &mut Inner,
-    settings: &Settings<'_>,
-) -> Reply {
+pub fn apply(route: &Route, query: Option<&str>, body: &[u8], inner: &mut Inner, settings: &Settings<'_>) -> Reply {
     let before = inner.fabric.generation();
     let reply = dispatch(route, query, body, inner, settings).unwrap_or_else(Reply::from);
     if inner.fabric.generation() != before {
@@ -184,10 +170,9 @@ fn list(inner: &Inner, flags: ListFlags) -> Reply {
 fn render_time(at: jiff::Timestamp, format: LastUpdatedFormat) -> String {
     match format {
         LastUpdatedFormat::Legacy => at.strftime("%a %b %e %H:%M:%S UTC %Y").to_string(),
-        LastUpdatedFormat::DayFirst => at
-            .to_zoned(jiff::tz::TimeZone::system())
-            .strftime("%d-%m-%Y, %H:%M:%S")
-            .to_string(),
+        LastUpdatedFormat::DayFirst => {
+            at.to_zoned(jiff::tz::TimeZone::system()).strftime("%d-%m-%Y, %H:%M:%S").to_string()
+        }
     }
 }
 
@@ -198,10 +183,7 @@ mod tests {
     #[test]
     fn legacy_time_matches_the_old_ufm_rendering() {
         let at: jiff::Timestamp = "2020-09-03T11:42:39Z".parse().unwrap();
-        assert_eq!(
-            render_time(at, LastUpdatedFormat::Legacy),
-            "Thu Sep  3 11:42:39 UTC 2020"
-        );
+        assert_eq!(render_time(at, LastUpdatedFormat::Legacy), "Thu Sep  3 11:42:39 UTC 2020");
         let day_first = render_time(at, LastUpdatedFormat::DayFirst);
         assert_eq!(day_first.len(), "03-09-2020, 11:42:39".len(), "{day_first}");
     }

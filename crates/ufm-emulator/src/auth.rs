@@ -69,11 +69,7 @@ impl fmt::Debug for Credentials {
 
 impl Credentials {
     pub fn new(username: String, password: String, tokens: &[String]) -> Self {
-        let mut credentials = Credentials {
-            username,
-            password,
-            tokens: BTreeMap::new(),
-        };
+        let mut credentials = Credentials { username, password, tokens: BTreeMap::new() };
         for token in tokens {
             credentials.add_token(token.clone());
         }
@@ -126,11 +122,7 @@ impl Credentials {
                 let decoded = STANDARD.decode(value).map_err(|_| AuthError::Malformed)?;
                 let decoded = String::from_utf8(decoded).map_err(|_| AuthError::Malformed)?;
                 let (user, pass) = decoded.split_once(':').ok_or(AuthError::Malformed)?;
-                if user == self.username && pass == self.password {
-                    Ok(())
-                } else {
-                    Err(AuthError::BadCredentials)
-                }
+                if user == self.username && pass == self.password { Ok(()) } else { Err(AuthError::BadCredentials) }
             }
             Prefix::Token => match self.tokens.get(value) {
                 Some(info) if !info.revoked => Ok(()),
@@ -156,19 +148,10 @@ mod tests {
     fn basic_auth_checks_user_and_password() {
         let c = creds();
         assert_eq!(c.check(Prefix::Basic, Some(&basic("admin:123456"))), Ok(()));
-        assert_eq!(
-            c.check(Prefix::Basic, Some(&basic("admin:wrong"))),
-            Err(AuthError::BadCredentials)
-        );
+        assert_eq!(c.check(Prefix::Basic, Some(&basic("admin:wrong"))), Err(AuthError::BadCredentials));
         assert_eq!(c.check(Prefix::Basic, None), Err(AuthError::Missing));
-        assert_eq!(
-            c.check(Prefix::Basic, Some(&HeaderValue::from_static("Basic !!!"))),
-            Err(AuthError::Malformed)
-        );
-        assert_eq!(
-            c.check(Prefix::Basic, Some(&HeaderValue::from_static("Bearer x"))),
-            Err(AuthError::Malformed)
-        );
+        assert_eq!(c.check(Prefix::Basic, Some(&HeaderValue::from_static("Basic !!!"))), Err(AuthError::Malformed));
+        assert_eq!(c.check(Prefix::Basic, Some(&HeaderValue::from_static("Bearer x"))), Err(AuthError::Malformed));
     }
 
     #[test]
@@ -183,14 +166,8 @@ mod tests {
         let ok = HeaderValue::from_static("Basic tok1");
         assert_eq!(c.check(Prefix::Token, Some(&ok)), Ok(()));
         let wrapped = HeaderValue::from_str(&format!("Basic {}", STANDARD.encode("tok1"))).unwrap();
-        assert_eq!(
-            c.check(Prefix::Token, Some(&wrapped)),
-            Err(AuthError::BadToken)
-        );
-        assert_eq!(
-            c.check(Prefix::Token, Some(&basic("admin:123456"))),
-            Err(AuthError::BadToken)
-        );
+        assert_eq!(c.check(Prefix::Token, Some(&wrapped)), Err(AuthError::BadToken));
+        assert_eq!(c.check(Prefix::Token, Some(&basic("admin:123456"))), Err(AuthError::BadToken));
         assert!(c.revoke("tok1"));
         assert_eq!(c.check(Prefix::Token, Some(&ok)), Err(AuthError::BadToken));
         assert!(!c.revoke("nope"));

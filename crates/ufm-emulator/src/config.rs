@@ -88,17 +88,10 @@ impl UfmConfig {
 
     /// HTTPS with a freshly generated CA, otherwise as [`UfmConfig::http`].
     pub fn https() -> Self {
-        UfmConfig {
-            scheme: Scheme::Https,
-            ..UfmConfig::http()
-        }
+        UfmConfig { scheme: Scheme::Https, ..UfmConfig::http() }
     }
 
-    pub fn with_credentials(
-        mut self,
-        username: impl Into<String>,
-        password: impl Into<String>,
-    ) -> Self {
+    pub fn with_credentials(mut self, username: impl Into<String>, password: impl Into<String>) -> Self {
         self.username = username.into();
         self.password = password.into();
         self
@@ -166,9 +159,7 @@ mod tests {
 
     #[test]
     fn debug_never_shows_credentials() {
-        let config = UfmConfig::https()
-            .with_credentials("operator", "s3cr3t-pw")
-            .with_token("tok-abcdef");
+        let config = UfmConfig::https().with_credentials("operator", "s3cr3t-pw").with_token("tok-abcdef");
         let shown = format!("{config:?} {config:#?}");
         assert!(!shown.contains("s3cr3t-pw"), "{shown}");
         assert!(!shown.contains("tok-abcdef"), "{shown}");

@@ -54,11 +54,7 @@ impl Shared {
             fabric,
             journal: Journal::default(),
             faults: Faults::default(),
-            credentials: Credentials::new(
-                config.username.clone(),
-                config.password.clone(),
-                &config.tokens,
-            ),
+            credentials: Credentials::new(config.username.clone(), config.password.clone(), &config.tokens),
             unknown_pkey_get: config.unknown_pkey_get,
             latency: Duration::ZERO,
             last_updated: None,
@@ -79,9 +75,7 @@ impl Shared {
     /// A panic elsewhere while holding the lock must not take the emulator down with it: the
     /// data is plain values, still consistent at every unlock point.
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Runs one synchronous step on the state and wakes every waiter afterwards.
@@ -198,14 +192,7 @@ impl UfmHandle {
 
     /// Requests to one endpoint, in arrival order.
     pub fn requests_to(&self, endpoint: Endpoint) -> Vec<RequestRecord> {
-        self.shared.read(|i| {
-            i.journal
-                .records()
-                .iter()
-                .filter(|r| r.endpoint == endpoint)
-                .cloned()
-                .collect()
-        })
+        self.shared.read(|i| i.journal.records().iter().filter(|r| r.endpoint == endpoint).cloned().collect())
     }
 
     pub fn count(&self, endpoint: Endpoint) -> u64 {
@@ -305,11 +292,7 @@ impl UfmHandle {
     pub fn seed_members(&self, pkey: u16, members: impl IntoIterator<Item = (Guid, Member)>) {
         let members: Vec<(Guid, Member)> = members.into_iter().collect();
         self.shared.update(|i| {
-            let mut partition = i
-                .fabric
-                .get(pkey)
-                .cloned()
-                .unwrap_or_else(|| Partition::new(pkey));
+            let mut partition = i.fabric.get(pkey).cloned().unwrap_or_else(|| Partition::new(pkey));
             partition.members.extend(members);
             i.fabric.seed(pkey, partition);
         });
@@ -339,16 +322,11 @@ impl UfmHandle {
             tokio::pin!(notified);
             // Registered before checking, so a change between check and wait is not missed.
             notified.as_mut().enable();
-            if self
-                .shared
-                .read(|i| condition(&i.fabric, i.journal.records()))
-            {
+            if self.shared.read(|i| condition(&i.fabric, i.journal.records())) {
                 return true;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return self
-                    .shared
-                    .read(|i| condition(&i.fabric, i.journal.records()));
+                return self.shared.read(|i| condition(&i.fabric, i.journal.records()));
             }
         }
     }
@@ -356,15 +334,12 @@ impl UfmHandle {
     /// Waits until at least `n` requests hung at once.
     pub async fn wait_hung(&self, n: usize, timeout: Duration) -> bool {
         let hung = &self.shared.hung;
-        self.wait_until(timeout, |_, _| hung.load(Ordering::SeqCst) >= n)
-            .await
+        self.wait_until(timeout, |_, _| hung.load(Ordering::SeqCst) >= n).await
     }
 
     /// Waits until `endpoint` has been answered at least `n` times.
     pub async fn wait_for_count(&self, endpoint: Endpoint, n: u64, timeout: Duration) -> bool {
-        self.wait_until(timeout, |_, records| {
-            records.iter().filter(|r| r.endpoint == endpoint).count() as u64 >= n
-        })
-        .await
+        self.wait_until(timeout, |_, records| records.iter().filter(|r| r.endpoint == endpoint).count() as u64 >= n)
+            .await
     }
 }

@@ -48,36 +48,16 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
     let method = parts.method;
     let path = parts.uri.path().to_owned();
     let query = parts.uri.query().map(str::to_owned);
-    let content_type = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let endpoint = routes::route(&method, &path)
-        .map(|(_, r)| r.endpoint())
-        .unwrap_or(Endpoint::Unknown);
+    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let endpoint = routes::route(&method, &path).map(|(_, r)| r.endpoint()).unwrap_or(Endpoint::Unknown);
 
     let (body, outcome) = match to_bytes(body, shared.max_body_bytes).await {
         Ok(body) => {
             let authorization = parts.headers.get(header::AUTHORIZATION);
-            let outcome = answer(
-                &shared,
-                &method,
-                &path,
-                query.as_deref(),
-                &body,
-                authorization,
-            )
-            .await;
+            let outcome = answer(&shared, &method, &path, query.as_deref(), &body, authorization).await;
             (body, outcome)
         }
-        Err(_) => (
-            Bytes::new(),
-            Outcome::error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request body too large or unreadable",
-            ),
-        ),
+        Err(_) => (Bytes::new(), Outcome::error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large or unreadable")),
     };
 
     let done_seq = shared.sequence.next();
@@ -156,10 +136,7 @@ async fn answer(
 }
 
 fn shutting_down() -> Outcome {
-    Outcome::error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "ufm emulator is shutting down",
-    )
+    Outcome::error(StatusCode::SERVICE_UNAVAILABLE, "ufm emulator is shutting down")
 }
 
 fn authorized(
@@ -173,10 +150,7 @@ fn authorized(
     let Some((prefix, _)) = routes::prefix_of(path) else {
         return Outcome::error(StatusCode::NOT_FOUND, &format!("no such resource: {path}"));
     };
-    let settings = Settings {
-        version: &shared.version,
-        last_updated_format: shared.last_updated_format,
-    };
+    let settings = Settings { version: &shared.version, last_updated_format: shared.last_updated_format };
     shared.update(|inner| {
         if let Err(err) = inner.credentials.check(prefix, authorization) {
             let mut outcome = Outcome::error(StatusCode::UNAUTHORIZED, &err.to_string());
@@ -198,22 +172,11 @@ fn authorized(
 }
 
 fn respond(outcome: Outcome) -> Response {
-    let content_type = if outcome.json {
-        "application/json"
-    } else {
-        "text/plain; charset=utf-8"
-    };
-    let mut response = (
-        outcome.status,
-        [(header::CONTENT_TYPE, content_type)],
-        Body::from(outcome.body),
-    )
-        .into_response();
+    let content_type = if outcome.json { "application/json" } else { "text/plain; charset=utf-8" };
+    let mut response =
+        (outcome.status, [(header::CONTENT_TYPE, content_type)], Body::from(outcome.body)).into_response();
     if outcome.www_authenticate {
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"UFM\""),
-        );
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"UFM\""));
     }
     response
 }

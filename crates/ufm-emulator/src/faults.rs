@@ -32,41 +32,18 @@ pub struct FaultRule {
 
 impl FaultRule {
     /// Answer matching requests with `status` and `body`.
-    pub fn respond(
-        method: Option<Method>,
-        path: impl Into<String>,
-        status: u16,
-        body: impl Into<String>,
-    ) -> Self {
-        FaultRule {
-            method,
-            path: path.into(),
-            times: None,
-            action: FaultAction::Respond {
-                status,
-                body: body.into(),
-            },
-        }
+    pub fn respond(method: Option<Method>, path: impl Into<String>, status: u16, body: impl Into<String>) -> Self {
+        FaultRule { method, path: path.into(), times: None, action: FaultAction::Respond { status, body: body.into() } }
     }
 
     /// Add `latency` before handling matching requests.
     pub fn delay(method: Option<Method>, path: impl Into<String>, latency: Duration) -> Self {
-        FaultRule {
-            method,
-            path: path.into(),
-            times: None,
-            action: FaultAction::Delay(latency),
-        }
+        FaultRule { method, path: path.into(), times: None, action: FaultAction::Delay(latency) }
     }
 
     /// Hold matching requests until released.
     pub fn hang(method: Option<Method>, path: impl Into<String>) -> Self {
-        FaultRule {
-            method,
-            path: path.into(),
-            times: None,
-            action: FaultAction::Hang { max: None },
-        }
+        FaultRule { method, path: path.into(), times: None, action: FaultAction::Hang { max: None } }
     }
 
     /// Limit the rule to the next `n` matching requests.
@@ -123,10 +100,7 @@ impl Faults {
 
     /// Takes one use of the first matching rule and returns its action; spent rules go.
     pub fn take(&mut self, method: &Method, path: &str) -> Option<FaultAction> {
-        let index = self
-            .rules
-            .iter()
-            .position(|(_, rule)| rule.matches(method, path))?;
+        let index = self.rules.iter().position(|(_, rule)| rule.matches(method, path))?;
         let (_, rule) = &mut self.rules[index];
         let action = rule.action.clone();
         if let Some(left) = &mut rule.times {
@@ -170,18 +144,9 @@ mod tests {
     #[test]
     fn globs_match_like_shell_stars() {
         assert!(glob_match("*", "/anything/at/all"));
-        assert!(glob_match(
-            "/ufmRest/resources/pkeys*",
-            "/ufmRest/resources/pkeys/"
-        ));
-        assert!(glob_match(
-            "/ufmRest/resources/pkeys*",
-            "/ufmRest/resources/pkeys"
-        ));
-        assert!(glob_match(
-            "*/pkeys/*/guids/*",
-            "/ufmRestV3/resources/pkeys/0x5/guids/a,b"
-        ));
+        assert!(glob_match("/ufmRest/resources/pkeys*", "/ufmRest/resources/pkeys/"));
+        assert!(glob_match("/ufmRest/resources/pkeys*", "/ufmRest/resources/pkeys"));
+        assert!(glob_match("*/pkeys/*/guids/*", "/ufmRestV3/resources/pkeys/0x5/guids/a,b"));
         assert!(!glob_match("/ufmRest/app/*", "/ufmRestV3/app/ufm_version"));
         assert!(!glob_match("/a", "/a/b"));
         assert!(glob_match("", ""));
@@ -203,27 +168,16 @@ mod tests {
         let mut faults = Faults::default();
         let first = faults.inject(FaultRule::respond(None, "*", 500, ""));
         faults.inject(FaultRule::delay(None, "*", Duration::from_millis(1)));
-        assert!(matches!(
-            faults.take(&Method::GET, "/a"),
-            Some(FaultAction::Respond { status: 500, .. })
-        ));
+        assert!(matches!(faults.take(&Method::GET, "/a"), Some(FaultAction::Respond { status: 500, .. })));
         assert!(faults.remove(first));
         assert!(!faults.remove(first));
-        assert!(matches!(
-            faults.take(&Method::GET, "/a"),
-            Some(FaultAction::Delay(_))
-        ));
+        assert!(matches!(faults.take(&Method::GET, "/a"), Some(FaultAction::Delay(_))));
     }
 
     #[test]
     fn at_most_only_bounds_hangs() {
         let hang = FaultRule::hang(None, "*").at_most(Duration::from_secs(1));
-        assert_eq!(
-            hang.action,
-            FaultAction::Hang {
-                max: Some(Duration::from_secs(1))
-            }
-        );
+        assert_eq!(hang.action, FaultAction::Hang { max: Some(Duration::from_secs(1)) });
         let delay = FaultRule::delay(None, "*", Duration::from_secs(2)).at_most(Duration::ZERO);
         assert_eq!(delay.action, FaultAction::Delay(Duration::from_secs(2)));
     }

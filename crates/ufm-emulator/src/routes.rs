@@ -143,16 +143,10 @@ pub fn route(method: &Method, path: &str) -> Result<(Prefix, Route), RouteError>
     let (prefix, rest) = prefix_of(path).ok_or_else(not_found)?;
     // Both `/resources/pkeys` and `/resources/pkeys/` are in use (reference §2.2 E2, E4).
     let rest = rest.strip_suffix('/').unwrap_or(rest);
-    let segments: Vec<String> = rest
-        .split('/')
-        .map(percent_decode)
-        .collect::<Result<_, _>>()?;
+    let segments: Vec<String> = rest.split('/').map(percent_decode).collect::<Result<_, _>>()?;
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let is_get = *method == Method::GET || *method == Method::HEAD;
-    let wrong_method = || RouteError::MethodNotAllowed {
-        method: method.clone(),
-        path: path.to_owned(),
-    };
+    let wrong_method = || RouteError::MethodNotAllowed { method: method.clone(), path: path.to_owned() };
     let route = match segments.as_slice() {
         ["app", "ufm_version"] if is_get => Route::Version,
         ["app", "ufm_version"] => return Err(wrong_method()),
@@ -171,24 +165,15 @@ pub fn route(method: &Method, path: &str) -> Result<(Prefix, Route), RouteError>
         ["resources", "pkeys", "last_updated"] if is_get => Route::LastUpdated,
         ["resources", "pkeys", "qos_conf"] if *method == Method::PUT => Route::SetQos,
         ["resources", "pkeys", pkey] => match *method {
-            Method::DELETE => Route::DeletePkey {
-                pkey: (*pkey).to_owned(),
-            },
-            _ if is_get => Route::GetPkey {
-                pkey: (*pkey).to_owned(),
-            },
+            Method::DELETE => Route::DeletePkey { pkey: (*pkey).to_owned() },
+            _ if is_get => Route::GetPkey { pkey: (*pkey).to_owned() },
             _ => return Err(wrong_method()),
         },
         ["resources", "pkeys", pkey, "guids", guids] if *method == Method::DELETE => {
-            Route::DeleteGuids {
-                pkey: (*pkey).to_owned(),
-                guids: (*guids).to_owned(),
-            }
+            Route::DeleteGuids { pkey: (*pkey).to_owned(), guids: (*guids).to_owned() }
         }
         ["resources", "pkeys", _, "guids", _] => return Err(wrong_method()),
-        ["actions", "remove_guids_from_pkey"] if *method == Method::POST => {
-            Route::RemoveGuidsAction
-        }
+        ["actions", "remove_guids_from_pkey"] if *method == Method::POST => Route::RemoveGuidsAction,
         ["actions", "remove_guids_from_pkey"] => return Err(wrong_method()),
         _ => return Err(not_found()),
     };
@@ -221,30 +206,15 @@ mod tests {
 
     #[test]
     fn both_prefixes_and_trailing_slash_route_alike() {
-        assert_eq!(
-            route(&Method::GET, "/ufmRest/resources/pkeys/"),
-            Ok((Prefix::Basic, Route::ListPkeys))
-        );
-        assert_eq!(
-            route(&Method::GET, "/ufmRestV3/resources/pkeys"),
-            Ok((Prefix::Token, Route::ListPkeys))
-        );
-        assert_eq!(
-            route(&Method::POST, "/ufmRest/resources/pkeys/"),
-            Ok((Prefix::Basic, Route::AddGuids))
-        );
+        assert_eq!(route(&Method::GET, "/ufmRest/resources/pkeys/"), Ok((Prefix::Basic, Route::ListPkeys)));
+        assert_eq!(route(&Method::GET, "/ufmRestV3/resources/pkeys"), Ok((Prefix::Token, Route::ListPkeys)));
+        assert_eq!(route(&Method::POST, "/ufmRest/resources/pkeys/"), Ok((Prefix::Basic, Route::AddGuids)));
     }
 
     #[test]
     fn fixed_names_win_over_pkey_parameters() {
-        assert_eq!(
-            route(&Method::GET, "/ufmRest/resources/pkeys/last_updated").map(|r| r.1),
-            Ok(Route::LastUpdated)
-        );
-        assert_eq!(
-            route(&Method::POST, "/ufmRest/resources/pkeys/add").map(|r| r.1),
-            Ok(Route::CreatePkey)
-        );
+        assert_eq!(route(&Method::GET, "/ufmRest/resources/pkeys/last_updated").map(|r| r.1), Ok(Route::LastUpdated));
+        assert_eq!(route(&Method::POST, "/ufmRest/resources/pkeys/add").map(|r| r.1), Ok(Route::CreatePkey));
         assert_eq!(
             route(&Method::GET, "/ufmRest/resources/pkeys/0x5").map(|r| r.1),
             Ok(Route::GetPkey { pkey: "0x5".into() })
@@ -253,16 +223,10 @@ mod tests {
 
     #[test]
     fn guid_lists_in_paths_are_decoded() {
-        let r = route(
-            &Method::DELETE,
-            "/ufmRest/resources/pkeys/0x5/guids/0200000000000001%2C0200000000000002",
-        );
+        let r = route(&Method::DELETE, "/ufmRest/resources/pkeys/0x5/guids/0200000000000001%2C0200000000000002");
         assert_eq!(
             r.map(|r| r.1),
-            Ok(Route::DeleteGuids {
-                pkey: "0x5".into(),
-                guids: "0200000000000001,0200000000000002".into()
-            })
+            Ok(Route::DeleteGuids { pkey: "0x5".into(), guids: "0200000000000001,0200000000000002".into() })
         );
         assert!(matches!(
             route(&Method::DELETE, "/ufmRest/resources/pkeys/0x5/guids/%zz"),
@@ -276,21 +240,9 @@ mod tests {
 
     #[test]
     fn unknown_paths_and_methods_are_distinguished() {
-        assert!(matches!(
-            route(&Method::GET, "/ufmRestV2/resources/pkeys"),
-            Err(RouteError::NotFound(_))
-        ));
-        assert!(matches!(
-            route(&Method::GET, "/"),
-            Err(RouteError::NotFound(_))
-        ));
-        assert!(matches!(
-            route(&Method::PATCH, "/ufmRest/resources/pkeys"),
-            Err(RouteError::MethodNotAllowed { .. })
-        ));
-        assert!(matches!(
-            route(&Method::GET, "/ufmRestV3/app/tokens"),
-            Err(RouteError::NotFound(_))
-        ));
+        assert!(matches!(route(&Method::GET, "/ufmRestV2/resources/pkeys"), Err(RouteError::NotFound(_))));
+        assert!(matches!(route(&Method::GET, "/"), Err(RouteError::NotFound(_))));
+        assert!(matches!(route(&Method::PATCH, "/ufmRest/resources/pkeys"), Err(RouteError::MethodNotAllowed { .. })));
+        assert!(matches!(route(&Method::GET, "/ufmRestV3/app/tokens"), Err(RouteError::NotFound(_))));
     }
 }

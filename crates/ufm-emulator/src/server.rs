@@ -36,9 +36,7 @@ impl UfmEmulator {
     /// Binds `127.0.0.1:0`, generates TLS material if asked, and serves until the returned
     /// [`RunningUfm`] is shut down or dropped. Must be called inside a Tokio runtime.
     pub async fn start(config: UfmConfig) -> Result<RunningUfm, StartError> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .await
-            .map_err(StartError::Bind)?;
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.map_err(StartError::Bind)?;
         let addr = listener.local_addr().map_err(StartError::Bind)?;
         let pki = match config.scheme {
             Scheme::Https => Some(Pki::generate()?),
@@ -46,12 +44,8 @@ impl UfmEmulator {
         };
         let shutdown = CancellationToken::new();
         let shared = Arc::new(Shared::new(&config, shutdown.clone()));
-        let router = Router::new()
-            .fallback(dispatch::handle)
-            .with_state(Arc::clone(&shared));
-        let acceptor = pki
-            .as_ref()
-            .map(|pki| TlsAcceptor::from(Arc::clone(&pki.server_config)));
+        let router = Router::new().fallback(dispatch::handle).with_state(Arc::clone(&shared));
+        let acceptor = pki.as_ref().map(|pki| TlsAcceptor::from(Arc::clone(&pki.server_config)));
         let task = tokio::spawn(serve(listener, router, acceptor, shutdown.clone()));
         tracing::info!(%addr, scheme = ?config.scheme, "ufm-emulator listening");
         Ok(RunningUfm {
@@ -132,12 +126,7 @@ impl Drop for RunningUfm {
 /// Pause after a failed accept (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_RETRY: Duration = Duration::from_millis(20);
 
-async fn serve(
-    listener: TcpListener,
-    router: Router,
-    acceptor: Option<TlsAcceptor>,
-    shutdown: CancellationToken,
-) {
+async fn serve(listener: TcpListener, router: Router, acceptor: Option<TlsAcceptor>, shutdown: CancellationToken) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -163,12 +152,7 @@ async fn serve(
     connections.shutdown().await;
 }
 
-async fn connection(
-    stream: TcpStream,
-    router: Router,
-    acceptor: Option<TlsAcceptor>,
-    shutdown: CancellationToken,
-) {
+async fn connection(stream: TcpStream, router: Router, acceptor: Option<TlsAcceptor>, shutdown: CancellationToken) {
     // Small JSON exchanges: Nagle would only add latency.
     let _ = stream.set_nodelay(true);
     let service = TowerToHyperService::new(router);

@@ -6,8 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::wire::{
-    Guid, GuidsRequest, MANAGEMENT_PKEY, Membership, PartitionRequest, PartitionView, Qos,
-    RemoveRequest, format_pkey,
+    Guid, GuidsRequest, MANAGEMENT_PKEY, Membership, PartitionRequest, PartitionView, Qos, RemoveRequest, format_pkey,
 };
 
 /// Why the fabric refused a change; each maps to a UFM status code.
@@ -20,11 +19,7 @@ pub enum StateError {
 }
 
 fn join(guids: &[Guid]) -> String {
-    guids
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
+    guids.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
 /// One GUID's attributes inside one partition.
@@ -38,11 +33,7 @@ pub struct Member {
 impl Default for Member {
     /// What UFM assumes for a GUID added without attributes.
     fn default() -> Self {
-        Member {
-            membership: Membership::Full,
-            index0: false,
-            ip_over_ib: true,
-        }
+        Member { membership: Membership::Full, index0: false, ip_over_ib: true }
     }
 }
 
@@ -71,11 +62,7 @@ impl Partition {
 
     /// The predefined management partition.
     pub fn management(default_membership: Option<Membership>) -> Self {
-        Partition {
-            name: "management".to_owned(),
-            default_membership,
-            ..Partition::new(MANAGEMENT_PKEY)
-        }
+        Partition { name: "management".to_owned(), default_membership, ..Partition::new(MANAGEMENT_PKEY) }
     }
 
     pub(crate) fn view(&self) -> PartitionView<'_> {
@@ -84,11 +71,7 @@ impl Partition {
             ip_over_ib: self.ip_over_ib,
             default_membership: self.default_membership,
             qos: self.qos,
-            members: self
-                .members
-                .iter()
-                .map(|(g, m)| (*g, m.membership, m.index0))
-                .collect(),
+            members: self.members.iter().map(|(g, m)| (*g, m.membership, m.index0)).collect(),
         }
     }
 }
@@ -126,10 +109,7 @@ impl Fabric {
     /// generation keeps counting so observers still see a change.
     pub(crate) fn reset(&mut self) {
         self.partitions.clear();
-        self.partitions.insert(
-            MANAGEMENT_PKEY,
-            Partition::management(self.management_membership),
-        );
+        self.partitions.insert(MANAGEMENT_PKEY, Partition::management(self.management_membership));
         self.seen.clear();
         self.generation += 1;
     }
@@ -169,18 +149,11 @@ impl Fabric {
             return Ok(());
         }
         let unseen: Vec<Guid> = guids.filter(|g| !self.seen.contains(g)).copied().collect();
-        if unseen.is_empty() {
-            Ok(())
-        } else {
-            Err(StateError::UnseenGuids(unseen))
-        }
+        if unseen.is_empty() { Ok(()) } else { Err(StateError::UnseenGuids(unseen)) }
     }
 
     fn entry(&mut self, pkey: u16, name: Option<&str>) -> &mut Partition {
-        let partition = self
-            .partitions
-            .entry(pkey)
-            .or_insert_with(|| Partition::new(pkey));
+        let partition = self.partitions.entry(pkey).or_insert_with(|| Partition::new(pkey));
         if let Some(name) = name {
             name.clone_into(&mut partition.name);
         }
@@ -195,14 +168,9 @@ impl Fabric {
         partition.ip_over_ib = req.ip_over_ib;
         req.qos.apply(&mut partition.qos);
         for (guid, membership) in &req.members {
-            partition.members.insert(
-                *guid,
-                Member {
-                    membership: *membership,
-                    index0: req.index0,
-                    ip_over_ib: req.ip_over_ib,
-                },
-            );
+            partition
+                .members
+                .insert(*guid, Member { membership: *membership, index0: req.index0, ip_over_ib: req.ip_over_ib });
         }
         self.generation += 1;
         Ok(())
@@ -224,11 +192,7 @@ impl Fabric {
             .members
             .iter()
             .map(|(guid, membership)| {
-                let member = Member {
-                    membership: *membership,
-                    index0: req.index0,
-                    ip_over_ib: req.ip_over_ib,
-                };
+                let member = Member { membership: *membership, index0: req.index0, ip_over_ib: req.ip_over_ib };
                 (*guid, member)
             })
             .collect();
@@ -244,11 +208,7 @@ impl Fabric {
         let Some(partition) = self.partitions.get_mut(&req.pkey) else {
             return 0;
         };
-        let removed = req
-            .guids
-            .iter()
-            .filter(|g| partition.members.remove(g).is_some())
-            .count();
+        let removed = req.guids.iter().filter(|g| partition.members.remove(g).is_some()).count();
         if partition.members.is_empty() && req.pkey != MANAGEMENT_PKEY {
             self.partitions.remove(&req.pkey);
         }
@@ -270,10 +230,7 @@ impl Fabric {
 
     /// E9: changes QoS of an existing partition.
     pub(crate) fn set_qos(&mut self, req: &PartitionRequest) -> Result<(), StateError> {
-        let partition = self
-            .partitions
-            .get_mut(&req.pkey)
-            .ok_or(StateError::UnknownPkey(req.pkey))?;
+        let partition = self.partitions.get_mut(&req.pkey).ok_or(StateError::UnknownPkey(req.pkey))?;
         req.qos.apply(&mut partition.qos);
         self.generation += 1;
         Ok(())
@@ -281,9 +238,7 @@ impl Fabric {
 
     /// E8: deletes a partition with all its members.
     pub(crate) fn delete(&mut self, pkey: u16) -> Result<(), StateError> {
-        self.partitions
-            .remove(&pkey)
-            .ok_or(StateError::UnknownPkey(pkey))?;
+        self.partitions.remove(&pkey).ok_or(StateError::UnknownPkey(pkey))?;
         self.generation += 1;
         Ok(())
     }
@@ -319,19 +274,13 @@ mod tests {
     }
 
     fn remove_req(pkey: u16, guids: &[u64]) -> RemoveRequest {
-        RemoveRequest {
-            pkey,
-            guids: guids.iter().map(|g| Guid::from(*g)).collect(),
-        }
+        RemoveRequest { pkey, guids: guids.iter().map(|g| Guid::from(*g)).collect() }
     }
 
     #[test]
     fn a_new_fabric_holds_only_management() {
         let f = Fabric::new(Some(Membership::Full));
-        assert_eq!(
-            f.partitions().keys().copied().collect::<Vec<_>>(),
-            vec![0x7fff]
-        );
+        assert_eq!(f.partitions().keys().copied().collect::<Vec<_>>(), vec![0x7fff]);
         assert_eq!(f.get(0x7fff).unwrap().name, "management");
     }
 

@@ -72,9 +72,7 @@ impl FromStr for Guid {
         if !ok_len || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(WireError::BadGuid(s.to_owned()));
         }
-        u128::from_str_radix(s, 16)
-            .map(Guid)
-            .map_err(|_| WireError::BadGuid(s.to_owned()))
+        u128::from_str_radix(s, 16).map(Guid).map_err(|_| WireError::BadGuid(s.to_owned()))
     }
 }
 
@@ -94,10 +92,8 @@ impl Serialize for Guid {
 /// Parses a `"0x…"` PKey string (either case, any zero padding) into its 15-bit value, without
 /// a range check beyond 15 bits.
 pub fn parse_pkey_any(s: &str) -> Result<u16, WireError> {
-    let digits = s
-        .strip_prefix("0x")
-        .or_else(|| s.strip_prefix("0X"))
-        .ok_or_else(|| WireError::BadPkey(s.to_owned()))?;
+    let digits =
+        s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).ok_or_else(|| WireError::BadPkey(s.to_owned()))?;
     // Eight digits fit a u32; anything longer is out of range whatever its value.
     if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(WireError::BadPkey(s.to_owned()));
@@ -173,19 +169,13 @@ pub struct Qos {
 
 impl Default for Qos {
     fn default() -> Self {
-        Qos {
-            mtu_limit: 2,
-            service_level: 0,
-            rate_limit: 2.5,
-        }
+        Qos { mtu_limit: 2, service_level: 0, rate_limit: 2.5 }
     }
 }
 
 /// Rates UFM accepts for `rate_limit`, in Gb/s (REST guide).
-const RATE_LIMITS: [f64; 17] = [
-    2.5, 5.0, 10.0, 14.0, 20.0, 25.0, 30.0, 40.0, 56.0, 60.0, 80.0, 100.0, 112.0, 120.0, 168.0,
-    200.0, 300.0,
-];
+const RATE_LIMITS: [f64; 17] =
+    [2.5, 5.0, 10.0, 14.0, 20.0, 25.0, 30.0, 40.0, 56.0, 60.0, 80.0, 100.0, 112.0, 120.0, 168.0, 200.0, 300.0];
 
 /// The QoS fields a body may carry; absent ones keep the partition's current value.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -218,34 +208,22 @@ impl QosUpdate {
             Some(2) => Some(2),
             Some(4) => Some(4),
             Some(other) => {
-                return Err(WireError::BadQos {
-                    field: "mtu_limit",
-                    reason: format!("{other} is not 2 or 4"),
-                });
+                return Err(WireError::BadQos { field: "mtu_limit", reason: format!("{other} is not 2 or 4") });
             }
         };
         let service_level = match service_level {
             None => None,
-            Some(v) => Some(u8::try_from(v).ok().filter(|sl| *sl <= 15).ok_or_else(|| {
-                WireError::BadQos {
-                    field: "service_level",
-                    reason: format!("{v} is not within 0-15"),
-                }
+            Some(v) => Some(u8::try_from(v).ok().filter(|sl| *sl <= 15).ok_or_else(|| WireError::BadQos {
+                field: "service_level",
+                reason: format!("{v} is not within 0-15"),
             })?),
         };
         if let Some(rate) = rate_limit
             && !RATE_LIMITS.contains(&rate)
         {
-            return Err(WireError::BadQos {
-                field: "rate_limit",
-                reason: format!("{rate} is not a supported rate"),
-            });
+            return Err(WireError::BadQos { field: "rate_limit", reason: format!("{rate} is not a supported rate") });
         }
-        Ok(QosUpdate {
-            mtu_limit,
-            service_level,
-            rate_limit,
-        })
+        Ok(QosUpdate { mtu_limit, service_level, rate_limit })
     }
 }
 
@@ -301,10 +279,7 @@ impl GuidsRequest {
             (Some(one), None) => vec![one.parse()?; guids.len()],
             (None, Some(list)) => {
                 if list.len() != guids.len() {
-                    return Err(WireError::MembershipsLength {
-                        guids: guids.len(),
-                        memberships: list.len(),
-                    });
+                    return Err(WireError::MembershipsLength { guids: guids.len(), memberships: list.len() });
                 }
                 list.iter().map(|m| m.parse()).collect::<Result<_, _>>()?
             }
@@ -349,11 +324,7 @@ impl RemoveRequest {
     /// The E3' form: the PKey and comma-joined GUIDs come from the path.
     pub fn from_path(pkey: &str, guids: &str) -> Result<Self, WireError> {
         let pkey = parse_pkey_writable(pkey)?;
-        let guids: Vec<Guid> = guids
-            .split(',')
-            .filter(|g| !g.is_empty())
-            .map(str::parse)
-            .collect::<Result<_, _>>()?;
+        let guids: Vec<Guid> = guids.split(',').filter(|g| !g.is_empty()).map(str::parse).collect::<Result<_, _>>()?;
         if guids.is_empty() {
             return Err(WireError::EmptyGuids);
         }
@@ -493,10 +464,7 @@ mod tests {
             assert!(parse_pkey_writable(bad).is_err(), "{bad}");
         }
         for bad in ["5", "0x", "0xg1", "", "0x-1", " 0x5"] {
-            assert!(
-                matches!(parse_pkey_any(bad), Err(WireError::BadPkey(_))),
-                "{bad}"
-            );
+            assert!(matches!(parse_pkey_any(bad), Err(WireError::BadPkey(_))), "{bad}");
         }
         assert_eq!(parse_pkey_readable("0x7fff"), Ok(0x7fff));
         assert!(parse_pkey_readable("0x0").is_err());
@@ -528,53 +496,35 @@ mod tests {
 
     #[test]
     fn add_body_defaults_follow_the_rest_guide() {
-        let r =
-            GuidsRequest::parse(br#"{"pkey":"0x12","guids":["0200000000000001"]}"#, false).unwrap();
+        let r = GuidsRequest::parse(br#"{"pkey":"0x12","guids":["0200000000000001"]}"#, false).unwrap();
         assert!(!r.index0);
         assert!(r.ip_over_ib);
-        assert_eq!(
-            r.members,
-            vec![(Guid::from(0x0200000000000001), Membership::Full)]
-        );
+        assert_eq!(r.members, vec![(Guid::from(0x0200000000000001), Membership::Full)]);
     }
 
     #[test]
     fn add_body_memberships_must_match_guids() {
         let both = br#"{"pkey":"0x12","guids":["0200000000000001"],"membership":"full","memberships":["full"]}"#;
-        assert_eq!(
-            GuidsRequest::parse(both, false),
-            Err(WireError::BothMemberships)
-        );
+        assert_eq!(GuidsRequest::parse(both, false), Err(WireError::BothMemberships));
         let short = br#"{"pkey":"0x12","guids":["0200000000000001","0200000000000002"],"memberships":["full"]}"#;
-        assert!(matches!(
-            GuidsRequest::parse(short, false),
-            Err(WireError::MembershipsLength { .. })
-        ));
-        let per = br#"{"pkey":"0x12","guids":["0200000000000001","0200000000000002"],"memberships":["full","limited"]}"#;
+        assert!(matches!(GuidsRequest::parse(short, false), Err(WireError::MembershipsLength { .. })));
+        let per =
+            br#"{"pkey":"0x12","guids":["0200000000000001","0200000000000002"],"memberships":["full","limited"]}"#;
         let r = GuidsRequest::parse(per, false).unwrap();
         assert_eq!(r.members[1].1, Membership::Limited);
     }
 
     #[test]
     fn empty_or_malformed_bodies_are_refused() {
-        assert_eq!(
-            GuidsRequest::parse(br#"{"pkey":"0x12","guids":[]}"#, false),
-            Err(WireError::EmptyGuids)
-        );
+        assert_eq!(GuidsRequest::parse(br#"{"pkey":"0x12","guids":[]}"#, false), Err(WireError::EmptyGuids));
         assert!(GuidsRequest::parse(br#"{"pkey":"0x12","guids":[]}"#, true).is_ok());
-        assert!(matches!(
-            GuidsRequest::parse(b"{", false),
-            Err(WireError::BadJson(_))
-        ));
+        assert!(matches!(GuidsRequest::parse(b"{", false), Err(WireError::BadJson(_))));
         assert!(matches!(
             GuidsRequest::parse(br#"{"pkey":5,"guids":["0200000000000001"]}"#, false),
             Err(WireError::BadJson(_))
         ));
         assert!(matches!(
-            GuidsRequest::parse(
-                br#"{"pkey":"0x5","guids":["0200000000000001"],"mtu_limit":3}"#,
-                false
-            ),
+            GuidsRequest::parse(br#"{"pkey":"0x5","guids":["0200000000000001"],"mtu_limit":3}"#, false),
             Err(WireError::BadQos { .. })
         ));
     }

@@ -16,31 +16,16 @@ async fn basic_auth_is_required_on_ufm_rest() {
     let c = client(&ufm);
     let url = format!("{}/ufmRest/app/ufm_version", ufm.base_url());
 
-    let ok = c
-        .get(&url)
-        .basic_auth("ops", Some(PASSWORD))
-        .send()
-        .await
-        .unwrap();
+    let ok = c.get(&url).basic_auth("ops", Some(PASSWORD)).send().await.unwrap();
     assert_eq!(ok.status().as_u16(), 200);
 
-    let wrong = c
-        .get(&url)
-        .basic_auth("ops", Some("nope"))
-        .send()
-        .await
-        .unwrap();
+    let wrong = c.get(&url).basic_auth("ops", Some("nope")).send().await.unwrap();
     assert_eq!(wrong.status().as_u16(), 401);
     assert!(wrong.headers().contains_key("www-authenticate"));
     let body: Value = wrong.json().await.unwrap();
     assert!(body["error"].is_string());
 
-    let wrong_user = c
-        .get(&url)
-        .basic_auth("admin", Some(PASSWORD))
-        .send()
-        .await
-        .unwrap();
+    let wrong_user = c.get(&url).basic_auth("admin", Some(PASSWORD)).send().await.unwrap();
     assert_eq!(wrong_user.status().as_u16(), 401);
     let missing = c.get(&url).send().await.unwrap();
     assert_eq!(missing.status().as_u16(), 401);
@@ -59,19 +44,9 @@ async fn basic_auth_is_required_on_ufm_rest() {
 
     // The password can be rotated at run time.
     ufm.handle().set_password("rotated");
-    let old = c
-        .get(&url)
-        .basic_auth("ops", Some(PASSWORD))
-        .send()
-        .await
-        .unwrap();
+    let old = c.get(&url).basic_auth("ops", Some(PASSWORD)).send().await.unwrap();
     assert_eq!(old.status().as_u16(), 401);
-    let new = c
-        .get(&url)
-        .basic_auth("ops", Some("rotated"))
-        .send()
-        .await
-        .unwrap();
+    let new = c.get(&url).basic_auth("ops", Some("rotated")).send().await.unwrap();
     assert_eq!(new.status().as_u16(), 200);
     ufm.shutdown().await;
 }
@@ -83,32 +58,13 @@ async fn tokens_authenticate_on_ufm_rest_v3() {
     let c = client(&ufm);
     let url = format!("{}/ufmRestV3/app/ufm_version", ufm.base_url());
 
-    let ok = c
-        .get(&url)
-        .header("Authorization", "Basic configured-token")
-        .send()
-        .await
-        .unwrap();
+    let ok = c.get(&url).header("Authorization", "Basic configured-token").send().await.unwrap();
     assert_eq!(ok.status().as_u16(), 200);
 
     let wrapped = base64::engine::general_purpose::STANDARD.encode("configured-token");
-    let b64 = c
-        .get(&url)
-        .header("Authorization", format!("Basic {wrapped}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        b64.status().as_u16(),
-        401,
-        "the token is not base64-wrapped"
-    );
-    let password = c
-        .get(&url)
-        .basic_auth(common::USER, Some(common::PASSWORD))
-        .send()
-        .await
-        .unwrap();
+    let b64 = c.get(&url).header("Authorization", format!("Basic {wrapped}")).send().await.unwrap();
+    assert_eq!(b64.status().as_u16(), 401, "the token is not base64-wrapped");
+    let password = c.get(&url).basic_auth(common::USER, Some(common::PASSWORD)).send().await.unwrap();
     assert_eq!(password.status().as_u16(), 401, "V3 takes tokens only");
 
     // A token created through the API (Basic-auth protected) works on V3 until revoked.
@@ -136,12 +92,7 @@ async fn tokens_authenticate_on_ufm_rest_v3() {
     assert_eq!(handle.members(7).len(), 1);
 
     assert!(handle.revoke_token(&token));
-    let revoked = c
-        .get(&url)
-        .header("Authorization", format!("Basic {token}"))
-        .send()
-        .await
-        .unwrap();
+    let revoked = c.get(&url).header("Authorization", format!("Basic {token}")).send().await.unwrap();
     assert_eq!(revoked.status().as_u16(), 401);
     assert_eq!(handle.count(Endpoint::Version), 4);
     ufm.shutdown().await;

@@ -17,40 +17,22 @@ async fn seeded_state_is_served_and_clear_resets() {
     let c = client(&ufm);
     let mut partition = Partition::new(0x40);
     partition.name = "seeded".into();
-    partition.qos = Qos {
-        mtu_limit: 4,
-        service_level: 1,
-        rate_limit: 100.0,
-    };
+    partition.qos = Qos { mtu_limit: 4, service_level: 1, rate_limit: 100.0 };
     partition.members.insert(
         Guid::from(0x0200000000000040),
-        Member {
-            membership: Membership::Limited,
-            index0: false,
-            ip_over_ib: false,
-        },
+        Member { membership: Membership::Limited, index0: false, ip_over_ib: false },
     );
     handle.seed_partition(0x40, partition.clone());
     assert_eq!(handle.partition(0x40), Some(partition));
 
-    let (s, body) = go_request(
-        &c,
-        &ufm,
-        Method::GET,
-        "/ufmRest/resources/pkeys/0x40?guids_data=true",
-        None,
-    )
-    .await;
+    let (s, body) = go_request(&c, &ufm, Method::GET, "/ufmRest/resources/pkeys/0x40?guids_data=true", None).await;
     assert_eq!(s, 200);
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["partition"], "seeded");
     assert_eq!(v["guids"][0]["membership"], "limited");
 
     handle.clear_state();
-    assert_eq!(
-        handle.partitions().keys().copied().collect::<Vec<_>>(),
-        vec![0x7fff]
-    );
+    assert_eq!(handle.partitions().keys().copied().collect::<Vec<_>>(), vec![0x7fff]);
     handle.clear_requests();
     assert!(handle.requests().is_empty());
     assert_eq!(handle.count(Endpoint::GetPkey), 0);
@@ -66,11 +48,7 @@ async fn wait_until_wakes_on_a_change_and_concurrent_adds_all_land() {
     let waiter = {
         let handle = handle.clone();
         tokio::spawn(async move {
-            handle
-                .wait_until(DEADLINE, |fabric, _| {
-                    fabric.get(0x9).is_some_and(|p| p.members.len() == 16)
-                })
-                .await
+            handle.wait_until(DEADLINE, |fabric, _| fabric.get(0x9).is_some_and(|p| p.members.len() == 16)).await
         })
     };
 
@@ -94,11 +72,7 @@ async fn wait_until_wakes_on_a_change_and_concurrent_adds_all_land() {
         assert_eq!(task.await.unwrap().unwrap(), 200);
     }
     assert!(waiter.await.unwrap(), "waiter saw all 16 members");
-    assert!(
-        handle
-            .wait_for_count(Endpoint::AddGuids, 16, DEADLINE)
-            .await
-    );
+    assert!(handle.wait_for_count(Endpoint::AddGuids, 16, DEADLINE).await);
     assert_eq!(handle.count(Endpoint::AddGuids), 16);
 
     let seqs: Vec<u64> = handle.requests().iter().map(|r| r.seq).collect();
@@ -116,12 +90,7 @@ async fn wait_until_wakes_on_a_change_and_concurrent_adds_all_land() {
 #[tokio::test]
 async fn wait_until_reports_a_condition_that_never_holds() {
     let ufm = start(UfmConfig::http()).await;
-    let held = ufm
-        .handle()
-        .wait_until(std::time::Duration::from_millis(10), |fabric, _| {
-            fabric.get(1).is_some()
-        })
-        .await;
+    let held = ufm.handle().wait_until(std::time::Duration::from_millis(10), |fabric, _| fabric.get(1).is_some()).await;
     assert!(!held);
     ufm.shutdown().await;
 }

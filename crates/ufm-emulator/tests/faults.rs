@@ -10,7 +10,8 @@ use common::{client, go_request, start};
 use reqwest::Method;
 use ufm_emulator::{Endpoint, FaultRule, UfmConfig};
 
-const ADD: &str = r#"{"pkey": "0x0005", "index0": true, "ip_over_ib": true, "membership": "full", "guids": ["0200000000000000"]}"#;
+const ADD: &str =
+    r#"{"pkey": "0x0005", "index0": true, "ip_over_ib": true, "membership": "full", "guids": ["0200000000000000"]}"#;
 
 #[tokio::test]
 async fn next_n_matching_requests_fail_then_service_resumes() {
@@ -28,42 +29,15 @@ async fn next_n_matching_requests_fail_then_service_resumes() {
     );
 
     // A GET on the same path does not match the POST rule.
-    let (s, _) = go_request(
-        &c,
-        &ufm,
-        Method::GET,
-        "/ufmRest/resources/pkeys/?guids_data=true",
-        None,
-    )
-    .await;
+    let (s, _) = go_request(&c, &ufm, Method::GET, "/ufmRest/resources/pkeys/?guids_data=true", None).await;
     assert_eq!(s, 200);
 
     for _ in 0..2 {
-        let (s, body) = go_request(
-            &c,
-            &ufm,
-            Method::POST,
-            "/ufmRest/resources/pkeys",
-            Some(ADD),
-        )
-        .await;
-        assert_eq!(
-            (s, body.as_str()),
-            (503, r#"{"error": "UFM is restarting"}"#)
-        );
-        assert!(
-            handle.partition(5).is_none(),
-            "a faulted request has no effect"
-        );
+        let (s, body) = go_request(&c, &ufm, Method::POST, "/ufmRest/resources/pkeys", Some(ADD)).await;
+        assert_eq!((s, body.as_str()), (503, r#"{"error": "UFM is restarting"}"#));
+        assert!(handle.partition(5).is_none(), "a faulted request has no effect");
     }
-    let (s, _) = go_request(
-        &c,
-        &ufm,
-        Method::POST,
-        "/ufmRest/resources/pkeys",
-        Some(ADD),
-    )
-    .await;
+    let (s, _) = go_request(&c, &ufm, Method::POST, "/ufmRest/resources/pkeys", Some(ADD)).await;
     assert_eq!(s, 200);
     assert_eq!(handle.members(5).len(), 1);
     assert!(handle.faults().is_empty(), "spent rule is gone");
@@ -85,11 +59,7 @@ async fn faults_answer_before_authentication_and_can_be_withdrawn() {
     let id = handle.inject(FaultRule::respond(None, "*", 500, "internal error"));
     let url = format!("{}/ufmRest/app/ufm_version", ufm.base_url());
     let unauthenticated = c.get(&url).send().await.unwrap();
-    assert_eq!(
-        unauthenticated.status().as_u16(),
-        500,
-        "an outage answers everyone"
-    );
+    assert_eq!(unauthenticated.status().as_u16(), 500, "an outage answers everyone");
     assert_eq!(unauthenticated.text().await.unwrap(), "internal error");
     assert!(handle.remove_fault(id));
     let (s, _) = go_request(&c, &ufm, Method::GET, "/ufmRest/app/ufm_version", None).await;
@@ -102,17 +72,8 @@ async fn latency_delays_without_changing_the_answer() {
     let ufm = start(UfmConfig::http()).await;
     let handle = ufm.handle();
     let c = client(&ufm);
-    handle.inject(
-        FaultRule::delay(None, "/ufmRest/resources/pkeys", Duration::from_millis(50)).times(1),
-    );
-    let (s, _) = go_request(
-        &c,
-        &ufm,
-        Method::POST,
-        "/ufmRest/resources/pkeys",
-        Some(ADD),
-    )
-    .await;
+    handle.inject(FaultRule::delay(None, "/ufmRest/resources/pkeys", Duration::from_millis(50)).times(1));
+    let (s, _) = go_request(&c, &ufm, Method::POST, "/ufmRest/resources/pkeys", Some(ADD)).await;
     assert_eq!(s, 200);
     assert_eq!(handle.members(5).len(), 1);
     let record = &handle.requests_to(Endpoint::AddGuids)[0];

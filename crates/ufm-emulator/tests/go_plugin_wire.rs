@@ -14,13 +14,10 @@ use ufm_emulator::{Endpoint, Guid, Member, Membership, UfmConfig};
 /// without `guids` contribute nothing; every GUID gets `:` after each two characters (case
 /// kept) and maps to the PKey key exactly as written.
 fn go_list_guids_in_use(body: &str) -> Result<BTreeMap<String, String>, String> {
-    let top: serde_json::Map<String, Value> =
-        serde_json::from_str(body).map_err(|e| e.to_string())?;
+    let top: serde_json::Map<String, Value> = serde_json::from_str(body).map_err(|e| e.to_string())?;
     let mut in_use = BTreeMap::new();
     for (pkey, entry) in top {
-        let entry = entry
-            .as_object()
-            .ok_or(format!("{pkey} is not an object"))?;
+        let entry = entry.as_object().ok_or(format!("{pkey} is not an object"))?;
         let Some(guids) = entry.get("guids") else {
             continue;
         };
@@ -71,37 +68,16 @@ async fn go_plugin_requests_round_trip() {
     let add_5 = r#"{"pkey": "0x0005", "index0": true, "ip_over_ib": true, "membership": "full", "guids": ["0200000000000000"]}"#;
     let add_a30 = r#"{"pkey": "0x0A30", "index0": true, "ip_over_ib": true, "membership": "full", "guids": ["02000ff000ff0009","0200000000000001"]}"#;
     for add in [add_5, add_a30] {
-        let (status, body) = go_request(
-            &c,
-            &ufm,
-            Method::POST,
-            "/ufmRest/resources/pkeys",
-            Some(add),
-        )
-        .await;
+        let (status, body) = go_request(&c, &ufm, Method::POST, "/ufmRest/resources/pkeys", Some(add)).await;
         assert_eq!(status, 200, "{body}");
     }
 
-    let full_index0 = Member {
-        membership: Membership::Full,
-        index0: true,
-        ip_over_ib: true,
-    };
-    assert_eq!(
-        handle.members(5),
-        BTreeMap::from([(Guid::from(0x0200000000000000), full_index0)])
-    );
+    let full_index0 = Member { membership: Membership::Full, index0: true, ip_over_ib: true };
+    assert_eq!(handle.members(5), BTreeMap::from([(Guid::from(0x0200000000000000), full_index0)]));
     assert_eq!(handle.members(0xa30).len(), 2);
     assert_eq!(handle.partition(0xa30).unwrap().name, "api_pkey_0xa30");
 
-    let (status, list) = go_request(
-        &c,
-        &ufm,
-        Method::GET,
-        "/ufmRest/resources/pkeys/?guids_data=true",
-        None,
-    )
-    .await;
+    let (status, list) = go_request(&c, &ufm, Method::GET, "/ufmRest/resources/pkeys/?guids_data=true", None).await;
     assert_eq!(status, 200, "{list}");
     let parsed = go_list_guids_in_use(&list).unwrap();
     assert_eq!(
@@ -115,28 +91,12 @@ async fn go_plugin_requests_round_trip() {
     assert_eq!(parsed, expected_from_state(&handle.guid_pkeys()));
 
     let remove = r#"{"pkey": "0x0005", "guids": ["0200000000000000"]}"#;
-    let (status, body) = go_request(
-        &c,
-        &ufm,
-        Method::POST,
-        "/ufmRest/actions/remove_guids_from_pkey",
-        Some(remove),
-    )
-    .await;
+    let (status, body) =
+        go_request(&c, &ufm, Method::POST, "/ufmRest/actions/remove_guids_from_pkey", Some(remove)).await;
     assert_eq!(status, 200, "{body}");
-    assert!(
-        handle.partition(5).is_none(),
-        "last GUID gone, partition deleted"
-    );
+    assert!(handle.partition(5).is_none(), "last GUID gone, partition deleted");
 
-    let (_, list) = go_request(
-        &c,
-        &ufm,
-        Method::GET,
-        "/ufmRest/resources/pkeys/?guids_data=true",
-        None,
-    )
-    .await;
+    let (_, list) = go_request(&c, &ufm, Method::GET, "/ufmRest/resources/pkeys/?guids_data=true", None).await;
     let parsed = go_list_guids_in_use(&list).unwrap();
     assert_eq!(parsed.len(), 2);
     assert_eq!(parsed, expected_from_state(&handle.guid_pkeys()));
@@ -144,10 +104,7 @@ async fn go_plugin_requests_round_trip() {
     let adds = handle.requests_to(Endpoint::AddGuids);
     assert_eq!(adds.len(), 2);
     assert_eq!(adds[0].body, add_5, "body recorded byte for byte");
-    assert_eq!(
-        adds[0].content_type.as_deref(),
-        Some("application/json; charset=utf-8")
-    );
+    assert_eq!(adds[0].content_type.as_deref(), Some("application/json; charset=utf-8"));
     assert_eq!(handle.count(Endpoint::RemoveGuidsAction), 1);
     assert_eq!(handle.count(Endpoint::ListPkeys), 2);
     assert_eq!(handle.count(Endpoint::Version), 1);
@@ -160,34 +117,17 @@ async fn fork_limited_add_and_upper_case_guids_are_accepted() {
     let handle = ufm.handle();
     let c = client(&ufm);
     let limited = r#"{"pkey": "0x0006", "guids": ["02000FF000FF000A"], "membership": "limited", "index0": false}"#;
-    let (status, body) = go_request(
-        &c,
-        &ufm,
-        Method::POST,
-        "/ufmRest/resources/pkeys/",
-        Some(limited),
-    )
-    .await;
+    let (status, body) = go_request(&c, &ufm, Method::POST, "/ufmRest/resources/pkeys/", Some(limited)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         handle.members(6),
         BTreeMap::from([(
             Guid::from(0x02000ff000ff000a),
-            Member {
-                membership: Membership::Limited,
-                index0: false,
-                ip_over_ib: true,
-            }
+            Member { membership: Membership::Limited, index0: false, ip_over_ib: true }
         )])
     );
-    let (status, one) = go_request(
-        &c,
-        &ufm,
-        Method::GET,
-        "/ufmRest/resources/pkeys/0x0006?guids_data=true",
-        None,
-    )
-    .await;
+    let (status, one) =
+        go_request(&c, &ufm, Method::GET, "/ufmRest/resources/pkeys/0x0006?guids_data=true", None).await;
     assert_eq!(status, 200);
     let one: Value = serde_json::from_str(&one).unwrap();
     assert_eq!(

@@ -9,10 +9,7 @@ use common::{PASSWORD, USER, start};
 use ufm_emulator::{Endpoint, UfmConfig};
 
 fn curl_available() -> bool {
-    Command::new("curl")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
+    Command::new("curl").arg("--version").output().is_ok_and(|o| o.status.success())
 }
 
 #[tokio::test]
@@ -36,14 +33,7 @@ async fn curl_trusts_the_emulator_only_with_its_ca() {
                 .args(["--silent", "--show-error", "--fail", "--max-time", "30"])
                 .arg("--cacert")
                 .arg(&ca)
-                .args([
-                    "-u",
-                    &user,
-                    "-H",
-                    "Content-Type: application/json",
-                    "-d",
-                    body,
-                ])
+                .args(["-u", &user, "-H", "Content-Type: application/json", "-d", body])
                 .arg(&url)
                 .output()
         })
@@ -51,11 +41,7 @@ async fn curl_trusts_the_emulator_only_with_its_ca() {
         .unwrap()
         .unwrap()
     };
-    assert!(
-        with_ca.status.success(),
-        "curl with the CA: {}",
-        String::from_utf8_lossy(&with_ca.stderr)
-    );
+    assert!(with_ca.status.success(), "curl with the CA: {}", String::from_utf8_lossy(&with_ca.stderr));
     assert_eq!(String::from_utf8_lossy(&with_ca.stdout), "{}");
     assert_eq!(ufm.handle().members(5).len(), 1);
 
@@ -68,16 +54,9 @@ async fn curl_trusts_the_emulator_only_with_its_ca() {
     .await
     .unwrap()
     .unwrap();
-    assert!(
-        !without_ca.status.success(),
-        "curl without the CA must fail"
-    );
+    assert!(!without_ca.status.success(), "curl without the CA must fail");
     // 60 is "peer certificate cannot be authenticated"; some TLS back ends report 35.
-    assert!(
-        matches!(without_ca.status.code(), Some(60 | 35)),
-        "{}",
-        String::from_utf8_lossy(&without_ca.stderr)
-    );
+    assert!(matches!(without_ca.status.code(), Some(60 | 35)), "{}", String::from_utf8_lossy(&without_ca.stderr));
     assert_eq!(ufm.handle().count(Endpoint::ListPkeys), 0);
     ufm.shutdown().await;
 }

@@ -14,14 +14,7 @@ async fn list_shapes_match_ufm() {
     let handle = ufm.handle();
     handle.seed_members(
         0x31a,
-        [(
-            Guid::from(0x946dae03005985c8),
-            Member {
-                membership: Membership::Full,
-                index0: true,
-                ip_over_ib: true,
-            },
-        )],
+        [(Guid::from(0x946dae03005985c8), Member { membership: Membership::Full, index0: true, ip_over_ib: true })],
     );
     let c = client(&ufm);
 
@@ -53,14 +46,7 @@ async fn list_shapes_match_ufm() {
         );
     }
 
-    let (s, body) = go_request(
-        &c,
-        &ufm,
-        Method::GET,
-        "/ufmRest/resources/pkeys?qos_conf=true",
-        None,
-    )
-    .await;
+    let (s, body) = go_request(&c, &ufm, Method::GET, "/ufmRest/resources/pkeys?qos_conf=true", None).await;
     assert_eq!(s, 200);
     let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
@@ -71,9 +57,6 @@ async fn list_shapes_match_ufm() {
 
     let (s, body) = go_request(&c, &ufm, Method::GET, "/ufmRest/resources/pkeys", None).await;
     assert_eq!(s, 200);
-    assert_eq!(
-        serde_json::from_str::<Value>(&body).unwrap(),
-        json!(["0x31a", "0x7fff"])
-    );
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), json!(["0x31a", "0x7fff"]));
     ufm.shutdown().await;
 }

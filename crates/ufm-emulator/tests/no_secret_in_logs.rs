@@ -42,35 +42,20 @@ async fn tracing_output_never_contains_the_password() {
     // The test runtime is single-threaded, so the server's tasks log through this default.
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let config = UfmConfig::https()
-        .with_credentials("ops", PASSWORD)
-        .with_token("tok-SECRET-1");
+    let config = UfmConfig::https().with_credentials("ops", PASSWORD).with_token("tok-SECRET-1");
     tracing::info!(?config, "starting");
     let ufm = start(config).await;
     let c = client(&ufm);
     let url = format!("{}/ufmRest/app/ufm_version", ufm.base_url());
     for pass in [PASSWORD, "wrong-Secret-9"] {
-        let _ = c
-            .get(&url)
-            .basic_auth("ops", Some(pass))
-            .send()
-            .await
-            .unwrap();
+        let _ = c.get(&url).basic_auth("ops", Some(pass)).send().await.unwrap();
     }
     let v3 = format!("{}/ufmRestV3/app/ufm_version", ufm.base_url());
-    let _ = c
-        .get(&v3)
-        .header("Authorization", "Basic tok-SECRET-1")
-        .send()
-        .await
-        .unwrap();
+    let _ = c.get(&v3).header("Authorization", "Basic tok-SECRET-1").send().await.unwrap();
     ufm.shutdown().await;
 
     let logged = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
-    assert!(
-        logged.contains("ufm-emulator request"),
-        "tracing was captured: {logged}"
-    );
+    assert!(logged.contains("ufm-emulator request"), "tracing was captured: {logged}");
     let b64 = base64::engine::general_purpose::STANDARD.encode(format!("ops:{PASSWORD}"));
     for secret in [PASSWORD, "wrong-Secret-9", "tok-SECRET-1", b64.as_str()] {
         assert!(!logged.contains(secret), "{secret} leaked into: {logged}");

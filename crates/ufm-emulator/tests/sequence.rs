@@ -19,14 +19,7 @@ async fn a_shared_counter_orders_requests_against_other_events() {
     let c = client(&ufm);
 
     let before = shared.fetch_add(1, Ordering::SeqCst) + 1; // "another emulator's" event
-    let (s, _) = go_request(
-        &c,
-        &ufm,
-        Method::POST,
-        "/ufmRest/resources/pkeys",
-        Some(ADD),
-    )
-    .await;
+    let (s, _) = go_request(&c, &ufm, Method::POST, "/ufmRest/resources/pkeys", Some(ADD)).await;
     assert_eq!(s, 200);
     let after = shared.fetch_add(1, Ordering::SeqCst) + 1;
 

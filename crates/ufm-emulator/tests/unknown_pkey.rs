@@ -21,24 +21,10 @@ async fn unknown_pkey_get_answer_is_switchable() {
     let (s, _) = go_request(&c, &ufm, Method::GET, path, None).await;
     assert_eq!(s, 404);
 
-    let (s, body) = go_request(
-        &c,
-        &ufm,
-        Method::GET,
-        "/ufmRest/resources/pkeys/0x7fff",
-        None,
-    )
-    .await;
+    let (s, body) = go_request(&c, &ufm, Method::GET, "/ufmRest/resources/pkeys/0x7fff", None).await;
     assert_eq!(s, 200, "management always exists: {body}");
 
-    let (s, _) = go_request(
-        &c,
-        &ufm,
-        Method::DELETE,
-        "/ufmRest/resources/pkeys/0x42",
-        None,
-    )
-    .await;
+    let (s, _) = go_request(&c, &ufm, Method::DELETE, "/ufmRest/resources/pkeys/0x42", None).await;
     assert_eq!(s, 404);
     ufm.shutdown().await;
 }

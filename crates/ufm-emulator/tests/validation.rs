@@ -49,11 +49,7 @@ async fn malformed_requests_get_json_errors_and_change_nothing() {
     let cases = bad_everywhere
         .iter()
         .flat_map(|b| [(add, *b, 400), (remove, *b, 400)])
-        .chain(
-            bad_attributes
-                .iter()
-                .flat_map(|b| [(add, *b, 400), (remove, *b, 200)]),
-        );
+        .chain(bad_attributes.iter().flat_map(|b| [(add, *b, 400), (remove, *b, 200)]));
     for (path, body, want) in cases {
         let (s, text) = go_request(&c, &ufm, Method::POST, path, Some(body)).await;
         assert_eq!(s, want, "{path} {body} -> {text}");
@@ -65,16 +61,8 @@ async fn malformed_requests_get_json_errors_and_change_nothing() {
     assert_eq!(handle.partitions(), before);
 
     let bad_paths = [
-        (
-            Method::DELETE,
-            "/ufmRest/resources/pkeys/0x5/guids/nothex",
-            400,
-        ),
-        (
-            Method::DELETE,
-            "/ufmRest/resources/pkeys/0x5/guids/%zz",
-            400,
-        ),
+        (Method::DELETE, "/ufmRest/resources/pkeys/0x5/guids/nothex", 400),
+        (Method::DELETE, "/ufmRest/resources/pkeys/0x5/guids/%zz", 400),
         (Method::DELETE, "/ufmRest/resources/pkeys/0x7fff", 400),
         (Method::DELETE, "/ufmRest/resources/pkeys/0x0", 400),
         (Method::GET, "/ufmRest/resources/pkeys/banana", 400),

@@ -35,14 +35,8 @@ fn short_form_as_multus_parses_it() {
     let a = parse(" ib-net , other/ib2@ib0,ml/net3 ");
     let s = a.selections();
     assert_eq!(s.len(), 3);
-    assert_eq!(
-        (s[0].network.to_string(), s[0].interface.as_str()),
-        ("default/ib-net".into(), "idx_0")
-    );
-    assert_eq!(
-        (s[1].network.to_string(), s[1].interface.as_str()),
-        ("other/ib2".into(), "ib0")
-    );
+    assert_eq!((s[0].network.to_string(), s[0].interface.as_str()), ("default/ib-net".into(), "idx_0"));
+    assert_eq!((s[1].network.to_string(), s[1].interface.as_str()), ("other/ib2".into(), "ib0"));
     assert_eq!(s[2].network, NetworkRef::new("ml", "net3"));
     assert_eq!(
         a.to_json(),
@@ -52,44 +46,14 @@ fn short_form_as_multus_parses_it() {
 
 #[test]
 fn short_form_errors_name_the_item() {
-    assert_eq!(
-        err("a/b/c"),
-        AnnotationError::ShortForm {
-            item: "a/b/c".into(),
-            separator: '/'
-        }
-    );
-    assert_eq!(
-        err("a@b@c"),
-        AnnotationError::ShortForm {
-            item: "a@b@c".into(),
-            separator: '@'
-        }
-    );
-    assert_eq!(
-        err("Net1"),
-        AnnotationError::InvalidName {
-            index: 0,
-            field: "name",
-            value: "Net1".into()
-        }
-    );
+    assert_eq!(err("a/b/c"), AnnotationError::ShortForm { item: "a/b/c".into(), separator: '/' });
+    assert_eq!(err("a@b@c"), AnnotationError::ShortForm { item: "a@b@c".into(), separator: '@' });
+    assert_eq!(err("Net1"), AnnotationError::InvalidName { index: 0, field: "name", value: "Net1".into() });
     assert_eq!(
         err("ok, bad_ns/x"),
-        AnnotationError::InvalidName {
-            index: 1,
-            field: "namespace",
-            value: "bad_ns".into()
-        }
+        AnnotationError::InvalidName { index: 1, field: "namespace", value: "bad_ns".into() }
     );
-    assert_eq!(
-        err("x@-if"),
-        AnnotationError::InvalidName {
-            index: 0,
-            field: "interface",
-            value: "-if".into()
-        }
-    );
+    assert_eq!(err("x@-if"), AnnotationError::InvalidName { index: 0, field: "interface", value: "-if".into() });
     assert_eq!(err("a,,b"), AnnotationError::MissingName { index: 1 });
     assert!(err("Net1").to_string().contains("\"Net1\""));
 }
@@ -97,35 +61,15 @@ fn short_form_errors_name_the_item() {
 #[test]
 fn json_errors_are_clear() {
     assert!(matches!(err("[{\"name\": "), AnnotationError::Json { .. }));
-    assert_eq!(
-        err(r#"{"name":"a"}"#),
-        AnnotationError::NotAList { found: "an object" }
-    );
-    assert_eq!(
-        err(r#"["a"]"#),
-        AnnotationError::ElementNotObject {
-            index: 0,
-            found: "a string"
-        }
-    );
-    assert_eq!(
-        err(r#"[{"namespace":"x"}]"#),
-        AnnotationError::MissingName { index: 0 }
-    );
+    assert_eq!(err(r#"{"name":"a"}"#), AnnotationError::NotAList { found: "an object" });
+    assert_eq!(err(r#"["a"]"#), AnnotationError::ElementNotObject { index: 0, found: "a string" });
+    assert_eq!(err(r#"[{"namespace":"x"}]"#), AnnotationError::MissingName { index: 0 });
     let e = err(r#"[{"name":"a","cni-args":{"guid":12}}]"#);
-    assert!(
-        matches!(&e, AnnotationError::FieldType { field, .. } if field == "cni-args.guid"),
-        "{e}"
-    );
-    assert!(
-        e.to_string().contains("cni-args.guid") && e.to_string().contains("a number 12"),
-        "{e}"
-    );
+    assert!(matches!(&e, AnnotationError::FieldType { field, .. } if field == "cni-args.guid"), "{e}");
+    assert!(e.to_string().contains("cni-args.guid") && e.to_string().contains("a number 12"), "{e}");
     for field in ["pkey", "mellanox.infiniband.app"] {
         let raw = format!(r#"[{{"name":"a","cni-args":{{"{field}":true}}}}]"#);
-        assert!(
-            matches!(err(&raw), AnnotationError::FieldType { field: f, .. } if f == format!("cni-args.{field}"))
-        );
+        assert!(matches!(err(&raw), AnnotationError::FieldType { field: f, .. } if f == format!("cni-args.{field}")));
     }
     assert!(
         matches!(err(r#"[{"name":"a","cni-args":[1]}]"#), AnnotationError::FieldType { field, .. } if field == "cni-args")
@@ -133,36 +77,22 @@ fn json_errors_are_clear() {
     assert!(
         matches!(err(r#"[{"name":"a","infiniband-guid":1}]"#), AnnotationError::FieldType { field, .. } if field == "infiniband-guid")
     );
-    assert!(
-        matches!(err(r#"[{"name":5}]"#), AnnotationError::FieldType { field, .. } if field == "name")
-    );
+    assert!(matches!(err(r#"[{"name":5}]"#), AnnotationError::FieldType { field, .. } if field == "name"));
     assert!(
         matches!(err(r#"[{"name":"a","interface":[]}]"#), AnnotationError::FieldType { field, .. } if field == "interface")
     );
     assert!(matches!(
         err(r#"[{"name":"a","namespace":"Bad"}]"#),
-        AnnotationError::InvalidName {
-            field: "namespace",
-            ..
-        }
+        AnnotationError::InvalidName { field: "namespace", .. }
     ));
-    assert!(matches!(
-        err(r#"[{"name":"a b"}]"#),
-        AnnotationError::InvalidName { field: "name", .. }
-    ));
-    let big = format!(
-        "[{{\"name\":\"a\",\"x\":\"{}\"}}]",
-        "y".repeat(MAX_ANNOTATION_BYTES)
-    );
+    assert!(matches!(err(r#"[{"name":"a b"}]"#), AnnotationError::InvalidName { field: "name", .. }));
+    let big = format!("[{{\"name\":\"a\",\"x\":\"{}\"}}]", "y".repeat(MAX_ANNOTATION_BYTES));
     assert!(matches!(err(&big), AnnotationError::TooLarge { .. }));
 }
 
 #[test]
 fn hostile_values_are_shortened_in_errors() {
-    let raw = format!(
-        r#"[{{"name":"a","cni-args":{{"guid":[{}]}}}}]"#,
-        "1,".repeat(5000) + "1"
-    );
+    let raw = format!(r#"[{{"name":"a","cni-args":{{"guid":[{}]}}}}]"#, "1,".repeat(5000) + "1");
     let msg = err(&raw).to_string();
     assert!(msg.len() < 300, "{}", msg.len());
 }
@@ -185,11 +115,7 @@ fn empty_value_has_no_elements() {
 fn interface_ids_follow_the_go_rule() {
     // [A@net1, B, A, A@net3, A] → the unnamed A's are idx_1 and idx_3.
     let a = parse("a@net1, b, a, a@net3, a");
-    let ids: Vec<&str> = a
-        .selections()
-        .iter()
-        .map(|s| s.interface.as_str())
-        .collect();
+    let ids: Vec<&str> = a.selections().iter().map(|s| s.interface.as_str()).collect();
     assert_eq!(ids, ["net1", "idx_0", "idx_1", "net3", "idx_3"]);
     // The namespace is ignored when counting, as in Go.
     let a = parse(r#"[{"name":"a","namespace":"x"},{"name":"a","namespace":"y"}]"#);
@@ -199,17 +125,7 @@ fn interface_ids_follow_the_go_rule() {
 #[test]
 fn duplicate_interface_identity_is_refused() {
     let e = err("a@ib0, a@ib0");
-    assert!(
-        matches!(
-            e,
-            AnnotationError::DuplicateInterface {
-                first: 0,
-                second: 1,
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert!(matches!(e, AnnotationError::DuplicateInterface { first: 0, second: 1, .. }), "{e}");
     // The same name in two namespaces is two networks.
     parse("x/a@ib0, y/a@ib0");
 }
@@ -220,15 +136,9 @@ fn guid_sources_and_precedence() {
         r#"[{"name":"a","infiniband-guid":"02:00:00:00:00:00:00:01","cni-args":{"guid":"02:00:00:00:00:00:00:02"}},{"name":"b","cni-args":{"guid":"02:00:00:00:00:00:00:03","mellanox.infiniband.app":"configured","pkey":"0x5"}},{"name":"c","infiniband-guid":"","cni-args":{"mellanox.infiniband.app":"pending"}}]"#,
     );
     let s = a.selections();
-    assert_eq!(
-        s[0].guid,
-        Some(("02:00:00:00:00:00:00:01".into(), GuidSource::RuntimeConfig))
-    );
+    assert_eq!(s[0].guid, Some(("02:00:00:00:00:00:00:01".into(), GuidSource::RuntimeConfig)));
     assert!(!s[0].configured);
-    assert_eq!(
-        s[1].guid,
-        Some(("02:00:00:00:00:00:00:03".into(), GuidSource::CniArgs))
-    );
+    assert_eq!(s[1].guid, Some(("02:00:00:00:00:00:00:03".into(), GuidSource::CniArgs)));
     assert!(s[1].configured);
     assert_eq!(s[1].pkey.as_deref(), Some("0x5"));
     assert_eq!((s[2].guid.clone(), s[2].configured), (None, false));
@@ -263,8 +173,7 @@ fn go_examples_produce_the_same_elements() {
     );
 
     // 3. User-specified GUID: kept exactly as written.
-    let mut a =
-        parse(r#"[{"name":"ib-sriov-network","cni-args":{"guid":"02:00:00:00:00:00:AB:CD"}}]"#);
+    let mut a = parse(r#"[{"name":"ib-sriov-network","cni-args":{"guid":"02:00:00:00:00:00:AB:CD"}}]"#);
     a.mark_configured(0, "0x5");
     assert_eq!(
         semantic(&a.to_json(), "default"),
@@ -278,11 +187,7 @@ fn go_examples_produce_the_same_elements() {
     let mut a = parse(
         r#"[{"name":"ib-sriov-network","interface":"ib0"},{"name":"ib-sriov-network"},{"name":"macvlan","namespace":"other"}]"#,
     );
-    let ids: Vec<&str> = a
-        .selections()
-        .iter()
-        .map(|s| s.interface.as_str())
-        .collect();
+    let ids: Vec<&str> = a.selections().iter().map(|s| s.interface.as_str()).collect();
     assert_eq!(ids, ["ib0", "idx_1", "idx_0"]);
     a.set_guid(0, g("02:00:00:00:00:00:00:00"), false);
     a.set_guid(1, g("02:00:00:00:00:00:00:01"), false);
@@ -325,19 +230,7 @@ fn user_fields_survive_the_edit() {
     assert_eq!(out, expected);
     // Key order is kept too, ours appended at the end of cni-args.
     let keys: Vec<&String> = out[0].as_object().unwrap().keys().collect();
-    assert_eq!(
-        keys,
-        [
-            "zeta",
-            "name",
-            "ips",
-            "mac",
-            "interface",
-            "default-route",
-            "cni-args",
-            "x-vendor"
-        ]
-    );
+    assert_eq!(keys, ["zeta", "name", "ips", "mac", "interface", "default-route", "cni-args", "x-vendor"]);
     let args: Vec<&String> = out[0]["cni-args"].as_object().unwrap().keys().collect();
     assert_eq!(args, ["foo", "guid", "mellanox.infiniband.app", "pkey"]);
     assert_eq!(out[1], before[1]);
@@ -354,12 +247,7 @@ fn null_cni_args_becomes_an_object() {
 #[test]
 fn dns_names() {
     assert!(is_dns1123_label("a") && is_dns1123_label("a-0") && is_dns1123_label(&"a".repeat(63)));
-    assert!(
-        !is_dns1123_label("")
-            && !is_dns1123_label("-a")
-            && !is_dns1123_label("a-")
-            && !is_dns1123_label("A")
-    );
+    assert!(!is_dns1123_label("") && !is_dns1123_label("-a") && !is_dns1123_label("a-") && !is_dns1123_label("A"));
     assert!(!is_dns1123_label(&"a".repeat(64)));
     assert!(is_dns1123_subdomain("a.b-c.d") && !is_dns1123_subdomain("a..b"));
 }

@@ -14,7 +14,8 @@ use crate::pod::{PodPhase, PodUid, PodView};
 use crate::pool::GuidRange;
 use crate::state::{PatchOutcome, Plan, SmOp, SmRequest, State};
 
-const IB5: &str = r#"{"type":"ib-sriov","cniVersion":"0.3.1","name":"sriov-network","pkey":"0x5","link_state":"enable"}"#;
+const IB5: &str =
+    r#"{"type":"ib-sriov","cniVersion":"0.3.1","name":"sriov-network","pkey":"0x5","link_state":"enable"}"#;
 const IB_CAP: &str = r#"{"cniVersion":"0.3.1","name":"ib-net","plugins":[{"type":"ib-sriov","pkey":"0x00FF","capabilities":{"infinibandGUID":true}},{"type":"tuning"}]}"#;
 const GUID_ONLY: &str = r#"{"type":"ib-sriov"}"#;
 const MACVLAN: &str = r#"{"type":"macvlan"}"#;
@@ -83,8 +84,7 @@ impl World {
     }
 
     fn nad(&mut self, ns: &str, name: &str, config: &str) {
-        self.state
-            .apply_nad(NetworkRef::new(ns, name), Some(config));
+        self.state.apply_nad(NetworkRef::new(ns, name), Some(config));
     }
 
     fn next_rv(&mut self) -> String {
@@ -129,10 +129,7 @@ impl World {
     }
 
     fn listing(&self) -> Vec<(String, Guid)> {
-        self.sm
-            .iter()
-            .flat_map(|(g, ps)| ps.iter().map(move |p| (p.clone(), *g)))
-            .collect()
+        self.sm.iter().flat_map(|(g, ps)| ps.iter().map(move |p| (p.clone(), *g))).collect()
     }
 
     fn execute(&mut self, plan: Plan) {
@@ -144,8 +141,7 @@ impl World {
 
     fn enqueue(&mut self, plan: Plan) {
         for p in &plan.pending {
-            self.pending_seen
-                .push((p.pod.name.clone(), p.reason.clone()));
+            self.pending_seen.push((p.pod.name.clone(), p.reason.clone()));
         }
         if plan.list_sm {
             self.queue.push(Work::List);
@@ -159,8 +155,7 @@ impl World {
         match self.queue.remove(index) {
             Work::List => {
                 let listing = self.listing();
-                self.state
-                    .sm_listed(listing.iter().map(|(p, g)| (p.as_str(), *g)));
+                self.state.sm_listed(listing.iter().map(|(p, g)| (p.as_str(), *g)));
             }
             Work::Sm(req) => self.sm_request(&req),
             Work::Patch(patch) => self.apply_patch(patch),
@@ -172,27 +167,21 @@ impl World {
             None => PatchOutcome::NotFound,
             Some(view) if view.resource_version != patch.resource_version => PatchOutcome::Conflict,
             Some(view) => {
-                let a = crate::annotation::NetworksAnnotation::parse(
-                    &patch.annotation,
-                    &view.namespace,
-                )
-                .unwrap();
+                let a = crate::annotation::NetworksAnnotation::parse(&patch.annotation, &view.namespace).unwrap();
                 for sel in a.selections().iter().filter(|s| s.configured) {
                     let guid = Guid::parse(&sel.guid.as_ref().unwrap().0).unwrap();
                     let pkey = sel.pkey.clone().unwrap_or_default();
                     if patch.guids.contains(&guid) && !pkey.is_empty() {
                         let name = format!("0x{:x}", PKey::parse(&pkey).unwrap().get());
                         if !self.sm.get(&guid).is_some_and(|ps| ps.contains(&name)) {
-                            self.violations
-                                .push(format!("{guid} configured before joining {name}"));
+                            self.violations.push(format!("{guid} configured before joining {name}"));
                         }
                     }
                 }
                 view.networks = Some(patch.annotation.clone());
                 self.rv += 1;
                 view.resource_version = self.rv.to_string();
-                self.log
-                    .push(Logged::Configured(view.name.clone(), patch.guids.clone()));
+                self.log.push(Logged::Configured(view.name.clone(), patch.guids.clone()));
                 PatchOutcome::Applied(view.clone())
             }
         };
@@ -201,8 +190,7 @@ impl World {
 
     fn sm_request(&mut self, req: &SmRequest) {
         if self.failing.contains(&req.pkey) {
-            self.state
-                .sm_done(req, Err(format!("status 500 for {}", req.pkey)));
+            self.state.sm_done(req, Err(format!("status 500 for {}", req.pkey)));
             return;
         }
         let name = format!("0x{:x}", req.pkey.get());
@@ -221,8 +209,7 @@ impl World {
                 }
             }
         }
-        self.log
-            .push(Logged::Sm(req.op, req.pkey, req.guids.clone()));
+        self.log.push(Logged::Sm(req.op, req.pkey, req.guids.clone()));
         self.state.sm_done(req, Ok(()));
     }
 
@@ -243,11 +230,8 @@ impl World {
     /// The pod's elements as JSON (short forms as Multus expands them).
     fn annotation(&self, uid: &PodUid) -> Value {
         let view = &self.pods[&uid.0];
-        let a = crate::annotation::NetworksAnnotation::parse(
-            view.networks.as_deref().unwrap(),
-            &view.namespace,
-        )
-        .unwrap();
+        let a =
+            crate::annotation::NetworksAnnotation::parse(view.networks.as_deref().unwrap(), &view.namespace).unwrap();
         serde_json::from_str(&a.to_json()).unwrap()
     }
 
@@ -264,11 +248,7 @@ impl World {
     }
 
     fn members(&self, pkey: &str) -> BTreeSet<Guid> {
-        self.sm
-            .iter()
-            .filter(|(_, ps)| ps.contains(pkey))
-            .map(|(g, _)| *g)
-            .collect()
+        self.sm.iter().filter(|(_, ps)| ps.contains(pkey)).map(|(g, _)| *g).collect()
     }
 
     fn reason(&self, uid: &PodUid) -> Option<&'static str> {
@@ -276,10 +256,7 @@ impl World {
     }
 
     fn sm_requests(&self) -> Vec<&Logged> {
-        self.log
-            .iter()
-            .filter(|l| matches!(l, Logged::Sm(..)))
-            .collect()
+        self.log.iter().filter(|l| matches!(l, Logged::Sm(..))).collect()
     }
 }
 
@@ -292,10 +269,7 @@ fn nothing_happens_before_pods_nads_and_the_sm_are_read() {
     w.state.pods_synced();
     w.state.nads_synced();
     let plan = w.state.plan();
-    assert!(
-        plan.list_sm && plan.sm.is_empty() && plan.patches.is_empty(),
-        "{plan:?}"
-    );
+    assert!(plan.list_sm && plan.sm.is_empty() && plan.patches.is_empty(), "{plan:?}");
     // Until the listing arrives, nothing else is decided, and the listing is asked for once.
     assert!(w.state.plan().is_idle());
     w.state.sm_listed(std::iter::empty());
@@ -311,13 +285,7 @@ fn generated_guid_joins_the_pkey_before_the_pod_is_configured() {
     let p = w.pod("default", "p", r#"[{"name": "ib-sriov-network"}]"#);
     w.settle();
     let guid = g("02:00:00:00:00:00:00:00");
-    assert_eq!(
-        w.log,
-        vec![
-            Logged::Sm(SmOp::Add, pk("0x5"), vec![guid]),
-            Logged::Configured("p".into(), vec![guid])
-        ]
-    );
+    assert_eq!(w.log, vec![Logged::Sm(SmOp::Add, pk("0x5"), vec![guid]), Logged::Configured("p".into(), vec![guid])]);
     assert_eq!(
         w.annotation(&p),
         serde_json::json!([{"name":"ib-sriov-network","cni-args":{"guid":"02:00:00:00:00:00:00:00","mellanox.infiniband.app":"configured","pkey":"0x5"}}])
@@ -372,18 +340,12 @@ fn several_interfaces_one_request_one_patch() {
     let (g0, g1) = (g("02:00:00:00:00:00:00:00"), g("02:00:00:00:00:00:00:01"));
     assert_eq!(
         w.log,
-        vec![
-            Logged::Sm(SmOp::Add, pk("0x5"), vec![g0, g1]),
-            Logged::Configured("p".into(), vec![g0, g1])
-        ]
+        vec![Logged::Sm(SmOp::Add, pk("0x5"), vec![g0, g1]), Logged::Configured("p".into(), vec![g0, g1])]
     );
     let a = w.annotation(&p);
     assert_eq!(a[0]["cni-args"]["guid"], "02:00:00:00:00:00:00:00");
     assert_eq!(a[1]["cni-args"]["guid"], "02:00:00:00:00:00:00:01");
-    assert_eq!(
-        a[2],
-        serde_json::json!({"name":"macvlan","namespace":"other"})
-    );
+    assert_eq!(a[2], serde_json::json!({"name":"macvlan","namespace":"other"}));
 }
 
 /// Go example 3: a user GUID is used as written (case kept) and joins the pkey.
@@ -391,20 +353,10 @@ fn several_interfaces_one_request_one_patch() {
 fn requested_guid_is_kept_verbatim() {
     let mut w = World::default_range().synced();
     w.nad("default", "ib-sriov-network", IB5);
-    let p = w.pod(
-        "default",
-        "p",
-        r#"[{"name":"ib-sriov-network","cni-args":{"guid":"02:00:00:00:00:00:AB:CD"}}]"#,
-    );
+    let p = w.pod("default", "p", r#"[{"name":"ib-sriov-network","cni-args":{"guid":"02:00:00:00:00:00:AB:CD"}}]"#);
     w.settle();
-    assert_eq!(
-        w.annotation(&p)[0]["cni-args"]["guid"],
-        "02:00:00:00:00:00:AB:CD"
-    );
-    assert_eq!(
-        w.members("0x5"),
-        BTreeSet::from([g("02:00:00:00:00:00:ab:cd")])
-    );
+    assert_eq!(w.annotation(&p)[0]["cni-args"]["guid"], "02:00:00:00:00:00:AB:CD");
+    assert_eq!(w.members("0x5"), BTreeSet::from([g("02:00:00:00:00:00:ab:cd")]));
     // `infiniband-guid` wins over cni-args.guid.
     let q = w.pod(
         "default",
@@ -412,10 +364,7 @@ fn requested_guid_is_kept_verbatim() {
         r#"[{"name":"ib-sriov-network","infiniband-guid":"02-00-00-00-00-00-00-77","cni-args":{"guid":"02:00:00:00:00:00:00:78"}}]"#,
     );
     w.settle();
-    assert_eq!(
-        w.annotation(&q)[0]["infiniband-guid"],
-        "02-00-00-00-00-00-00-77"
-    );
+    assert_eq!(w.annotation(&q)[0]["infiniband-guid"], "02-00-00-00-00-00-00-77");
     assert!(w.members("0x5").contains(&g("02:00:00:00:00:00:00:77")));
     assert!(!w.members("0x5").contains(&g("02:00:00:00:00:00:00:78")));
 }
@@ -424,35 +373,17 @@ fn requested_guid_is_kept_verbatim() {
 fn bad_requested_guids_wait_with_a_reason() {
     let mut w = World::new("02:00:00:00:00:00:00:00", "02:00:00:00:00:00:00:ff").synced();
     w.nad("default", "ib", IB5);
-    let out = w.pod(
-        "default",
-        "out",
-        r#"[{"name":"ib","cni-args":{"guid":"02:00:00:00:00:00:01:00"}}]"#,
-    );
-    let bad = w.pod(
-        "default",
-        "bad",
-        r#"[{"name":"ib","cni-args":{"guid":"02:00:00:00:00:00"}}]"#,
-    );
+    let out = w.pod("default", "out", r#"[{"name":"ib","cni-args":{"guid":"02:00:00:00:00:00:01:00"}}]"#);
+    let bad = w.pod("default", "bad", r#"[{"name":"ib","cni-args":{"guid":"02:00:00:00:00:00"}}]"#);
     let ok = w.pod("default", "ok", "ib");
     w.settle();
     assert_eq!(w.reason(&out), Some("GUIDOutOfRange"));
     assert_eq!(w.reason(&bad), Some("InvalidGUID"));
     assert_eq!(w.reason(&ok), None);
-    assert_eq!(
-        w.annotation(&ok)[0]["cni-args"]["mellanox.infiniband.app"],
-        "configured"
-    );
-    assert!(
-        w.annotation(&out)[0]["cni-args"]
-            .get("mellanox.infiniband.app")
-            .is_none()
-    );
+    assert_eq!(w.annotation(&ok)[0]["cni-args"]["mellanox.infiniband.app"], "configured");
+    assert!(w.annotation(&out)[0]["cni-args"].get("mellanox.infiniband.app").is_none());
     let msg = w.state.pending_reason(&out).unwrap().to_string();
-    assert!(
-        msg.contains("02:00:00:00:00:00:01:00") && msg.contains("outside the GUID pool range"),
-        "{msg}"
-    );
+    assert!(msg.contains("02:00:00:00:00:00:01:00") && msg.contains("outside the GUID pool range"), "{msg}");
     let msg = w.state.pending_reason(&bad).unwrap().to_string();
     assert!(msg.contains("6-byte"), "{msg}");
 }
@@ -463,31 +394,13 @@ fn no_stealing_and_the_waiter_gets_it_when_released() {
     let mut w = World::default_range().synced();
     w.nad("default", "ib", IB5);
     let guid = g("02:00:00:00:00:00:00:42");
-    let first = w.pod(
-        "default",
-        "first",
-        r#"[{"name":"ib","cni-args":{"guid":"02:00:00:00:00:00:00:42"}}]"#,
-    );
+    let first = w.pod("default", "first", r#"[{"name":"ib","cni-args":{"guid":"02:00:00:00:00:00:00:42"}}]"#);
     w.settle();
-    let second = w.pod(
-        "default",
-        "second",
-        r#"[{"name":"ib","cni-args":{"guid":"02:00:00:00:00:00:00:42"}}]"#,
-    );
+    let second = w.pod("default", "second", r#"[{"name":"ib","cni-args":{"guid":"02:00:00:00:00:00:00:42"}}]"#);
     w.settle();
     assert_eq!(w.reason(&second), Some("GUIDInUse"));
-    assert!(
-        w.state
-            .pending_reason(&second)
-            .unwrap()
-            .to_string()
-            .contains("default/first")
-    );
-    assert!(
-        w.pending_seen
-            .iter()
-            .any(|(n, r)| n == "second" && r.label() == "GUIDInUse")
-    );
+    assert!(w.state.pending_reason(&second).unwrap().to_string().contains("default/first"));
+    assert!(w.pending_seen.iter().any(|(n, r)| n == "second" && r.label() == "GUIDInUse"));
     assert_eq!(w.members("0x5"), BTreeSet::from([guid]));
     assert_eq!(w.state.ledger().get(guid).unwrap().owner.pod, first);
     let log_len = w.log.len();
@@ -553,10 +466,7 @@ fn a_pod_waiting_for_its_nad_is_woken_when_it_appears() {
     w.nad("default", "ib", IB5);
     w.settle();
     assert_eq!(w.reason(&p), None);
-    assert_eq!(
-        w.annotation(&p)[0]["cni-args"]["mellanox.infiniband.app"],
-        "configured"
-    );
+    assert_eq!(w.annotation(&p)[0]["cni-args"]["mellanox.infiniband.app"], "configured");
 }
 
 #[test]
@@ -574,21 +484,14 @@ fn invalid_nads_and_annotations_are_reported_and_harm_nobody_else() {
     }
     let not_json = w.pod("default", "not-json", "[{");
     let object = w.pod("default", "object", r#"{"name":"ib"}"#);
-    let number = w.pod(
-        "default",
-        "number",
-        r#"[{"name":"ib","cni-args":{"guid":5}}]"#,
-    );
+    let number = w.pod("default", "number", r#"[{"name":"ib","cni-args":{"guid":5}}]"#);
     let good = w.pod("default", "good", "ib");
     w.settle();
     for (n, uid) in &bad {
         assert_eq!(w.reason(uid), Some("InvalidNetwork"), "{n}");
     }
     let msg = w.state.pending_reason(&bad[1].1).unwrap().to_string();
-    assert!(
-        msg.contains("default/mgmt") && msg.contains("\"0x7fff\"") && msg.contains("management"),
-        "{msg}"
-    );
+    assert!(msg.contains("default/mgmt") && msg.contains("\"0x7fff\"") && msg.contains("management"), "{msg}");
     for uid in [&not_json, &object, &number] {
         assert_eq!(w.reason(uid), Some("InvalidNetworkAnnotation"));
     }
@@ -621,32 +524,15 @@ fn leader_start_rebuild_is_the_union_of_pods_and_sm() {
     w.state.nads_synced();
     w.settle();
     // One of the two keeps it (the first planned), the other is reported; neither crashes anything.
-    let kept = w
-        .state
-        .ledger()
-        .get(g("02:00:00:00:00:00:00:00"))
-        .unwrap()
-        .owner
-        .pod
-        .clone();
+    let kept = w.state.ledger().get(g("02:00:00:00:00:00:00:00")).unwrap().owner.pod.clone();
     let other = if kept == owner { &dup } else { &owner };
     assert!(kept == owner || kept == dup);
     assert_eq!(w.reason(other), Some("DuplicateGUID"));
     assert_eq!(w.reason(&kept), None);
     // The fresh pod got a GUID nobody holds: 01 after its drift removal, never 00 or 02.
-    let got = w.annotation(&fresh)[0]["cni-args"]["guid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert!(
-        got == "02:00:00:00:00:00:00:01" || got == "02:00:00:00:00:00:00:03",
-        "{got}"
-    );
-    assert!(
-        w.members("0x9")
-            .iter()
-            .all(|g| !GuidRange::new(g_("00"), g_("03")).unwrap().contains(*g))
-    );
+    let got = w.annotation(&fresh)[0]["cni-args"]["guid"].as_str().unwrap().to_owned();
+    assert!(got == "02:00:00:00:00:00:00:01" || got == "02:00:00:00:00:00:00:03", "{got}");
+    assert!(w.members("0x9").iter().all(|g| !GuidRange::new(g_("00"), g_("03")).unwrap().contains(*g)));
     assert!(w.members("0x9").contains(&g("03:00:00:00:00:00:00:01")));
     assert!(w.members("0x7fff").contains(&g("02:00:00:00:00:00:00:02")));
 }
@@ -674,10 +560,7 @@ fn exhaustion_resyncs_and_retries() {
     w.delete(&a);
     w.settle();
     assert_eq!(w.reason(&c), None);
-    assert_eq!(
-        w.annotation(&c)[0]["cni-args"]["guid"],
-        "02:00:00:00:00:00:00:01"
-    );
+    assert_eq!(w.annotation(&c)[0]["cni-args"]["guid"], "02:00:00:00:00:00:00:01");
 }
 
 #[test]
@@ -688,13 +571,7 @@ fn sm_failures_wait_for_a_retry_and_never_configure() {
     let p = w.pod("default", "p", "ib");
     w.settle();
     assert_eq!(w.reason(&p), Some("SubnetManagerFailed"));
-    assert!(
-        w.state
-            .pending_reason(&p)
-            .unwrap()
-            .to_string()
-            .contains("status 500")
-    );
+    assert!(w.state.pending_reason(&p).unwrap().to_string().contains("status 500"));
     assert!(!w.log.iter().any(|l| matches!(l, Logged::Configured(..))));
     // Nothing is retried until the caller's backoff says so.
     assert!(w.state.plan().is_idle());
@@ -702,10 +579,7 @@ fn sm_failures_wait_for_a_retry_and_never_configure() {
     w.state.retry_guids(&[g("02:00:00:00:00:00:00:00")]);
     w.settle();
     assert_eq!(w.reason(&p), None);
-    assert_eq!(
-        w.annotation(&p)[0]["cni-args"]["mellanox.infiniband.app"],
-        "configured"
-    );
+    assert_eq!(w.annotation(&p)[0]["cni-args"]["mellanox.infiniband.app"], "configured");
 }
 
 /// A concurrent edit wins the race: the patch conflicts and is planned again on the new version,
@@ -717,9 +591,7 @@ fn conflicting_patch_is_replanned_on_the_newer_pod() {
     let p = w.pod("default", "p", r#"[{"name":"ib"}]"#);
     let plan = w.plan_until_patch();
     // The user edits the element before our patch lands.
-    w.edit(&p, |v| {
-        v.networks = Some(r#"[{"name":"ib","mac":"c2:b0:57:49:47:f1"}]"#.into())
-    });
+    w.edit(&p, |v| v.networks = Some(r#"[{"name":"ib","mac":"c2:b0:57:49:47:f1"}]"#.into()));
     w.execute(plan);
     w.settle();
     let a = w.annotation(&p);
@@ -786,18 +658,12 @@ fn running_unconfigured_pods_are_configured_and_unscheduled_ones_wait() {
     let host = w.pod("default", "host", "ib");
     w.edit(&host, |v| v.host_network = true);
     w.settle();
-    assert_eq!(
-        w.annotation(&running)[0]["cni-args"]["mellanox.infiniband.app"],
-        "configured"
-    );
+    assert_eq!(w.annotation(&running)[0]["cni-args"]["mellanox.infiniband.app"], "configured");
     assert!(w.annotation(&unscheduled)[0].get("cni-args").is_none());
     assert!(w.annotation(&host)[0].get("cni-args").is_none());
     w.edit(&unscheduled, |v| v.node_name = Some("node-2".into()));
     w.settle();
-    assert_eq!(
-        w.annotation(&unscheduled)[0]["cni-args"]["mellanox.infiniband.app"],
-        "configured"
-    );
+    assert_eq!(w.annotation(&unscheduled)[0]["cni-args"]["mellanox.infiniband.app"], "configured");
 }
 
 /// The same network name in two namespaces is two networks (Go bug B10).
@@ -817,23 +683,11 @@ fn namespaces_are_part_of_the_network_identity() {
 #[test]
 fn pending_labels_are_listed() {
     let reasons = [
-        PendingReason::NadMissing {
-            network: NetworkRef::new("a", "b"),
-        },
-        PendingReason::PoolExhausted {
-            range: GuidRange::new(g_("01"), g_("02")).unwrap(),
-            capacity: 2,
-        },
-        PendingReason::SubnetManagerFailed {
-            message: "x".into(),
-        },
-        PendingReason::PatchFailed {
-            message: "x".into(),
-        },
-        PendingReason::TooManyPKeys {
-            node: "n".into(),
-            limit: 128,
-        },
+        PendingReason::NadMissing { network: NetworkRef::new("a", "b") },
+        PendingReason::PoolExhausted { range: GuidRange::new(g_("01"), g_("02")).unwrap(), capacity: 2 },
+        PendingReason::SubnetManagerFailed { message: "x".into() },
+        PendingReason::PatchFailed { message: "x".into() },
+        PendingReason::TooManyPKeys { node: "n".into(), limit: 128 },
     ];
     for r in reasons {
         assert!(PendingReason::LABELS.contains(&r.label()), "{}", r.label());
@@ -864,10 +718,7 @@ enum Step {
 
 const NADS: [(&str, &str); 4] = [
     ("ib5", r#"{"type":"ib-sriov","pkey":"0x5"}"#),
-    (
-        "ib6",
-        r#"{"type":"ib-sriov","pkey":"0x6","capabilities":{"infinibandGUID":true}}"#,
-    ),
+    ("ib6", r#"{"type":"ib-sriov","pkey":"0x6","capabilities":{"infinibandGUID":true}}"#),
     ("gonly", r#"{"type":"ib-sriov"}"#),
     ("mac", r#"{"type":"macvlan"}"#),
 ];
@@ -973,11 +824,7 @@ fn check_invariants(w: &World) -> Result<(), TestCaseError> {
         for s in a.selections() {
             let nad = NADS.iter().find(|(n, _)| *n == s.network.name);
             let Some((_, config)) = nad else {
-                prop_assert!(
-                    blocked.is_some(),
-                    "{} uses a missing NAD and is not blocked",
-                    view.name
-                );
+                prop_assert!(blocked.is_some(), "{} uses a missing NAD and is not blocked", view.name);
                 continue;
             };
             if config.contains("macvlan") {
@@ -985,12 +832,7 @@ fn check_invariants(w: &World) -> Result<(), TestCaseError> {
             }
             if !s.configured {
                 // Only a reason may keep an IB interface unconfigured.
-                prop_assert!(
-                    blocked.is_some(),
-                    "{} {} not configured and not blocked",
-                    view.name,
-                    s.interface
-                );
+                prop_assert!(blocked.is_some(), "{} {} not configured and not blocked", view.name, s.interface);
                 continue;
             }
             let guid = Guid::parse(&s.guid.as_ref().unwrap().0).unwrap();
@@ -1008,19 +850,12 @@ fn check_invariants(w: &World) -> Result<(), TestCaseError> {
     let actual: BTreeSet<(String, Guid)> =
         w.sm.iter()
             .filter(|(g, _)| range.contains(**g))
-            .flat_map(|(g, ps)| {
-                ps.iter()
-                    .filter(|p| *p != "0x7fff")
-                    .map(move |p| (p.clone(), *g))
-            })
+            .flat_map(|(g, ps)| ps.iter().filter(|p| *p != "0x7fff").map(move |p| (p.clone(), *g)))
             .collect();
     prop_assert_eq!(&actual, &expected);
     // The pool holds exactly what pods own or the SM holds.
-    let held: BTreeSet<Guid> = owners
-        .keys()
-        .copied()
-        .chain(w.sm.keys().copied().filter(|g| range.contains(*g)))
-        .collect();
+    let held: BTreeSet<Guid> =
+        owners.keys().copied().chain(w.sm.keys().copied().filter(|g| range.contains(*g))).collect();
     prop_assert_eq!(w.state.pool().allocated_count(), held.len() as u64);
     // No interface was marked configured before its GUID was a member of its pkey.
     prop_assert!(w.violations.is_empty(), "{:?}", w.violations);

@@ -1,0 +1,207 @@
+//! The daemon's configuration: every variable of the Go daemon (same names, defaults and
+//! empty-means-default rule) plus the few this implementation adds, read from an [`EnvMap`] and
+//! validated by one pure function. Nothing else reads the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ib_model::{Guid, GuidRange};
+use ib_sm::env::{EnvError, EnvErrors, EnvMap};
+use ib_sm::ufm::UfmConfig;
+
+/// The Go daemon's period; here it bounds how long failed work waits before it is retried.
+pub const DEFAULT_PERIODIC_UPDATE: Duration = Duration::from_secs(5);
+pub const DEFAULT_PLUGIN_PATH: &str = "/plugins";
+/// The Go daemon's default range: locally administered GUIDs 02:…, 2^56 of them.
+pub const DEFAULT_RANGE_START: &str = "02:00:00:00:00:00:00:00";
+pub const DEFAULT_RANGE_END: &str = "02:FF:FF:FF:FF:FF:FF:FF";
+pub const DEFAULT_NAMESPACE: &str = "kube-system";
+/// Drift repair interval: frequent enough that a leak from a crash is repaired within minutes, rare
+/// enough that listing every partition of a large fabric stays cheap.
+pub const DEFAULT_RESYNC: Duration = Duration::from_secs(300);
+/// Lease timings: a crashed leader is replaced within about 15 s instead of the Go daemon's ~104 s;
+/// client-go's own defaults for controllers that must fail over fast.
+pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(15);
+pub const DEFAULT_RENEW_DEADLINE: Duration = Duration::from_secs(10);
+pub const DEFAULT_RETRY_PERIOD: Duration = Duration::from_secs(2);
+/// The admin port (metrics, health); distinct from anything the Go daemon used, which had none.
+pub const DEFAULT_ADMIN_ADDRESS: &str = "0.0.0.0:9090";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Plain,
+    Json,
+}
+
+/// Who this replica is, for the Lease (`<node>_<pod uid>`, the Go daemon's identity, so that Go and Rust
+/// replicas never lead at the same time during a migration).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub node: String,
+    pub pod_uid: Option<String>,
+    pub namespace: String,
+}
+
+impl Identity {
+    pub fn holder(&self) -> String {
+        match &self.pod_uid {
+            Some(uid) => format!("{}_{}", self.node, uid),
+            None => self.node.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaseTimings {
+    pub duration: Duration,
+    pub renew_deadline: Duration,
+    pub retry_period: Duration,
+}
+
+/// Which subnet manager to use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SmSelection {
+    Noop,
+    Ufm(UfmConfig),
+    /// Any other name: resolved against `DAEMON_SM_PLUGIN_PATH` when plugins are loaded.
+    External(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub periodic_update: Duration,
+    pub sm: SmSelection,
+    pub sm_plugin_path: PathBuf,
+    pub guid_range: GuidRange,
+    pub identity: Identity,
+    pub resync_interval: Duration,
+    pub lease: LeaseTimings,
+    pub admin_address: SocketAddr,
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Reads and validates everything, reporting every bad variable at once. `hostname` stands in for
+    /// `K8S_NODE` when that is unset, as in the Go daemon.
+    pub fn from_env(env: &EnvMap, hostname: Option<&str>) -> Result<Self, EnvErrors> {
+        let mut errors = Vec::new();
+        let mut keep = |r: Result<Duration, EnvError>, default| {
+            r.unwrap_or_else(|e| {
+                errors.push(e);
+                default
+            })
+        };
+        let periodic_update =
+            keep(seconds(env, "DAEMON_PERIODIC_UPDATE", DEFAULT_PERIODIC_UPDATE), DEFAULT_PERIODIC_UPDATE);
+        let resync_interval = keep(seconds(env, "DAEMON_RESYNC_INTERVAL", DEFAULT_RESYNC), DEFAULT_RESYNC);
+        let lease = LeaseTimings {
+            duration: keep(seconds(env, "LEADER_LEASE_DURATION", DEFAULT_LEASE_DURATION), DEFAULT_LEASE_DURATION),
+            renew_deadline: keep(seconds(env, "LEADER_RENEW_DEADLINE", DEFAULT_RENEW_DEADLINE), DEFAULT_RENEW_DEADLINE),
+            retry_period: keep(seconds(env, "LEADER_RETRY_PERIOD", DEFAULT_RETRY_PERIOD), DEFAULT_RETRY_PERIOD),
+        };
+        // client-go's rules: a renewal must be able to fail and be retried before the lease runs out.
+        if lease.renew_deadline >= lease.duration {
+            errors.push(EnvError::new(
+                "LEADER_RENEW_DEADLINE",
+                lease.renew_deadline.as_secs().to_string(),
+                format!("must be shorter than LEADER_LEASE_DURATION ({}s)", lease.duration.as_secs()),
+            ));
+        } else if lease.retry_period >= lease.renew_deadline {
+            errors.push(EnvError::new(
+                "LEADER_RETRY_PERIOD",
+                lease.retry_period.as_secs().to_string(),
+                format!("must be shorter than LEADER_RENEW_DEADLINE ({}s)", lease.renew_deadline.as_secs()),
+            ));
+        }
+
+        let start = guid(env, "GUID_POOL_RANGE_START", DEFAULT_RANGE_START).map_err(|e| errors.push(e)).ok();
+        let end = guid(env, "GUID_POOL_RANGE_END", DEFAULT_RANGE_END).map_err(|e| errors.push(e)).ok();
+        let guid_range = match (start, end) {
+            (Some(s), Some(e)) => GuidRange::new(s, e)
+                .map_err(|err| {
+                    errors.push(EnvError::new(
+                        "GUID_POOL_RANGE_START",
+                        env.get("GUID_POOL_RANGE_START").unwrap_or(DEFAULT_RANGE_START),
+                        format!(
+                            "with GUID_POOL_RANGE_END={:?}: {err}",
+                            env.get("GUID_POOL_RANGE_END").unwrap_or(DEFAULT_RANGE_END)
+                        ),
+                    ))
+                })
+                .ok(),
+            _ => None,
+        };
+
+        let sm = match env.get("DAEMON_SM_PLUGIN").map(str::trim) {
+            None | Some("") => {
+                errors.push(EnvError::new("DAEMON_SM_PLUGIN", "", "required: the subnet manager plugin, ufm or noop"));
+                None
+            }
+            Some("noop") => Some(SmSelection::Noop),
+            Some("ufm") => UfmConfig::from_env(env).map(SmSelection::Ufm).map_err(|e| errors.extend(e.0)).ok(),
+            Some(name) if name.contains('/') || name.starts_with('.') => {
+                errors.push(EnvError::new("DAEMON_SM_PLUGIN", name, "must be a plugin name, not a path"));
+                None
+            }
+            Some(name) => Some(SmSelection::External(name.to_owned())),
+        };
+        let sm_plugin_path = PathBuf::from(env.get("DAEMON_SM_PLUGIN_PATH").unwrap_or(DEFAULT_PLUGIN_PATH));
+
+        let node = env.get("K8S_NODE").or(hostname).map(str::to_owned);
+        if node.is_none() {
+            errors.push(EnvError::new("K8S_NODE", "", "required when the host name cannot be read"));
+        }
+        let identity = node.map(|node| Identity {
+            node,
+            pod_uid: env.get("POD_UID").map(str::to_owned),
+            namespace: env.get("POD_NAMESPACE").unwrap_or(DEFAULT_NAMESPACE).to_owned(),
+        });
+
+        let admin = env.get("ADMIN_ADDRESS").unwrap_or(DEFAULT_ADMIN_ADDRESS);
+        let admin_address = admin
+            .parse()
+            .map_err(|_| errors.push(EnvError::new("ADMIN_ADDRESS", admin, "must be an address like 0.0.0.0:9090")))
+            .ok();
+
+        let log_format = match env.get("LOG_FORMAT") {
+            None | Some("plain") => LogFormat::Plain,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                errors.push(EnvError::new("LOG_FORMAT", other, "must be plain or json"));
+                LogFormat::Plain
+            }
+        };
+
+        match (sm, guid_range, identity, admin_address) {
+            (Some(sm), Some(guid_range), Some(identity), Some(admin_address)) if errors.is_empty() => Ok(Config {
+                periodic_update,
+                sm,
+                sm_plugin_path,
+                guid_range,
+                identity,
+                resync_interval,
+                lease,
+                admin_address,
+                log_format,
+            }),
+            _ => Err(EnvErrors(errors)),
+        }
+    }
+}
+
+/// A positive whole number of seconds.
+fn seconds(env: &EnvMap, key: &'static str, default: Duration) -> Result<Duration, EnvError> {
+    match env.u64(key, default.as_secs())? {
+        0 => Err(EnvError::new(key, "0", "must be a whole number of seconds greater than 0")),
+        s => Ok(Duration::from_secs(s)),
+    }
+}
+
+fn guid(env: &EnvMap, key: &'static str, default: &str) -> Result<Guid, EnvError> {
+    let text = env.get(key).unwrap_or(default);
+    Guid::parse(text.trim()).map_err(|e| EnvError::new(key, text, e.to_string()))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,119 @@
+use super::*;
+use ib_sm::ufm::TlsTrust;
+
+fn env(pairs: &[(&str, &str)]) -> EnvMap {
+    pairs.iter().map(|(k, v)| (*k, *v)).collect()
+}
+
+fn load(pairs: &[(&str, &str)]) -> Result<Config, EnvErrors> {
+    Config::from_env(&env(pairs), Some("host-1"))
+}
+
+fn err(pairs: &[(&str, &str)]) -> String {
+    load(pairs).unwrap_err().to_string()
+}
+
+#[test]
+fn go_defaults() {
+    let c = load(&[("DAEMON_SM_PLUGIN", "noop")]).unwrap();
+    assert_eq!(c.periodic_update, Duration::from_secs(5));
+    assert_eq!(c.sm, SmSelection::Noop);
+    assert_eq!(c.sm_plugin_path, PathBuf::from("/plugins"));
+    assert_eq!(c.guid_range.start().to_string(), "02:00:00:00:00:00:00:00");
+    assert_eq!(c.guid_range.end().to_string(), "02:ff:ff:ff:ff:ff:ff:ff");
+    assert_eq!(c.identity, Identity { node: "host-1".into(), pod_uid: None, namespace: "kube-system".into() });
+    assert_eq!(c.identity.holder(), "host-1");
+    assert_eq!(c.lease.duration, Duration::from_secs(15));
+    assert_eq!(c.log_format, LogFormat::Plain);
+}
+
+#[test]
+fn empty_string_means_default() {
+    let c = load(&[
+        ("DAEMON_SM_PLUGIN", "noop"),
+        ("DAEMON_PERIODIC_UPDATE", ""),
+        ("GUID_POOL_RANGE_START", ""),
+        ("DAEMON_SM_PLUGIN_PATH", ""),
+        ("POD_NAMESPACE", ""),
+    ])
+    .unwrap();
+    assert_eq!(c.periodic_update, DEFAULT_PERIODIC_UPDATE);
+    assert_eq!(c.sm_plugin_path, PathBuf::from(DEFAULT_PLUGIN_PATH));
+    assert_eq!(c.identity.namespace, DEFAULT_NAMESPACE);
+}
+
+#[test]
+fn identity_is_node_and_pod_uid() {
+    let c = load(&[("DAEMON_SM_PLUGIN", "noop"), ("K8S_NODE", "n1"), ("POD_UID", "u-1"), ("POD_NAMESPACE", "ibk")])
+        .unwrap();
+    assert_eq!(c.identity.holder(), "n1_u-1");
+    assert_eq!(c.identity.namespace, "ibk");
+    let e = Config::from_env(&env(&[("DAEMON_SM_PLUGIN", "noop")]), None).unwrap_err().to_string();
+    assert!(e.contains("K8S_NODE"), "{e}");
+}
+
+#[test]
+fn every_bad_value_is_named() {
+    for (pairs, words) in [
+        (vec![], "DAEMON_SM_PLUGIN=\"\": required"),
+        (
+            vec![("DAEMON_PERIODIC_UPDATE", "0")],
+            "DAEMON_PERIODIC_UPDATE=\"0\": must be a whole number of seconds greater than 0",
+        ),
+        (vec![("DAEMON_PERIODIC_UPDATE", "5s")], "DAEMON_PERIODIC_UPDATE=\"5s\": must be a whole number"),
+        (vec![("DAEMON_PERIODIC_UPDATE", "-1")], "DAEMON_PERIODIC_UPDATE=\"-1\""),
+        (vec![("GUID_POOL_RANGE_START", "02:00")], "GUID_POOL_RANGE_START=\"02:00\""),
+        (vec![("GUID_POOL_RANGE_END", "00:11:22:33:44:55")], "6-byte"),
+        (
+            vec![
+                ("GUID_POOL_RANGE_START", "02:00:00:00:00:00:00:09"),
+                ("GUID_POOL_RANGE_END", "02:00:00:00:00:00:00:01"),
+            ],
+            "invalid GUID range",
+        ),
+        (vec![("GUID_POOL_RANGE_START", "00:00:00:00:00:00:00:00")], "invalid GUID range"),
+        (vec![("GUID_POOL_RANGE_END", "ff:ff:ff:ff:ff:ff:ff:ff")], "invalid GUID range"),
+        (vec![("LEADER_RENEW_DEADLINE", "20")], "shorter than LEADER_LEASE_DURATION"),
+        (vec![("LEADER_RETRY_PERIOD", "10")], "shorter than LEADER_RENEW_DEADLINE"),
+        (vec![("ADMIN_ADDRESS", "nowhere")], "ADMIN_ADDRESS=\"nowhere\""),
+        (vec![("LOG_FORMAT", "xml")], "LOG_FORMAT=\"xml\""),
+    ] {
+        let mut pairs = pairs;
+        if !words.starts_with("DAEMON_SM_PLUGIN=") {
+            pairs.push(("DAEMON_SM_PLUGIN", "noop"));
+        }
+        let e = err(&pairs);
+        assert!(e.contains(words), "{pairs:?}: {e}");
+    }
+}
+
+#[test]
+fn several_errors_are_reported_together() {
+    let e = err(&[("DAEMON_PERIODIC_UPDATE", "x"), ("LOG_FORMAT", "xml")]);
+    for var in ["DAEMON_SM_PLUGIN", "DAEMON_PERIODIC_UPDATE", "LOG_FORMAT"] {
+        assert!(e.contains(var), "{e}");
+    }
+}
+
+#[test]
+fn ufm_plugin_reads_its_variables_and_never_prints_the_password() {
+    let c = load(&[
+        ("DAEMON_SM_PLUGIN", "ufm"),
+        ("UFM_USERNAME", "admin"),
+        ("UFM_PASSWORD", "canary-secret"),
+        ("UFM_ADDRESS", "ufm.local"),
+        ("UFM_INSECURE_SKIP_VERIFY", "true"),
+    ])
+    .unwrap();
+    let SmSelection::Ufm(ufm) = &c.sm else { panic!("{:?}", c.sm) };
+    assert_eq!(ufm.tls, TlsTrust::InsecureSkipVerify);
+    assert!(!format!("{c:?}").contains("canary-secret"));
+    let e = err(&[("DAEMON_SM_PLUGIN", "ufm"), ("UFM_PASSWORD", "canary-secret")]);
+    assert!(e.contains("UFM_ADDRESS") && e.contains("UFM_USERNAME") && !e.contains("canary-secret"), "{e}");
+}
+
+#[test]
+fn other_plugin_names_are_external_and_paths_are_refused() {
+    assert_eq!(load(&[("DAEMON_SM_PLUGIN", "opensm")]).unwrap().sm, SmSelection::External("opensm".into()));
+    assert!(err(&[("DAEMON_SM_PLUGIN", "../evil")]).contains("not a path"));
+}
