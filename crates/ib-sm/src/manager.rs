@@ -1,0 +1,140 @@
+//! The contract every subnet manager meets, and the one error type the controller sees.
+//!
+//! The trait returns boxed futures rather than using `async fn` so that the controller can hold any
+//! implementation as `Arc<dyn SubnetManager>` (chosen at start from `DAEMON_SM_PLUGIN`) without an extra
+//! crate. Implementations only report outcomes; the controller records metrics from [`SmError::label`].
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use ib_model::{Guid, PKey};
+
+/// A `Send` future borrowed from the subnet manager for `'a`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// How partition membership reaches the fabric.
+///
+/// Every method may be called concurrently from several tasks. Calls are not retried inside an
+/// implementation: the controller owns backoff, so that one policy covers every kind of manager.
+pub trait SubnetManager: Send + Sync + fmt::Debug {
+    /// Short name for log lines (`ufm`, `noop`).
+    fn name(&self) -> &str;
+
+    /// Checks the manager is reachable and accepts our credentials.
+    fn validate(&self) -> BoxFuture<'_, Result<(), SmError>>;
+
+    /// Makes every GUID a full member of `pkey`. Idempotent; duplicates in `guids` are harmless.
+    fn add_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> BoxFuture<'a, Result<(), SmError>>;
+
+    /// Ends the membership of every GUID in `pkey`; GUIDs that are not members are not an error.
+    fn remove_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> BoxFuture<'a, Result<(), SmError>>;
+
+    /// Every (partition, GUID) membership of the fabric, the partition named exactly as the manager
+    /// writes it (UFM: `0x5`, `0x7fff`), including partitions and GUIDs ib-kubernetes does not manage.
+    fn list_guids(&self) -> BoxFuture<'_, Result<Vec<(String, Guid)>, SmError>>;
+}
+
+/// Longest part of an error response kept in an [`SmError::Status`]: enough for UFM's one-line JSON
+/// errors, small enough that an HTML error page cannot flood a log line.
+pub const BODY_EXCERPT_BYTES: usize = 512;
+
+/// Why a subnet-manager call failed. Messages name the call and what went wrong, never a credential.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SmError {
+    /// The request did not complete: connection refused or reset, DNS, protocol errors.
+    #[error("{call}: cannot reach the subnet manager: {reason}")]
+    Transport { call: String, reason: String },
+    /// No complete answer within the configured time.
+    #[error("{call}: no answer within {timeout:?}")]
+    Timeout { call: String, timeout: Duration },
+    /// An answer other than success; `body` is an excerpt of at most [`BODY_EXCERPT_BYTES`].
+    #[error("{call}: status {status}, expected 200: {body}")]
+    Status { call: String, status: u16, body: String },
+    /// A success whose content could not be understood.
+    #[error("{call}: unreadable response: {reason}")]
+    Decode { call: String, reason: String },
+    /// The server's certificate was refused, or TLS could not be set up.
+    #[error("{call}: TLS: {reason}")]
+    Tls { call: String, reason: String },
+    /// The manager cannot be built from its settings.
+    #[error("invalid subnet manager configuration: {0}")]
+    Config(String),
+}
+
+impl SmError {
+    /// A short, fixed label per kind, for metric outcomes.
+    pub fn label(&self) -> &'static str {
+        match self {
+            SmError::Transport { .. } => "transport",
+            SmError::Timeout { .. } => "timeout",
+            SmError::Status { .. } => "status",
+            SmError::Decode { .. } => "decode",
+            SmError::Tls { .. } => "tls",
+            SmError::Config(_) => "config",
+        }
+    }
+
+    /// The HTTP status of a [`SmError::Status`].
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            SmError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// The first `max` bytes of `text`, cut at a character boundary, marked with `…` when cut.
+pub(crate) fn excerpt(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_distinct_per_kind() {
+        let call = || "GET /x".to_owned();
+        let all = [
+            SmError::Transport { call: call(), reason: "r".into() },
+            SmError::Timeout { call: call(), timeout: Duration::from_secs(1) },
+            SmError::Status { call: call(), status: 500, body: String::new() },
+            SmError::Decode { call: call(), reason: "r".into() },
+            SmError::Tls { call: call(), reason: "r".into() },
+            SmError::Config("c".into()),
+        ];
+        let labels: std::collections::BTreeSet<_> = all.iter().map(SmError::label).collect();
+        assert_eq!(labels.len(), all.len());
+        assert_eq!(all[2].status(), Some(500));
+        assert_eq!(all[0].status(), None);
+    }
+
+    #[test]
+    fn status_message_names_call_and_code() {
+        let e = SmError::Status { call: "POST /ufmRest/resources/pkeys".into(), status: 503, body: "down".into() };
+        assert_eq!(e.to_string(), "POST /ufmRest/resources/pkeys: status 503, expected 200: down");
+    }
+
+    #[test]
+    fn excerpts_cut_at_char_boundaries() {
+        assert_eq!(excerpt("short", 10), "short");
+        let long = "é".repeat(10); // 20 bytes
+        let cut = excerpt(&long, 5);
+        assert_eq!(cut, "éé…");
+    }
+
+    #[test]
+    fn usable_as_a_trait_object() {
+        fn takes(_: std::sync::Arc<dyn SubnetManager>) {}
+        takes(std::sync::Arc::new(crate::Noop));
+    }
+}

@@ -1,0 +1,40 @@
+//! The `noop` subnet manager: accepts everything and holds nothing, like the Go noop plugin. For clusters
+//! whose partitions are managed elsewhere, and for GUID-only use.
+
+use ib_model::{Guid, PKey};
+
+use crate::manager::{BoxFuture, SmError, SubnetManager};
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Noop;
+
+impl SubnetManager for Noop {
+    fn name(&self) -> &str {
+        "noop"
+    }
+
+    fn validate(&self) -> BoxFuture<'_, Result<(), SmError>> {
+        Box::pin(async {
+            tracing::info!("noop subnet manager: validate");
+            Ok(())
+        })
+    }
+
+    fn add_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> BoxFuture<'a, Result<(), SmError>> {
+        Box::pin(async move {
+            tracing::info!(%pkey, guids = guids.len(), "noop subnet manager: add guids");
+            Ok(())
+        })
+    }
+
+    fn remove_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> BoxFuture<'a, Result<(), SmError>> {
+        Box::pin(async move {
+            tracing::info!(%pkey, guids = guids.len(), "noop subnet manager: remove guids");
+            Ok(())
+        })
+    }
+
+    fn list_guids(&self) -> BoxFuture<'_, Result<Vec<(String, Guid)>, SmError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+}

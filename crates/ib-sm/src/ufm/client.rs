@@ -1,0 +1,314 @@
+//! The built-in UFM subnet manager: the Go plugin's four REST calls over one pooled client, each with a
+//! timeout, a span and an outcome, and no credential in any of them.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ib_model::{Guid, PKey};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use reqwest::{Method, RequestBuilder, StatusCode};
+use tracing::Instrument;
+
+use super::config::{Auth, Scheme, TlsTrust, UfmConfig};
+use super::http::{build_client, classify};
+use super::redact::Redactor;
+use super::wire;
+use crate::manager::{BODY_EXCERPT_BYTES, BoxFuture, SmError, SubnetManager, excerpt};
+
+/// Sent on every request, GETs included, exactly as the Go plugin did.
+const JSON_CONTENT_TYPE: &str = "application/json; charset=utf-8";
+
+const VERSION_PATH: &str = "/app/ufm_version";
+const ADD_PATH: &str = "/resources/pkeys";
+const REMOVE_PATH: &str = "/actions/remove_guids_from_pkey";
+/// With the trailing slash the Go plugin used; `guids_data` is what makes UFM include members (without
+/// any flag UFM answers a different shape).
+const LIST_PATH: &str = "/resources/pkeys/";
+const LIST_QUERY: &str = "guids_data=true";
+
+/// A UFM reached over REST. Cheap to share: one client with a connection pool.
+pub struct Ufm {
+    client: reqwest::Client,
+    /// `scheme://host:port` plus the API prefix for the authentication kind.
+    api: String,
+    prefix: &'static str,
+    auth: Credentials,
+    redactor: Redactor,
+    timeout: Duration,
+    tls: TlsMode,
+}
+
+/// What goes into the `Authorization` header.
+enum Credentials {
+    Basic {
+        username: String,
+        password: crate::Secret,
+    },
+    /// `Basic <token>`, built once; marked sensitive so HTTP/2 never indexes it.
+    Token(HeaderValue),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsMode {
+    Plaintext,
+    Verified,
+    Insecure,
+}
+
+impl Ufm {
+    pub fn new(config: UfmConfig) -> Result<Ufm, SmError> {
+        let client = build_client(&config)?;
+        let auth = match &config.auth {
+            Auth::Basic { username, password } => {
+                Credentials::Basic { username: username.clone(), password: password.clone() }
+            }
+            Auth::Token(token) => {
+                let mut value = HeaderValue::from_str(&format!("Basic {}", token.expose())).map_err(|_| {
+                    SmError::Config("UFM_TOKEN holds characters that cannot be sent in an HTTP header".into())
+                })?;
+                value.set_sensitive(true);
+                Credentials::Token(value)
+            }
+        };
+        let tls = match (config.scheme, &config.tls) {
+            (Scheme::Http, _) => TlsMode::Plaintext,
+            (Scheme::Https, TlsTrust::InsecureSkipVerify) => TlsMode::Insecure,
+            (Scheme::Https, _) => TlsMode::Verified,
+        };
+        Ok(Ufm {
+            client,
+            api: format!("{}{}", config.base_url(), config.api_prefix()),
+            prefix: config.api_prefix(),
+            redactor: Redactor::new(&config.auth),
+            auth,
+            timeout: config.request_timeout,
+            tls,
+        })
+    }
+
+    /// HTTPS without certificate verification: anyone on the path can impersonate UFM. The caller warns.
+    pub fn is_insecure(&self) -> bool {
+        self.tls == TlsMode::Insecure
+    }
+
+    /// Plain HTTP: credentials travel in clear. The caller warns.
+    pub fn is_plaintext(&self) -> bool {
+        self.tls == TlsMode::Plaintext
+    }
+
+    /// `scheme://host:port/ufmRest` (or `/ufmRestV3`).
+    pub fn api_url(&self) -> &str {
+        &self.api
+    }
+
+    fn request(&self, method: Method, path: &str, query: Option<&str>) -> RequestBuilder {
+        let url = match query {
+            Some(q) => format!("{}{path}?{q}", self.api),
+            None => format!("{}{path}", self.api),
+        };
+        let builder = self.client.request(method, url).header(CONTENT_TYPE, JSON_CONTENT_TYPE);
+        match &self.auth {
+            Credentials::Basic { username, password } => builder.basic_auth(username, Some(password.expose())),
+            Credentials::Token(value) => builder.header(AUTHORIZATION, value.clone()),
+        }
+    }
+
+    /// One request: success is exactly 200, whose body is returned; anything else is an [`SmError`].
+    async fn exchange(&self, call: Call) -> Result<Bytes, SmError> {
+        let name = call.name(self.prefix);
+        let span = tracing::info_span!(
+            "ufm_request",
+            method = %call.method,
+            endpoint = call.path,
+            pkey = tracing::field::Empty,
+            guids = call.guids,
+        );
+        if let Some(pkey) = call.pkey {
+            span.record("pkey", tracing::field::display(pkey));
+        }
+        async {
+            let started = Instant::now();
+            let outcome = self.send(&name, call).await;
+            let elapsed_ms = started.elapsed().as_millis() as u64;
+            match &outcome {
+                Ok(body) => tracing::debug!(elapsed_ms, bytes = body.len(), "ufm request succeeded"),
+                Err(err) => tracing::debug!(elapsed_ms, outcome = err.label(), error = %err, "ufm request failed"),
+            }
+            outcome
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn send(&self, name: &str, call: Call) -> Result<Bytes, SmError> {
+        let mut request = self.request(call.method, call.path, call.query);
+        if let Some(body) = call.body {
+            request = request.body(body);
+        }
+        let fail = |err: reqwest::Error| classify(name, self.timeout, &err, &self.redactor);
+        let response = request.send().await.map_err(fail)?;
+        let status = response.status();
+        if status != StatusCode::OK {
+            let body = self.redactor.scrub(&read_excerpt(response).await);
+            return Err(SmError::Status { call: name.to_owned(), status: status.as_u16(), body });
+        }
+        response.bytes().await.map_err(fail)
+    }
+}
+
+/// At most [`BODY_EXCERPT_BYTES`] of an error body, however large it is; reading stops there. A body
+/// that fails midway still yields what arrived, because the status is what matters.
+async fn read_excerpt(mut response: reqwest::Response) -> String {
+    let mut buf = Vec::new();
+    let mut cut = false;
+    while let Ok(Some(chunk)) = response.chunk().await {
+        buf.extend_from_slice(&chunk);
+        if buf.len() > BODY_EXCERPT_BYTES {
+            cut = true;
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let mut out = excerpt(&text, BODY_EXCERPT_BYTES);
+    if cut && !out.ends_with('…') {
+        out.push('…');
+    }
+    out
+}
+
+/// What a request is, for the span, the error text and the wire.
+struct Call {
+    method: Method,
+    path: &'static str,
+    query: Option<&'static str>,
+    body: Option<String>,
+    pkey: Option<PKey>,
+    guids: usize,
+}
+
+impl Call {
+    fn get(path: &'static str, query: Option<&'static str>) -> Self {
+        Call { method: Method::GET, path, query, body: None, pkey: None, guids: 0 }
+    }
+
+    fn post(path: &'static str, pkey: PKey, guids: usize, body: String) -> Self {
+        Call { method: Method::POST, path, query: None, body: Some(body), pkey: Some(pkey), guids }
+    }
+
+    /// `POST /ufmRest/resources/pkeys (pkey 0x0005, 2 GUIDs)`: names the call in errors.
+    fn name(&self, prefix: &str) -> String {
+        let query = self.query.map(|q| format!("?{q}")).unwrap_or_default();
+        match self.pkey {
+            Some(pkey) => format!("{} {prefix}{}{query} (pkey {pkey}, {} GUIDs)", self.method, self.path, self.guids),
+            None => format!("{} {prefix}{}{query}", self.method, self.path),
+        }
+    }
+}
+
+impl SubnetManager for Ufm {
+    fn name(&self) -> &str {
+        "ufm"
+    }
+
+    fn validate(&self) -> BoxFuture<'_, Result<(), SmError>> {
+        Box::pin(async move { self.exchange(Call::get(VERSION_PATH, None)).await.map(drop) })
+    }
+
+    fn add_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> BoxFuture<'a, Result<(), SmError>> {
+        Box::pin(async move {
+            if guids.is_empty() {
+                return Ok(());
+            }
+            let body = wire::add_body(pkey, guids);
+            self.exchange(Call::post(ADD_PATH, pkey, guids.len(), body)).await.map(drop)
+        })
+    }
+
+    fn remove_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> BoxFuture<'a, Result<(), SmError>> {
+        Box::pin(async move {
+            if guids.is_empty() {
+                return Ok(());
+            }
+            let body = wire::remove_body(pkey, guids);
+            self.exchange(Call::post(REMOVE_PATH, pkey, guids.len(), body)).await.map(drop)
+        })
+    }
+
+    fn list_guids(&self) -> BoxFuture<'_, Result<Vec<(String, Guid)>, SmError>> {
+        Box::pin(async move {
+            let call = Call::get(LIST_PATH, Some(LIST_QUERY));
+            let name = call.name(self.prefix);
+            let body = self.exchange(call).await?;
+            wire::parse_listing(&body)
+                .map_err(|e| SmError::Decode { call: name, reason: self.redactor.scrub(&e.to_string()) })
+        })
+    }
+}
+
+/// The URL and the kind of authentication and server verification; never a credential.
+impl fmt::Debug for Ufm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let auth = match self.auth {
+            Credentials::Basic { .. } => "basic",
+            Credentials::Token(_) => "token",
+        };
+        f.debug_struct("Ufm")
+            .field("api", &self.api)
+            .field("auth", &auth)
+            .field("tls", &self.tls)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Secret;
+
+    fn config(auth: Auth) -> UfmConfig {
+        UfmConfig {
+            address: "ufm.example".into(),
+            scheme: Scheme::Https,
+            port: 443,
+            auth,
+            tls: TlsTrust::InsecureSkipVerify,
+            request_timeout: Duration::from_secs(5),
+        }
+    }
+
+    #[test]
+    fn debug_shows_url_and_kinds_only() {
+        let ufm =
+            Ufm::new(config(Auth::Basic { username: "admin".into(), password: Secret::new("canary-pw") })).unwrap();
+        let shown = format!("{ufm:?}");
+        assert!(shown.contains("https://ufm.example:443/ufmRest") && shown.contains("basic"), "{shown}");
+        assert!(!shown.contains("canary-pw") && !shown.contains("admin"), "{shown}");
+        assert!(ufm.is_insecure() && !ufm.is_plaintext());
+
+        let ufm = Ufm::new(config(Auth::Token(Secret::new("canary-tok")))).unwrap();
+        let shown = format!("{ufm:?}");
+        assert!(shown.contains("/ufmRestV3") && shown.contains("token") && !shown.contains("canary-tok"), "{shown}");
+    }
+
+    #[test]
+    fn a_token_that_cannot_be_a_header_is_refused_without_echo() {
+        let err = Ufm::new(config(Auth::Token(Secret::new("bad\ncanary")))).unwrap_err();
+        assert_eq!(err.label(), "config");
+        assert!(!err.to_string().contains("canary"));
+    }
+
+    #[test]
+    fn call_names_carry_pkey_and_count() {
+        let pkey = PKey::new(5).unwrap();
+        assert_eq!(
+            Call::post(ADD_PATH, pkey, 2, String::new()).name("/ufmRest"),
+            "POST /ufmRest/resources/pkeys (pkey 0x0005, 2 GUIDs)"
+        );
+        assert_eq!(
+            Call::get(LIST_PATH, Some(LIST_QUERY)).name("/ufmRestV3"),
+            "GET /ufmRestV3/resources/pkeys/?guids_data=true"
+        );
+    }
+}

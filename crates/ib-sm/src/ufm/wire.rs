@@ -1,0 +1,163 @@
+//! UFM's JSON, byte for byte as the Go plugin wrote it (reference §6.4), and the parse of its partition
+//! listing.
+//!
+//! Request bodies are built by string formatting, not serde, because the Go plugin's exact spacing (a
+//! space after each `:` and `,` of the outer object, none between array items) is part of the contract
+//! the emulator and any recorded traffic check.
+
+use ib_model::{Guid, PKey};
+use serde_json::Value;
+
+/// Why a partition listing could not be read. Names the partition key and the offending value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("not a JSON object of partitions: {0}")]
+    NotAnObject(String),
+    #[error("partition {pkey:?}: expected an object, got {got}")]
+    PartitionNotAnObject { pkey: String, got: String },
+    #[error("partition {pkey:?}: \"guids\" must be a list, got {got}")]
+    GuidsNotAList { pkey: String, got: String },
+    #[error("partition {pkey:?}: guid entry {index} has no \"guid\" string: {got}")]
+    MissingGuid { pkey: String, index: usize, got: String },
+    #[error("partition {pkey:?}: bad GUID {value:?}: expected 16 hex digits")]
+    BadGuid { pkey: String, value: String },
+}
+
+/// The add body: full members, in index 0, with IPoIB, as the Go plugin always asked.
+pub fn add_body(pkey: PKey, guids: &[Guid]) -> String {
+    format!(
+        r#"{{"pkey": "{pkey}", "index0": true, "ip_over_ib": true, "membership": "full", "guids": [{}]}}"#,
+        guid_list(guids)
+    )
+}
+
+pub fn remove_body(pkey: PKey, guids: &[Guid]) -> String {
+    format!(r#"{{"pkey": "{pkey}", "guids": [{}]}}"#, guid_list(guids))
+}
+
+/// `"g1","g2"`: Go's `%q` of each UFM-form GUID joined by a bare comma.
+fn guid_list(guids: &[Guid]) -> String {
+    let mut out = String::with_capacity(guids.len() * 19);
+    for (i, guid) in guids.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        out.push_str(&guid.to_ufm());
+        out.push('"');
+    }
+    out
+}
+
+/// Reads `GET /resources/pkeys/?guids_data=true`: `{ "<pkey>": { "guids": [ {"guid": "…"}, … ], … } }`.
+/// A partition without `guids`, or with `null` or `[]`, contributes nothing; anything else malformed fails
+/// the whole listing, since a partial listing would make the controller believe GUIDs are free.
+pub fn parse_listing(body: &[u8]) -> Result<Vec<(String, Guid)>, WireError> {
+    let top: serde_json::Map<String, Value> =
+        serde_json::from_slice(body).map_err(|e| WireError::NotAnObject(e.to_string()))?;
+    let mut out = Vec::new();
+    for (pkey, entry) in top {
+        let Value::Object(entry) = entry else {
+            return Err(WireError::PartitionNotAnObject { pkey, got: brief(&entry) });
+        };
+        let guids = match entry.get("guids") {
+            None | Some(Value::Null) => continue,
+            Some(Value::Array(guids)) => guids,
+            Some(other) => return Err(WireError::GuidsNotAList { pkey, got: brief(other) }),
+        };
+        for (index, item) in guids.iter().enumerate() {
+            let Some(text) = item.get("guid").and_then(Value::as_str) else {
+                return Err(WireError::MissingGuid { pkey, index, got: brief(item) });
+            };
+            let guid =
+                Guid::parse_ufm(text).map_err(|_| WireError::BadGuid { pkey: pkey.clone(), value: text.to_owned() })?;
+            out.push((pkey.clone(), guid));
+        }
+    }
+    Ok(out)
+}
+
+/// Longest rendering of an unexpected value kept in an error: enough to recognise it.
+const VALUE_EXCERPT: usize = 80;
+
+fn brief(value: &Value) -> String {
+    crate::manager::excerpt(&value.to_string(), VALUE_EXCERPT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pkey(v: u32) -> PKey {
+        PKey::new(v).unwrap()
+    }
+
+    fn guids(vs: &[u64]) -> Vec<Guid> {
+        vs.iter().copied().map(Guid::from_u64).collect()
+    }
+
+    #[test]
+    fn add_body_is_the_go_plugins() {
+        assert_eq!(
+            add_body(pkey(5), &guids(&[0x0200000000000000, 0x0200000000000001])),
+            r#"{"pkey": "0x0005", "index0": true, "ip_over_ib": true, "membership": "full", "guids": ["0200000000000000","0200000000000001"]}"#
+        );
+        assert_eq!(
+            add_body(pkey(0xa30), &guids(&[0x02000ff000ff0009])),
+            r#"{"pkey": "0x0A30", "index0": true, "ip_over_ib": true, "membership": "full", "guids": ["02000ff000ff0009"]}"#
+        );
+    }
+
+    #[test]
+    fn remove_body_is_the_go_plugins() {
+        assert_eq!(
+            remove_body(pkey(0x7ffe), &guids(&[1, u64::MAX])),
+            r#"{"pkey": "0x7FFE", "guids": ["0000000000000001","ffffffffffffffff"]}"#
+        );
+    }
+
+    #[test]
+    fn bodies_are_valid_json() {
+        let body = add_body(pkey(5), &guids(&[1, 2, 3]));
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["guids"].as_array().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn listing_keeps_pkey_names_and_skips_empty_partitions() {
+        let body = br#"{
+            "0x7fff": {"partition": "management", "ip_over_ib": true, "membership": "full", "guids": []},
+            "0x31a": {"partition": "api_pkey_0x31a", "guids": [
+                {"guid": "946dae03005985c8", "membership": "full", "index0": true},
+                {"guid": "02000FF000FF0009"}]},
+            "0x2fb": {"partition": "api_pkey_0x2fb", "qos_conf": {}},
+            "0x10": {"guids": null}
+        }"#;
+        assert_eq!(
+            parse_listing(body).unwrap(),
+            vec![
+                ("0x31a".to_owned(), Guid::from_u64(0x946dae03005985c8)),
+                ("0x31a".to_owned(), Guid::from_u64(0x02000ff000ff0009)),
+            ]
+        );
+        assert_eq!(parse_listing(b"{}").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn malformed_listings_name_the_culprit() {
+        let cases: [(&[u8], &[&str]); 6] = [
+            (br#"{"0x5": {"guids": [{"guid": "zz"}]}}"#, &["0x5", "\"zz\""]),
+            (br#"{"0x5": 3}"#, &["0x5", "expected an object", "3"]),
+            (br#"{"0x5": {"guids": "a"}}"#, &["0x5", "must be a list"]),
+            (br#"{"0x5": {"guids": [{"id": 1}]}}"#, &["0x5", "entry 0", "{\"id\":1}"]),
+            (br#"[1, 2]"#, &["not a JSON object"]),
+            (b"<html>", &["not a JSON object"]),
+        ];
+        for (body, words) in cases {
+            let err = parse_listing(body).unwrap_err().to_string();
+            for word in words {
+                assert!(err.contains(word), "{err} lacks {word}");
+            }
+        }
+    }
+}
