@@ -70,3 +70,18 @@ async fn an_unreachable_ufm_is_a_transport_error() {
     assert_eq!(err.label(), "transport", "{err}");
     assert!(err.to_string().contains("/ufmRest/app/ufm_version"), "{err}");
 }
+
+#[tokio::test]
+async fn a_credential_at_the_cut_is_not_half_shown() {
+    const SECRET: &str = "straddle-SECRET-99";
+    let ufm = start(UfmConfig::http().with_credentials("ops", SECRET)).await;
+    let sm = ib_sm::Ufm::new(common::config(&ufm, common::basic("ops", SECRET))).unwrap();
+    let limit = ib_sm::manager::BODY_EXCERPT_BYTES;
+    let echo = format!("{}{SECRET}{}", "x".repeat(limit - 8), "y".repeat(4096));
+    ufm.handle().inject(FaultRule::respond(None, "*", 500, echo));
+    let err = within(sm.validate()).await.unwrap_err();
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains("straddle"), "{shown}");
+    assert!(shown.contains("xxxxxxxx<redact"), "{shown}");
+    ufm.shutdown().await;
+}

@@ -150,31 +150,27 @@ impl Ufm {
         let response = request.send().await.map_err(fail)?;
         let status = response.status();
         if status != StatusCode::OK {
-            let body = self.redactor.scrub(&read_excerpt(response).await);
+            let body = read_excerpt(response, &self.redactor).await;
             return Err(SmError::Status { call: name.to_owned(), status: status.as_u16(), body });
         }
         response.bytes().await.map_err(fail)
     }
 }
 
-/// At most [`BODY_EXCERPT_BYTES`] of an error body, however large it is; reading stops there. A body
-/// that fails midway still yields what arrived, because the status is what matters.
-async fn read_excerpt(mut response: reqwest::Response) -> String {
+/// At most [`BODY_EXCERPT_BYTES`] of an error body, however large it is, with our credentials scrubbed.
+/// Reading stops a credential's length past the limit, so that a credential straddling the cut is still
+/// seen whole and replaced. A body that fails midway still yields what arrived: the status is what matters.
+async fn read_excerpt(mut response: reqwest::Response, redactor: &Redactor) -> String {
+    let enough = BODY_EXCERPT_BYTES + redactor.longest();
     let mut buf = Vec::new();
-    let mut cut = false;
     while let Ok(Some(chunk)) = response.chunk().await {
         buf.extend_from_slice(&chunk);
-        if buf.len() > BODY_EXCERPT_BYTES {
-            cut = true;
+        if buf.len() > enough {
             break;
         }
     }
-    let text = String::from_utf8_lossy(&buf);
-    let mut out = excerpt(&text, BODY_EXCERPT_BYTES);
-    if cut && !out.ends_with('…') {
-        out.push('…');
-    }
-    out
+    let text = redactor.scrub(&String::from_utf8_lossy(&buf));
+    excerpt(&text, BODY_EXCERPT_BYTES)
 }
 
 /// What a request is, for the span, the error text and the wire.

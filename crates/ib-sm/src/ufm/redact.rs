@@ -30,6 +30,11 @@ impl Redactor {
         Redactor { secrets }
     }
 
+    /// Length of the longest form, in bytes.
+    pub fn longest(&self) -> usize {
+        self.secrets.first().map_or(0, String::len)
+    }
+
     pub fn scrub(&self, text: &str) -> String {
         let mut out = text.to_owned();
         for secret in &self.secrets {
@@ -60,6 +65,7 @@ mod tests {
         let text = format!("echo: Basic {b64}; user admin:pw-123; pw-123");
         let clean = r.scrub(&text);
         assert_eq!(clean, "echo: Basic <redacted>; user <redacted>; <redacted>");
+        assert_eq!(r.longest(), b64.len());
         assert!(!format!("{r:?}").contains("pw-123"));
     }
 
