@@ -1,7 +1,18 @@
-//! The Kubernetes side of ib-kubernetes: configuration now; watchers, the state task, executors,
-//! leader election and the admin server build on it.
+//! The Kubernetes side of ib-kubernetes: watches feed one state task that owns every decision (made by
+//! `ib_model`), executors carry out the subnet-manager requests and pod patches it asks for while this
+//! replica holds the lease, and an admin server exposes metrics and health.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod config;
+pub mod controller;
+pub mod events;
+pub mod leader;
+pub mod metrics;
+pub mod patcher;
+pub mod resources;
+pub mod state_task;
+pub mod watch;
 
 pub use config::Config;
+pub use controller::{Controller, ControllerError};

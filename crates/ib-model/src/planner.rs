@@ -373,6 +373,9 @@ impl State {
         };
         match next {
             Some(op) => {
+                if op.0 == SmOp::Remove && !self.ledger.contains(g) && !self.dropped.contains(&g) {
+                    self.out.drift.push(g);
+                }
                 self.sm_ops.insert(g, op);
                 self.sync_pool(g);
             }

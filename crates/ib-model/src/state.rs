@@ -67,6 +67,9 @@ pub struct Plan {
     pub patches: Vec<PodPatch>,
     pub allocated: Vec<(Guid, InterfaceKey)>,
     pub released: Vec<Guid>,
+    /// GUIDs being removed from a partition although no pod of this leadership ever owned them: leaks
+    /// left by a crash or by pods that finished while no leader ran (drift repair).
+    pub drift: Vec<Guid>,
     /// Pods whose reason for waiting changed to this one.
     pub pending: Vec<Pending>,
 }
@@ -113,6 +116,8 @@ pub struct State {
     /// Per GUID, the counter of its last completed change: a listing asked for before that change
     /// cannot tell us anything about the GUID.
     pub(crate) last_touch: HashMap<Guid, u64>,
+    /// GUIDs whose owner went away during this leadership: their removal is ordinary, not drift.
+    pub(crate) dropped: HashSet<Guid>,
     /// A listing was asked for because the pool ran out, and nothing was released since.
     pub(crate) exhaustion_listed: bool,
     /// Records for the next plan.
@@ -146,6 +151,7 @@ impl State {
             seq: 0,
             last_touch: HashMap::new(),
             exhaustion_listed: false,
+            dropped: HashSet::new(),
             out: Plan::default(),
         }
     }
@@ -231,6 +237,7 @@ impl State {
     /// This replica starts acting: what is in flight belongs to nobody, and the subnet manager's state
     /// must be read before anything is decided (the leader-start rebuild).
     pub fn begin_leading(&mut self) {
+        self.dropped.clear();
         self.sm_ops.clear();
         self.patches.clear();
         self.sm_failed.clear();
@@ -417,6 +424,7 @@ impl State {
         } else if !held && allocated {
             let _ = self.pool.release(g);
             self.sm_failed.remove(&g);
+            self.dropped.remove(&g);
             self.out.released.push(g);
             self.exhaustion_listed = false;
             self.wake_blocked();
@@ -437,6 +445,7 @@ impl State {
     /// Drops an owner; the GUID leaves its partitions and returns to the pool once nothing holds it.
     pub(crate) fn unclaim(&mut self, g: Guid) {
         if self.ledger.remove(g).is_some() {
+            self.dropped.insert(g);
             self.dirty_guids.insert(g);
             self.sync_pool(g);
         }

@@ -49,6 +49,8 @@ struct World {
     violations: Vec<String>,
     /// Work handed out by plans and not yet done, so that tests can complete it in any order.
     queue: Vec<Work>,
+    /// Every GUID a plan reported as drift.
+    drift: Vec<Guid>,
 }
 
 enum Work {
@@ -70,6 +72,7 @@ impl World {
             pending_seen: Vec::new(),
             violations: Vec::new(),
             queue: Vec::new(),
+            drift: Vec::new(),
         }
     }
 
@@ -140,6 +143,7 @@ impl World {
     }
 
     fn enqueue(&mut self, plan: Plan) {
+        self.drift.extend(&plan.drift);
         for p in &plan.pending {
             self.pending_seen.push((p.pod.name.clone(), p.reason.clone()));
         }
@@ -432,6 +436,7 @@ fn deleted_and_finished_pods_release_their_guids() {
     w.edit(&b, |v| v.phase = PodPhase::Succeeded);
     w.settle();
     assert!(w.sm.is_empty(), "{:?}", w.sm);
+    assert!(w.drift.is_empty(), "ordinary releases are not drift: {:?}", w.drift);
     assert_eq!(w.state.pool().allocated_count(), 0);
     assert!(w.state.ledger().is_empty());
 }
@@ -535,6 +540,7 @@ fn leader_start_rebuild_is_the_union_of_pods_and_sm() {
     assert!(w.members("0x9").iter().all(|g| !GuidRange::new(g_("00"), g_("03")).unwrap().contains(*g)));
     assert!(w.members("0x9").contains(&g("03:00:00:00:00:00:00:01")));
     assert!(w.members("0x7fff").contains(&g("02:00:00:00:00:00:00:02")));
+    assert_eq!(w.drift, vec![g("02:00:00:00:00:00:00:01")]);
 }
 
 fn g_(last: &str) -> Guid {
@@ -627,6 +633,7 @@ fn restart_after_a_crash_between_add_and_patch_converges() {
     w.settle();
     let got = g(w.annotation(&p)[0]["cni-args"]["guid"].as_str().unwrap());
     assert_eq!(w.members("0x5"), BTreeSet::from([got]));
+    assert!(!w.drift.is_empty());
     assert_eq!(w.state.pool().allocated_count(), 1);
 }
 

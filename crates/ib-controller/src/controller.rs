@@ -1,0 +1,169 @@
+//! Wiring: the admin server, the lease, the two watches, the resync timer and the state task.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::Client;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use ib_model::State;
+use ib_sm::SubnetManager;
+
+use crate::config::Config;
+use crate::events::EventSink;
+use crate::leader::LeaderElector;
+use crate::metrics::Metrics;
+use crate::state_task::{Input, StateTask, TaskSettings};
+use crate::{admin, watch as watches};
+
+/// Inputs queued for the state task; watch events wait (backpressure) when it is full.
+const INPUT_QUEUE: usize = 8192;
+/// Upper bound on one API call of the executors.
+const API_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pod patches in flight at once: enough to hide API latency, few enough to respect API priority and
+/// fairness on a busy cluster.
+const PATCH_CONCURRENCY: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error("cannot serve the admin endpoints on {address}: {source}")]
+    Admin { address: SocketAddr, source: std::io::Error },
+}
+
+/// A running controller.
+pub struct Controller {
+    admin_address: SocketAddr,
+    leading: watch::Receiver<bool>,
+    ready: watch::Receiver<bool>,
+    stop: watch::Sender<bool>,
+    elector: JoinHandle<()>,
+    admin: JoinHandle<()>,
+}
+
+impl Controller {
+    /// Starts everything; returns once the admin server is bound.
+    pub async fn start(config: Config, client: Client, sm: Arc<dyn SubnetManager>) -> Result<Self, ControllerError> {
+        let mut registry = Registry::default();
+        let metrics = Arc::new(Metrics::register(&mut registry));
+        let events_dropped = Counter::default();
+        registry.register(
+            "ib_kubernetes_events_dropped",
+            "Events dropped because the queue was full",
+            events_dropped.clone(),
+        );
+        let registry = Arc::new(registry);
+
+        let (stop, stop_rx) = watch::channel(false);
+        let (ready_tx, ready) = watch::channel(false);
+        let (admin_address, admin) = admin::serve(config.admin_address, registry, ready.clone(), stop_rx.clone())
+            .await
+            .map_err(|source| ControllerError::Admin { address: config.admin_address, source })?;
+        info!(%admin_address, subnet_manager = sm.name(), range = %config.guid_range, "starting");
+
+        let (tx, rx) = mpsc::channel(INPUT_QUEUE);
+        let (leading_tx, leading) = watch::channel(false);
+        let identity = config.identity.holder();
+        let elector = LeaderElector::new(client.clone(), &config.identity.namespace, identity.clone(), config.lease);
+        let elector = tokio::spawn(elector.run(leading_tx, stop_rx.clone()));
+        tokio::spawn(forward_leadership(leading.clone(), tx.clone()));
+
+        tokio::spawn(watches::pods(client.clone(), tx.clone(), metrics.clone()));
+        tokio::spawn(watches::nads(client.clone(), tx.clone(), metrics.clone()));
+        tokio::spawn(resync_timer(config.resync_interval, tx.clone()));
+        tokio::spawn(validate_sm(sm.clone()));
+
+        let events = EventSink::start(client.clone(), identity, events_dropped);
+        let settings = TaskSettings {
+            max_retry: config.periodic_update,
+            sm_timeout: sm_timeout(&config),
+            api_timeout: API_TIMEOUT,
+            patch_concurrency: PATCH_CONCURRENCY,
+        };
+        let task = StateTask::new(
+            State::new(config.guid_range),
+            rx,
+            tx,
+            sm,
+            client,
+            leading.clone(),
+            metrics,
+            events,
+            ready_tx,
+            settings,
+        );
+        tokio::spawn(task.run());
+        Ok(Controller { admin_address, leading, ready, stop, elector, admin })
+    }
+
+    pub fn admin_address(&self) -> SocketAddr {
+        self.admin_address
+    }
+
+    pub fn leading(&self) -> watch::Receiver<bool> {
+        self.leading.clone()
+    }
+
+    pub fn ready(&self) -> watch::Receiver<bool> {
+        self.ready.clone()
+    }
+
+    /// Graceful stop: writes stop, the lease is released so that a follower takes over at once.
+    pub async fn shutdown(self) {
+        self.stop.send_replace(true);
+        let _ = self.elector.await;
+        let _ = self.admin.await;
+        info!("stopped");
+    }
+}
+
+/// The SM call bound: the UFM client's own request timeout plus a margin, so its clearer error wins.
+fn sm_timeout(config: &Config) -> Duration {
+    match &config.sm {
+        crate::config::SmSelection::Ufm(ufm) => ufm.request_timeout + Duration::from_secs(5),
+        _ => Duration::from_secs(60),
+    }
+}
+
+async fn forward_leadership(mut leading: watch::Receiver<bool>, tx: mpsc::Sender<Input>) {
+    loop {
+        let now = *leading.borrow_and_update();
+        if tx.send(Input::Leading(now)).await.is_err() || leading.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn resync_timer(every: Duration, tx: mpsc::Sender<Input>) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        if tx.send(Input::Resync).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Checks the subnet manager is reachable and the credentials work; keeps trying, loudly, because a
+/// replica that cannot reach it can still follow and be ready.
+async fn validate_sm(sm: Arc<dyn SubnetManager>) {
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match sm.validate().await {
+            Ok(()) => {
+                info!(subnet_manager = sm.name(), "subnet manager reachable");
+                return;
+            }
+            Err(e) => {
+                warn!(subnet_manager = sm.name(), error = %e, retry_in_s = delay.as_secs(), "subnet manager not usable")
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(60));
+    }
+}

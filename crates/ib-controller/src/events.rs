@@ -1,0 +1,109 @@
+//! Kubernetes Events on pods: why a pod waits, and when it is configured.
+//!
+//! Events are best effort. They go through a bounded queue that drops when full, so a burst of
+//! thousands of pods never slows configuration; the planner already reports a waiting reason only when
+//! it changes, which is what keeps a stuck pod from flooding.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::Client;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::mpsc;
+use tracing::debug;
+
+use ib_model::PodRef;
+
+/// Events waiting to be sent; beyond this they are dropped (and counted).
+const QUEUE: usize = 4096;
+/// Events sent at once: enough to keep up with a burst, few enough not to crowd out pod patches.
+const CONCURRENCY: usize = 4;
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Debug)]
+pub struct EventSink {
+    tx: mpsc::Sender<(PodRef, Event)>,
+    dropped: Counter,
+}
+
+impl EventSink {
+    /// Starts the sender task.
+    pub fn start(client: Client, instance: String, dropped: Counter) -> Self {
+        let (tx, rx) = mpsc::channel::<(PodRef, Event)>(QUEUE);
+        let recorder =
+            Arc::new(Recorder::new(client, Reporter { controller: "ib-kubernetes".into(), instance: Some(instance) }));
+        tokio::spawn(
+            tokio_stream_from(rx)
+                .map(move |(pod, event)| {
+                    let recorder = recorder.clone();
+                    async move {
+                        let reference = ObjectReference {
+                            api_version: Some("v1".into()),
+                            kind: Some("Pod".into()),
+                            name: Some(pod.name.clone()),
+                            namespace: Some(pod.namespace.clone()),
+                            uid: Some(pod.uid.0.clone()),
+                            ..ObjectReference::default()
+                        };
+                        match tokio::time::timeout(TIMEOUT, recorder.publish(&event, &reference)).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => debug!(pod = %pod, reason = %event.reason, error = %e, "event not recorded"),
+                            Err(_) => debug!(pod = %pod, reason = %event.reason, "event not recorded: timed out"),
+                        }
+                    }
+                })
+                .buffer_unordered(CONCURRENCY)
+                .for_each(|()| async {}),
+        );
+        EventSink { tx, dropped }
+    }
+
+    pub fn warning(&self, pod: &PodRef, reason: &str, note: String) {
+        self.send(pod, EventType::Warning, reason, note);
+    }
+
+    pub fn normal(&self, pod: &PodRef, reason: &str, note: String) {
+        self.send(pod, EventType::Normal, reason, note);
+    }
+
+    fn send(&self, pod: &PodRef, type_: EventType, reason: &str, note: String) {
+        let event = Event {
+            type_,
+            reason: reason.to_owned(),
+            // The API refuses notes over 1 kB.
+            note: Some(truncate(note, 1000)),
+            action: "ConfigureInfiniBand".into(),
+            secondary: None,
+        };
+        if self.tx.try_send((pod.clone(), event)).is_err() {
+            self.dropped.inc();
+        }
+    }
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
+}
+
+fn tokio_stream_from<T: Send + 'static>(mut rx: mpsc::Receiver<T>) -> impl futures::Stream<Item = T> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn truncation_respects_characters() {
+        assert_eq!(super::truncate("ééé".into(), 3), "é");
+        assert_eq!(super::truncate("abc".into(), 5), "abc");
+    }
+}

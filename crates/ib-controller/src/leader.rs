@@ -1,0 +1,171 @@
+//! Leader election with a client-go-compatible Lease lock.
+//!
+//! The Lease is `ib-kubernetes-leader` in `POD_NAMESPACE` and the holder identity `<node>_<pod uid>`,
+//! exactly as the Go daemon writes them, so Go and Rust replicas never lead at the same time during a
+//! migration. The lock uses only GET, POST and PUT with the Lease's resourceVersion (client-go's
+//! `LeaseLock`), and, like client-go, judges a foreign lease expired by the local time at which its
+//! record was last seen to change, never by the remote clock.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::Timestamp;
+use kube::Client;
+use kube::api::{Api, PostParams};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::config::LeaseTimings;
+
+pub const LEASE_NAME: &str = "ib-kubernetes-leader";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LeaderError {
+    #[error("lease {namespace}/{LEASE_NAME}: {source}")]
+    Api { namespace: String, source: kube::Error },
+    #[error("lease {namespace}/{LEASE_NAME}: request timed out")]
+    Timeout { namespace: String },
+    #[error("lease {namespace}/{LEASE_NAME} is held by {holder}")]
+    HeldElsewhere { namespace: String, holder: String },
+}
+
+pub struct LeaderElector {
+    api: Api<Lease>,
+    namespace: String,
+    identity: String,
+    timings: LeaseTimings,
+    /// The last record seen and when (local clock) it was first seen.
+    observed: Option<(LeaseSpec, Instant)>,
+}
+
+impl LeaderElector {
+    pub fn new(client: Client, namespace: &str, identity: String, timings: LeaseTimings) -> Self {
+        LeaderElector {
+            api: Api::namespaced(client, namespace),
+            namespace: namespace.to_owned(),
+            identity,
+            timings,
+            observed: None,
+        }
+    }
+
+    /// Campaigns and renews until `stop` becomes true, publishing leadership on `leading`. On stop, a held
+    /// lease is released so that a follower takes over at its next retry instead of after expiry.
+    pub async fn run(mut self, leading: watch::Sender<bool>, mut stop: watch::Receiver<bool>) {
+        let mut last_renew: Option<Instant> = None;
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let attempt = tokio::time::timeout(self.timings.renew_deadline, self.try_acquire_or_renew()).await;
+            let is_leader = *leading.borrow();
+            match attempt {
+                Ok(Ok(())) => {
+                    last_renew = Some(Instant::now());
+                    if !is_leader {
+                        info!(identity = %self.identity, "acquired the lease");
+                        leading.send_replace(true);
+                    }
+                }
+                Ok(Err(e)) => {
+                    if is_leader {
+                        warn!(error = %e, "renewing the lease failed");
+                    } else {
+                        debug!(error = %e, "not acquired");
+                    }
+                }
+                Err(_) => warn!("lease request timed out"),
+            }
+            // A leader that could not renew within the deadline stops acting before its lease can expire.
+            if *leading.borrow() && last_renew.is_none_or(|t| t.elapsed() >= self.timings.renew_deadline) {
+                warn!("lease not renewed within the renew deadline: stepping down");
+                leading.send_replace(false);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.timings.retry_period) => {}
+                _ = stop.changed() => {}
+            }
+        }
+        if *leading.borrow() {
+            leading.send_replace(false);
+            match tokio::time::timeout(self.timings.renew_deadline, self.release()).await {
+                Ok(Ok(())) => info!("lease released"),
+                Ok(Err(e)) => warn!(error = %e, "releasing the lease failed"),
+                Err(_) => warn!("releasing the lease timed out"),
+            }
+        }
+    }
+
+    fn api_error(&self, source: kube::Error) -> LeaderError {
+        LeaderError::Api { namespace: self.namespace.clone(), source }
+    }
+
+    async fn try_acquire_or_renew(&mut self) -> Result<(), LeaderError> {
+        let now = MicroTime(Timestamp::now());
+        let duration_secs = i32::try_from(self.timings.duration.as_secs()).unwrap_or(i32::MAX);
+        let Some(mut lease) = self.api.get_opt(LEASE_NAME).await.map_err(|e| self.api_error(e))? else {
+            let lease = Lease {
+                metadata: ObjectMeta { name: Some(LEASE_NAME.into()), ..ObjectMeta::default() },
+                spec: Some(LeaseSpec {
+                    holder_identity: Some(self.identity.clone()),
+                    lease_duration_seconds: Some(duration_secs),
+                    acquire_time: Some(now.clone()),
+                    renew_time: Some(now),
+                    lease_transitions: Some(0),
+                    ..LeaseSpec::default()
+                }),
+            };
+            self.api.create(&PostParams::default(), &lease).await.map_err(|e| self.api_error(e))?;
+            return Ok(());
+        };
+        let record = lease.spec.clone().unwrap_or_default();
+        if self.observed.as_ref().is_none_or(|(seen, _)| seen != &record) {
+            self.observed = Some((record.clone(), Instant::now()));
+        }
+        let holder = record.holder_identity.clone().unwrap_or_default();
+        let ours = holder == self.identity;
+        if !holder.is_empty() && !ours {
+            let seen_at = self.observed.as_ref().map_or_else(Instant::now, |(_, t)| *t);
+            let lasts = Duration::from_secs(record.lease_duration_seconds.unwrap_or(0).max(0) as u64);
+            if seen_at.elapsed() < lasts {
+                return Err(LeaderError::HeldElsewhere { namespace: self.namespace.clone(), holder });
+            }
+        }
+        let spec = LeaseSpec {
+            holder_identity: Some(self.identity.clone()),
+            lease_duration_seconds: Some(duration_secs),
+            acquire_time: if ours { record.acquire_time.clone() } else { Some(now.clone()) },
+            renew_time: Some(now),
+            lease_transitions: Some(record.lease_transitions.unwrap_or(0) + i32::from(!ours)),
+            ..record
+        };
+        lease.spec = Some(spec.clone());
+        // PUT carries the resourceVersion we read: a concurrent change makes it fail with 409.
+        let updated =
+            self.api.replace(LEASE_NAME, &PostParams::default(), &lease).await.map_err(|e| self.api_error(e))?;
+        self.observed = Some((updated.spec.unwrap_or(spec), Instant::now()));
+        Ok(())
+    }
+
+    /// client-go's ReleaseOnCancel: empty holder and a one-second duration.
+    async fn release(&mut self) -> Result<(), LeaderError> {
+        let Some(mut lease) = self.api.get_opt(LEASE_NAME).await.map_err(|e| self.api_error(e))? else {
+            return Ok(());
+        };
+        let record = lease.spec.clone().unwrap_or_default();
+        if record.holder_identity.as_deref() != Some(&self.identity) {
+            return Ok(());
+        }
+        let now = MicroTime(Timestamp::now());
+        lease.spec = Some(LeaseSpec {
+            holder_identity: None,
+            lease_duration_seconds: Some(1),
+            acquire_time: Some(now.clone()),
+            renew_time: Some(now),
+            ..record
+        });
+        self.api.replace(LEASE_NAME, &PostParams::default(), &lease).await.map_err(|e| self.api_error(e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,252 @@
+//! The two watched kinds, decoded into exactly what the controller needs.
+//!
+//! A pod is decoded into [`CompactPod`], which skips the spec and keeps one annotation, so a watch of a
+//! large cluster costs little CPU and memory, and is turned into an `ib_model::PodView` at once. The
+//! fields read are typed leniently (anything of the wrong type reads as absent) so that one odd object
+//! can never fail a whole list page and wedge the watch.
+
+use std::borrow::Cow;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::core::{NamespaceResourceScope, Resource};
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+use ib_model::annotation::NETWORKS_ANNOTATION;
+use ib_model::{NetworkRef, PodPhase, PodUid, PodView};
+
+/// A pod, reduced on decoding.
+#[derive(Clone, Debug, Default)]
+pub struct CompactPod {
+    pub metadata: ObjectMeta,
+    pub deleting: bool,
+    pub node_name: Option<String>,
+    pub host_network: bool,
+    pub phase: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct RawPod {
+    #[serde(default)]
+    metadata: RawMeta,
+    #[serde(default)]
+    spec: RawPodSpec,
+    #[serde(default)]
+    status: RawPodStatus,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct RawMeta {
+    name: Option<Value>,
+    namespace: Option<Value>,
+    uid: Option<Value>,
+    resource_version: Option<Value>,
+    deletion_timestamp: Option<Value>,
+    annotations: Option<Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct RawPodSpec {
+    node_name: Option<Value>,
+    host_network: Option<Value>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawPodStatus {
+    phase: Option<Value>,
+}
+
+fn string(v: Option<Value>) -> Option<String> {
+    match v {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
+    }
+}
+
+impl RawMeta {
+    /// Keeps only the networks annotation: the others can be large and are none of our business.
+    fn into_meta(self) -> (ObjectMeta, bool) {
+        let networks = match self.annotations {
+            Some(Value::Object(mut map)) => string(map.remove(NETWORKS_ANNOTATION)),
+            _ => None,
+        };
+        let meta = ObjectMeta {
+            name: string(self.name),
+            namespace: string(self.namespace),
+            uid: string(self.uid),
+            resource_version: string(self.resource_version),
+            annotations: networks.map(|n| [(NETWORKS_ANNOTATION.to_owned(), n)].into()),
+            ..ObjectMeta::default()
+        };
+        (meta, matches!(self.deletion_timestamp, Some(Value::String(_))))
+    }
+}
+
+impl<'de> Deserialize<'de> for CompactPod {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = RawPod::deserialize(deserializer)?;
+        let (metadata, deleting) = raw.metadata.into_meta();
+        Ok(CompactPod {
+            metadata,
+            deleting,
+            node_name: string(raw.spec.node_name).filter(|n| !n.is_empty()),
+            host_network: raw.spec.host_network == Some(Value::Bool(true)),
+            phase: string(raw.status.phase),
+        })
+    }
+}
+
+impl Resource for CompactPod {
+    type DynamicType = ();
+    type Scope = NamespaceResourceScope;
+
+    fn kind(_: &()) -> Cow<'_, str> {
+        "Pod".into()
+    }
+    fn group(_: &()) -> Cow<'_, str> {
+        "".into()
+    }
+    fn version(_: &()) -> Cow<'_, str> {
+        "v1".into()
+    }
+    fn plural(_: &()) -> Cow<'_, str> {
+        "pods".into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+impl CompactPod {
+    /// The controller's view; `None` for an object without uid, name or resourceVersion, which no real
+    /// API server sends.
+    pub fn into_view(self) -> Option<PodView> {
+        let m = self.metadata;
+        let networks = m.annotations.and_then(|mut a| a.remove(NETWORKS_ANNOTATION));
+        Some(PodView {
+            uid: PodUid(m.uid?),
+            namespace: m.namespace.unwrap_or_default(),
+            name: m.name?,
+            resource_version: m.resource_version?,
+            node_name: self.node_name,
+            host_network: self.host_network,
+            phase: PodPhase::parse(self.phase.as_deref()),
+            deleting: self.deleting,
+            networks,
+        })
+    }
+}
+
+/// A NetworkAttachmentDefinition (`k8s.cni.cncf.io/v1`). Hand-written rather than derived: we do not own
+/// this CRD, and a NAD without `spec` must decode (Multus treats it as a config kept on the nodes).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Nad {
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    spec: RawNadSpec,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+struct RawNadSpec {
+    config: Option<Value>,
+}
+
+impl Nad {
+    pub fn network(&self) -> Option<NetworkRef> {
+        Some(NetworkRef::new(self.metadata.namespace.clone()?, self.metadata.name.clone()?))
+    }
+
+    /// `spec.config` as text; a non-string config is passed on as its JSON text so that the model
+    /// reports it as invalid instead of silently ignoring it.
+    pub fn config(&self) -> Option<String> {
+        match &self.spec.config {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(other) => Some(other.to_string()),
+        }
+    }
+}
+
+impl Resource for Nad {
+    type DynamicType = ();
+    type Scope = NamespaceResourceScope;
+
+    fn kind(_: &()) -> Cow<'_, str> {
+        "NetworkAttachmentDefinition".into()
+    }
+    fn group(_: &()) -> Cow<'_, str> {
+        "k8s.cni.cncf.io".into()
+    }
+    fn version(_: &()) -> Cow<'_, str> {
+        "v1".into()
+    }
+    fn plural(_: &()) -> Cow<'_, str> {
+        "network-attachment-definitions".into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn pods_are_reduced_and_lenient() {
+        let pod: CompactPod = serde_json::from_value(json!({
+            "metadata": {"name": "p", "namespace": "ns", "uid": "u1", "resourceVersion": "7",
+                         "deletionTimestamp": "2026-01-01T00:00:00Z",
+                         "annotations": {"k8s.v1.cni.cncf.io/networks": "ib", "big": "x"},
+                         "managedFields": [{"manager": "kubectl"}]},
+            "spec": {"nodeName": "n1", "hostNetwork": true, "containers": [{"name": "c"}]},
+            "status": {"phase": "Running"}
+        }))
+        .unwrap();
+        let view = pod.into_view().unwrap();
+        assert_eq!(view.uid, PodUid("u1".into()));
+        assert_eq!((view.namespace.as_str(), view.name.as_str(), view.resource_version.as_str()), ("ns", "p", "7"));
+        assert_eq!(view.node_name.as_deref(), Some("n1"));
+        assert!(view.host_network && view.deleting);
+        assert_eq!(view.phase, PodPhase::Running);
+        assert_eq!(view.networks.as_deref(), Some("ib"));
+
+        // Wrong types read as absent instead of failing the decode.
+        let odd: CompactPod = serde_json::from_value(json!({
+            "metadata": {"name": "p", "uid": "u", "resourceVersion": "1", "annotations": ["x"]},
+            "spec": {"nodeName": 5, "hostNetwork": "yes"},
+            "status": {"phase": {"x": 1}}
+        }))
+        .unwrap();
+        let view = odd.into_view().unwrap();
+        assert_eq!(
+            (view.node_name, view.host_network, view.networks, view.phase),
+            (None, false, None, PodPhase::Unknown)
+        );
+        let no_uid: CompactPod = serde_json::from_value(json!({"metadata": {"name": "p"}})).unwrap();
+        assert!(no_uid.into_view().is_none());
+    }
+
+    #[test]
+    fn nads_without_spec_decode() {
+        let nad: Nad = serde_json::from_value(json!({"metadata": {"name": "n", "namespace": "d"}})).unwrap();
+        assert_eq!(nad.network(), Some(NetworkRef::new("d", "n")));
+        assert_eq!(nad.config(), None);
+        let nad: Nad = serde_json::from_value(
+            json!({"metadata": {"name": "n", "namespace": "d"}, "spec": {"config": {"type": "ib-sriov"}}}),
+        )
+        .unwrap();
+        assert_eq!(nad.config().as_deref(), Some(r#"{"type":"ib-sriov"}"#));
+    }
+}

@@ -1,0 +1,504 @@
+//! The one task that owns the decision state.
+//!
+//! Watch events, subnet-manager outcomes, patch outcomes, leadership changes and timers arrive as
+//! [`Input`]s on one channel. After each batch of inputs the task asks the planner what to do and hands
+//! the work to the executors, which run concurrently and report back by message; no lock is held across
+//! I/O and nothing else touches the state.
+//!
+//! Subnet-manager requests go through one lane per (operation, pkey): while a request of a lane is in
+//! flight, new GUIDs for it gather and leave together in the next request (group commit). Latency is
+//! one round trip when quiet; batches grow under load.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kube::Client;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use ib_model::annotation::NetworksAnnotation;
+use ib_model::{Guid, NetworkRef, PKey, PatchOutcome, Plan, PodPatch, PodUid, PodView, SmOp, SmRequest, State};
+use ib_sm::SubnetManager;
+
+use crate::events::EventSink;
+use crate::metrics::{Metrics, OperationLabels, OutcomeLabels, ReasonLabels, SmLabels};
+use crate::patcher;
+
+/// Inputs handled per planning round: planning after every single watch event would waste work during
+/// a re-list, planning after too many would delay the first pods of a burst.
+const MAX_BATCH: usize = 1024;
+/// First retry delay after a failure; doubled per failure up to `DAEMON_PERIODIC_UPDATE`.
+const FIRST_RETRY: Duration = Duration::from_millis(250);
+
+/// Everything that can change the state.
+#[derive(Debug)]
+pub enum Input {
+    PodApplied(PodView),
+    PodDeleted(PodUid),
+    /// A complete re-list of pods (the watch's initial sync or a recovery from a gap).
+    PodsReset(Vec<PodView>),
+    NadApplied(NetworkRef, Option<String>),
+    NadDeleted(NetworkRef),
+    NadsReset(Vec<(NetworkRef, Option<String>)>),
+    Leading(bool),
+    Resync,
+    SmDone {
+        term: u64,
+        request: SmRequest,
+        result: Result<(), String>,
+        elapsed: Duration,
+    },
+    SmListed {
+        term: u64,
+        result: Result<Vec<(String, Guid)>, String>,
+    },
+    PatchDone {
+        term: u64,
+        patch: PodPatch,
+        outcome: PatchOutcome,
+    },
+    RetryGuids(Vec<Guid>),
+    RetryPod(PodUid),
+}
+
+/// Settings of the state task.
+#[derive(Clone, Debug)]
+pub struct TaskSettings {
+    /// Longest wait before failed work is retried (`DAEMON_PERIODIC_UPDATE`).
+    pub max_retry: Duration,
+    /// Upper bound on one subnet-manager call, on top of the client's own timeouts.
+    pub sm_timeout: Duration,
+    /// Upper bound on one API call.
+    pub api_timeout: Duration,
+    /// Pod patches in flight at once.
+    pub patch_concurrency: usize,
+}
+
+#[derive(Default, Debug)]
+struct Lane {
+    busy: bool,
+    queued: Vec<Guid>,
+}
+
+pub struct StateTask {
+    state: State,
+    rx: mpsc::Receiver<Input>,
+    tx: mpsc::Sender<Input>,
+    sm: Arc<dyn SubnetManager>,
+    client: Client,
+    leader: watch::Receiver<bool>,
+    leading: bool,
+    /// Counts leaderships, so outcomes of work started in an earlier one are recognised.
+    term: u64,
+    lanes: HashMap<(SmOp, PKey), Lane>,
+    patch_slots: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
+    events: EventSink,
+    ready: watch::Sender<bool>,
+    pods_synced: bool,
+    nads_synced: bool,
+    first_seen: HashMap<PodUid, Instant>,
+    sm_failures: HashMap<Guid, u32>,
+    patch_failures: HashMap<PodUid, u32>,
+    settings: TaskSettings,
+}
+
+impl StateTask {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        state: State,
+        rx: mpsc::Receiver<Input>,
+        tx: mpsc::Sender<Input>,
+        sm: Arc<dyn SubnetManager>,
+        client: Client,
+        leader: watch::Receiver<bool>,
+        metrics: Arc<Metrics>,
+        events: EventSink,
+        ready: watch::Sender<bool>,
+        settings: TaskSettings,
+    ) -> Self {
+        StateTask {
+            state,
+            rx,
+            tx,
+            sm,
+            client,
+            leader,
+            leading: false,
+            term: 0,
+            lanes: HashMap::new(),
+            patch_slots: Arc::new(Semaphore::new(settings.patch_concurrency.max(1))),
+            metrics,
+            events,
+            ready,
+            pods_synced: false,
+            nads_synced: false,
+            first_seen: HashMap::new(),
+            sm_failures: HashMap::new(),
+            patch_failures: HashMap::new(),
+            settings,
+        }
+    }
+
+    /// Runs until every sender of the input channel is gone.
+    pub async fn run(mut self) {
+        while let Some(input) = self.rx.recv().await {
+            self.handle(input);
+            for _ in 1..MAX_BATCH {
+                match self.rx.try_recv() {
+                    Ok(input) => self.handle(input),
+                    Err(_) => break,
+                }
+            }
+            if self.leading {
+                let plan = self.state.plan();
+                self.dispatch(plan);
+            }
+            self.update_gauges();
+        }
+    }
+
+    fn handle(&mut self, input: Input) {
+        match input {
+            Input::PodApplied(view) => {
+                self.note_first_seen(&view);
+                self.state.apply_pod(view);
+            }
+            Input::PodDeleted(uid) => {
+                self.first_seen.remove(&uid);
+                self.patch_failures.remove(&uid);
+                self.state.delete_pod(&uid);
+            }
+            Input::PodsReset(views) => {
+                for v in &views {
+                    self.note_first_seen(v);
+                }
+                info!(pods = views.len(), "pods listed");
+                self.state.reset_pods(views);
+                self.state.pods_synced();
+                self.pods_synced = true;
+                self.publish_ready();
+            }
+            Input::NadApplied(network, config) => self.state.apply_nad(network, config.as_deref()),
+            Input::NadDeleted(network) => self.state.delete_nad(&network),
+            Input::NadsReset(nads) => {
+                info!(nads = nads.len(), "network attachment definitions listed");
+                self.state.reset_nads(nads.iter().map(|(n, c)| (n.clone(), c.as_deref())));
+                self.state.nads_synced();
+                self.nads_synced = true;
+                self.publish_ready();
+            }
+            Input::Leading(leading) => self.set_leading(leading),
+            Input::Resync => {
+                if self.leading {
+                    debug!("resync: reading the subnet manager to repair drift");
+                    self.state.resync();
+                }
+            }
+            Input::SmDone { term, request, result, elapsed } => self.sm_done(term, request, result, elapsed),
+            Input::SmListed { term, result } => self.sm_listed(term, result),
+            Input::PatchDone { term, patch, outcome } => self.patch_done(term, patch, outcome),
+            Input::RetryGuids(guids) => self.state.retry_guids(&guids),
+            Input::RetryPod(uid) => self.state.retry_pod(&uid),
+        }
+    }
+
+    fn note_first_seen(&mut self, view: &PodView) {
+        if view.networks.is_some() && !view.is_finished() && !self.first_seen.contains_key(&view.uid) {
+            self.first_seen.insert(view.uid.clone(), Instant::now());
+        }
+    }
+
+    fn publish_ready(&self) {
+        if self.pods_synced && self.nads_synced {
+            self.ready.send_replace(true);
+        }
+    }
+
+    fn set_leading(&mut self, leading: bool) {
+        if leading == self.leading {
+            return;
+        }
+        self.leading = leading;
+        self.metrics.leader.set(i64::from(leading));
+        if leading {
+            self.term += 1;
+            self.lanes.clear();
+            info!(term = self.term, "leading: reading the subnet manager, then reconciling every pod");
+            self.state.begin_leading();
+        } else {
+            warn!("no longer leading: stopping all writes");
+        }
+    }
+
+    // === dispatch ===
+
+    fn dispatch(&mut self, plan: Plan) {
+        for (guid, owner) in &plan.allocated {
+            debug!(%guid, %owner, "GUID allocated");
+        }
+        for guid in &plan.released {
+            debug!(%guid, "GUID released");
+        }
+        for guid in &plan.drift {
+            info!(%guid, "removing a GUID no live pod owns from its partition (drift repair)");
+            self.metrics.drift_repairs.inc();
+        }
+        for pending in plan.pending {
+            warn!(pod = %pending.pod, reason = pending.reason.label(), "{}", pending.reason);
+            self.events.warning(&pending.pod, pending.reason.label(), pending.reason.to_string());
+        }
+        if plan.list_sm {
+            self.spawn_list();
+        }
+        for request in plan.sm {
+            self.submit_sm(request);
+        }
+        for patch in plan.patches {
+            self.spawn_patch(patch);
+        }
+    }
+
+    fn submit_sm(&mut self, request: SmRequest) {
+        let lane = self.lanes.entry((request.op, request.pkey)).or_default();
+        if lane.busy {
+            lane.queued.extend(request.guids);
+        } else {
+            lane.busy = true;
+            self.spawn_sm(request);
+        }
+    }
+
+    fn spawn_sm(&self, request: SmRequest) {
+        let (sm, tx, leader, term, limit) =
+            (self.sm.clone(), self.tx.clone(), self.leader.clone(), self.term, self.settings.sm_timeout);
+        let op = op_name(request.op);
+        let span = info_span!("sm", operation = op, pkey = %request.pkey, guids = request.guids.len());
+        tokio::spawn(
+            async move {
+                let started = Instant::now();
+                // The one place subnet-manager writes are gated on leadership.
+                let result = if !*leader.borrow() {
+                    Err("not the leader".to_owned())
+                } else {
+                    let call = async {
+                        match request.op {
+                            SmOp::Add => sm.add_guids(request.pkey, &request.guids).await,
+                            SmOp::Remove => sm.remove_guids(request.pkey, &request.guids).await,
+                        }
+                    };
+                    match tokio::time::timeout(limit, call).await {
+                        Ok(Ok(())) => Ok(()),
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(_) => Err(format!("timed out after {}s", limit.as_secs())),
+                    }
+                };
+                let elapsed = started.elapsed();
+                match &result {
+                    Ok(()) => debug!(ms = elapsed.as_millis() as u64, "subnet manager request done"),
+                    Err(e) => warn!(error = %e, "subnet manager request failed"),
+                }
+                let _ = tx.send(Input::SmDone { term, request, result, elapsed }).await;
+            }
+            .instrument(span),
+        );
+    }
+
+    fn spawn_list(&self) {
+        let (sm, tx, term, limit) = (self.sm.clone(), self.tx.clone(), self.term, self.settings.sm_timeout);
+        tokio::spawn(
+            async move {
+                let started = Instant::now();
+                let result = match tokio::time::timeout(limit, sm.list_guids()).await {
+                    Ok(Ok(list)) => Ok(list),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!("timed out after {}s", limit.as_secs())),
+                };
+                match &result {
+                    Ok(list) => debug!(guids = list.len(), ms = started.elapsed().as_millis() as u64, "listed"),
+                    Err(e) => warn!(error = %e, "listing the subnet manager failed"),
+                }
+                let _ = tx.send(Input::SmListed { term, result }).await;
+            }
+            .instrument(info_span!("sm", operation = "list")),
+        );
+    }
+
+    fn spawn_patch(&self, patch: PodPatch) {
+        let ctx = patcher::PatchContext {
+            client: self.client.clone(),
+            leader: self.leader.clone(),
+            slots: self.patch_slots.clone(),
+            timeout: self.settings.api_timeout,
+        };
+        let (tx, term) = (self.tx.clone(), self.term);
+        tokio::spawn(async move {
+            let outcome = patcher::patch_pod(&ctx, &patch).await;
+            let _ = tx.send(Input::PatchDone { term, patch, outcome }).await;
+        });
+    }
+
+    // === outcomes ===
+
+    fn sm_done(&mut self, term: u64, request: SmRequest, result: Result<(), String>, elapsed: Duration) {
+        let operation = op_name(request.op);
+        let outcome = if result.is_ok() { "success" } else { "failure" };
+        self.metrics.sm_requests.get_or_create(&SmLabels { operation, outcome }).inc();
+        self.metrics.sm_request_seconds.get_or_create(&OperationLabels { operation }).observe(elapsed.as_secs_f64());
+        self.metrics.sm_request_guids.get_or_create(&OperationLabels { operation }).observe(request.guids.len() as f64);
+        self.state.sm_done(&request, result.clone());
+        match result {
+            Ok(()) => {
+                for g in &request.guids {
+                    self.sm_failures.remove(g);
+                }
+            }
+            Err(_) => {
+                let attempt = request
+                    .guids
+                    .iter()
+                    .map(|g| {
+                        let n = self.sm_failures.entry(*g).or_insert(0);
+                        *n += 1;
+                        *n
+                    })
+                    .max()
+                    .unwrap_or(1);
+                self.retry_later(Input::RetryGuids(request.guids.clone()), attempt);
+            }
+        }
+        if term != self.term {
+            return;
+        }
+        if let Some(lane) = self.lanes.get_mut(&(request.op, request.pkey)) {
+            lane.busy = false;
+            if !lane.queued.is_empty() && self.leading {
+                let guids = std::mem::take(&mut lane.queued);
+                lane.busy = true;
+                self.spawn_sm(SmRequest { op: request.op, pkey: request.pkey, guids });
+            }
+        }
+    }
+
+    fn sm_listed(&mut self, term: u64, result: Result<Vec<(String, Guid)>, String>) {
+        if term != self.term {
+            return;
+        }
+        match result {
+            Ok(list) => {
+                self.metrics.sm_requests.get_or_create(&SmLabels { operation: "list", outcome: "success" }).inc();
+                self.state.sm_listed(list.iter().map(|(p, g)| (p.as_str(), *g)));
+            }
+            Err(_) => {
+                self.metrics.sm_requests.get_or_create(&SmLabels { operation: "list", outcome: "failure" }).inc();
+                self.state.sm_list_failed();
+                let attempt = self.sm_failures.len() as u32 + 1;
+                self.retry_later(Input::Resync, attempt.min(8));
+            }
+        }
+    }
+
+    fn patch_done(&mut self, term: u64, patch: PodPatch, outcome: PatchOutcome) {
+        let label = match &outcome {
+            PatchOutcome::Applied(_) => "applied",
+            PatchOutcome::Conflict => "conflict",
+            PatchOutcome::NotFound => "not_found",
+            PatchOutcome::Failed(_) => "failed",
+        };
+        self.metrics.patches.get_or_create(&OutcomeLabels { outcome: label }).inc();
+        let uid = patch.pod.uid.clone();
+        match &outcome {
+            PatchOutcome::Applied(_) => {
+                self.patch_failures.remove(&uid);
+                self.metrics.pods_configured.inc();
+                if let Some(seen) = self.first_seen.remove(&uid) {
+                    self.metrics.pod_configure_seconds.observe(seen.elapsed().as_secs_f64());
+                }
+                let guids: Vec<String> = patch.guids.iter().map(Guid::to_string).collect();
+                info!(pod = %patch.pod, guids = %guids.join(","), "pod configured");
+                self.events.normal(&patch.pod, "Configured", configured_note(&patch));
+            }
+            PatchOutcome::Conflict => debug!(pod = %patch.pod, "pod changed meanwhile; planning again"),
+            PatchOutcome::NotFound => debug!(pod = %patch.pod, "pod gone before it was configured"),
+            PatchOutcome::Failed(e) => {
+                warn!(pod = %patch.pod, error = %e, "patching the pod failed");
+                let n = self.patch_failures.entry(uid.clone()).or_insert(0);
+                *n += 1;
+                let attempt = *n;
+                self.retry_later(Input::RetryPod(uid.clone()), attempt);
+            }
+        }
+        if term != self.term && !matches!(outcome, PatchOutcome::Applied(_)) {
+            return;
+        }
+        self.state.patch_done(&uid, outcome);
+    }
+
+    /// Sends `input` back after an exponential backoff capped at `DAEMON_PERIODIC_UPDATE`.
+    fn retry_later(&self, input: Input, attempt: u32) {
+        let delay = retry_delay(attempt, self.settings.max_retry);
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = tx.send(input).await;
+        });
+    }
+
+    fn update_gauges(&self) {
+        let pool = self.state.pool();
+        self.metrics.pool_used.set(i64::try_from(pool.allocated_count()).unwrap_or(i64::MAX));
+        self.metrics.pool_capacity.set(i64::try_from(pool.capacity()).unwrap_or(i64::MAX));
+        let counts = self.state.pending_by_reason();
+        for reason in ib_model::PendingReason::LABELS {
+            let n = counts.get(reason).copied().unwrap_or(0);
+            self.metrics.pending_pods.get_or_create(&ReasonLabels { reason }).set(n as i64);
+        }
+    }
+}
+
+fn op_name(op: SmOp) -> &'static str {
+    match op {
+        SmOp::Add => "add",
+        SmOp::Remove => "remove",
+    }
+}
+
+/// 250 ms, 500 ms, 1 s, … up to `cap`.
+pub fn retry_delay(attempt: u32, cap: Duration) -> Duration {
+    let factor = 1u32 << attempt.saturating_sub(1).min(16);
+    (FIRST_RETRY * factor).min(cap)
+}
+
+fn configured_note(patch: &PodPatch) -> String {
+    let networks = NetworksAnnotation::parse(&patch.annotation, &patch.pod.namespace)
+        .map(|a| {
+            a.selections()
+                .iter()
+                .filter(|s| {
+                    s.guid.as_ref().and_then(|(t, _)| Guid::parse(t).ok()).is_some_and(|g| patch.guids.contains(&g))
+                })
+                .map(|s| {
+                    let guid = s.guid.as_ref().map(|(t, _)| t.as_str()).unwrap_or_default();
+                    let pkey = s.pkey.as_deref().filter(|p| !p.is_empty()).unwrap_or("none");
+                    format!("{} {} GUID {guid} pkey {pkey}", s.network, s.interface)
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .unwrap_or_default();
+    format!("InfiniBand configured: {networks}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_double_up_to_the_cap() {
+        let cap = Duration::from_secs(5);
+        let delays: Vec<u64> = (1..=7).map(|n| retry_delay(n, cap).as_millis() as u64).collect();
+        assert_eq!(delays, [250, 500, 1000, 2000, 4000, 5000, 5000]);
+        assert_eq!(retry_delay(u32::MAX, cap), cap);
+    }
+}
