@@ -40,9 +40,7 @@ impl Default for EmulatorConfig {
             default_watch_timeout: Duration::from_secs(1800),
             // A fast stand-in kubelet: terminating pods disappear within a second, so tests see
             // both the terminating and the gone state without waiting out 30 s grace periods.
-            pod_deletion: PodDeletion::Graceful {
-                finish: GracefulFinish::After(Duration::from_secs(1)),
-            },
+            pod_deletion: PodDeletion::Graceful { finish: GracefulFinish::After(Duration::from_secs(1)) },
             request_log_capacity: 10_000,
             max_body_bytes: 3 * 1024 * 1024,
             git_version: "v1.33.0".to_string(),

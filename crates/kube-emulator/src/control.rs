@@ -50,21 +50,13 @@ impl Shared {
 
     /// Starts the stand-in kubelet's timer for a pod that just entered graceful deletion.
     pub(crate) fn after_delete(self: &Arc<Self>, namespace: &str, name: &str, deleted: &Deleted) {
-        let Deleted::Terminating {
-            grace: Some((grace, uid)),
-            ..
-        } = deleted
-        else {
+        let Deleted::Terminating { grace: Some((grace, uid)), .. } = deleted else {
             return;
         };
         let grace = Duration::from_secs(u64::try_from(*grace).unwrap_or(0));
         let delay = match self.store.pod_deletion() {
-            PodDeletion::Graceful {
-                finish: GracefulFinish::AfterGracePeriod,
-            } => grace,
-            PodDeletion::Graceful {
-                finish: GracefulFinish::After(delay),
-            } => delay.min(grace),
+            PodDeletion::Graceful { finish: GracefulFinish::AfterGracePeriod } => grace,
+            PodDeletion::Graceful { finish: GracefulFinish::After(delay) } => delay.min(grace),
             _ => return,
         };
         // A Weak reference so a pending timer never keeps a shut-down emulator alive.
@@ -133,10 +125,7 @@ pub struct EmulatorHandle {
 }
 
 fn namespace_of(obj: &Value) -> String {
-    crate::meta::str_field(obj, "namespace")
-        .filter(|ns| !ns.is_empty())
-        .unwrap_or("default")
-        .to_string()
+    crate::meta::str_field(obj, "namespace").filter(|ns| !ns.is_empty()).unwrap_or("default").to_string()
 }
 
 impl EmulatorHandle {
@@ -150,11 +139,7 @@ impl EmulatorHandle {
     }
 
     /// Creates many objects; returns the resourceVersion after the last one.
-    pub fn seed(
-        &self,
-        resource: Resource,
-        objects: impl IntoIterator<Item = Value>,
-    ) -> Result<u64, ApiError> {
+    pub fn seed(&self, resource: Resource, objects: impl IntoIterator<Item = Value>) -> Result<u64, ApiError> {
         for object in objects {
             self.create(resource, object)?;
         }
@@ -169,10 +154,7 @@ impl EmulatorHandle {
     /// All objects of a type (in one namespace, or all), in (namespace, name) order, with the
     /// resourceVersion they reflect.
     pub fn list(&self, resource: Resource, namespace: Option<&str>) -> (u64, Vec<Arc<Value>>) {
-        let filter = Filter {
-            namespace: namespace.map(str::to_string),
-            ..Filter::default()
-        };
+        let filter = Filter { namespace: namespace.map(str::to_string), ..Filter::default() };
         self.shared.store.snapshot(resource, &filter)
     }
 
@@ -193,12 +175,7 @@ impl EmulatorHandle {
 
     /// DELETE with default options: honours finalizers and graceful pod deletion (and starts the
     /// configured stand-in kubelet timer).
-    pub fn delete(
-        &self,
-        resource: Resource,
-        namespace: &str,
-        name: &str,
-    ) -> Result<DeleteOutcome, ApiError> {
+    pub fn delete(&self, resource: Resource, namespace: &str, name: &str) -> Result<DeleteOutcome, ApiError> {
         self.delete_with_grace(resource, namespace, name, None)
     }
 
@@ -211,29 +188,16 @@ impl EmulatorHandle {
         name: &str,
         grace_period_seconds: Option<i64>,
     ) -> Result<DeleteOutcome, ApiError> {
-        let options = DeleteOptions {
-            grace_period_seconds,
-            ..DeleteOptions::default()
-        };
-        let deleted = self
-            .shared
-            .store
-            .delete(resource, namespace, name, &options)?;
+        let options = DeleteOptions { grace_period_seconds, ..DeleteOptions::default() };
+        let deleted = self.shared.store.delete(resource, namespace, name, &options)?;
         self.shared.after_delete(namespace, name, &deleted);
         Ok(outcome(deleted))
     }
 
     /// Completes a pod's graceful deletion, as the kubelet does once containers stopped: the pod
     /// is removed, or stays with a zero grace period while finalizers remain.
-    pub fn finish_pod_deletion(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> Result<DeleteOutcome, ApiError> {
-        self.shared
-            .store
-            .finish_graceful(namespace, name, None)
-            .map(outcome)
+    pub fn finish_pod_deletion(&self, namespace: &str, name: &str) -> Result<DeleteOutcome, ApiError> {
+        self.shared.store.finish_graceful(namespace, name, None).map(outcome)
     }
 
     /// The latest resourceVersion (global across resources).
@@ -245,27 +209,14 @@ impl EmulatorHandle {
 
     /// Live changes to `resource` from now on.
     pub fn subscribe(&self, resource: Resource) -> Subscription {
-        Subscription {
-            rx: self.shared.store.subscribe(resource),
-        }
+        Subscription { rx: self.shared.store.subscribe(resource) }
     }
 
     /// The current objects and a subscription starting exactly after them: no change is missed
     /// or seen twice.
-    pub fn list_and_subscribe(
-        &self,
-        resource: Resource,
-        namespace: Option<&str>,
-    ) -> (Vec<Arc<Value>>, Subscription) {
-        let filter = Filter {
-            namespace: namespace.map(str::to_string),
-            ..Filter::default()
-        };
-        match self
-            .shared
-            .store
-            .watch(resource, &filter, crate::store::WatchFrom::InitialState)
-        {
+    pub fn list_and_subscribe(&self, resource: Resource, namespace: Option<&str>) -> (Vec<Arc<Value>>, Subscription) {
+        let filter = Filter { namespace: namespace.map(str::to_string), ..Filter::default() };
+        match self.shared.store.watch(resource, &filter, crate::store::WatchFrom::InitialState) {
             Ok(start) => {
                 let objects = match start.backlog {
                     crate::store::Backlog::Objects(objects) => objects,

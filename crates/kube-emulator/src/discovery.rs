@@ -7,16 +7,7 @@
 use crate::resource::Resource;
 use serde_json::{Value, json};
 
-const VERBS: [&str; 8] = [
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
-];
+const VERBS: [&str; 8] = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 
 pub(crate) fn version(git_version: &str) -> Value {
     let numbers: Vec<&str> = git_version.trim_start_matches('v').split('.').collect();
@@ -42,11 +33,7 @@ pub(crate) fn core_versions(server: &str) -> Value {
 }
 
 fn groups() -> Vec<&'static str> {
-    let mut groups: Vec<&str> = Resource::ALL
-        .iter()
-        .map(|r| r.group())
-        .filter(|g| !g.is_empty())
-        .collect();
+    let mut groups: Vec<&str> = Resource::ALL.iter().map(|r| r.group()).filter(|g| !g.is_empty()).collect();
     groups.sort_unstable();
     groups.dedup();
     groups
@@ -80,10 +67,7 @@ pub(crate) fn group(group: &str) -> Value {
 /// The APIResourceList for `group/version`, or `None` if nothing is served there.
 pub(crate) fn resources(group: &str, version: &str) -> Option<Value> {
     let mut resources = Vec::new();
-    for r in Resource::ALL
-        .iter()
-        .filter(|r| r.group() == group && r.version() == version)
-    {
+    for r in Resource::ALL.iter().filter(|r| r.group() == group && r.version() == version) {
         let mut entry = json!({
             "name": r.plural(),
             "singularName": r.singular(),
@@ -111,11 +95,7 @@ pub(crate) fn resources(group: &str, version: &str) -> Option<Value> {
     if resources.is_empty() {
         return None;
     }
-    let group_version = if group.is_empty() {
-        version.to_string()
-    } else {
-        format!("{group}/{version}")
-    };
+    let group_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
     Some(json!({
         "kind": "APIResourceList",
         "apiVersion": "v1",
@@ -131,12 +111,8 @@ mod tests {
     #[test]
     fn core_lists_pods_status_and_events() {
         let list = resources("", "v1").unwrap();
-        let names: Vec<&str> = list["resources"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|r| r["name"].as_str())
-            .collect();
+        let names: Vec<&str> =
+            list["resources"].as_array().unwrap().iter().filter_map(|r| r["name"].as_str()).collect();
         assert_eq!(names, vec!["pods", "pods/status", "events"]);
         assert_eq!(list["groupVersion"], "v1");
     }
@@ -144,16 +120,8 @@ mod tests {
     #[test]
     fn groups_are_listed_once() {
         let list = group_list();
-        let names: Vec<&str> = list["groups"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|g| g["name"].as_str())
-            .collect();
-        assert_eq!(
-            names,
-            vec!["coordination.k8s.io", "events.k8s.io", "k8s.cni.cncf.io"]
-        );
+        let names: Vec<&str> = list["groups"].as_array().unwrap().iter().filter_map(|g| g["name"].as_str()).collect();
+        assert_eq!(names, vec!["coordination.k8s.io", "events.k8s.io", "k8s.cni.cncf.io"]);
         assert!(resources("k8s.cni.cncf.io", "v2").is_none());
     }
 

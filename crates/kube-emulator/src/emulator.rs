@@ -34,9 +34,7 @@ impl KubeEmulator {
     /// Binds `127.0.0.1:0` and serves plain HTTP/1.1 until shut down.
     pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, StartError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .map_err(StartError::Bind)?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.map_err(StartError::Bind)?;
         let addr = listener.local_addr().map_err(StartError::LocalAddr)?;
         let shared = Arc::new(Shared::new(config, runtime));
         let app = server::router(Arc::clone(&shared));
@@ -52,12 +50,7 @@ impl KubeEmulator {
             }
         });
         tracing::debug!(%addr, "kube emulator listening");
-        Ok(RunningEmulator {
-            addr,
-            handle: EmulatorHandle { shared },
-            stop: Some(stop_tx),
-            task: Some(task),
-        })
+        Ok(RunningEmulator { addr, handle: EmulatorHandle { shared }, stop: Some(stop_tx), task: Some(task) })
     }
 }
 
@@ -118,9 +111,7 @@ impl RunningEmulator {
             let _ = stop.send(());
         }
         if let Some(mut task) = self.task.take()
-            && tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
-                .await
-                .is_err()
+            && tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await.is_err()
         {
             task.abort();
         }

@@ -51,13 +51,7 @@ pub struct FaultRule {
 impl FaultRule {
     /// A rule applying `fault` once to every method and path; narrow it with the builders.
     pub fn new(fault: Fault) -> FaultRule {
-        FaultRule {
-            method: None,
-            path: "*".into(),
-            query_contains: None,
-            times: 1,
-            fault,
-        }
+        FaultRule { method: None, path: "*".into(), query_contains: None, times: 1, fault }
     }
 
     /// Only requests with this method.
@@ -85,14 +79,9 @@ impl FaultRule {
     }
 
     fn matches(&self, method: &str, path: &str, query: &str) -> bool {
-        self.method
-            .as_deref()
-            .is_none_or(|m| m.eq_ignore_ascii_case(method))
+        self.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
             && glob_match(&self.path, path)
-            && self
-                .query_contains
-                .as_deref()
-                .is_none_or(|q| query.contains(q))
+            && self.query_contains.as_deref().is_none_or(|q| query.contains(q))
     }
 }
 
@@ -127,36 +116,21 @@ pub(crate) struct Faults {
 
 impl Faults {
     pub(crate) fn new() -> Faults {
-        Faults {
-            rules: Mutex::new(Vec::new()),
-            release: watch::channel(0).0,
-            hung: AtomicUsize::new(0),
-        }
+        Faults { rules: Mutex::new(Vec::new()), release: watch::channel(0).0, hung: AtomicUsize::new(0) }
     }
 
     pub(crate) fn add(&self, rule: FaultRule) {
         if rule.times > 0 {
-            self.rules
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(rule);
+            self.rules.lock().unwrap_or_else(PoisonError::into_inner).push(rule);
         }
     }
 
     pub(crate) fn clear(&self) {
-        self.rules
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        self.rules.lock().unwrap_or_else(PoisonError::into_inner).clear();
     }
 
     pub(crate) fn remaining(&self) -> usize {
-        self.rules
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|r| r.times)
-            .sum()
+        self.rules.lock().unwrap_or_else(PoisonError::into_inner).iter().map(|r| r.times).sum()
     }
 
     pub(crate) fn release_hung(&self) {
@@ -180,22 +154,13 @@ impl Faults {
     }
 
     /// Applies a matching fault: `Some(error)` to answer instead of serving the request.
-    pub(crate) async fn intercept(
-        &self,
-        method: &str,
-        path: &str,
-        query: &str,
-    ) -> Option<ApiError> {
+    pub(crate) async fn intercept(&self, method: &str, path: &str, query: &str) -> Option<ApiError> {
         match self.take(method, path, query)? {
-            Fault::TooManyRequests {
-                retry_after_seconds,
-            } => Some(ApiError::TooManyRequests {
-                retry_after_seconds,
-            }),
+            Fault::TooManyRequests { retry_after_seconds } => Some(ApiError::TooManyRequests { retry_after_seconds }),
             Fault::InternalError => Some(ApiError::Internal("injected fault".into())),
-            Fault::ServiceUnavailable => Some(ApiError::ServiceUnavailable(
-                "the server is currently unable to handle the request".into(),
-            )),
+            Fault::ServiceUnavailable => {
+                Some(ApiError::ServiceUnavailable("the server is currently unable to handle the request".into()))
+            }
             Fault::GatewayTimeout => Some(ApiError::Timeout {
                 message: "Timeout: request did not complete within requested timeout - \
                           context deadline exceeded"
@@ -226,52 +191,30 @@ mod tests {
         assert!(glob_match("*", "/api/v1/pods"));
         assert!(glob_match("/api/v1/pods", "/api/v1/pods"));
         assert!(!glob_match("/api/v1/pods", "/api/v1/pods/x"));
-        assert!(glob_match(
-            "/api/v1/namespaces/*/pods/*",
-            "/api/v1/namespaces/a/pods/b"
-        ));
-        assert!(!glob_match(
-            "/api/v1/namespaces/*/pods/*",
-            "/api/v1/namespaces/a/leases/b"
-        ));
-        assert!(glob_match(
-            "*/leases*",
-            "/apis/coordination.k8s.io/v1/namespaces/x/leases/y"
-        ));
+        assert!(glob_match("/api/v1/namespaces/*/pods/*", "/api/v1/namespaces/a/pods/b"));
+        assert!(!glob_match("/api/v1/namespaces/*/pods/*", "/api/v1/namespaces/a/leases/b"));
+        assert!(glob_match("*/leases*", "/apis/coordination.k8s.io/v1/namespaces/x/leases/y"));
         assert!(!glob_match("a*a", "a"));
     }
 
     #[tokio::test]
     async fn budget_is_consumed_in_order() {
         let faults = Faults::new();
-        faults.add(
-            FaultRule::new(Fault::ServiceUnavailable)
-                .method("get")
-                .path("/api/v1/pods")
-                .times(2),
-        );
+        faults.add(FaultRule::new(Fault::ServiceUnavailable).method("get").path("/api/v1/pods").times(2));
         faults.add(FaultRule::new(Fault::InternalError));
         assert_eq!(faults.remaining(), 3);
         let first = faults.intercept("GET", "/api/v1/pods", "").await;
         assert_eq!(first.map(|e| e.code()), Some(503));
         let other = faults.intercept("POST", "/api/v1/pods", "").await;
         assert_eq!(other.map(|e| e.code()), Some(500));
-        assert_eq!(
-            faults
-                .intercept("GET", "/api/v1/pods", "")
-                .await
-                .map(|e| e.code()),
-            Some(503)
-        );
+        assert_eq!(faults.intercept("GET", "/api/v1/pods", "").await.map(|e| e.code()), Some(503));
         assert!(faults.intercept("GET", "/api/v1/pods", "").await.is_none());
     }
 
     #[tokio::test]
     async fn hang_is_released() {
         let faults = std::sync::Arc::new(Faults::new());
-        faults.add(FaultRule::new(Fault::Hang {
-            max: Duration::from_secs(60),
-        }));
+        faults.add(FaultRule::new(Fault::Hang { max: Duration::from_secs(60) }));
         let task = {
             let faults = faults.clone();
             tokio::spawn(async move { faults.intercept("GET", "/x", "").await })

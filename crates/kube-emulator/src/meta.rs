@@ -18,9 +18,7 @@ pub(crate) fn field<'a>(obj: &'a Value, field: &str) -> Option<&'a Value> {
 /// The `metadata` map, created when absent. `obj` must be a JSON object.
 pub(crate) fn meta_mut(obj: &mut Value) -> Option<&mut Map<String, Value>> {
     let map = obj.as_object_mut()?;
-    let meta = map
-        .entry("metadata")
-        .or_insert_with(|| Value::Object(Map::new()));
+    let meta = map.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
     if !meta.is_object() {
         *meta = Value::Object(Map::new());
     }
@@ -73,9 +71,7 @@ pub(crate) fn now() -> String {
 /// The current time plus `seconds`, in `metav1.Time` format.
 pub(crate) fn now_plus(seconds: i64) -> String {
     let now = jiff::Timestamp::now();
-    let later = now
-        .checked_add(jiff::SignedDuration::from_secs(seconds))
-        .unwrap_or(now);
+    let later = now.checked_add(jiff::SignedDuration::from_secs(seconds)).unwrap_or(now);
     format_time(later)
 }
 
@@ -87,8 +83,7 @@ pub(crate) fn valid_name(name: &str) -> bool {
         && name.split('.').all(|label| {
             let b = label.as_bytes();
             !b.is_empty()
-                && b.iter()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+                && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
                 && b[0] != b'-'
                 && b[b.len() - 1] != b'-'
         })
@@ -108,12 +103,7 @@ pub(crate) fn invalid_name_detail(name: &str) -> String {
 /// Five characters for `generateName`, from the apiserver's alphabet (no vowels, no lookalikes).
 pub(crate) fn random_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    uuid::Uuid::new_v4()
-        .as_bytes()
-        .iter()
-        .take(5)
-        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
-        .collect()
+    uuid::Uuid::new_v4().as_bytes().iter().take(5).map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char).collect()
 }
 
 #[cfg(test)]

@@ -40,12 +40,7 @@ pub enum PatchError {
 impl PatchKind {
     /// Chooses the patch format from a `Content-Type` header value (parameters ignored).
     pub fn from_content_type(content_type: &str) -> Result<PatchKind, PatchError> {
-        let media = content_type
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         match media.as_str() {
             "application/merge-patch+json" => Ok(PatchKind::Merge),
             "application/strategic-merge-patch+json" => Ok(PatchKind::Strategic),
@@ -57,14 +52,11 @@ impl PatchKind {
 
 /// Applies `body` to `target` in place. On error `target` is unchanged.
 pub fn apply(kind: PatchKind, target: &mut Value, body: &[u8]) -> Result<(), PatchError> {
-    let patch: Value =
-        serde_json::from_slice(body).map_err(|e| PatchError::Undecodable(e.to_string()))?;
+    let patch: Value = serde_json::from_slice(body).map_err(|e| PatchError::Undecodable(e.to_string()))?;
     match kind {
         PatchKind::Merge | PatchKind::Strategic => {
             if !patch.is_object() {
-                return Err(PatchError::Undecodable(
-                    "a merge patch must be a JSON object".to_string(),
-                ));
+                return Err(PatchError::Undecodable("a merge patch must be a JSON object".to_string()));
             }
             if kind == PatchKind::Strategic {
                 reject_directives(&patch)?;
@@ -73,8 +65,8 @@ pub fn apply(kind: PatchKind, target: &mut Value, body: &[u8]) -> Result<(), Pat
             Ok(())
         }
         PatchKind::Json => {
-            let ops: json_patch::Patch = serde_json::from_value(patch)
-                .map_err(|e| PatchError::Undecodable(e.to_string()))?;
+            let ops: json_patch::Patch =
+                serde_json::from_value(patch).map_err(|e| PatchError::Undecodable(e.to_string()))?;
             // `json_patch::patch` rolls back on failure, so a failed `test` leaves `target` intact.
             json_patch::patch(target, &ops).map_err(|e| PatchError::Apply(e.to_string()))
         }
@@ -104,45 +96,24 @@ mod tests {
 
     #[test]
     fn content_types() {
-        assert_eq!(
-            PatchKind::from_content_type("application/merge-patch+json; charset=utf-8"),
-            Ok(PatchKind::Merge)
-        );
-        assert_eq!(
-            PatchKind::from_content_type("application/json-patch+json"),
-            Ok(PatchKind::Json)
-        );
-        assert_eq!(
-            PatchKind::from_content_type("application/apply-patch+yaml"),
-            Err(PatchError::UnsupportedMediaType)
-        );
-        assert_eq!(
-            PatchKind::from_content_type("application/json"),
-            Err(PatchError::UnsupportedMediaType)
-        );
+        assert_eq!(PatchKind::from_content_type("application/merge-patch+json; charset=utf-8"), Ok(PatchKind::Merge));
+        assert_eq!(PatchKind::from_content_type("application/json-patch+json"), Ok(PatchKind::Json));
+        assert_eq!(PatchKind::from_content_type("application/apply-patch+yaml"), Err(PatchError::UnsupportedMediaType));
+        assert_eq!(PatchKind::from_content_type("application/json"), Err(PatchError::UnsupportedMediaType));
     }
 
     #[test]
     fn merge_removes_nulls_and_replaces_lists() {
         let mut obj = json!({ "a": { "b": 1, "c": 2 }, "l": [1, 2] });
-        apply(
-            PatchKind::Merge,
-            &mut obj,
-            br#"{"a":{"b":null,"d":3},"l":[3]}"#,
-        )
-        .unwrap();
+        apply(PatchKind::Merge, &mut obj, br#"{"a":{"b":null,"d":3},"l":[3]}"#).unwrap();
         assert_eq!(obj, json!({ "a": { "c": 2, "d": 3 }, "l": [3] }));
     }
 
     #[test]
     fn strategic_directives_are_refused() {
         let mut obj = json!({ "spec": { "containers": [] } });
-        let err = apply(
-            PatchKind::Strategic,
-            &mut obj,
-            br#"{"spec":{"containers":[{"name":"x","$patch":"delete"}]}}"#,
-        )
-        .unwrap_err();
+        let err = apply(PatchKind::Strategic, &mut obj, br#"{"spec":{"containers":[{"name":"x","$patch":"delete"}]}}"#)
+            .unwrap_err();
         assert_eq!(err, PatchError::UnsupportedDirective("$patch".into()));
         assert!(apply(PatchKind::Strategic, &mut obj, br#"{"$retainKeys":["a"]}"#).is_err());
         assert_eq!(obj, json!({ "spec": { "containers": [] } }));
@@ -164,19 +135,9 @@ mod tests {
     #[test]
     fn undecodable_json_patch() {
         let mut obj = json!({});
-        for body in [
-            &b"{"[..],
-            br#"{"op":"add"}"#,
-            br#"[{"op":"frobnicate","path":"/a"}]"#,
-        ] {
-            assert!(matches!(
-                apply(PatchKind::Json, &mut obj, body),
-                Err(PatchError::Undecodable(_))
-            ));
+        for body in [&b"{"[..], br#"{"op":"add"}"#, br#"[{"op":"frobnicate","path":"/a"}]"#] {
+            assert!(matches!(apply(PatchKind::Json, &mut obj, body), Err(PatchError::Undecodable(_))));
         }
-        assert!(matches!(
-            apply(PatchKind::Merge, &mut obj, b"[1]"),
-            Err(PatchError::Undecodable(_))
-        ));
+        assert!(matches!(apply(PatchKind::Merge, &mut obj, b"[1]"), Err(PatchError::Undecodable(_))));
     }
 }

@@ -38,24 +38,11 @@ pub(crate) struct RequestLog {
 
 impl RequestLog {
     pub(crate) fn new(capacity: usize) -> RequestLog {
-        RequestLog {
-            inner: Mutex::new(LogInner {
-                records: VecDeque::new(),
-                next_seq: 1,
-            }),
-            capacity,
-        }
+        RequestLog { inner: Mutex::new(LogInner { records: VecDeque::new(), next_seq: 1 }), capacity }
     }
 
     /// Records a request and returns its sequence number.
-    pub(crate) fn record(
-        &self,
-        method: &str,
-        path: &str,
-        query: &str,
-        content_type: Option<&str>,
-        body: &[u8],
-    ) -> u64 {
+    pub(crate) fn record(&self, method: &str, path: &str, query: &str, content_type: Option<&str>, body: &[u8]) -> u64 {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let seq = inner.next_seq;
         inner.next_seq += 1;
@@ -100,11 +87,7 @@ impl RequestLog {
     }
 
     pub(crate) fn clear(&self) {
-        self.inner
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .records
-            .clear();
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner).records.clear();
     }
 }
 
@@ -121,10 +104,7 @@ mod tests {
         log.set_status(a, 200);
         log.set_status(c, 422);
         let records = log.snapshot();
-        assert_eq!(
-            records.iter().map(|r| r.seq).collect::<Vec<_>>(),
-            vec![b, c]
-        );
+        assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![b, c]);
         assert_eq!(records[0].status, None);
         assert_eq!(records[1].status, Some(422));
         log.clear();

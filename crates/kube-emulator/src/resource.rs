@@ -112,11 +112,7 @@ impl Resource {
     /// `plural` for core resources, `plural.group` otherwise: the form the apiserver uses in
     /// messages such as `pods "x" not found` or `leases.coordination.k8s.io "x" not found`.
     pub fn qualified_plural(self) -> String {
-        if self.group().is_empty() {
-            self.plural().to_string()
-        } else {
-            format!("{}.{}", self.plural(), self.group())
-        }
+        if self.group().is_empty() { self.plural().to_string() } else { format!("{}.{}", self.plural(), self.group()) }
     }
 
     /// Whether the type has a `status` subresource.
@@ -126,26 +122,18 @@ impl Resource {
 
     /// Whether `metadata.generation` is maintained. Built-in Leases and Events don't set it.
     pub(crate) fn tracks_generation(self) -> bool {
-        matches!(
-            self,
-            Resource::Pods | Resource::NetworkAttachmentDefinitions
-        )
+        matches!(self, Resource::Pods | Resource::NetworkAttachmentDefinitions)
     }
 
     /// Whether DELETE answers with the deleted object (the apiserver's `ReturnDeletedObject`,
     /// true for pods and for custom resources) rather than a `Status` of `Success`.
     pub(crate) fn returns_deleted_object(self) -> bool {
-        matches!(
-            self,
-            Resource::Pods | Resource::NetworkAttachmentDefinitions
-        )
+        matches!(self, Resource::Pods | Resource::NetworkAttachmentDefinitions)
     }
 
     /// Finds the resource served at `group/version` under `plural`.
     pub fn from_path(group: &str, version: &str, plural: &str) -> Option<Resource> {
-        Resource::ALL
-            .into_iter()
-            .find(|r| r.group() == group && r.version() == version && r.plural() == plural)
+        Resource::ALL.into_iter().find(|r| r.group() == group && r.version() == version && r.plural() == plural)
     }
 }
 
@@ -162,14 +150,8 @@ mod tests {
 
     #[test]
     fn core_and_group_events_are_distinct() {
-        assert_eq!(
-            Resource::from_path("", "v1", "events"),
-            Some(Resource::CoreEvents)
-        );
-        assert_eq!(
-            Resource::from_path("events.k8s.io", "v1", "events"),
-            Some(Resource::Events)
-        );
+        assert_eq!(Resource::from_path("", "v1", "events"), Some(Resource::CoreEvents));
+        assert_eq!(Resource::from_path("events.k8s.io", "v1", "events"), Some(Resource::Events));
         assert_eq!(Resource::from_path("", "v1", "leases"), None);
     }
 

@@ -94,9 +94,8 @@ fn split_top_level(input: &str) -> Result<Vec<&str>, SelectorError> {
         match c {
             '(' => depth += 1,
             ')' => {
-                depth = depth
-                    .checked_sub(1)
-                    .ok_or_else(|| SelectorError::Label(format!("unbalanced ')' in {input:?}")))?;
+                depth =
+                    depth.checked_sub(1).ok_or_else(|| SelectorError::Label(format!("unbalanced ')' in {input:?}")))?;
             }
             ',' if depth == 0 => {
                 parts.push(&input[start..i]);
@@ -115,25 +114,16 @@ fn split_top_level(input: &str) -> Result<Vec<&str>, SelectorError> {
 fn valid_key(key: &str) -> bool {
     !key.is_empty()
         && key.len() <= 317
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
 }
 
 fn valid_value(value: &str) -> bool {
-    value.len() <= 63
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    value.len() <= 63 && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 fn checked_key(key: &str) -> Result<String, SelectorError> {
     let key = key.trim();
-    if valid_key(key) {
-        Ok(key.to_string())
-    } else {
-        Err(SelectorError::Label(format!("invalid label key {key:?}")))
-    }
+    if valid_key(key) { Ok(key.to_string()) } else { Err(SelectorError::Label(format!("invalid label key {key:?}"))) }
 }
 
 fn checked_value(value: &str) -> Result<String, SelectorError> {
@@ -141,30 +131,19 @@ fn checked_value(value: &str) -> Result<String, SelectorError> {
     if valid_value(value) {
         Ok(value.to_string())
     } else {
-        Err(SelectorError::Label(format!(
-            "invalid label value {value:?}"
-        )))
+        Err(SelectorError::Label(format!("invalid label value {value:?}")))
     }
 }
 
 fn parse_requirement(part: &str) -> Result<LabelRequirement, SelectorError> {
     if let Some(key) = part.strip_prefix('!') {
-        return Ok(LabelRequirement {
-            key: checked_key(key)?,
-            op: LabelOp::DoesNotExist,
-        });
+        return Ok(LabelRequirement { key: checked_key(key)?, op: LabelOp::DoesNotExist });
     }
     if let Some((key, value)) = part.split_once("!=") {
-        return Ok(LabelRequirement {
-            key: checked_key(key)?,
-            op: LabelOp::NotEquals(checked_value(value)?),
-        });
+        return Ok(LabelRequirement { key: checked_key(key)?, op: LabelOp::NotEquals(checked_value(value)?) });
     }
     if let Some((key, value)) = part.split_once("==").or_else(|| part.split_once('=')) {
-        return Ok(LabelRequirement {
-            key: checked_key(key)?,
-            op: LabelOp::Equals(checked_value(value)?),
-        });
+        return Ok(LabelRequirement { key: checked_key(key)?, op: LabelOp::Equals(checked_value(value)?) });
     }
     if let Some(open) = part.find('(') {
         let head = part[..open].trim_end();
@@ -173,36 +152,19 @@ fn parse_requirement(part: &str) -> Result<LabelRequirement, SelectorError> {
         } else if let Some(key) = head.strip_suffix(" in") {
             (key, false)
         } else {
-            return Err(SelectorError::Label(format!(
-                "expected 'in' or 'notin' before '(' in {part:?}"
-            )));
+            return Err(SelectorError::Label(format!("expected 'in' or 'notin' before '(' in {part:?}")));
         };
         let inner = part[open + 1..]
             .strip_suffix(')')
             .ok_or_else(|| SelectorError::Label(format!("expected ')' at the end of {part:?}")))?;
-        let values = inner
-            .split(',')
-            .map(checked_value)
-            .collect::<Result<Vec<_>, _>>()?;
-        let op = if negated {
-            LabelOp::NotIn(values)
-        } else {
-            LabelOp::In(values)
-        };
-        return Ok(LabelRequirement {
-            key: checked_key(key)?,
-            op,
-        });
+        let values = inner.split(',').map(checked_value).collect::<Result<Vec<_>, _>>()?;
+        let op = if negated { LabelOp::NotIn(values) } else { LabelOp::In(values) };
+        return Ok(LabelRequirement { key: checked_key(key)?, op });
     }
     if part.contains(char::is_whitespace) {
-        return Err(SelectorError::Label(format!(
-            "found unexpected token in {part:?}"
-        )));
+        return Err(SelectorError::Label(format!("found unexpected token in {part:?}")));
     }
-    Ok(LabelRequirement {
-        key: checked_key(part)?,
-        op: LabelOp::Exists,
-    })
+    Ok(LabelRequirement { key: checked_key(part)?, op: LabelOp::Exists })
 }
 
 /// A field the emulator can select on, with the JSON pointer that holds it.
@@ -265,13 +227,9 @@ impl FieldSelector {
                 return Err(SelectorError::FieldSyntax(part.to_string()));
             };
             let label = label.trim();
-            let field = Field::lookup(resource, label)
-                .ok_or_else(|| SelectorError::UnsupportedField(label.to_string()))?;
-            requirements.push(FieldRequirement {
-                field,
-                value: value.trim().to_string(),
-                negated,
-            });
+            let field =
+                Field::lookup(resource, label).ok_or_else(|| SelectorError::UnsupportedField(label.to_string()))?;
+            requirements.push(FieldRequirement { field, value: value.trim().to_string(), negated });
         }
         Ok(FieldSelector { requirements })
     }
@@ -284,10 +242,7 @@ impl FieldSelector {
     /// Whether `object` satisfies every requirement. A missing field compares as "".
     pub fn matches(&self, object: &Value) -> bool {
         self.requirements.iter().all(|req| {
-            let actual = object
-                .pointer(req.field.pointer())
-                .and_then(Value::as_str)
-                .unwrap_or("");
+            let actual = object.pointer(req.field.pointer()).and_then(Value::as_str).unwrap_or("");
             (actual == req.value) != req.negated
         })
     }
@@ -308,10 +263,7 @@ impl Filter {
     /// Whether `object` is in scope and passes both selectors.
     pub fn matches(&self, object: &Value) -> bool {
         if let Some(ns) = &self.namespace {
-            let actual = object
-                .pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .unwrap_or("");
+            let actual = object.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("");
             if actual != ns {
                 return false;
             }
@@ -337,13 +289,7 @@ mod tests {
     #[test]
     fn equality_forms() {
         let obj = labelled(json!({ "app": "web", "tier": "front" }));
-        for sel in [
-            "app=web",
-            "app==web",
-            "app=web,tier=front",
-            "app!=db",
-            "missing!=x",
-        ] {
+        for sel in ["app=web", "app==web", "app=web,tier=front", "app!=db", "missing!=x"] {
             assert!(LabelSelector::parse(sel).unwrap().matches(&obj), "{sel}");
         }
         for sel in ["app=db", "app!=web", "app=web,tier=back"] {
@@ -354,14 +300,7 @@ mod tests {
     #[test]
     fn set_forms() {
         let obj = labelled(json!({ "app": "web" }));
-        for sel in [
-            "app in (web, db)",
-            "app notin (db)",
-            "other notin (x)",
-            "app",
-            "!other",
-            "app in (web),!other",
-        ] {
+        for sel in ["app in (web, db)", "app notin (db)", "other notin (x)", "app", "!other", "app in (web),!other"] {
             assert!(LabelSelector::parse(sel).unwrap().matches(&obj), "{sel}");
         }
         for sel in ["app in (db,cache)", "app notin (web)", "other", "!app"] {
@@ -379,14 +318,7 @@ mod tests {
 
     #[test]
     fn malformed_label_selectors_are_rejected() {
-        for sel in [
-            "app in (web",
-            "app)",
-            "a b",
-            "app in web)",
-            "=x",
-            "app=va lue",
-        ] {
+        for sel in ["app in (web", "app)", "a b", "app in web)", "=x", "app=va lue"] {
             assert!(LabelSelector::parse(sel).is_err(), "{sel}");
         }
     }
@@ -398,8 +330,7 @@ mod tests {
             "spec": { "nodeName": "n1" },
             "status": { "phase": "Running" }
         });
-        let sel =
-            FieldSelector::parse(Resource::Pods, "spec.nodeName=n1,status.phase!=Failed").unwrap();
+        let sel = FieldSelector::parse(Resource::Pods, "spec.nodeName=n1,status.phase!=Failed").unwrap();
         assert!(sel.matches(&pod));
         let sel = FieldSelector::parse(Resource::Pods, "metadata.name==q").unwrap();
         assert!(!sel.matches(&pod));
@@ -419,10 +350,7 @@ mod tests {
 
     #[test]
     fn filter_scopes_namespace() {
-        let filter = Filter {
-            namespace: Some("other".into()),
-            ..Filter::default()
-        };
+        let filter = Filter { namespace: Some("other".into()), ..Filter::default() };
         assert!(!filter.matches(&labelled(json!({}))));
     }
 }

@@ -38,11 +38,7 @@ struct ApiRequest {
 
 impl ApiRequest {
     fn param(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.query.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     fn flag(&self, name: &str) -> bool {
@@ -56,23 +52,12 @@ enum Route {
     Groups,
     Group(String),
     GroupResources(String, String),
-    Collection {
-        resource: Resource,
-        namespace: Option<String>,
-    },
-    Object {
-        resource: Resource,
-        namespace: String,
-        name: String,
-        status: bool,
-    },
+    Collection { resource: Resource, namespace: Option<String> },
+    Object { resource: Resource, namespace: String, name: String, status: bool },
 }
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
 async fn serve(State(shared): State<Arc<Shared>>, request: Request) -> Response {
@@ -83,24 +68,12 @@ async fn serve(State(shared): State<Arc<Shared>>, request: Request) -> Response 
     let content_type = header_str(&parts.headers, header::CONTENT_TYPE);
     let body = axum::body::to_bytes(body, shared.config.max_body_bytes).await;
     let logged_body: &[u8] = body.as_ref().map(|b| b.as_ref()).unwrap_or_default();
-    let seq = shared.log.record(
-        method.as_str(),
-        &path,
-        &raw_query,
-        content_type.as_deref(),
-        logged_body,
-    );
-    let response = match shared
-        .faults
-        .intercept(method.as_str(), &path, &raw_query)
-        .await
-    {
+    let seq = shared.log.record(method.as_str(), &path, &raw_query, content_type.as_deref(), logged_body);
+    let response = match shared.faults.intercept(method.as_str(), &path, &raw_query).await {
         Some(err) => error_response(&err),
         None => {
             let result = match body {
-                Err(_) => Err(ApiError::RequestEntityTooLarge(
-                    shared.config.max_body_bytes,
-                )),
+                Err(_) => Err(ApiError::RequestEntityTooLarge(shared.config.max_body_bytes)),
                 Ok(body) => Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
                     .map_err(|e| ApiError::BadRequest(format!("malformed query: {e}")))
                     .and_then(|Query(query)| {
@@ -109,8 +82,7 @@ async fn serve(State(shared): State<Arc<Shared>>, request: Request) -> Response 
                             query,
                             content_type,
                             accept: header_str(&parts.headers, header::ACCEPT).unwrap_or_default(),
-                            host: header_str(&parts.headers, header::HOST)
-                                .unwrap_or_else(|| "127.0.0.1".into()),
+                            host: header_str(&parts.headers, header::HOST).unwrap_or_else(|| "127.0.0.1".into()),
                             body,
                         };
                         dispatch(&shared, &path, request)
@@ -143,10 +115,7 @@ fn parse_route(path: &str) -> Result<Route, ApiError> {
         ["api", "v1", rest @ ..] => resource_route("", "v1", rest),
         ["apis"] => Ok(Route::Groups),
         ["apis", group] if discovery::has_group(group) => Ok(Route::Group(group.to_string())),
-        ["apis", group, version] => Ok(Route::GroupResources(
-            group.to_string(),
-            version.to_string(),
-        )),
+        ["apis", group, version] => Ok(Route::GroupResources(group.to_string(), version.to_string())),
         ["apis", group, version, rest @ ..] => resource_route(group, version, rest),
         _ => Err(ApiError::NoRoute),
     }
@@ -155,14 +124,10 @@ fn parse_route(path: &str) -> Result<Route, ApiError> {
 fn resource_route(group: &str, version: &str, rest: &[&str]) -> Result<Route, ApiError> {
     let find = |plural: &str| Resource::from_path(group, version, plural).ok_or(ApiError::NoRoute);
     match rest {
-        [plural] => Ok(Route::Collection {
-            resource: find(plural)?,
-            namespace: None,
-        }),
-        ["namespaces", namespace, plural] => Ok(Route::Collection {
-            resource: find(plural)?,
-            namespace: Some(namespace.to_string()),
-        }),
+        [plural] => Ok(Route::Collection { resource: find(plural)?, namespace: None }),
+        ["namespaces", namespace, plural] => {
+            Ok(Route::Collection { resource: find(plural)?, namespace: Some(namespace.to_string()) })
+        }
         ["namespaces", namespace, plural, name] => Ok(Route::Object {
             resource: find(plural)?,
             namespace: namespace.to_string(),
@@ -174,12 +139,7 @@ fn resource_route(group: &str, version: &str, rest: &[&str]) -> Result<Route, Ap
             if !resource.has_status_subresource() {
                 return Err(ApiError::NoRoute);
             }
-            Ok(Route::Object {
-                resource,
-                namespace: namespace.to_string(),
-                name: name.to_string(),
-                status: true,
-            })
+            Ok(Route::Object { resource, namespace: namespace.to_string(), name: name.to_string(), status: true })
         }
         _ => Err(ApiError::NoRoute),
     }
@@ -202,10 +162,7 @@ fn dispatch(shared: &Arc<Shared>, path: &str, req: ApiRequest) -> Result<Respons
         Route::GroupResources(group, version) => {
             read_only(discovery::resources(&group, &version).ok_or(ApiError::NoRoute)?)
         }
-        Route::Collection {
-            resource,
-            namespace,
-        } => match req.method {
+        Route::Collection { resource, namespace } => match req.method {
             Method::GET if req.flag("watch") => start_watch(shared, resource, namespace, &req),
             Method::GET => list(shared, resource, namespace, &req),
             Method::POST => match namespace {
@@ -218,31 +175,21 @@ fn dispatch(shared: &Arc<Shared>, path: &str, req: ApiRequest) -> Result<Respons
             },
             _ => Err(ApiError::MethodNotAllowed),
         },
-        Route::Object {
-            resource,
-            namespace,
-            name,
-            status,
-        } => {
+        Route::Object { resource, namespace, name, status } => {
             let target = if status { Target::Status } else { Target::Main };
             match req.method {
                 Method::GET => get(shared, resource, &namespace, &name, &req),
                 Method::PUT => {
                     reject_dry_run(&req)?;
                     let body = json_body(resource, &req)?;
-                    let obj = shared
-                        .store
-                        .update(resource, &namespace, &name, body, target, true)?;
+                    let obj = shared.store.update(resource, &namespace, &name, body, target, true)?;
                     Ok(json_response(StatusCode::OK, &*obj))
                 }
                 Method::PATCH => {
                     reject_dry_run(&req)?;
-                    let kind =
-                        PatchKind::from_content_type(req.content_type.as_deref().unwrap_or(""))
-                            .map_err(|e| ApiError::UnsupportedMediaType(e.to_string()))?;
-                    let obj = shared
-                        .store
-                        .patch(resource, &namespace, &name, kind, &req.body, target, true)?;
+                    let kind = PatchKind::from_content_type(req.content_type.as_deref().unwrap_or(""))
+                        .map_err(|e| ApiError::UnsupportedMediaType(e.to_string()))?;
+                    let obj = shared.store.patch(resource, &namespace, &name, kind, &req.body, target, true)?;
                     Ok(json_response(StatusCode::OK, &*obj))
                 }
                 Method::DELETE if !status => delete(shared, resource, &namespace, &name, &req),
@@ -254,9 +201,7 @@ fn dispatch(shared: &Arc<Shared>, path: &str, req: ApiRequest) -> Result<Respons
 
 fn reject_dry_run(req: &ApiRequest) -> Result<(), ApiError> {
     match req.param("dryRun") {
-        Some(v) if !v.is_empty() => Err(ApiError::BadRequest(
-            "dryRun is not supported by this emulator".into(),
-        )),
+        Some(v) if !v.is_empty() => Err(ApiError::BadRequest("dryRun is not supported by this emulator".into())),
         _ => Ok(()),
     }
 }
@@ -278,27 +223,16 @@ fn json_body(resource: Resource, req: &ApiRequest) -> Result<Value, ApiError> {
         )));
     }
     serde_json::from_slice(&req.body).map_err(|e| {
-        ApiError::BadRequest(format!(
-            "the object provided is unrecognized (must be of type {}): {e}",
-            resource.kind()
-        ))
+        ApiError::BadRequest(format!("the object provided is unrecognized (must be of type {}): {e}", resource.kind()))
     })
 }
 
-fn filter(
-    resource: Resource,
-    namespace: Option<String>,
-    req: &ApiRequest,
-) -> Result<Filter, ApiError> {
+fn filter(resource: Resource, namespace: Option<String>, req: &ApiRequest) -> Result<Filter, ApiError> {
     let labels = LabelSelector::parse(req.param("labelSelector").unwrap_or(""))
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let fields = FieldSelector::parse(resource, req.param("fieldSelector").unwrap_or(""))
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    Ok(Filter {
-        namespace,
-        labels,
-        fields,
-    })
+    Ok(Filter { namespace, labels, fields })
 }
 
 fn format(req: &ApiRequest) -> Format {
@@ -321,24 +255,15 @@ fn list(
     req: &ApiRequest,
 ) -> Result<Response, ApiError> {
     let limit = match req.param("limit").filter(|l| !l.is_empty()) {
-        Some(l) => Some(
-            l.parse::<usize>()
-                .map_err(|_| ApiError::BadRequest(format!("invalid limit {l:?}")))?,
-        ),
+        Some(l) => Some(l.parse::<usize>().map_err(|_| ApiError::BadRequest(format!("invalid limit {l:?}")))?),
         None => None,
     };
     let query = ListQuery {
         filter: filter(resource, namespace, req)?,
         limit,
-        continue_token: req
-            .param("continue")
-            .filter(|c| !c.is_empty())
-            .map(str::to_string),
+        continue_token: req.param("continue").filter(|c| !c.is_empty()).map(str::to_string),
         resource_version: req.param("resourceVersion").map(str::to_string),
-        resource_version_match: req
-            .param("resourceVersionMatch")
-            .filter(|m| !m.is_empty())
-            .map(str::to_string),
+        resource_version_match: req.param("resourceVersionMatch").filter(|m| !m.is_empty()).map(str::to_string),
     };
     let page = shared.store.list(resource, &query)?;
     let mut metadata = json!({ "resourceVersion": page.resource_version.to_string() });
@@ -350,18 +275,10 @@ fn list(
     }
     let items: Vec<&Value> = page.items.iter().map(|o| &**o).collect();
     match format(req) {
-        Format::Table(include) => Ok(json_response(
-            StatusCode::OK,
-            &table::table(resource, &items, include, metadata),
-        )),
+        Format::Table(include) => Ok(json_response(StatusCode::OK, &table::table(resource, &items, include, metadata))),
         Format::Json => Ok(json_response(
             StatusCode::OK,
-            &ListBody {
-                kind: resource.list_kind(),
-                api_version: resource.api_version(),
-                metadata,
-                items,
-            },
+            &ListBody { kind: resource.list_kind(), api_version: resource.api_version(), metadata, items },
         )),
     }
 }
@@ -377,34 +294,22 @@ fn start_watch(
         Some("true") => Some(true),
         Some("false") => Some(false),
         Some(other) => {
-            return Err(ApiError::BadRequest(format!(
-                "invalid sendInitialEvents {other:?}"
-            )));
+            return Err(ApiError::BadRequest(format!("invalid sendInitialEvents {other:?}")));
         }
         None => None,
     };
-    let from = match (
-        req.param("resourceVersion").filter(|rv| !rv.is_empty()),
-        send_initial,
-    ) {
+    let from = match (req.param("resourceVersion").filter(|rv| !rv.is_empty()), send_initial) {
         (_, Some(true)) => WatchFrom::InitialState,
         (None | Some("0"), Some(false)) => WatchFrom::Now,
         (None | Some("0"), None) => WatchFrom::InitialState,
         (Some(rv), _) => WatchFrom::Version(
-            rv.parse()
-                .map_err(|_| ApiError::BadRequest(format!("invalid resource version: {rv:?}")))?,
+            rv.parse().map_err(|_| ApiError::BadRequest(format!("invalid resource version: {rv:?}")))?,
         ),
     };
     let timeout = match req.param("timeoutSeconds").filter(|t| !t.is_empty()) {
         Some(t) => {
-            let seconds: u64 = t
-                .parse()
-                .map_err(|_| ApiError::BadRequest(format!("invalid timeoutSeconds {t:?}")))?;
-            if seconds == 0 {
-                shared.config.default_watch_timeout
-            } else {
-                Duration::from_secs(seconds)
-            }
+            let seconds: u64 = t.parse().map_err(|_| ApiError::BadRequest(format!("invalid timeoutSeconds {t:?}")))?;
+            if seconds == 0 { shared.config.default_watch_timeout } else { Duration::from_secs(seconds) }
         }
         None => shared.config.default_watch_timeout,
     };
@@ -424,10 +329,7 @@ fn start_watch(
     };
     let body = Body::from_stream(watch::stream(Arc::clone(shared), params, start));
     let mut response = Response::new(body);
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(response)
 }
 
@@ -441,10 +343,7 @@ fn get(
     let obj = shared
         .store
         .get(resource, namespace, name)
-        .ok_or_else(|| ApiError::NotFound {
-            resource,
-            name: name.to_string(),
-        })?;
+        .ok_or_else(|| ApiError::NotFound { resource, name: name.to_string() })?;
     match format(req) {
         Format::Table(include) => {
             let rv = crate::meta::str_field(&obj, "resourceVersion").unwrap_or("");
@@ -457,12 +356,7 @@ fn get(
     }
 }
 
-fn create(
-    shared: &Arc<Shared>,
-    resource: Resource,
-    namespace: &str,
-    req: &ApiRequest,
-) -> Result<Response, ApiError> {
+fn create(shared: &Arc<Shared>, resource: Resource, namespace: &str, req: &ApiRequest) -> Result<Response, ApiError> {
     reject_dry_run(req)?;
     let body = json_body(resource, req)?;
     let obj = shared.store.create(resource, namespace, body, false)?;
@@ -489,19 +383,15 @@ fn delete_options(req: &ApiRequest) -> Result<DeleteOptions, ApiError> {
     let body: DeleteBody = if req.body.iter().all(u8::is_ascii_whitespace) {
         DeleteBody::default()
     } else {
-        serde_json::from_slice(&req.body)
-            .map_err(|e| ApiError::BadRequest(format!("invalid DeleteOptions: {e}")))?
+        serde_json::from_slice(&req.body).map_err(|e| ApiError::BadRequest(format!("invalid DeleteOptions: {e}")))?
     };
     if body.dry_run.is_some_and(|d| !d.is_empty()) {
-        return Err(ApiError::BadRequest(
-            "dryRun is not supported by this emulator".into(),
-        ));
+        return Err(ApiError::BadRequest("dryRun is not supported by this emulator".into()));
     }
     let query_grace = match req.param("gracePeriodSeconds").filter(|g| !g.is_empty()) {
-        Some(g) => Some(
-            g.parse::<i64>()
-                .map_err(|_| ApiError::BadRequest(format!("invalid gracePeriodSeconds {g:?}")))?,
-        ),
+        Some(g) => {
+            Some(g.parse::<i64>().map_err(|_| ApiError::BadRequest(format!("invalid gracePeriodSeconds {g:?}")))?)
+        }
         None => None,
     };
     let preconditions = body.preconditions.unwrap_or_default();
@@ -527,9 +417,7 @@ fn delete(
             let uid = crate::meta::str_field(&obj, "uid").unwrap_or("");
             json_response(StatusCode::OK, &status::delete_success(resource, name, uid))
         }
-        Deleted::Gone(obj) | Deleted::Terminating { object: obj, .. } => {
-            json_response(StatusCode::OK, &*obj)
-        }
+        Deleted::Gone(obj) | Deleted::Terminating { object: obj, .. } => json_response(StatusCode::OK, &*obj),
     })
 }
 
@@ -573,15 +461,9 @@ fn delete_collection(
 
 fn json_response(code: StatusCode, body: &impl Serialize) -> Response {
     match serde_json::to_vec(body) {
-        Ok(bytes) => (
-            code,
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            bytes,
-        )
-            .into_response(),
+        Ok(bytes) => {
+            (code, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], bytes).into_response()
+        }
         Err(e) => error_response(&ApiError::Internal(format!("encoding response: {e}"))),
     }
 }
@@ -589,19 +471,10 @@ fn json_response(code: StatusCode, body: &impl Serialize) -> Response {
 pub(crate) fn error_response(err: &ApiError) -> Response {
     let code = StatusCode::from_u16(err.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let bytes = serde_json::to_vec(&err.to_status()).unwrap_or_default();
-    let mut response = (
-        code,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        bytes,
-    )
-        .into_response();
+    let mut response =
+        (code, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], bytes).into_response();
     if let Some(seconds) = err.retry_after() {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     response
 }

@@ -132,13 +132,8 @@ impl ApiError {
     /// Seconds for a `Retry-After` header, when the error carries one.
     pub fn retry_after(&self) -> Option<u32> {
         match self {
-            ApiError::TooManyRequests {
-                retry_after_seconds,
-            } => Some(*retry_after_seconds),
-            ApiError::Timeout {
-                retry_after_seconds,
-                ..
-            } => *retry_after_seconds,
+            ApiError::TooManyRequests { retry_after_seconds } => Some(*retry_after_seconds),
+            ApiError::Timeout { retry_after_seconds, .. } => *retry_after_seconds,
             _ => None,
         }
     }
@@ -175,12 +170,7 @@ impl ApiError {
             | ApiError::Conflict { resource, name, .. } => {
                 named(*resource, name, resource.plural());
             }
-            ApiError::Invalid {
-                resource,
-                name,
-                field,
-                detail,
-            } => {
+            ApiError::Invalid { resource, name, field, detail } => {
                 // Invalid names the Kind, not the plural, in `details.kind`.
                 named(*resource, name, resource.kind());
                 details.insert(
@@ -188,15 +178,10 @@ impl ApiError {
                     json!([{ "reason": "FieldValueInvalid", "message": detail, "field": field }]),
                 );
             }
-            ApiError::TooManyRequests {
-                retry_after_seconds,
-            } => {
+            ApiError::TooManyRequests { retry_after_seconds } => {
                 details.insert("retryAfterSeconds".into(), json!(retry_after_seconds));
             }
-            ApiError::Timeout {
-                retry_after_seconds,
-                ..
-            } => {
+            ApiError::Timeout { retry_after_seconds, .. } => {
                 if let Some(seconds) = retry_after_seconds {
                     details.insert("retryAfterSeconds".into(), json!(seconds));
                 }
@@ -259,11 +244,7 @@ mod tests {
 
     #[test]
     fn not_found_for_core_has_no_group() {
-        let status = ApiError::NotFound {
-            resource: Resource::Pods,
-            name: "p".into(),
-        }
-        .to_status();
+        let status = ApiError::NotFound { resource: Resource::Pods, name: "p".into() }.to_status();
         assert_eq!(status["message"], "pods \"p\" not found");
         assert!(status["details"].get("group").is_none());
         assert_eq!(status["details"]["kind"], "pods");
@@ -294,9 +275,7 @@ mod tests {
 
     #[test]
     fn too_many_requests_carries_retry_after() {
-        let err = ApiError::TooManyRequests {
-            retry_after_seconds: 2,
-        };
+        let err = ApiError::TooManyRequests { retry_after_seconds: 2 };
         assert_eq!(err.retry_after(), Some(2));
         assert_eq!(err.to_status()["details"]["retryAfterSeconds"], 2);
     }

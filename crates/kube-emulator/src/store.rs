@@ -225,10 +225,7 @@ fn key(namespace: &str, name: &str) -> Key {
 }
 
 fn bad_body(resource: Resource, what: &str) -> ApiError {
-    ApiError::BadRequest(format!(
-        "the object provided is unrecognized (must be of type {}): {what}",
-        resource.kind()
-    ))
+    ApiError::BadRequest(format!("the object provided is unrecognized (must be of type {}): {what}", resource.kind()))
 }
 
 impl Store {
@@ -269,16 +266,8 @@ impl Store {
         self.lock().rv
     }
 
-    pub(crate) fn get(
-        &self,
-        resource: Resource,
-        namespace: &str,
-        name: &str,
-    ) -> Option<Arc<Value>> {
-        self.lock().tables[resource.index()]
-            .objects
-            .get(&key(namespace, name))
-            .cloned()
+    pub(crate) fn get(&self, resource: Resource, namespace: &str, name: &str) -> Option<Arc<Value>> {
+        self.lock().tables[resource.index()].objects.get(&key(namespace, name)).cloned()
     }
 
     /// Every object matching `filter`, in (namespace, name) order, and the RV they reflect.
@@ -289,9 +278,7 @@ impl Store {
     }
 
     pub(crate) fn force_conflict(&self, resource: Resource, namespace: &str, name: &str) {
-        self.lock()
-            .forced_conflicts
-            .insert((resource, key(namespace, name)));
+        self.lock().forced_conflicts.insert((resource, key(namespace, name)));
     }
 
     /// Forgets all history: resuming a watch from any RV older than the current one answers 410.
@@ -310,11 +297,7 @@ impl Store {
     }
 
     /// Retained changes after `rv`, or 410 when some were already dropped.
-    pub(crate) fn changes_since(
-        &self,
-        resource: Resource,
-        rv: u64,
-    ) -> Result<Vec<Arc<Change>>, ApiError> {
+    pub(crate) fn changes_since(&self, resource: Resource, rv: u64) -> Result<Vec<Arc<Change>>, ApiError> {
         let inner = self.lock();
         changes_after(&inner.tables[resource.index()], rv)
     }
@@ -331,11 +314,7 @@ impl Store {
     pub(crate) fn list(&self, resource: Resource, query: &ListQuery) -> Result<ListPage, ApiError> {
         let limit = query.limit.filter(|l| *l > 0);
         if let Some(token) = &query.continue_token {
-            if query
-                .resource_version
-                .as_deref()
-                .is_some_and(|rv| !rv.is_empty())
-            {
+            if query.resource_version.as_deref().is_some_and(|rv| !rv.is_empty()) {
                 return Err(ApiError::BadRequest(
                     "specifying resource version is not allowed when using continue".into(),
                 ));
@@ -349,22 +328,18 @@ impl Store {
             None => {
                 if query.resource_version_match.is_some() {
                     return Err(ApiError::BadRequest(
-                        "resourceVersionMatch is forbidden unless resourceVersion is provided"
-                            .into(),
+                        "resourceVersionMatch is forbidden unless resourceVersion is provided".into(),
                     ));
                 }
             }
             // "Any" semantics: served from the watch cache, which ignores limit.
             Some("0") => limit = None,
             Some(rv) => {
-                let requested: u64 = rv.parse().map_err(|_| {
-                    ApiError::BadRequest(format!("invalid resource version: {rv:?}"))
-                })?;
+                let requested: u64 =
+                    rv.parse().map_err(|_| ApiError::BadRequest(format!("invalid resource version: {rv:?}")))?;
                 if requested > current {
                     return Err(ApiError::Timeout {
-                        message: format!(
-                            "Too large resource version: {requested}, current: {current}"
-                        ),
+                        message: format!("Too large resource version: {requested}, current: {current}"),
                         retry_after_seconds: Some(1),
                     });
                 }
@@ -375,21 +350,14 @@ impl Store {
                     // cannot be rebuilt: answer as a compacted etcd would.
                     Some("Exact") => return Err(ApiError::too_old(requested, current)),
                     Some(other) => {
-                        return Err(ApiError::BadRequest(format!(
-                            "unsupported resourceVersionMatch {other:?}"
-                        )));
+                        return Err(ApiError::BadRequest(format!("unsupported resourceVersionMatch {other:?}")));
                     }
                 }
             }
         }
         let items = matching(&inner.tables[resource.index()], &query.filter);
         let Some(limit) = limit.filter(|l| *l < items.len()) else {
-            return Ok(ListPage {
-                resource_version: current,
-                items,
-                continue_token: None,
-                remaining_item_count: None,
-            });
+            return Ok(ListPage { resource_version: current, items, continue_token: None, remaining_item_count: None });
         };
         let items = Arc::new(items);
         let id = inner.next_snapshot;
@@ -405,29 +373,15 @@ impl Store {
             inner.snapshots.pop_front();
         }
         drop(inner);
-        Ok(page(
-            id,
-            current,
-            &items,
-            0,
-            limit,
-            query.filter.has_selectors(),
-        ))
+        Ok(page(id, current, &items, 0, limit, query.filter.has_selectors()))
     }
 
-    fn continue_list(
-        &self,
-        resource: Resource,
-        token: &str,
-        limit: Option<usize>,
-    ) -> Result<ListPage, ApiError> {
-        let invalid =
-            |why: String| ApiError::BadRequest(format!("continue key is not valid: {why}"));
+    fn continue_list(&self, resource: Resource, token: &str, limit: Option<usize>) -> Result<ListPage, ApiError> {
+        let invalid = |why: String| ApiError::BadRequest(format!("continue key is not valid: {why}"));
         let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(token.trim_end_matches('='))
             .map_err(|e| invalid(e.to_string()))?;
-        let token: ContinueToken =
-            serde_json::from_slice(&raw).map_err(|e| invalid(e.to_string()))?;
+        let token: ContinueToken = serde_json::from_slice(&raw).map_err(|e| invalid(e.to_string()))?;
         if token.v != "meta.k8s.io/v1" {
             return Err(invalid(format!("unknown version {:?}", token.v)));
         }
@@ -440,9 +394,7 @@ impl Store {
             ));
         };
         let Some(snapshot) = inner.snapshots.remove(pos) else {
-            return Err(ApiError::Internal(
-                "snapshot cache changed under lock".into(),
-            ));
+            return Err(ApiError::Internal("snapshot cache changed under lock".into()));
         };
         if snapshot.resource != resource || snapshot.resource_version != token.rv {
             inner.snapshots.insert(pos, snapshot);
@@ -457,23 +409,11 @@ impl Store {
             inner.snapshots.push_back(snapshot);
         }
         drop(inner);
-        Ok(page(
-            token.snapshot,
-            token.rv,
-            &items,
-            token.start,
-            limit,
-            filtered,
-        ))
+        Ok(page(token.snapshot, token.rv, &items, token.start, limit, filtered))
     }
 
     /// Registers a watcher. A start RV older than retained history is `Err(Expired)`.
-    pub(crate) fn watch(
-        &self,
-        resource: Resource,
-        filter: &Filter,
-        from: WatchFrom,
-    ) -> Result<WatchStart, ApiError> {
+    pub(crate) fn watch(&self, resource: Resource, filter: &Filter, from: WatchFrom) -> Result<WatchStart, ApiError> {
         let inner = self.lock();
         let table = &inner.tables[resource.index()];
         let backlog = match from {
@@ -481,11 +421,7 @@ impl Store {
             WatchFrom::InitialState => Backlog::Objects(matching(table, filter)),
             WatchFrom::Version(rv) => Backlog::Changes(changes_after(table, rv)?),
         };
-        Ok(WatchStart {
-            backlog,
-            live: table.sender.subscribe(),
-            resource_version: inner.rv,
-        })
+        Ok(WatchStart { backlog, live: table.sender.subscribe(), resource_version: inner.rv })
     }
 
     // === writes ===
@@ -510,25 +446,11 @@ impl Store {
             }
             _ => {}
         }
-        if meta
-            .get("resourceVersion")
-            .and_then(Value::as_str)
-            .is_some_and(|rv| !rv.is_empty())
-        {
-            return Err(ApiError::Internal(
-                "resourceVersion should not be set on objects to be created".into(),
-            ));
+        if meta.get("resourceVersion").and_then(Value::as_str).is_some_and(|rv| !rv.is_empty()) {
+            return Err(ApiError::Internal("resourceVersion should not be set on objects to be created".into()));
         }
-        let explicit = meta
-            .get("name")
-            .and_then(Value::as_str)
-            .filter(|n| !n.is_empty())
-            .map(str::to_string);
-        let prefix = meta
-            .get("generateName")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let explicit = meta.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()).map(str::to_string);
+        let prefix = meta.get("generateName").and_then(Value::as_str).unwrap_or("").to_string();
         if explicit.is_none() && prefix.is_empty() {
             return Err(ApiError::Invalid {
                 resource,
@@ -562,10 +484,7 @@ impl Store {
                 // Retry like the apiserver's name generator would on a rare collision.
                 let mut candidate = format!("{prefix}{}", meta::random_suffix());
                 for _ in 0..8 {
-                    if !inner.tables[table_index]
-                        .objects
-                        .contains_key(&key(namespace, &candidate))
-                    {
+                    if !inner.tables[table_index].objects.contains_key(&key(namespace, &candidate)) {
                         break;
                     }
                     candidate = format!("{prefix}{}", meta::random_suffix());
@@ -626,9 +545,7 @@ impl Store {
         let current = current(&inner, resource, namespace, name)?;
         let mut new = Value::clone(&current);
         patch::apply(kind, &mut new, body).map_err(|e| match e {
-            patch::PatchError::UnsupportedMediaType => {
-                ApiError::UnsupportedMediaType(e.to_string())
-            }
+            patch::PatchError::UnsupportedMediaType => ApiError::UnsupportedMediaType(e.to_string()),
             patch::PatchError::Undecodable(_) | patch::PatchError::UnsupportedDirective(_) => {
                 ApiError::BadRequest(e.to_string())
             }
@@ -675,9 +592,7 @@ impl Store {
             return Err(ApiError::Conflict {
                 resource,
                 name: name.to_string(),
-                detail: format!(
-                    "Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"
-                ),
+                detail: format!("Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"),
             });
         }
         let current_rv = meta::str_field(&current, "resourceVersion").unwrap_or("");
@@ -696,56 +611,31 @@ impl Store {
         let grace = self.grace_period(resource, &current, options);
         let k = key(namespace, name);
         if grace > 0 {
-            if meta::is_terminating(&current)
-                && meta::grace_seconds(&current).is_some_and(|g| g <= grace)
-            {
-                return Ok(Deleted::Terminating {
-                    object: current,
-                    grace: None,
-                });
+            if meta::is_terminating(&current) && meta::grace_seconds(&current).is_some_and(|g| g <= grace) {
+                return Ok(Deleted::Terminating { object: current, grace: None });
             }
             let mut new = Value::clone(&current);
             if let Some(meta) = meta::meta_mut(&mut new) {
                 meta.insert("deletionTimestamp".into(), json!(meta::now_plus(grace)));
                 meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
             }
-            let object = self.commit(
-                &mut inner,
-                resource,
-                k,
-                ChangeKind::Modified,
-                new,
-                Some(current),
-            );
-            return Ok(Deleted::Terminating {
-                object,
-                grace: Some((grace, uid)),
-            });
+            let object = self.commit(&mut inner, resource, k, ChangeKind::Modified, new, Some(current));
+            return Ok(Deleted::Terminating { object, grace: Some((grace, uid)) });
         }
         Ok(self.delete_now(&mut inner, resource, k, current))
     }
 
     /// The kubelet's final word on a terminating pod: grace period over. Removes it unless
     /// finalizers remain. `uid` guards against finishing a re-created pod of the same name.
-    pub(crate) fn finish_graceful(
-        &self,
-        namespace: &str,
-        name: &str,
-        uid: Option<&str>,
-    ) -> Result<Deleted, ApiError> {
+    pub(crate) fn finish_graceful(&self, namespace: &str, name: &str, uid: Option<&str>) -> Result<Deleted, ApiError> {
         let resource = Resource::Pods;
         let mut inner = self.lock();
         let current = current(&inner, resource, namespace, name)?;
         if uid.is_some_and(|u| Some(u) != meta::str_field(&current, "uid")) {
-            return Err(ApiError::NotFound {
-                resource,
-                name: name.to_string(),
-            });
+            return Err(ApiError::NotFound { resource, name: name.to_string() });
         }
         if !meta::is_terminating(&current) {
-            return Err(ApiError::BadRequest(format!(
-                "pod {namespace}/{name} is not being deleted"
-            )));
+            return Err(ApiError::BadRequest(format!("pod {namespace}/{name} is not being deleted")));
         }
         Ok(self.delete_now(&mut inner, resource, key(namespace, name), current))
     }
@@ -757,42 +647,24 @@ impl Store {
         if self.config.pod_deletion == PodDeletion::Immediate {
             return 0;
         }
-        let scheduled = pod
-            .pointer("/spec/nodeName")
-            .and_then(Value::as_str)
-            .is_some_and(|n| !n.is_empty());
-        let finished = matches!(
-            pod.pointer("/status/phase").and_then(Value::as_str),
-            Some("Succeeded" | "Failed")
-        );
+        let scheduled = pod.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+        let finished = matches!(pod.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"));
         // Like the pod strategy: nothing runs an unscheduled or finished pod, so no grace.
         if !scheduled || finished {
             return 0;
         }
         options
             .grace_period_seconds
-            .or_else(|| {
-                pod.pointer("/spec/terminationGracePeriodSeconds")
-                    .and_then(Value::as_i64)
-            })
+            .or_else(|| pod.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64))
             .unwrap_or(30)
             .max(0)
     }
 
     /// Removes `current` now, or parks it behind its finalizers with a zero grace period.
-    fn delete_now(
-        &self,
-        inner: &mut Inner,
-        resource: Resource,
-        k: Key,
-        current: Arc<Value>,
-    ) -> Deleted {
+    fn delete_now(&self, inner: &mut Inner, resource: Resource, k: Key, current: Arc<Value>) -> Deleted {
         if !meta::finalizers(&current).is_empty() {
             if meta::is_terminating(&current) && meta::grace_seconds(&current) == Some(0) {
-                return Deleted::Terminating {
-                    object: current,
-                    grace: None,
-                };
+                return Deleted::Terminating { object: current, grace: None };
             }
             let mut new = Value::clone(&current);
             let keep_timestamp = meta::is_terminating(&current);
@@ -803,10 +675,7 @@ impl Store {
                 meta.insert("deletionGracePeriodSeconds".into(), json!(0));
             }
             let object = self.commit(inner, resource, k, ChangeKind::Modified, new, Some(current));
-            return Deleted::Terminating {
-                object,
-                grace: None,
-            };
+            return Deleted::Terminating { object, grace: None };
         }
         let new = Value::clone(&current);
         Deleted::Gone(self.commit(inner, resource, k, ChangeKind::Deleted, new, Some(current)))
@@ -822,13 +691,9 @@ impl Store {
         target: Target,
     ) -> Result<Arc<Value>, ApiError> {
         let name = meta::str_field(current, "name").unwrap_or("").to_string();
-        let namespace = meta::str_field(current, "namespace")
-            .unwrap_or("")
-            .to_string();
+        let namespace = meta::str_field(current, "namespace").unwrap_or("").to_string();
         check_type(resource, &mut new)?;
-        let current_rv = meta::str_field(current, "resourceVersion")
-            .unwrap_or("")
-            .to_string();
+        let current_rv = meta::str_field(current, "resourceVersion").unwrap_or("").to_string();
         let meta = meta::meta_mut(&mut new).ok_or_else(|| bad_body(resource, "not an object"))?;
         match meta.get("name").and_then(Value::as_str) {
             Some(n) if !n.is_empty() && n != name => {
@@ -885,10 +750,7 @@ impl Store {
         }
         if meta::is_terminating(current) {
             let old: HashSet<&str> = meta::finalizers(current).into_iter().collect();
-            let added: Vec<&str> = meta::finalizers(&new)
-                .into_iter()
-                .filter(|f| !old.contains(f))
-                .collect();
+            let added: Vec<&str> = meta::finalizers(&new).into_iter().filter(|f| !old.contains(f)).collect();
             if !added.is_empty() {
                 return Err(ApiError::Invalid {
                     resource,
@@ -912,9 +774,7 @@ impl Store {
             }
         }
         if resource.tracks_generation() && spec_changed(resource, current, &new) {
-            let generation = meta::field(current, "generation")
-                .and_then(Value::as_i64)
-                .unwrap_or(0);
+            let generation = meta::field(current, "generation").and_then(Value::as_i64).unwrap_or(0);
             if let Some(meta) = meta::meta_mut(&mut new) {
                 meta.insert("generation".into(), json!(generation + 1));
             }
@@ -928,11 +788,7 @@ impl Store {
         let finalized = meta::is_terminating(&new)
             && meta::finalizers(&new).is_empty()
             && meta::grace_seconds(&new).unwrap_or(0) == 0;
-        let kind = if finalized {
-            ChangeKind::Deleted
-        } else {
-            ChangeKind::Modified
-        };
+        let kind = if finalized { ChangeKind::Deleted } else { ChangeKind::Modified };
         Ok(self.commit(inner, resource, k, kind, new, Some(Arc::clone(current))))
     }
 
@@ -962,13 +818,7 @@ impl Store {
                 table.objects.insert(k, Arc::clone(&object));
             }
         }
-        let change = Arc::new(Change {
-            resource,
-            kind,
-            resource_version: rv,
-            object: Arc::clone(&object),
-            previous,
-        });
+        let change = Arc::new(Change { resource, kind, resource_version: rv, object: Arc::clone(&object), previous });
         if capacity == 0 {
             table.floor = rv;
         } else {
@@ -985,32 +835,16 @@ impl Store {
     }
 }
 
-fn current(
-    inner: &Inner,
-    resource: Resource,
-    namespace: &str,
-    name: &str,
-) -> Result<Arc<Value>, ApiError> {
+fn current(inner: &Inner, resource: Resource, namespace: &str, name: &str) -> Result<Arc<Value>, ApiError> {
     inner.tables[resource.index()]
         .objects
         .get(&key(namespace, name))
         .cloned()
-        .ok_or_else(|| ApiError::NotFound {
-            resource,
-            name: name.to_string(),
-        })
+        .ok_or_else(|| ApiError::NotFound { resource, name: name.to_string() })
 }
 
-fn take_forced_conflict(
-    inner: &mut Inner,
-    resource: Resource,
-    namespace: &str,
-    name: &str,
-) -> Result<(), ApiError> {
-    if inner
-        .forced_conflicts
-        .remove(&(resource, key(namespace, name)))
-    {
+fn take_forced_conflict(inner: &mut Inner, resource: Resource, namespace: &str, name: &str) -> Result<(), ApiError> {
+    if inner.forced_conflicts.remove(&(resource, key(namespace, name))) {
         return Err(ApiError::stale(resource, name));
     }
     Ok(())
@@ -1018,9 +852,7 @@ fn take_forced_conflict(
 
 /// Rejects a body of another type and fills in `kind`/`apiVersion`.
 fn check_type(resource: Resource, obj: &mut Value) -> Result<(), ApiError> {
-    let map = obj
-        .as_object_mut()
-        .ok_or_else(|| bad_body(resource, "the body is not a JSON object"))?;
+    let map = obj.as_object_mut().ok_or_else(|| bad_body(resource, "the body is not a JSON object"))?;
     if let Some(kind) = map.get("kind").and_then(Value::as_str)
         && !kind.is_empty()
         && kind != resource.kind()
@@ -1079,10 +911,7 @@ fn matching(table: &Table, filter: &Filter) -> Vec<Arc<Value>> {
     match &filter.namespace {
         Some(ns) => table
             .objects
-            .range((
-                Bound::Included((ns.clone(), String::new())),
-                Bound::Unbounded,
-            ))
+            .range((Bound::Included((ns.clone(), String::new())), Bound::Unbounded))
             .take_while(|((n, _), _)| n == ns)
             .map(|(_, v)| v)
             .filter(select)
@@ -1100,34 +929,17 @@ fn changes_after(table: &Table, rv: u64) -> Result<Vec<Arc<Change>>, ApiError> {
     Ok(table.history.range(start..).cloned().collect())
 }
 
-fn page(
-    snapshot: u64,
-    rv: u64,
-    items: &[Arc<Value>],
-    start: usize,
-    limit: usize,
-    filtered: bool,
-) -> ListPage {
+fn page(snapshot: u64, rv: u64, items: &[Arc<Value>], start: usize, limit: usize, filtered: bool) -> ListPage {
     let start = start.min(items.len());
     let end = start.saturating_add(limit).min(items.len());
     let continue_token = (end < items.len()).then(|| {
-        let token = ContinueToken {
-            v: "meta.k8s.io/v1".into(),
-            rv,
-            snapshot,
-            start: end,
-        };
+        let token = ContinueToken { v: "meta.k8s.io/v1".into(), rv, snapshot, start: end };
         let raw = serde_json::to_vec(&token).unwrap_or_default();
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
     });
     // The apiserver reports a remaining count only for unfiltered lists.
     let remaining_item_count = (continue_token.is_some() && !filtered).then(|| items.len() - end);
-    ListPage {
-        resource_version: rv,
-        items: items[start..end].to_vec(),
-        continue_token,
-        remaining_item_count,
-    }
+    ListPage { resource_version: rv, items: items[start..end].to_vec(), continue_token, remaining_item_count }
 }
 
 #[cfg(test)]
@@ -1139,9 +951,7 @@ mod tests {
             history_capacity: history,
             watch_queue_capacity: 64,
             list_snapshot_capacity: 4,
-            pod_deletion: PodDeletion::Graceful {
-                finish: GracefulFinish::Manual,
-            },
+            pod_deletion: PodDeletion::Graceful { finish: GracefulFinish::Manual },
         })
     }
 
@@ -1161,14 +971,7 @@ mod tests {
         assert!(p["metadata"]["uid"].as_str().is_some_and(|u| u.len() == 36));
         let err = s.create(Resource::Pods, "ns", pod("a"), false).unwrap_err();
         assert_eq!(err.reason(), "AlreadyExists");
-        let lease = s
-            .create(
-                Resource::Leases,
-                "ns",
-                json!({ "metadata": { "name": "l" } }),
-                false,
-            )
-            .unwrap();
+        let lease = s.create(Resource::Leases, "ns", json!({ "metadata": { "name": "l" } }), false).unwrap();
         assert!(lease["metadata"].get("generation").is_none());
         assert_eq!(lease["metadata"]["resourceVersion"], "2");
     }
@@ -1178,22 +981,10 @@ mod tests {
         let s = store(16);
         let mut p = pod("a");
         p["metadata"]["resourceVersion"] = json!("5");
-        assert_eq!(
-            s.create(Resource::Pods, "ns", p, false).unwrap_err().code(),
-            500
-        );
-        let err = s
-            .create(Resource::Pods, "ns", pod("Bad_Name"), false)
-            .unwrap_err();
+        assert_eq!(s.create(Resource::Pods, "ns", p, false).unwrap_err().code(), 500);
+        let err = s.create(Resource::Pods, "ns", pod("Bad_Name"), false).unwrap_err();
         assert_eq!(err.reason(), "Invalid");
-        let generated = s
-            .create(
-                Resource::Pods,
-                "ns",
-                json!({ "metadata": { "generateName": "w-" } }),
-                false,
-            )
-            .unwrap();
+        let generated = s.create(Resource::Pods, "ns", json!({ "metadata": { "generateName": "w-" } }), false).unwrap();
         let name = generated["metadata"]["name"].as_str().unwrap();
         assert!(name.starts_with("w-") && name.len() == 7, "{name}");
     }
@@ -1297,14 +1088,8 @@ mod tests {
         p["metadata"]["finalizers"] = json!(["x/y"]);
         p["spec"] = json!({});
         s.create(Resource::Pods, "ns", p, false).unwrap();
-        let d = s
-            .delete(Resource::Pods, "ns", "a", &DeleteOptions::default())
-            .unwrap();
-        let Deleted::Terminating {
-            object,
-            grace: None,
-        } = d
-        else {
+        let d = s.delete(Resource::Pods, "ns", "a", &DeleteOptions::default()).unwrap();
+        let Deleted::Terminating { object, grace: None } = d else {
             panic!("expected terminating, got {d:?}");
         };
         assert_eq!(object["metadata"]["deletionGracePeriodSeconds"], 0);
@@ -1339,14 +1124,8 @@ mod tests {
     fn graceful_pod_deletion_waits_for_kubelet() {
         let s = store(16);
         s.create(Resource::Pods, "ns", pod("a"), false).unwrap();
-        let d = s
-            .delete(Resource::Pods, "ns", "a", &DeleteOptions::default())
-            .unwrap();
-        let Deleted::Terminating {
-            object,
-            grace: Some((30, _)),
-        } = d
-        else {
+        let d = s.delete(Resource::Pods, "ns", "a", &DeleteOptions::default()).unwrap();
+        let Deleted::Terminating { object, grace: Some((30, _)) } = d else {
             panic!("expected graceful, got {d:?}");
         };
         assert!(object["metadata"]["deletionTimestamp"].is_string());
@@ -1362,13 +1141,9 @@ mod tests {
     fn paging_is_pinned_to_a_snapshot() {
         let s = store(16);
         for i in 0..5 {
-            s.create(Resource::Pods, "ns", pod(&format!("p{i}")), false)
-                .unwrap();
+            s.create(Resource::Pods, "ns", pod(&format!("p{i}")), false).unwrap();
         }
-        let query = ListQuery {
-            limit: Some(2),
-            ..ListQuery::default()
-        };
+        let query = ListQuery { limit: Some(2), ..ListQuery::default() };
         let first = s.list(Resource::Pods, &query).unwrap();
         assert_eq!(first.items.len(), 2);
         assert_eq!(first.remaining_item_count, Some(3));
@@ -1378,14 +1153,7 @@ mod tests {
         names.extend(first.items.iter().map(|o| o["metadata"]["name"].clone()));
         while let Some(t) = token {
             let next = s
-                .list(
-                    Resource::Pods,
-                    &ListQuery {
-                        limit: Some(2),
-                        continue_token: Some(t),
-                        ..ListQuery::default()
-                    },
-                )
+                .list(Resource::Pods, &ListQuery { limit: Some(2), continue_token: Some(t), ..ListQuery::default() })
                 .unwrap();
             assert_eq!(next.resource_version, 5);
             names.extend(next.items.iter().map(|o| o["metadata"]["name"].clone()));
@@ -1398,8 +1166,7 @@ mod tests {
     fn history_eviction_expires_old_versions() {
         let s = store(2);
         for i in 0..4 {
-            s.create(Resource::Pods, "ns", pod(&format!("p{i}")), false)
-                .unwrap();
+            s.create(Resource::Pods, "ns", pod(&format!("p{i}")), false).unwrap();
         }
         assert_eq!(s.changes_since(Resource::Pods, 2).unwrap().len(), 2);
         let err = s.changes_since(Resource::Pods, 1).unwrap_err();
@@ -1415,48 +1182,23 @@ mod tests {
         let p = s.create(Resource::Pods, "ns", pod("a"), false).unwrap();
         let mut changed = Value::clone(&p);
         changed["metadata"]["uid"] = json!("other");
-        let err = s
-            .update(Resource::Pods, "ns", "a", changed, Target::Main, true)
-            .unwrap_err();
+        let err = s.update(Resource::Pods, "ns", "a", changed, Target::Main, true).unwrap_err();
         assert_eq!(err.reason(), "Invalid");
         let mut changed = Value::clone(&p);
         changed["metadata"]["creationTimestamp"] = json!("2000-01-01T00:00:00Z");
-        let same = s
-            .update(Resource::Pods, "ns", "a", changed, Target::Main, true)
-            .unwrap();
-        assert_eq!(
-            same["metadata"]["creationTimestamp"],
-            p["metadata"]["creationTimestamp"]
-        );
+        let same = s.update(Resource::Pods, "ns", "a", changed, Target::Main, true).unwrap();
+        assert_eq!(same["metadata"]["creationTimestamp"], p["metadata"]["creationTimestamp"]);
         assert_eq!(same["metadata"]["resourceVersion"], "1");
     }
 
     #[test]
     fn forced_conflict_fires_once() {
         let s = store(16);
-        s.create(
-            Resource::Leases,
-            "ns",
-            json!({ "metadata": { "name": "l" } }),
-            false,
-        )
-        .unwrap();
+        s.create(Resource::Leases, "ns", json!({ "metadata": { "name": "l" } }), false).unwrap();
         s.force_conflict(Resource::Leases, "ns", "l");
         let body = json!({ "metadata": { "name": "l" }, "spec": { "holderIdentity": "a" } });
-        let err = s
-            .update(
-                Resource::Leases,
-                "ns",
-                "l",
-                body.clone(),
-                Target::Main,
-                true,
-            )
-            .unwrap_err();
+        let err = s.update(Resource::Leases, "ns", "l", body.clone(), Target::Main, true).unwrap_err();
         assert_eq!(err.reason(), "Conflict");
-        assert!(
-            s.update(Resource::Leases, "ns", "l", body, Target::Main, true)
-                .is_ok()
-        );
+        assert!(s.update(Resource::Leases, "ns", "l", body, Target::Main, true).is_ok());
     }
 }

@@ -39,15 +39,9 @@ impl Format {
     pub(crate) fn negotiate(accept: &str, include: Option<&str>) -> Format {
         let wants_table = accept.split(',').any(|media| {
             let params: Vec<&str> = media.split(';').map(str::trim).collect();
-            params.contains(&"as=Table")
-                && params.contains(&"g=meta.k8s.io")
-                && params.contains(&"v=v1")
+            params.contains(&"as=Table") && params.contains(&"g=meta.k8s.io") && params.contains(&"v=v1")
         });
-        if wants_table {
-            Format::Table(IncludeObject::parse(include))
-        } else {
-            Format::Json
-        }
+        if wants_table { Format::Table(IncludeObject::parse(include)) } else { Format::Json }
     }
 }
 
@@ -76,23 +70,11 @@ fn cells(resource: Resource, obj: &Value, now: jiff::Timestamp) -> Value {
         .unwrap_or_else(|| "<unknown>".to_string());
     match resource {
         Resource::Pods => {
-            let containers = obj
-                .pointer("/spec/containers")
-                .and_then(Value::as_array)
-                .map_or(0, Vec::len);
-            let statuses = obj
-                .pointer("/status/containerStatuses")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let ready = statuses
-                .iter()
-                .filter(|s| s.get("ready").and_then(Value::as_bool) == Some(true))
-                .count();
-            let restarts: i64 = statuses
-                .iter()
-                .filter_map(|s| s.get("restartCount").and_then(Value::as_i64))
-                .sum();
+            let containers = obj.pointer("/spec/containers").and_then(Value::as_array).map_or(0, Vec::len);
+            let statuses =
+                obj.pointer("/status/containerStatuses").and_then(Value::as_array).cloned().unwrap_or_default();
+            let ready = statuses.iter().filter(|s| s.get("ready").and_then(Value::as_bool) == Some(true)).count();
+            let restarts: i64 = statuses.iter().filter_map(|s| s.get("restartCount").and_then(Value::as_i64)).sum();
             let status = if meta::is_terminating(obj) {
                 "Terminating".to_string()
             } else {
@@ -102,23 +84,9 @@ fn cells(resource: Resource, obj: &Value, now: jiff::Timestamp) -> Value {
                     .unwrap_or("Unknown")
                     .to_string()
             };
-            let ip = obj
-                .pointer("/status/podIP")
-                .and_then(Value::as_str)
-                .unwrap_or("<none>");
-            let node = obj
-                .pointer("/spec/nodeName")
-                .and_then(Value::as_str)
-                .unwrap_or("<none>");
-            json!([
-                name,
-                format!("{ready}/{containers}"),
-                status,
-                restarts,
-                age,
-                ip,
-                node
-            ])
+            let ip = obj.pointer("/status/podIP").and_then(Value::as_str).unwrap_or("<none>");
+            let node = obj.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("<none>");
+            json!([name, format!("{ready}/{containers}"), status, restarts, age, ip, node])
         }
         _ => json!([name, age]),
     }
@@ -134,27 +102,15 @@ fn human_duration(seconds: i64) -> String {
     if s < 120 {
         format!("{s}s")
     } else if m < 10 {
-        if s % 60 == 0 {
-            format!("{m}m")
-        } else {
-            format!("{m}m{}s", s % 60)
-        }
+        if s % 60 == 0 { format!("{m}m") } else { format!("{m}m{}s", s % 60) }
     } else if h < 3 {
         format!("{m}m")
     } else if h < 8 {
-        if m % 60 == 0 {
-            format!("{h}h")
-        } else {
-            format!("{h}h{}m", m % 60)
-        }
+        if m % 60 == 0 { format!("{h}h") } else { format!("{h}h{}m", m % 60) }
     } else if h < 48 {
         format!("{h}h")
     } else if h < 24 * 8 {
-        if h % 24 == 0 {
-            format!("{d}d")
-        } else {
-            format!("{d}d{}h", h % 24)
-        }
+        if h % 24 == 0 { format!("{d}d") } else { format!("{d}d{}h", h % 24) }
     } else if h < 24 * 365 * 2 {
         format!("{d}d")
     } else {
@@ -179,12 +135,7 @@ fn row(resource: Resource, obj: &Value, include: IncludeObject, now: jiff::Times
 }
 
 /// A Table of `items` with list metadata.
-pub(crate) fn table(
-    resource: Resource,
-    items: &[&Value],
-    include: IncludeObject,
-    list_meta: Value,
-) -> Value {
+pub(crate) fn table(resource: Resource, items: &[&Value], include: IncludeObject, list_meta: Value) -> Value {
     let now = jiff::Timestamp::now();
     json!({
         "kind": "Table",
@@ -208,10 +159,7 @@ mod tests {
     #[test]
     fn negotiates_kubectl_accept_header() {
         let accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
-        assert_eq!(
-            Format::negotiate(accept, Some("Object")),
-            Format::Table(IncludeObject::Object)
-        );
+        assert_eq!(Format::negotiate(accept, Some("Object")), Format::Table(IncludeObject::Object));
         assert_eq!(Format::negotiate("application/json", None), Format::Json);
         assert_eq!(Format::negotiate("*/*", None), Format::Json);
     }

@@ -87,10 +87,7 @@ pub(crate) fn stream(
     let stop = shared.stop_watches.subscribe();
     let deadline = Instant::now() + params.timeout;
     let bookmarks = params.allow_bookmarks.then(|| {
-        let period = shared
-            .config
-            .bookmark_interval
-            .max(Duration::from_millis(10));
+        let period = shared.config.bookmark_interval.max(Duration::from_millis(10));
         let mut interval = tokio::time::interval_at(Instant::now() + period, period);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         interval
@@ -111,14 +108,10 @@ pub(crate) fn stream(
         Ok(start) => {
             match start.backlog {
                 Backlog::Objects(objects) => {
-                    state
-                        .pending
-                        .extend(objects.into_iter().map(Pending::Object));
+                    state.pending.extend(objects.into_iter().map(Pending::Object));
                 }
                 Backlog::Changes(changes) => {
-                    state
-                        .pending
-                        .extend(changes.into_iter().map(Pending::Change));
+                    state.pending.extend(changes.into_iter().map(Pending::Change));
                 }
             }
             if state.params.initial_events_end {
@@ -196,11 +189,7 @@ impl WatchState {
                 break;
             };
             let rendered = match item {
-                Pending::Object(obj) => self
-                    .params
-                    .filter
-                    .matches(&obj)
-                    .then(|| self.event("ADDED", &obj)),
+                Pending::Object(obj) => self.params.filter.matches(&obj).then(|| self.event("ADDED", &obj)),
                 Pending::Change(change) => self.render(&change),
             };
             if let Some(bytes) = rendered {
@@ -230,10 +219,7 @@ impl WatchState {
     fn event(&self, kind: &str, object: &Value) -> Vec<u8> {
         match self.params.format {
             Format::Json => line(kind, object),
-            Format::Table(include) => line(
-                kind,
-                &table::watch_row(self.params.resource, object, include),
-            ),
+            Format::Table(include) => line(kind, &table::watch_row(self.params.resource, object, include)),
         }
     }
 
@@ -245,10 +231,7 @@ impl WatchState {
             ChangeKind::Added => now.then(|| self.event("ADDED", &change.object)),
             ChangeKind::Deleted => now.then(|| self.event("DELETED", &change.object)),
             ChangeKind::Modified => {
-                let before = change
-                    .previous
-                    .as_deref()
-                    .is_some_and(|p| filter.matches(p));
+                let before = change.previous.as_deref().is_some_and(|p| filter.matches(p));
                 match (before, now) {
                     (true, true) => Some(self.event("MODIFIED", &change.object)),
                     (false, true) => Some(self.event("ADDED", &change.object)),
@@ -256,10 +239,7 @@ impl WatchState {
                         // Leaving the selection: the previous state, at this change's RV.
                         let mut gone = change.previous.as_deref().cloned().unwrap_or(Value::Null);
                         if let Some(meta) = crate::meta::meta_mut(&mut gone) {
-                            meta.insert(
-                                "resourceVersion".into(),
-                                json!(change.resource_version.to_string()),
-                            );
+                            meta.insert("resourceVersion".into(), json!(change.resource_version.to_string()));
                         }
                         Some(self.event("DELETED", &gone))
                     }

@@ -63,11 +63,7 @@ async fn bookmarks_carry_the_latest_version() {
 async fn no_bookmarks_unless_asked() {
     let (emulator, client) = start(test_config()).await;
     let api: Api<Pod> = Api::namespaced(client, "default");
-    let mut stream = api
-        .watch(&WatchParams::default().disable_bookmarks().timeout(3), "0")
-        .await
-        .unwrap()
-        .boxed();
+    let mut stream = api.watch(&WatchParams::default().disable_bookmarks().timeout(3), "0").await.unwrap().boxed();
     // Three bookmark intervals pass; the stream must end without emitting anything.
     let next = within("stream end", stream.next()).await;
     assert!(next.is_none(), "{next:?}");
@@ -78,9 +74,7 @@ async fn no_bookmarks_unless_asked() {
 async fn streaming_list_ends_with_initial_events_bookmark() {
     let (emulator, client) = start(test_config()).await;
     let handle = emulator.handle();
-    handle
-        .seed(Resource::Pods, (0..7).map(|i| pod_json("default", &format!("p{i}"), json!({}))))
-        .unwrap();
+    handle.seed(Resource::Pods, (0..7).map(|i| pod_json("default", &format!("p{i}"), json!({})))).unwrap();
     let api: Api<Pod> = Api::namespaced(client, "default");
     let mut stream = watcher::watcher(api, watcher::Config::default().streaming_lists()).boxed();
     let names = within("streamed initial state", async {

@@ -17,9 +17,7 @@ use std::time::Duration;
 async fn watch_from_compacted_version_is_expired_in_stream() {
     let (emulator, client) = start(test_config()).await;
     let handle = emulator.handle();
-    handle
-        .seed(Resource::Pods, (0..3).map(|i| pod_json("default", &format!("p{i}"), json!({}))))
-        .unwrap();
+    handle.seed(Resource::Pods, (0..3).map(|i| pod_json("default", &format!("p{i}"), json!({})))).unwrap();
     handle.compact();
     let api: Api<Pod> = Api::namespaced(client, "default");
     let mut stream = api.watch(&WatchParams::default(), "1").await.unwrap().boxed();
@@ -44,9 +42,7 @@ async fn small_history_expires_a_lagging_resume() {
     let config = EmulatorConfig { history_capacity: 2, ..test_config() };
     let (emulator, client) = start(config).await;
     let handle = emulator.handle();
-    handle
-        .seed(Resource::Pods, (0..5).map(|i| pod_json("default", &format!("p{i}"), json!({}))))
-        .unwrap();
+    handle.seed(Resource::Pods, (0..5).map(|i| pod_json("default", &format!("p{i}"), json!({})))).unwrap();
     let api: Api<Pod> = Api::namespaced(client, "default");
     let mut stream = api.watch(&WatchParams::default(), "2").await.unwrap().boxed();
     let first = within("the error event", stream.next()).await.unwrap().unwrap();
@@ -64,10 +60,7 @@ async fn watcher_relists_after_expiry() {
     let api: Api<Pod> = Api::namespaced(client, "default");
     api.create(&PostParams::default(), &pod("default", "before")).await.unwrap();
     let mut stream = watcher::watcher(api.clone(), watcher::Config::default()).boxed();
-    within("initial sync", async {
-        while !matches!(stream.next().await, Some(Ok(Event::InitDone))) {}
-    })
-    .await;
+    within("initial sync", async { while !matches!(stream.next().await, Some(Ok(Event::InitDone))) {} }).await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
         while let Some(event) = stream.next().await {
@@ -81,9 +74,7 @@ async fn watcher_relists_after_expiry() {
     // Hold the watcher's reconnect while history moves on and is compacted, so it must resume
     // from a version the server no longer has.
     handle.inject_fault(
-        FaultRule::new(Fault::Hang { max: Duration::from_secs(60) })
-            .method("GET")
-            .query_contains("watch=true"),
+        FaultRule::new(Fault::Hang { max: Duration::from_secs(60) }).method("GET").query_contains("watch=true"),
     );
     handle.drop_watches();
     wait_for("the reconnect to hang", || async { (handle.hung_requests() == 1).then_some(()) }).await;
@@ -103,11 +94,7 @@ async fn watcher_relists_after_expiry() {
     })
     .await;
     assert_eq!(relisted.name_any(), "during");
-    let lists = handle
-        .requests()
-        .iter()
-        .filter(|r| r.method == "GET" && !r.query.contains("watch=true"))
-        .count();
+    let lists = handle.requests().iter().filter(|r| r.method == "GET" && !r.query.contains("watch=true")).count();
     assert_eq!(lists, 2, "initial LIST and one re-list");
     driver.abort();
     emulator.shutdown().await;

@@ -27,24 +27,14 @@ async fn replay_from_resource_version_is_exact() {
     let a = api.create(&PostParams::default(), &pod("default", "a")).await.unwrap();
     let start_rv = a.resource_version().unwrap();
     api.create(&PostParams::default(), &pod("default", "b")).await.unwrap();
-    api.patch(
-        "a",
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "metadata": { "labels": { "step": "2" } } })),
-    )
-    .await
-    .unwrap();
-    api.delete("b", &DeleteParams::default().grace_period(0)).await.unwrap();
-
-    let stream = api
-        .watch(&WatchParams::default().disable_bookmarks(), &start_rv)
+    api.patch("a", &PatchParams::default(), &Patch::Merge(json!({ "metadata": { "labels": { "step": "2" } } })))
         .await
         .unwrap();
-    let events: Vec<_> = within(
-        "three replayed events",
-        stream.take(3).map(|e| summary(&e.unwrap())).collect::<Vec<_>>(),
-    )
-    .await;
+    api.delete("b", &DeleteParams::default().grace_period(0)).await.unwrap();
+
+    let stream = api.watch(&WatchParams::default().disable_bookmarks(), &start_rv).await.unwrap();
+    let events: Vec<_> =
+        within("three replayed events", stream.take(3).map(|e| summary(&e.unwrap())).collect::<Vec<_>>()).await;
     assert_eq!(
         events,
         vec![
@@ -61,11 +51,7 @@ async fn timeout_seconds_ends_the_stream() {
     let (emulator, client) = start(test_config()).await;
     let api: Api<Pod> = Api::namespaced(client, "default");
     let rv = emulator.handle().resource_version().to_string();
-    let mut stream = api
-        .watch(&WatchParams::default().timeout(1).disable_bookmarks(), &rv)
-        .await
-        .unwrap()
-        .boxed();
+    let mut stream = api.watch(&WatchParams::default().timeout(1).disable_bookmarks(), &rv).await.unwrap().boxed();
     let end = within("the server to close the watch", stream.next()).await;
     assert!(end.is_none(), "expected a clean end, got {end:?}");
     emulator.shutdown().await;
@@ -78,10 +64,7 @@ async fn dropped_watch_resumes_without_relist() {
     let api: Api<Pod> = Api::namespaced(client, "default");
     api.create(&PostParams::default(), &pod("default", "first")).await.unwrap();
     let mut stream = watcher::watcher(api.clone(), watcher::Config::default()).boxed();
-    within("initial sync", async {
-        while !matches!(stream.next().await, Some(Ok(Event::InitDone))) {}
-    })
-    .await;
+    within("initial sync", async { while !matches!(stream.next().await, Some(Ok(Event::InitDone))) {} }).await;
     // The watcher polls lazily: drive it in the background so it can reconnect.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
@@ -105,24 +88,13 @@ async fn dropped_watch_resumes_without_relist() {
     })
     .await;
     assert_eq!(applied.name_any(), "second");
-    let lists = handle
-        .requests()
-        .iter()
-        .filter(|r| r.method == "GET" && !r.query.contains("watch=true"))
-        .count();
+    let lists = handle.requests().iter().filter(|r| r.method == "GET" && !r.query.contains("watch=true")).count();
     assert_eq!(lists, 1, "one LIST only: {:#?}", handle.requests());
-    let watches: Vec<_> = handle
-        .requests()
-        .into_iter()
-        .filter(|r| r.query.contains("watch=true"))
-        .collect();
+    let watches: Vec<_> = handle.requests().into_iter().filter(|r| r.query.contains("watch=true")).collect();
     assert!(watches.len() >= 2);
     // Every watch, including the one after the drop, resumes from the listed version.
     for watch in &watches {
-        let rv = watch
-            .query
-            .split('&')
-            .find_map(|kv| kv.strip_prefix("resourceVersion="));
+        let rv = watch.query.split('&').find_map(|kv| kv.strip_prefix("resourceVersion="));
         assert_eq!(rv, Some("1"), "{watch:?}");
     }
     driver.abort();

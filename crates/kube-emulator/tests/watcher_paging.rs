@@ -19,10 +19,7 @@ async fn watcher_lists_every_page_then_sees_new_pods() {
     let handle = emulator.handle();
     let total = 1234;
     handle
-        .seed(
-            Resource::Pods,
-            (0..total).map(|i| pod_json(&format!("ns-{}", i % 3), &format!("pod-{i:05}"), json!({}))),
-        )
+        .seed(Resource::Pods, (0..total).map(|i| pod_json(&format!("ns-{}", i % 3), &format!("pod-{i:05}"), json!({}))))
         .unwrap();
 
     let api: Api<Pod> = Api::all(client.clone());
@@ -44,11 +41,8 @@ async fn watcher_lists_every_page_then_sees_new_pods() {
     assert_eq!(names.len(), total);
 
     // The first page had no continue token; later pages carried one, and all were `limit=500`.
-    let lists: Vec<_> = handle
-        .requests()
-        .into_iter()
-        .filter(|r| r.path == "/api/v1/pods" && !r.query.contains("watch"))
-        .collect();
+    let lists: Vec<_> =
+        handle.requests().into_iter().filter(|r| r.path == "/api/v1/pods" && !r.query.contains("watch")).collect();
     assert_eq!(lists.len(), 3, "{lists:#?}");
     assert!(lists.iter().all(|r| r.query.contains("limit=500") && r.status == Some(200)));
     assert!(!lists[0].query.contains("continue="));
@@ -75,12 +69,7 @@ async fn watcher_lists_every_page_then_sees_new_pods() {
 async fn pages_are_a_consistent_snapshot() {
     let (emulator, client) = start(test_config()).await;
     let handle = emulator.handle();
-    handle
-        .seed(
-            Resource::Pods,
-            (0..25).map(|i| pod_json("default", &format!("p{i:02}"), json!({}))),
-        )
-        .unwrap();
+    handle.seed(Resource::Pods, (0..25).map(|i| pod_json("default", &format!("p{i:02}"), json!({})))).unwrap();
     let api: Api<Pod> = Api::namespaced(client, "default");
     let first = api.list(&kube::api::ListParams::default().limit(10)).await.unwrap();
     let snapshot_rv = first.metadata.resource_version.clone().unwrap();
@@ -88,19 +77,12 @@ async fn pages_are_a_consistent_snapshot() {
     assert_eq!(first.metadata.remaining_item_count, Some(15));
 
     // Writes between pages must not leak into the pinned list.
-    handle
-        .delete_with_grace(Resource::Pods, "default", "p20", Some(0))
-        .unwrap();
-    handle
-        .create(Resource::Pods, pod_json("default", "p99", json!({})))
-        .unwrap();
+    handle.delete_with_grace(Resource::Pods, "default", "p20", Some(0)).unwrap();
+    handle.create(Resource::Pods, pod_json("default", "p99", json!({}))).unwrap();
     let mut names: Vec<String> = first.items.iter().filter_map(|p| p.metadata.name.clone()).collect();
     let mut token = first.metadata.continue_.clone();
     while let Some(t) = token.filter(|t| !t.is_empty()) {
-        let page = api
-            .list(&kube::api::ListParams::default().limit(10).continue_token(&t))
-            .await
-            .unwrap();
+        let page = api.list(&kube::api::ListParams::default().limit(10).continue_token(&t)).await.unwrap();
         assert_eq!(page.metadata.resource_version.as_deref(), Some(snapshot_rv.as_str()));
         names.extend(page.items.iter().filter_map(|p| p.metadata.name.clone()));
         token = page.metadata.continue_;
@@ -114,10 +96,7 @@ async fn pages_are_a_consistent_snapshot() {
     assert!(fresh.contains(&"p99".to_string()) && !fresh.contains(&"p20".to_string()));
 
     // A mangled continue token is a 400.
-    let err = api
-        .list(&kube::api::ListParams::default().continue_token("not-a-token"))
-        .await
-        .unwrap_err();
+    let err = api.list(&kube::api::ListParams::default().continue_token("not-a-token")).await.unwrap_err();
     assert_eq!(common::api_error(err).reason, "BadRequest");
     emulator.shutdown().await;
 }

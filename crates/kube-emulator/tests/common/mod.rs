@@ -27,10 +27,7 @@ pub fn client_for(emulator: &RunningEmulator) -> kube::Client {
 }
 
 pub fn test_config() -> EmulatorConfig {
-    EmulatorConfig {
-        bookmark_interval: Duration::from_secs(1),
-        ..EmulatorConfig::default()
-    }
+    EmulatorConfig { bookmark_interval: Duration::from_secs(1), ..EmulatorConfig::default() }
 }
 
 /// Polls `check` until it returns `Some`, failing the test after `DEADLINE`.
@@ -44,19 +41,14 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 /// Awaits `fut`, failing the test after `DEADLINE`.
 pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(DEADLINE, fut)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+    tokio::time::timeout(DEADLINE, fut).await.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
 
 pub fn pod_json(namespace: &str, name: &str, labels: Value) -> Value {
@@ -120,13 +112,7 @@ impl kube::Resource for NetworkAttachmentDefinition {
 
 pub fn nad(namespace: &str, name: &str, config: &str) -> NetworkAttachmentDefinition {
     NetworkAttachmentDefinition {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some(namespace.into()),
-            ..ObjectMeta::default()
-        },
-        spec: Some(NadSpec {
-            config: Some(config.into()),
-        }),
+        metadata: ObjectMeta { name: Some(name.into()), namespace: Some(namespace.into()), ..ObjectMeta::default() },
+        spec: Some(NadSpec { config: Some(config.into()) }),
     }
 }
