@@ -16,7 +16,7 @@ use ib_sm::ufm::Auth;
 use ib_sm::{SmError, SubnetManager, Ufm};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use ufm_emulator::{FaultRule, Method, UfmConfig};
+use ufm_emulator::{FaultRule, Method, RunningUfm, UfmConfig};
 
 const USER: &str = "admin";
 const PASSWORD: &str = "canary-PASSWORD-1234";
@@ -61,49 +61,63 @@ async fn canaries_never_leak() {
         .try_init()
         .expect("the only subscriber in this binary");
 
-    let ufm = start(UfmConfig::https().with_credentials(USER, PASSWORD).with_token(TOKEN)).await;
-    let handle = ufm.handle();
     let basic = Auth::Basic { username: USER.into(), password: Secret::new(PASSWORD) };
     let token = Auth::Token(Secret::new(TOKEN));
     let mut errors = Vec::new();
     let mut shown = Vec::new();
+    let mut last = None;
 
-    for (auth_kind, auth) in [("basic", basic.clone()), ("token", token)] {
-        let settings = config(&ufm, auth);
-        shown.push(format!("{settings:?}"));
-        let sm = Ufm::new(settings).unwrap();
-        shown.push(format!("{sm:?}"));
-        assert!(exercise(&sm).await.is_empty(), "the right credentials work");
+    // Plain HTTP/1.1 and HTTPS with HTTP/2, whose libraries log differently.
+    for emulator in [UfmConfig::http(), UfmConfig::https()] {
+        let ufm = start(emulator.with_credentials(USER, PASSWORD).with_token(TOKEN)).await;
+        let handle = ufm.handle();
+        for (auth_kind, auth) in [("basic", basic.clone()), ("token", token.clone())] {
+            let settings = config(&ufm, auth);
+            shown.push(format!("{settings:?}"));
+            let sm = Ufm::new(settings).unwrap();
+            shown.push(format!("{sm:?}"));
+            assert!(exercise(&sm).await.is_empty(), "the right credentials work");
 
-        // Refused credentials.
-        handle.set_password("something-else");
-        handle.revoke_token(TOKEN);
-        let refused = exercise(&sm).await;
-        assert!(refused.iter().all(|e| e.status() == Some(401)), "{refused:?}");
-        errors.extend(refused);
-        handle.set_password(PASSWORD);
-        handle.add_token(TOKEN);
+            // Refused credentials.
+            handle.set_password("something-else");
+            handle.revoke_token(TOKEN);
+            let refused = exercise(&sm).await;
+            assert!(refused.iter().all(|e| e.status() == Some(401)), "{refused:?}");
+            errors.extend(refused);
+            handle.set_password(PASSWORD);
+            handle.add_token(TOKEN);
 
-        // An outage whose body echoes back the credentials this client sent.
-        let echo = match auth_kind {
-            "basic" => format!(
-                "bad request: Authorization: Basic {} / {USER}:{PASSWORD}",
-                STANDARD.encode(format!("{USER}:{PASSWORD}"))
-            ),
-            _ => format!("bad request: Authorization: Basic {TOKEN}"),
-        };
-        handle.inject(FaultRule::respond(None, "*", 500, echo).times(4));
-        let outage = exercise(&sm).await;
-        assert!(outage.iter().all(|e| e.status() == Some(500)), "{outage:?}");
-        errors.extend(outage);
+            // An outage whose body echoes back the credentials this client sent.
+            let echo = match auth_kind {
+                "basic" => format!(
+                    "bad request: Authorization: Basic {} / {USER}:{PASSWORD}",
+                    STANDARD.encode(format!("{USER}:{PASSWORD}"))
+                ),
+                _ => format!("bad request: Authorization: Basic {TOKEN}"),
+            };
+            handle.inject(FaultRule::respond(None, "*", 500, echo).times(4));
+            let outage = exercise(&sm).await;
+            assert!(outage.iter().all(|e| e.status() == Some(500)), "{outage:?}");
+            errors.extend(outage);
 
-        // A listing that cannot be read.
-        handle.inject(
-            FaultRule::respond(Some(Method::GET), "*/resources/pkeys/", 200, r#"{"0x5": {"guids": [{"guid": "zz"}]}}"#)
+            // A listing that cannot be read.
+            handle.inject(
+                FaultRule::respond(
+                    Some(Method::GET),
+                    "*/resources/pkeys/",
+                    200,
+                    r#"{"0x5": {"guids": [{"guid": "zz"}]}}"#,
+                )
                 .times(1),
-        );
-        errors.push(within(sm.list_guids()).await.unwrap_err());
+            );
+            errors.push(within(sm.list_guids()).await.unwrap_err());
+        }
+        if let Some(previous) = last.replace(ufm) {
+            RunningUfm::shutdown(previous).await;
+        }
     }
+    let ufm = last.expect("the HTTPS emulator is running");
+    let handle = ufm.handle();
 
     // A hang past the request timeout.
     let mut settings = config(&ufm, basic);

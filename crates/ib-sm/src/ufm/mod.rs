@@ -4,7 +4,7 @@ mod client;
 pub mod config;
 mod http;
 mod redact;
-pub mod wire;
+mod wire;
 
 pub use client::Ufm;
 pub use config::{Auth, Scheme, TlsTrust, UfmConfig};
