@@ -3,9 +3,6 @@
 
 use clap::{Parser, Subcommand};
 
-use ib_controller::Config;
-use ib_controller::config::SmSelection;
-
 #[derive(Debug, Parser)]
 #[command(
     name = "ib-kubernetes",
@@ -54,14 +51,6 @@ pub fn version_line() -> String {
         option_env!("IB_KUBERNETES_COMMIT").unwrap_or("unknown commit"),
         option_env!("IB_KUBERNETES_DATE").unwrap_or("unknown date"),
     )
-}
-
-pub fn sm_name(config: &Config) -> &str {
-    match &config.sm {
-        SmSelection::Noop => "noop",
-        SmSelection::Ufm(_) => "ufm",
-        SmSelection::External(name) => name,
-    }
 }
 
 #[cfg(test)]

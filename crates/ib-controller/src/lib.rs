@@ -11,6 +11,7 @@ pub mod leader;
 pub mod metrics;
 pub mod patcher;
 pub mod resources;
+pub mod startup;
 pub mod state_task;
 pub mod watch;
 

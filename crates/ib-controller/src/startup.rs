@@ -1,0 +1,76 @@
+//! From a validated configuration to a running controller: the subnet-manager client, the Kubernetes
+//! client and the controller. Shared by the binary and the demo, so both take exactly the same path.
+
+use std::sync::Arc;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use tracing::warn;
+
+use ib_sm::ufm::TlsTrust;
+use ib_sm::{EnvMap, Noop, SmError, SubnetManager, Ufm};
+
+use crate::config::{Config, SmSelection};
+use crate::controller::{Controller, ControllerError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(
+        "subnet manager plugin {name:?}: no executable {path}/{name} and no built-in plugin of that name (built-in: ufm, noop)"
+    )]
+    UnknownPlugin { name: String, path: String },
+    #[error("cannot set up the UFM client: {0}")]
+    Ufm(#[from] SmError),
+    #[error("cannot read the kubeconfig {path}: {source}")]
+    Kubeconfig { path: String, source: kube::config::KubeconfigError },
+    #[error("cannot build the Kubernetes client configuration (in-cluster, KUBECONFIG or ~/.kube/config): {0}")]
+    KubeConfig(#[from] kube::config::InferConfigError),
+    #[error("cannot build the Kubernetes client: {0}")]
+    Client(#[from] kube::Error),
+    #[error(transparent)]
+    Controller(#[from] ControllerError),
+}
+
+/// The subnet manager `DAEMON_SM_PLUGIN` names.
+pub fn subnet_manager(config: &Config) -> Result<Arc<dyn SubnetManager>, StartupError> {
+    Ok(match &config.sm {
+        SmSelection::Noop => Arc::new(Noop),
+        SmSelection::Ufm(ufm) => {
+            if ufm.tls == TlsTrust::InsecureSkipVerify {
+                warn!("UFM_INSECURE_SKIP_VERIFY=true: the UFM server certificate is not verified");
+            }
+            Arc::new(Ufm::new(ufm.clone())?)
+        }
+        SmSelection::External(name) => {
+            return Err(StartupError::UnknownPlugin {
+                name: name.clone(),
+                path: config.sm_plugin_path.display().to_string(),
+            });
+        }
+    })
+}
+
+/// The Kubernetes client: `KUBECONFIG` from `env` when set, otherwise in-cluster or `~/.kube/config`.
+pub async fn kube_client(env: &EnvMap) -> Result<kube::Client, StartupError> {
+    let config = match env.get("KUBECONFIG") {
+        Some(path) => {
+            // Like client-go, KUBECONFIG may list several files; the first one is used here.
+            let first = path.split(':').next().unwrap_or(path);
+            let kubeconfig = Kubeconfig::read_from(first)
+                .map_err(|source| StartupError::Kubeconfig { path: first.to_owned(), source })?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .map_err(|source| StartupError::Kubeconfig { path: first.to_owned(), source })?
+        }
+        None => kube::Config::infer().await?,
+    };
+    Ok(kube::Client::try_from(config)?)
+}
+
+/// Starts the controller described by `config`, with clients built from `env`.
+pub async fn start(config: Config, env: &EnvMap) -> Result<Controller, StartupError> {
+    // One TLS provider for the Kubernetes and the UFM clients; already installed is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sm = subnet_manager(&config)?;
+    let client = kube_client(env).await?;
+    Ok(Controller::start(config, client, sm).await?)
+}
