@@ -40,6 +40,21 @@ pub(crate) fn copy_from(new: &mut Value, old: &Value, key: &str) {
     }
 }
 
+/// Drops `metadata` fields that are null or empty, as the apiserver's round trip through the
+/// typed `ObjectMeta` (all fields `omitempty`) does. Without this, a merge patch removing the
+/// last label would leave `labels: {}` behind and count as a change.
+pub(crate) fn normalize(obj: &mut Value) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.retain(|_, v| match v {
+            Value::Null => false,
+            Value::String(s) => !s.is_empty(),
+            Value::Object(m) => !m.is_empty(),
+            Value::Array(a) => !a.is_empty(),
+            _ => true,
+        });
+    }
+}
+
 /// The finalizer names, skipping malformed entries.
 pub(crate) fn finalizers(obj: &Value) -> Vec<&str> {
     field(obj, "finalizers")
@@ -119,6 +134,15 @@ mod tests {
         for bad in ["", "A", "-a", "a-", "a..b", ".a", "a_b", "a/b"] {
             assert!(!valid_name(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn normalize_drops_empty_metadata() {
+        let mut obj = json!({ "metadata": { "name": "a", "labels": {}, "finalizers": [],
+                                            "generateName": "", "uid": null, "generation": 0 },
+                              "spec": { "empty": {} } });
+        normalize(&mut obj);
+        assert_eq!(obj, json!({ "metadata": { "name": "a", "generation": 0 }, "spec": { "empty": {} } }));
     }
 
     #[test]

@@ -435,6 +435,7 @@ impl Store {
         unrestricted: bool,
     ) -> Result<Arc<Value>, ApiError> {
         check_type(resource, &mut obj)?;
+        meta::normalize(&mut obj);
         let meta = meta::meta_mut(&mut obj).ok_or_else(|| bad_body(resource, "not an object"))?;
         match meta.get("namespace").and_then(Value::as_str) {
             Some(ns) if !ns.is_empty() && ns != namespace => {
@@ -779,6 +780,7 @@ impl Store {
                 meta.insert("generation".into(), json!(generation + 1));
             }
         }
+        meta::normalize(&mut new);
         if new == **current {
             // No-op writes keep the RV and emit nothing; controllers that patch in a loop rely
             // on this to settle.

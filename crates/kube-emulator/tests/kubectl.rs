@@ -15,9 +15,7 @@ use std::time::Duration;
 
 fn kubectl_path() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("kubectl"))
-        .find(|candidate| candidate.is_file())
+    std::env::split_paths(&path).map(|dir| dir.join("kubectl")).find(|candidate| candidate.is_file())
 }
 
 struct Kubectl {
@@ -44,10 +42,7 @@ impl Kubectl {
     async fn run(&self, args: &[&str]) -> String {
         let mut command = self.command(args);
         let args = args.join(" ");
-        let output = tokio::task::spawn_blocking(move || command.output())
-            .await
-            .unwrap()
-            .expect("kubectl runs");
+        let output = tokio::task::spawn_blocking(move || command.output()).await.unwrap().expect("kubectl runs");
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         assert!(
@@ -68,11 +63,7 @@ fn write(dir: &Path, name: &str, value: &Value) -> String {
 async fn setup(emulator: &RunningEmulator, dir: &Path, binary: PathBuf) -> Kubectl {
     let kubeconfig = dir.join("kubeconfig");
     emulator.write_kubeconfig(&kubeconfig).unwrap();
-    Kubectl {
-        binary,
-        kubeconfig,
-        cache: dir.join("cache"),
-    }
+    Kubectl { binary, kubeconfig, cache: dir.join("cache") }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,7 +152,8 @@ async fn kubectl_round_trip() {
     assert!(initial.is_some_and(|l| l.contains("Pending")));
     handle
         .mutate(Resource::Pods, "default", "p", |p| {
-            p["status"] = json!({ "phase": "Running", "containerStatuses": [{ "name": "c", "ready": true, "restartCount": 0 }] });
+            p["status"] =
+                json!({ "phase": "Running", "containerStatuses": [{ "name": "c", "ready": true, "restartCount": 0 }] });
         })
         .unwrap();
     let running = tokio::task::block_in_place(|| wait_line(&|l| l.starts_with("p ") && l.contains("Running")));
@@ -171,16 +163,26 @@ async fn kubectl_round_trip() {
     let running = running.expect("kubectl get -w printed the change");
     assert!(running.contains("1/1"), "{running}");
 
-    let out = kubectl.run(&["patch", "pod", "p", "--type", "merge", "-p", r#"{"metadata":{"labels":{"team":"ib"}}}"#]).await;
+    let out =
+        kubectl.run(&["patch", "pod", "p", "--type", "merge", "-p", r#"{"metadata":{"labels":{"team":"ib"}}}"#]).await;
     assert!(out.contains("pod/p patched"), "{out}");
     let out = kubectl
-        .run(&["patch", "pod", "p", "--type", "json", "-p", r#"[{"op":"add","path":"/metadata/annotations/guid","value":"02:00:00:00:00:00:00:0a"}]"#])
+        .run(&[
+            "patch",
+            "pod",
+            "p",
+            "--type",
+            "json",
+            "-p",
+            r#"[{"op":"add","path":"/metadata/annotations/guid","value":"02:00:00:00:00:00:00:0a"}]"#,
+        ])
         .await;
     assert!(out.contains("pod/p patched"), "{out}");
     let stored = handle.get(Resource::Pods, "default", "p").unwrap();
     assert_eq!(stored["metadata"]["labels"]["team"], "ib");
     assert_eq!(stored["metadata"]["annotations"]["guid"], "02:00:00:00:00:00:00:0a");
-    let out = kubectl.run(&["patch", "pod", "p", "--type", "merge", "-p", r#"{"metadata":{"labels":{"team":"ib"}}}"#]).await;
+    let out =
+        kubectl.run(&["patch", "pod", "p", "--type", "merge", "-p", r#"{"metadata":{"labels":{"team":"ib"}}}"#]).await;
     assert!(out.contains("(no change)"), "{out}");
 
     let out = kubectl.run(&["delete", "pod", "p"]).await;
