@@ -28,7 +28,7 @@ pub enum KubeletError {
     #[error("pod {namespace}/{name} has already finished ({phase})")]
     AlreadyFinished { namespace: String, name: String, phase: String },
     #[error("updating pod {namespace}/{name}: {source}")]
-    Api { namespace: String, name: String, source: ApiError },
+    Api { namespace: String, name: String, source: Box<ApiError> },
 }
 
 /// When the kubelet moved a pod to Running.
@@ -158,7 +158,9 @@ fn finish(api: &EmulatorHandle, namespace: &str, name: &str, outcome: PodOutcome
         (Err(e), _) if e.code() == 404 => {
             Err(KubeletError::NotFound { namespace: namespace.to_owned(), name: name.to_owned() })
         }
-        (Err(source), _) => Err(KubeletError::Api { namespace: namespace.to_owned(), name: name.to_owned(), source }),
+        (Err(source), _) => {
+            Err(KubeletError::Api { namespace: namespace.to_owned(), name: name.to_owned(), source: Box::new(source) })
+        }
     }
 }
 

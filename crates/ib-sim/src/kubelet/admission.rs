@@ -113,9 +113,58 @@ fn networks_ready(
         let args = element.and_then(|e| e.pointer("/cni-args/guid")).and_then(Value::as_str).filter(|g| !g.is_empty());
         // libcni hands `infiniband-guid` to the plugin only when the NAD declares the capability.
         let guid = if spec.runtime_config_guid { runtime.or(args) } else { args };
-        if !guid.and_then(|g| Guid::parse(g).ok()).is_some_and(|g| g.as_u64() != 0) {
+        if guid.and_then(|g| Guid::parse(g).ok()).is_none_or(|g| g.as_u64() == 0) {
             return Err(WaitReason::NoGuid { network, interface });
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ib_nad() -> Option<Arc<Value>> {
+        Some(Arc::new(json!({"spec": {"config": r#"{"type":"ib-sriov","pkey":"0x5"}"#}})))
+    }
+
+    fn pod(extra: Value) -> Value {
+        let mut pod = json!({
+            "metadata": {"name": "p", "namespace": "ns", "annotations": {NETWORKS_ANNOTATION: "ib"}},
+            "spec": {"nodeName": "n1"},
+            "status": {"phase": "Pending"}
+        });
+        if let (Value::Object(pod), Value::Object(extra)) = (&mut pod, extra) {
+            for (k, v) in extra {
+                pod[&k] = v;
+            }
+        }
+        pod
+    }
+
+    #[test]
+    fn only_scheduled_pending_live_pods_are_considered() {
+        assert!(matches!(admit(&pod(json!({})), |_, _| ib_nad()), Admission::Wait(_)));
+        assert_eq!(admit(&pod(json!({"spec": {}})), |_, _| ib_nad()), Admission::Ignore);
+        assert_eq!(admit(&pod(json!({"status": {"phase": "Running"}})), |_, _| ib_nad()), Admission::Ignore);
+        let mut terminating = pod(json!({}));
+        terminating["metadata"]["deletionTimestamp"] = json!("2025-01-01T00:00:00Z");
+        assert_eq!(admit(&terminating, |_, _| ib_nad()), Admission::Ignore);
+    }
+
+    #[test]
+    fn host_network_pods_skip_multus() {
+        let pod = pod(json!({"spec": {"nodeName": "n1", "hostNetwork": true}}));
+        assert_eq!(admit(&pod, |_, _| None), Admission::Start);
+    }
+
+    #[test]
+    fn an_all_zero_guid_is_refused() {
+        let mut pod = pod(json!({}));
+        pod["metadata"]["annotations"][NETWORKS_ANNOTATION] = json!(
+            r#"[{"name":"ib","cni-args":{"guid":"00:00:00:00:00:00:00:00","mellanox.infiniband.app":"configured"}}]"#
+        );
+        assert!(matches!(admit(&pod, |_, _| ib_nad()), Admission::Wait(WaitReason::NoGuid { .. })));
+    }
 }
