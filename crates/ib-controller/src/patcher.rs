@@ -71,3 +71,27 @@ pub async fn patch_pod(ctx: &PatchContext, patch: &PodPatch) -> PatchOutcome {
     .instrument(span)
     .await
 }
+
+/// What a fresh read of a pod whose patch conflicted says.
+pub enum Refreshed {
+    /// The same pod, as it is now.
+    Current(ib_model::PodView),
+    /// The pod with that uid no longer exists (gone, or the name was reused by a new pod).
+    Gone,
+    /// The read failed; the watch will bring the pod.
+    Unknown,
+}
+
+/// Re-reads a pod after a conflict, so that the next plan starts from its current version.
+pub async fn refresh(client: &Client, patch: &PodPatch, timeout: Duration) -> Refreshed {
+    let api: Api<CompactPod> = Api::namespaced(client.clone(), &patch.pod.namespace);
+    match tokio::time::timeout(timeout, api.get_opt(&patch.pod.name)).await {
+        Ok(Ok(Some(pod))) => match pod.into_view() {
+            Some(view) if view.uid == patch.pod.uid => Refreshed::Current(view),
+            Some(_) => Refreshed::Gone,
+            None => Refreshed::Unknown,
+        },
+        Ok(Ok(None)) => Refreshed::Gone,
+        _ => Refreshed::Unknown,
+    }
+}

@@ -339,6 +339,23 @@ impl StateTask {
         });
     }
 
+    /// Re-reads a pod whose patch conflicted, applies what was read, then lets it be planned again.
+    fn spawn_refresh(&self, patch: PodPatch) {
+        let (client, tx, timeout) = (self.client.clone(), self.tx.clone(), self.settings.api_timeout);
+        tokio::spawn(async move {
+            let uid = patch.pod.uid.clone();
+            let input = match patcher::refresh(&client, &patch, timeout).await {
+                patcher::Refreshed::Current(view) => Some(Input::PodApplied(view)),
+                patcher::Refreshed::Gone => Some(Input::PodDeleted(uid.clone())),
+                patcher::Refreshed::Unknown => None,
+            };
+            if let Some(input) = input {
+                let _ = tx.send(input).await;
+            }
+            let _ = tx.send(Input::RetryPod(uid)).await;
+        });
+    }
+
     // === outcomes ===
 
     fn sm_done(&mut self, term: u64, request: SmRequest, result: Result<(), String>, elapsed: Duration) {
@@ -419,7 +436,10 @@ impl StateTask {
                 info!(pod = %patch.pod, guids = %guids.join(","), "pod configured");
                 self.events.normal(&patch.pod, "Configured", configured_note(&patch));
             }
-            PatchOutcome::Conflict => debug!(pod = %patch.pod, "pod changed meanwhile; planning again"),
+            PatchOutcome::Conflict => {
+                debug!(pod = %patch.pod, "pod changed meanwhile; re-reading it and planning again");
+                self.spawn_refresh(patch.clone());
+            }
             PatchOutcome::NotFound => debug!(pod = %patch.pod, "pod gone before it was configured"),
             PatchOutcome::Failed(e) => {
                 warn!(pod = %patch.pod, error = %e, "patching the pod failed");

@@ -50,7 +50,8 @@ pub struct PodPatch {
 pub enum PatchOutcome {
     /// Stored; the pod as the API server returned it.
     Applied(PodView),
-    /// The pod changed since the planned resourceVersion (or was re-created): plan again on the newer view.
+    /// The pod changed since the planned resourceVersion (or was re-created): the caller re-reads it,
+    /// applies what it read, then calls [`State::retry_pod`].
     Conflict,
     /// No pod with that uid exists any more.
     NotFound,
@@ -336,18 +337,16 @@ impl State {
 
     /// A pod patch ended.
     pub fn patch_done(&mut self, uid: &PodUid, outcome: PatchOutcome) {
-        let planned_from = self.patches.remove(uid);
+        self.patches.remove(uid);
         match outcome {
             PatchOutcome::Applied(view) => {
                 self.patch_failed.remove(uid);
                 self.apply_pod(view);
             }
             PatchOutcome::Conflict => {
-                // If a newer view already arrived, plan on it now; otherwise the watch brings it.
-                let current = self.pods.get(uid).map(|v| &v.resource_version);
-                if current.is_some() && current != planned_from.as_ref() {
-                    self.dirty_pods.insert(uid.clone());
-                }
+                // Planned on a stale pod. The caller re-reads it and then calls `retry_pod`; planning
+                // again before that would only conflict again.
+                self.patch_failed.insert(uid.clone());
             }
             PatchOutcome::NotFound => self.delete_pod(uid),
             PatchOutcome::Failed(message) => {
@@ -357,7 +356,7 @@ impl State {
         }
     }
 
-    /// Lets a pod whose patch failed be planned again.
+    /// Lets a pod whose patch failed or conflicted be planned again.
     pub fn retry_pod(&mut self, uid: &PodUid) {
         if self.patch_failed.remove(uid) {
             self.dirty_pods.insert(uid.clone());

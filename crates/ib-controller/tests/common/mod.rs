@@ -15,6 +15,7 @@ use ufm_emulator::{RunningUfm, UfmEmulator, UfmHandle};
 pub const IB5: &str =
     r#"{"type":"ib-sriov","cniVersion":"0.3.1","name":"sriov-network","pkey":"0x5","link_state":"enable","ipam":{}}"#;
 pub const UFM_PASSWORD: &str = "canary-ufm-password-7f3a";
+pub const UFM_TOKEN: &str = "canary-ufm-token-51c9";
 /// Generous: the machines running tests are shared and slow; a correct controller is far quicker.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -26,9 +27,11 @@ pub struct Cluster {
 impl Cluster {
     pub async fn start() -> Self {
         let kube = KubeEmulator::start(EmulatorConfig::default()).await.expect("kube emulator");
-        let ufm = UfmEmulator::start(ufm_emulator::UfmConfig::http().with_credentials("admin", UFM_PASSWORD))
-            .await
-            .expect("ufm emulator");
+        let ufm = UfmEmulator::start(
+            ufm_emulator::UfmConfig::http().with_credentials("admin", UFM_PASSWORD).with_token(UFM_TOKEN),
+        )
+        .await
+        .expect("ufm emulator");
         Cluster { kube, ufm }
     }
 
@@ -79,7 +82,11 @@ impl Cluster {
     }
 
     pub fn ufm_client(&self) -> Arc<dyn SubnetManager> {
-        let env = self.env("x", &[]);
+        self.ufm_client_with(&[])
+    }
+
+    pub fn ufm_client_with(&self, extra: &[(&str, &str)]) -> Arc<dyn SubnetManager> {
+        let env = self.env("x", extra);
         Arc::new(Ufm::new(ib_sm::ufm::UfmConfig::from_env(&env).expect("ufm config")).expect("ufm client"))
     }
 
@@ -167,5 +174,129 @@ pub async fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T 
             panic!("timed out waiting for {what}");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A controller replica on its own runtime and thread, so that it can be killed at any instant like a
+/// SIGKILLed process: `kill` drops every task mid-flight without releasing anything.
+pub struct Replica {
+    control: std::sync::mpsc::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    pub leading: tokio::sync::watch::Receiver<bool>,
+    pub admin: std::net::SocketAddr,
+}
+
+impl Cluster {
+    pub fn spawn_replica(&self, name: &str, extra: &[(&str, &str)]) -> Replica {
+        let config = self.config(name, extra);
+        let url = self.kube.url();
+        let sm = self.ufm_client_with(extra);
+        let (control, commands) = std::sync::mpsc::channel::<bool>();
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt =
+                tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+            let controller = rt.block_on(async {
+                let client = kube::Client::try_from(kube::Config::new(url.parse().expect("url"))).expect("client");
+                Controller::start(config, client, sm).await.expect("start")
+            });
+            let _ = started_tx.send((controller.leading(), controller.admin_address()));
+            // true: graceful stop; false or a dropped sender: crash.
+            if commands.recv().unwrap_or(false) {
+                rt.block_on(controller.shutdown());
+            } else {
+                drop(controller);
+                rt.shutdown_background();
+            }
+        });
+        let (leading, admin) = started.recv().expect("replica started");
+        Replica { control, thread: Some(thread), leading, admin }
+    }
+}
+
+impl Replica {
+    pub async fn wait_leading(&self) {
+        let mut leading = self.leading.clone();
+        tokio::time::timeout(DEADLINE, leading.wait_for(|l| *l)).await.expect("leads in time").expect("leading");
+    }
+
+    /// Stops every task at once, mid-request, releasing nothing (the lease expires on its own).
+    pub fn kill(mut self) {
+        let _ = self.control.send(false);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// SIGTERM: the lease is released.
+    pub fn stop(mut self) {
+        let _ = self.control.send(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.control.send(false);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Cluster {
+    /// GUIDs (UFM form) that are members of any managed partition inside the default pool range.
+    pub fn pool_members(&self) -> BTreeSet<(u16, String)> {
+        self.fabric()
+            .partitions()
+            .into_iter()
+            .filter(|(pkey, _)| *pkey != 0x7fff)
+            .flat_map(|(pkey, p)| p.members.keys().map(move |g| (pkey, g.to_string())).collect::<Vec<_>>())
+            .filter(|(_, g)| g.starts_with("02"))
+            .collect()
+    }
+
+    /// (pkey, GUID in UFM form) of every configured interface of every live pod, read from annotations.
+    pub fn configured_pairs(&self) -> BTreeSet<(u16, String)> {
+        let (_, pods) = self.api().list(Resource::Pods, None);
+        let mut pairs = BTreeSet::new();
+        for pod in pods {
+            let phase = pod["status"]["phase"].as_str().unwrap_or("");
+            if phase == "Succeeded" || phase == "Failed" {
+                continue;
+            }
+            let ns = pod["metadata"]["namespace"].as_str().unwrap_or("");
+            let raw = pod["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"].as_str().unwrap_or("");
+            let Ok(a) = ib_model::NetworksAnnotation::parse(raw, ns) else { continue };
+            for s in a.selections().iter().filter(|s| s.configured) {
+                let guid = s.guid.as_ref().and_then(|(t, _)| ib_model::Guid::parse(t).ok());
+                let pkey = s.pkey.as_deref().and_then(|p| ib_model::PKey::parse(p).ok());
+                if let (Some(g), Some(p)) = (guid, pkey) {
+                    pairs.insert((p.get(), g.to_ufm()));
+                }
+            }
+        }
+        pairs
+    }
+
+    /// Waits until UFM membership in the pool range equals the configured interfaces of live pods.
+    pub async fn wait_converged(&self) -> BTreeSet<(u16, String)> {
+        wait_for("UFM membership to equal the configured live interfaces", || {
+            let want = self.configured_pairs();
+            (self.pool_members() == want).then_some(want)
+        })
+        .await
+    }
+
+    /// Events recorded about a pod: (reason, note).
+    pub fn events_for(&self, name: &str) -> Vec<(String, String)> {
+        let (_, events) = self.api().list(Resource::Events, None);
+        events
+            .iter()
+            .filter(|e| e["regarding"]["name"] == name)
+            .map(|e| (e["reason"].as_str().unwrap_or("").to_owned(), e["note"].as_str().unwrap_or("").to_owned()))
+            .collect()
     }
 }

@@ -189,7 +189,12 @@ impl World {
                 PatchOutcome::Applied(view.clone())
             }
         };
+        let conflict = outcome == PatchOutcome::Conflict;
         self.state.patch_done(&patch.pod.uid, outcome);
+        if conflict {
+            // What the controller does: re-read the pod (the harness's view is current), then retry.
+            self.state.retry_pod(&patch.pod.uid);
+        }
     }
 
     fn sm_request(&mut self, req: &SmRequest) {
