@@ -1,0 +1,105 @@
+//! `ib-kubernetes sim` as a library: files appear, kubectl answers with the kubeconfig, curl gets the
+//! PKey list with the credentials of `ufm.env`, fixed ports are honoured.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::{DEADLINE, pod};
+use ib_sim::{RunningSim, SimOptions};
+use tokio::process::Command;
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
+}
+
+async fn run(command: &mut Command) -> Output {
+    tokio::time::timeout(DEADLINE, command.output()).await.expect("command finished in time").expect("command ran")
+}
+
+fn options(dir: &Path) -> SimOptions {
+    SimOptions { dir: dir.join("sim"), api_port: None, ufm_port: None, kubelet: true, http: false }
+}
+
+#[tokio::test]
+async fn kubectl_and_curl_work_with_the_written_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = RunningSim::start(options(tmp.path())).await.unwrap();
+    let dir = sim.kubeconfig_path().parent().unwrap().to_owned();
+    for file in ["kubeconfig", "ufm.env", "ufm-ca.pem"] {
+        assert!(dir.join(file).is_file(), "{file} written");
+    }
+    assert!(sim.usage().contains(&format!("{}/kubeconfig", dir.display())));
+    pod(&sim.kube().handle(), "default", "hello", None, Some("node-1"));
+    assert!(sim.kubelet().unwrap().wait_running("default", "hello", DEADLINE).await);
+
+    if on_path("kubectl") {
+        let out =
+            run(Command::new("kubectl").arg("--kubeconfig").arg(sim.kubeconfig_path()).args(["get", "pods", "-A"]))
+                .await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "kubectl failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("hello") && stdout.contains("Running"), "{stdout}");
+    } else {
+        println!("SKIP: kubectl not on PATH");
+    }
+
+    if on_path("curl") {
+        // The env file is loaded exactly as the usage text says, so its quoting is tested too: the
+        // multi-line certificate must come back byte for byte.
+        let script = r#"set -a; . "$1/ufm.env"; set +a
+            printf '%s' "$UFM_CERTIFICATE" > "$1/cert-from-env.pem"
+            curl -sS --fail --cacert "$1/ufm-ca.pem" -u "$UFM_USERNAME:$UFM_PASSWORD" \
+                "$UFM_HTTP_SCHEMA://$UFM_ADDRESS:$UFM_PORT/ufmRest/resources/pkeys?guids_data=true""#;
+        let out = run(Command::new("bash").args(["-c", script, "sh"]).arg(&dir)).await;
+        assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
+        let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(body.get("0x7fff").is_some(), "the management partition is listed: {body}");
+        let from_env = std::fs::read_to_string(dir.join("cert-from-env.pem")).unwrap();
+        assert_eq!(from_env, sim.ufm().ca_pem().unwrap());
+
+        let wrong = run(Command::new("curl")
+            .args(["-sS", "--fail", "-o", "/dev/null", "--cacert"])
+            .arg(dir.join("ufm-ca.pem"))
+            .args(["-u", "admin:wrong", &format!("https://127.0.0.1:{}/ufmRest/resources/pkeys", sim.ufm_env().port)]))
+        .await;
+        assert!(!wrong.status.success(), "a wrong password is refused");
+    } else {
+        println!("SKIP: curl not on PATH");
+    }
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn fixed_ports_are_honoured_through_a_relay() {
+    // Ask the OS for two free ports, release them, then request them explicitly.
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (api_port, ufm_port) = (free(), free());
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = RunningSim::start(SimOptions {
+        api_port: Some(api_port),
+        ufm_port: Some(ufm_port),
+        http: true,
+        ..options(tmp.path())
+    })
+    .await
+    .unwrap();
+    assert_eq!(sim.api_addr().port(), api_port);
+    assert_eq!(sim.ufm_env().port, ufm_port);
+    assert!(sim.ca_path().is_none());
+    let kubeconfig = std::fs::read_to_string(sim.kubeconfig_path()).unwrap();
+    assert!(kubeconfig.contains(&format!("server: http://127.0.0.1:{api_port}")), "{kubeconfig}");
+
+    let client =
+        kube::Client::try_from(kube::Config::new(format!("http://127.0.0.1:{api_port}").parse().unwrap())).unwrap();
+    let version = client.apiserver_version().await.unwrap();
+    assert!(version.git_version.starts_with('v'));
+
+    // A port that is taken is a clear error, not a silent fallback.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let err = RunningSim::start(SimOptions { api_port: Some(port), ..options(tmp.path()) }).await.err().unwrap();
+    assert!(err.to_string().contains(&format!("127.0.0.1:{port}")), "{err}");
+    sim.shutdown().await;
+}
