@@ -17,7 +17,7 @@ use kube::Client;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use ib_model::annotation::NetworksAnnotation;
+use ib_model::annotation::{CONFIGURED_VALUE, NetworksAnnotation};
 use ib_model::{Guid, NetworkRef, PKey, PatchOutcome, Plan, PodPatch, PodUid, PodView, SmOp, SmRequest, State};
 use ib_sm::SubnetManager;
 
@@ -28,6 +28,8 @@ use crate::patcher;
 /// Inputs handled per planning round: planning after every single watch event would waste work during
 /// a re-list, planning after too many would delay the first pods of a burst.
 const MAX_BATCH: usize = 1024;
+/// Gauges are refreshed at most this often: counting pending pods by reason costs O(pending pods).
+const GAUGE_INTERVAL: Duration = Duration::from_millis(250);
 /// First retry delay after a failure; doubled per failure up to `DAEMON_PERIODIC_UPDATE`.
 const FIRST_RETRY: Duration = Duration::from_millis(250);
 
@@ -101,6 +103,7 @@ pub struct StateTask {
     first_seen: HashMap<PodUid, Instant>,
     sm_failures: HashMap<Guid, u32>,
     patch_failures: HashMap<PodUid, u32>,
+    gauges_updated: Instant,
     settings: TaskSettings,
 }
 
@@ -137,25 +140,37 @@ impl StateTask {
             first_seen: HashMap::new(),
             sm_failures: HashMap::new(),
             patch_failures: HashMap::new(),
+            gauges_updated: Instant::now(),
             settings,
         }
     }
 
     /// Runs until every sender of the input channel is gone.
     pub async fn run(mut self) {
-        while let Some(input) = self.rx.recv().await {
-            self.handle(input);
-            for _ in 1..MAX_BATCH {
-                match self.rx.try_recv() {
-                    Ok(input) => self.handle(input),
-                    Err(_) => break,
+        // The tick keeps gauges fresh while no input arrives.
+        let mut tick = tokio::time::interval(GAUGE_INTERVAL * 4);
+        loop {
+            tokio::select! {
+                input = self.rx.recv() => {
+                    let Some(input) = input else { break };
+                    self.handle(input);
+                    for _ in 1..MAX_BATCH {
+                        match self.rx.try_recv() {
+                            Ok(input) => self.handle(input),
+                            Err(_) => break,
+                        }
+                    }
+                    if self.leading {
+                        let plan = self.state.plan();
+                        self.dispatch(plan);
+                    }
                 }
+                _ = tick.tick() => {}
             }
-            if self.leading {
-                let plan = self.state.plan();
-                self.dispatch(plan);
+            if self.gauges_updated.elapsed() >= GAUGE_INTERVAL {
+                self.update_gauges();
+                self.gauges_updated = Instant::now();
             }
-            self.update_gauges();
         }
     }
 
@@ -204,8 +219,12 @@ impl StateTask {
         }
     }
 
+    /// Remembers when a pod that may need configuration was first seen, for the configure-latency
+    /// histogram. A pod whose annotation already mentions `configured` is taken as done: the metric can
+    /// miss a pod that gains a second network later, which is cheaper than parsing every event.
     fn note_first_seen(&mut self, view: &PodView) {
-        if view.networks.is_some() && !view.is_finished() && !self.first_seen.contains_key(&view.uid) {
+        let waiting = view.networks.as_deref().is_some_and(|n| !n.contains(CONFIGURED_VALUE));
+        if waiting && !view.is_finished() && !self.first_seen.contains_key(&view.uid) {
             self.first_seen.insert(view.uid.clone(), Instant::now());
         }
     }

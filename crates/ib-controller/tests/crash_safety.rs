@@ -10,9 +10,9 @@ use kube_emulator::{Fault, FaultRule, Resource};
 async fn killed_between_sm_add_and_patch() {
     let cluster = Cluster::start().await;
     cluster.nad("default", "ib", IB5);
-    cluster
-        .api()
-        .inject_fault(FaultRule::new(Fault::InternalError).method("PATCH").path("/api/v1/namespaces/*/pods/*"));
+    cluster.api().inject_fault(
+        FaultRule::new(Fault::InternalError).method("PATCH").path("/api/v1/namespaces/*/pods/*").times(usize::MAX),
+    );
     let a = cluster.spawn_replica("a", &[]);
     a.wait_leading().await;
     for i in 0..5 {

@@ -15,6 +15,8 @@ pub struct Claim {
     /// The partition the GUID must be a member of (`None`: GUID-only network). Recorded when the claim
     /// is made, so the GUID can be removed even after its NAD changed or disappeared.
     pub pkey: Option<PKey>,
+    /// The node of the owning pod when the claim was made, for the per-node pkey limit.
+    pub node: Option<String>,
     /// The pod's annotation says this interface is configured with this GUID. Such claims last until the
     /// pod is gone or finished, whatever happens to the annotation, because the VF carries the GUID.
     pub configured: bool,

@@ -18,7 +18,6 @@ use std::collections::{BTreeMap, HashSet};
 
 use crate::annotation::{NetworkRef, NetworksAnnotation};
 use crate::guid::Guid;
-use crate::ledger::Claim;
 use crate::nad::{IbSriovSpec, NadKind};
 use crate::pending::PendingReason;
 use crate::pkey::PKey;
@@ -28,6 +27,9 @@ use crate::state::{Plan, PodPatch, SmOp, SmRequest, State};
 /// Re-planning passes per call: a release in one pass can wake pods for the next. Work left after the
 /// last pass stays dirty for the next call, so this only bounds the length of one call.
 const MAX_PASSES: usize = 4;
+/// Partition keys one node's ports can hold (the pkey table of current ConnectX adapters and the
+/// limit the Go daemon's README documents).
+pub const MAX_PKEYS_PER_NODE: usize = 128;
 
 /// Where an unconfigured interface's GUID comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,6 +162,11 @@ impl State {
                     }
                 }
             }
+            if reason.is_none()
+                && let Some(node) = view.node_name.as_deref()
+            {
+                reason = self.check_node_pkeys(node, &wanted);
+            }
             let to_generate = wanted.iter().filter(|w| w.source == Source::Generate).count() as u64;
             if reason.is_none() && to_generate > self.pool.free_count() {
                 // The subnet manager may have freed GUIDs since it was last read (Go bug B1); read it once
@@ -173,7 +180,12 @@ impl State {
         }
         self.register_nads(uid, used_nads);
         if let Some(r) = reason {
-            if matches!(r, PendingReason::GuidInUse { .. } | PendingReason::PoolExhausted { .. }) {
+            if matches!(
+                r,
+                PendingReason::GuidInUse { .. }
+                    | PendingReason::PoolExhausted { .. }
+                    | PendingReason::TooManyPKeys { .. }
+            ) {
                 self.blocked_on_release.insert(uid.clone());
             }
             let configured_only: HashSet<InterfaceKey> =
@@ -212,6 +224,17 @@ impl State {
         }
     }
 
+    /// The kernel's pkey table holds 128 entries per port: a pod whose new partitions would push its
+    /// node past that waits with a clear reason instead of failing later inside the CNI.
+    fn check_node_pkeys(&self, node: &str, wanted: &[Wanted]) -> Option<PendingReason> {
+        let used = self.node_pkeys.get(node);
+        let new: std::collections::BTreeSet<PKey> =
+            wanted.iter().filter_map(|w| w.spec.pkey).filter(|pk| used.is_none_or(|m| !m.contains_key(pk))).collect();
+        let total = used.map_or(0, |m| m.len()) + new.len();
+        (!new.is_empty() && total > MAX_PKEYS_PER_NODE)
+            .then(|| PendingReason::TooManyPKeys { node: node.to_owned(), limit: MAX_PKEYS_PER_NODE })
+    }
+
     fn is_configured(&self, g: Guid) -> bool {
         self.ledger.get(g).is_some_and(|c| c.configured)
     }
@@ -232,8 +255,8 @@ impl State {
                 if !configured || old_pkey != pkey {
                     if let Some(c) = self.ledger.get_mut(guid) {
                         c.configured = true;
-                        c.pkey = pkey;
                     }
+                    self.set_claim_pkey(guid, pkey);
                     self.dirty_guids.insert(guid);
                 }
                 None
@@ -250,11 +273,11 @@ impl State {
                 // The cluster says this pod is configured with it; the other claim was only in progress.
                 self.unclaim(guid);
                 self.dirty_pods.insert(owner.pod);
-                self.claim(guid, Claim { owner: key, pkey, configured: true });
+                self.claim(guid, key, pkey, true);
                 None
             }
             None => {
-                self.claim(guid, Claim { owner: key, pkey, configured: true });
+                self.claim(guid, key, pkey, true);
                 None
             }
         }
@@ -321,23 +344,20 @@ impl State {
                     self.unclaim(old);
                 }
                 if !self.ledger.contains(r) {
-                    self.claim(r, Claim { owner: w.key.clone(), pkey: w.spec.pkey, configured: false });
+                    self.claim(r, w.key.clone(), w.spec.pkey, false);
                 }
                 r
             }
             Source::Generate => {
                 // The free count was checked before anything was claimed, so this cannot fail.
                 let Ok(g) = self.pool.generate() else { unreachable!("free GUIDs were counted") };
-                self.claim(g, Claim { owner: w.key.clone(), pkey: w.spec.pkey, configured: false });
+                self.claim(g, w.key.clone(), w.spec.pkey, false);
                 g
             }
         };
-        if let Some(claim) = self.ledger.get_mut(guid)
-            && !claim.configured
-            && claim.pkey != w.spec.pkey
-        {
+        if self.ledger.get(guid).is_some_and(|c| !c.configured && c.pkey != w.spec.pkey) {
             // The NAD's pkey changed while the pod waited: the GUID moves with it.
-            claim.pkey = w.spec.pkey;
+            self.set_claim_pkey(guid, w.spec.pkey);
         }
         self.dirty_guids.insert(guid);
         guid

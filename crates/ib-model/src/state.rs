@@ -121,6 +121,8 @@ pub struct State {
     pub(crate) dropped: HashSet<Guid>,
     /// A listing was asked for because the pool ran out, and nothing was released since.
     pub(crate) exhaustion_listed: bool,
+    /// Per node, how many claims use each partition (the per-node pkey limit).
+    pub(crate) node_pkeys: HashMap<String, BTreeMap<PKey, usize>>,
     /// Records for the next plan.
     pub(crate) out: Plan,
 }
@@ -153,6 +155,7 @@ impl State {
             last_touch: HashMap::new(),
             exhaustion_listed: false,
             dropped: HashSet::new(),
+            node_pkeys: HashMap::new(),
             out: Plan::default(),
         }
     }
@@ -434,19 +437,49 @@ impl State {
         self.dirty_pods.extend(self.blocked_on_release.drain());
     }
 
-    pub(crate) fn claim(&mut self, g: Guid, claim: Claim) {
-        self.out.allocated.push((g, claim.owner.clone()));
-        self.ledger.insert(g, claim);
+    pub(crate) fn claim(&mut self, g: Guid, owner: InterfaceKey, pkey: Option<PKey>, configured: bool) {
+        let node = self.pods.get(&owner.pod).and_then(|v| v.node_name.clone());
+        self.count_node_pkey(node.as_deref(), pkey, true);
+        self.out.allocated.push((g, owner.clone()));
+        self.ledger.insert(g, Claim { owner, pkey, node, configured });
         self.sync_pool(g);
         self.dirty_guids.insert(g);
     }
 
     /// Drops an owner; the GUID leaves its partitions and returns to the pool once nothing holds it.
     pub(crate) fn unclaim(&mut self, g: Guid) {
-        if self.ledger.remove(g).is_some() {
+        if let Some(claim) = self.ledger.remove(g) {
+            self.count_node_pkey(claim.node.as_deref(), claim.pkey, false);
             self.dropped.insert(g);
             self.dirty_guids.insert(g);
             self.sync_pool(g);
+        }
+    }
+
+    /// Changes the partition a claimed GUID must join.
+    pub(crate) fn set_claim_pkey(&mut self, g: Guid, pkey: Option<PKey>) {
+        let Some((node, old)) = self.ledger.get(g).map(|c| (c.node.clone(), c.pkey)) else { return };
+        self.count_node_pkey(node.as_deref(), old, false);
+        self.count_node_pkey(node.as_deref(), pkey, true);
+        if let Some(c) = self.ledger.get_mut(g) {
+            c.pkey = pkey;
+        }
+    }
+
+    fn count_node_pkey(&mut self, node: Option<&str>, pkey: Option<PKey>, add: bool) {
+        let (Some(node), Some(pkey)) = (node, pkey) else { return };
+        let counts = self.node_pkeys.entry(node.to_owned()).or_default();
+        let n = counts.entry(pkey).or_insert(0);
+        if add {
+            *n += 1;
+        } else {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.remove(&pkey);
+                if counts.is_empty() {
+                    self.node_pkeys.remove(node);
+                }
+            }
         }
     }
 

@@ -692,6 +692,36 @@ fn namespaces_are_part_of_the_network_identity() {
     assert_ne!(a[0]["cni-args"]["guid"], a[1]["cni-args"]["guid"]);
 }
 
+/// The kernel's 128-pkeys-per-port limit: the pod that would need a 129th partition on its node waits
+/// with a reason; pods using a partition the node already has, or on another node, are configured.
+#[test]
+fn a_node_holds_at_most_128_partitions() {
+    let mut w = World::default_range().synced();
+    for p in 1..=130u32 {
+        w.nad("default", &format!("net{p}"), &format!(r#"{{"type":"ib-sriov","pkey":"0x{p:x}"}}"#));
+    }
+    let mut uids = Vec::new();
+    for p in 1..=128u32 {
+        uids.push(w.pod("default", &format!("p{p}"), &format!("net{p}")));
+    }
+    w.settle();
+    let over = w.pod("default", "over", "net129");
+    let shared = w.pod("default", "shared", "net1");
+    let elsewhere = w.pod("default", "elsewhere", "net130");
+    w.edit(&elsewhere, |v| v.node_name = Some("node-2".into()));
+    w.settle();
+    assert_eq!(w.reason(&over), Some("TooManyPKeys"));
+    assert!(w.state.pending_reason(&over).unwrap().to_string().contains("node-1"));
+    assert_eq!(w.reason(&shared), None);
+    assert_eq!(w.reason(&elsewhere), None);
+    assert!(w.members("0x81").is_empty(), "a waiting pod holds no membership");
+    // A partition leaves the node: the waiting pod fits now.
+    w.delete(&uids[5]);
+    w.settle();
+    assert_eq!(w.reason(&over), None);
+    assert_eq!(w.members("0x81").len(), 1);
+}
+
 #[test]
 fn pending_labels_are_listed() {
     let reasons = [
