@@ -8,3 +8,6 @@ pub mod sim;
 
 pub use kubelet::{Kubelet, KubeletError, PodOutcome, Started};
 pub use sim::{RunningSim, SimError, SimOptions};
+pub mod demo;
+pub mod rng;
+pub mod workload;

@@ -1,0 +1,229 @@
+//! The demo's result: one value, printed as a table for people and as JSON for scripts.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::floor::Floor;
+use super::stats::Percentiles;
+use super::verify::Verification;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub settings: Settings,
+    pub duration_s: f64,
+    pub pods: PodCounts,
+    pub interfaces: InterfaceCounts,
+    pub guids: GuidCounts,
+    pub ufm: UfmStats,
+    pub latency: Latency,
+    pub events: EventStats,
+    pub verification: Verification,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    pub pods: usize,
+    pub rate_per_s: f64,
+    pub seed: u64,
+    pub ufm: String,
+    pub guid_pool: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PodCounts {
+    pub created: usize,
+    /// Pods with at least one InfiniBand interface ib-kubernetes must configure.
+    pub infiniband: usize,
+    pub no_networks: usize,
+    /// Pods ib-kubernetes must refuse.
+    pub bad: usize,
+    /// Pods seen with every InfiniBand interface configured.
+    pub configured: usize,
+    /// Pods the simulated kubelet started.
+    pub running: usize,
+    pub deleted: usize,
+    pub finished: usize,
+    /// Neither deleted nor finished at the end.
+    pub live_at_end: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct InterfaceCounts {
+    /// InfiniBand interfaces requested by the pods that should be configured.
+    pub infiniband: usize,
+    pub configured: usize,
+    /// By network, e.g. `ib-a (pkey 0x0a)`.
+    pub by_network: BTreeMap<String, usize>,
+    /// Interfaces on other CNIs (not ib-kubernetes' business).
+    pub other: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GuidCounts {
+    pub allocated_from_pool: usize,
+    pub requested_by_pods: usize,
+    /// GUIDs of deleted and finished pods, verified to have left their partitions.
+    pub released: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct UfmStats {
+    pub requests: usize,
+    pub by_endpoint: BTreeMap<String, usize>,
+    pub add_requests: usize,
+    pub add_guids: usize,
+    pub mean_guids_per_add: f64,
+    pub remove_requests: usize,
+    pub remove_guids: usize,
+    /// Answers other than 200.
+    pub failed: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    /// How the latency was measured.
+    pub source: String,
+    pub pod_to_configured: Percentiles,
+    pub pod_to_running: Percentiles,
+    pub floor: Floor,
+    pub p50_over_floor: f64,
+    pub p99_over_floor: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EventStats {
+    pub total: usize,
+    pub by_reason: BTreeMap<String, usize>,
+    /// The Warning Event of each bad pod.
+    pub bad_pods: Vec<QuotedEvent>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QuotedEvent {
+    pub pod: String,
+    pub reason: String,
+    pub note: String,
+}
+
+fn ms(v: f64) -> String {
+    if v >= 100.0 { format!("{v:.0} ms") } else { format!("{v:.1} ms") }
+}
+
+impl Summary {
+    /// The table printed at the end of the demo.
+    pub fn render(&self) -> String {
+        let mut t = String::new();
+        let s = &self.settings;
+        let _ = writeln!(
+            t,
+            "ib-kubernetes demo: {} pods at {}/s (seed {}), the real controller over HTTP against the emulated \
+             Kubernetes API and UFM ({}), {:.1} s\n",
+            s.pods, s.rate_per_s, s.seed, s.ufm, self.duration_s
+        );
+        let p = &self.pods;
+        let row = |t: &mut String, label: &str, text: String| {
+            let _ = writeln!(t, "  {label:<13}{text}");
+        };
+        row(
+            &mut t,
+            "Pods",
+            format!(
+                "{} created: {} InfiniBand, {} without extra networks, {} bad",
+                p.created, p.infiniband, p.no_networks, p.bad
+            ),
+        );
+        row(
+            &mut t,
+            "",
+            format!(
+                "{} configured, {} running; then {} deleted, {} finished; {} live at the end",
+                p.configured, p.running, p.deleted, p.finished, p.live_at_end
+            ),
+        );
+        let i = &self.interfaces;
+        let networks: Vec<String> = i.by_network.iter().map(|(n, c)| format!("{n} {c}")).collect();
+        row(
+            &mut t,
+            "Interfaces",
+            format!("{} InfiniBand ({}), {} configured", i.infiniband, networks.join(", "), i.configured),
+        );
+        if i.other > 0 {
+            row(&mut t, "", format!("{} on other CNIs (left alone)", i.other));
+        }
+        let g = &self.guids;
+        row(
+            &mut t,
+            "GUIDs",
+            format!(
+                "{} allocated from the pool ({}), {} requested by a pod, {} released",
+                g.allocated_from_pool, s.guid_pool, g.requested_by_pods, g.released
+            ),
+        );
+        let u = &self.ufm;
+        row(
+            &mut t,
+            "UFM requests",
+            format!(
+                "{} total: {} add ({} GUIDs, {:.1} per request), {} remove ({} GUIDs), {} failed",
+                u.requests,
+                u.add_requests,
+                u.add_guids,
+                u.mean_guids_per_add,
+                u.remove_requests,
+                u.remove_guids,
+                u.failed
+            ),
+        );
+        let others: Vec<String> = u
+            .by_endpoint
+            .iter()
+            .filter(|(e, _)| !matches!(e.as_str(), "add_guids" | "remove_guids_from_pkey" | "delete_guids"))
+            .map(|(e, c)| format!("{e} {c}"))
+            .collect();
+        if !others.is_empty() {
+            row(&mut t, "", format!("also {}", others.join(", ")));
+        }
+        let l = &self.latency;
+        let c = &l.pod_to_configured;
+        row(&mut t, "Latency", format!("pod created -> configured ({} pods; {})", c.samples, l.source));
+        row(
+            &mut t,
+            "",
+            format!("p50 {}  p90 {}  p99 {}  max {}", ms(c.p50_ms), ms(c.p90_ms), ms(c.p99_ms), ms(c.max_ms)),
+        );
+        row(
+            &mut t,
+            "",
+            format!(
+                "floor {} (one pod PATCH {} + one UFM add {}, median of {}): p50 = {:.1}x floor, p99 = {:.1}x",
+                ms(l.floor.total_ms),
+                ms(l.floor.patch_ms),
+                ms(l.floor.ufm_add_ms),
+                l.floor.samples,
+                l.p50_over_floor,
+                l.p99_over_floor
+            ),
+        );
+        let r = &l.pod_to_running;
+        row(
+            &mut t,
+            "",
+            format!("pod created -> Running (simulated kubelet): p50 {}  p99 {}", ms(r.p50_ms), ms(r.p99_ms)),
+        );
+        let e = &self.events;
+        let reasons: Vec<String> = e.by_reason.iter().map(|(r, c)| format!("{r} {c}")).collect();
+        row(&mut t, "Events", format!("{} raised: {}", e.total, reasons.join(", ")));
+        for q in &e.bad_pods {
+            row(&mut t, "", format!("{} {}: \"{}\"", q.pod, q.reason, q.note));
+        }
+        let v = &self.verification;
+        row(&mut t, "Verification", if v.passed { "PASSED".to_owned() } else { "FAILED".to_owned() });
+        for check in &v.checks {
+            let mark = if check.passed { "ok  " } else { "FAIL" };
+            row(&mut t, "", format!("{mark} {} ({})", check.name, check.detail));
+        }
+        t
+    }
+}

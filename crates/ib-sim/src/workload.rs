@@ -1,0 +1,286 @@
+//! The demo's world: a few NetworkAttachmentDefinitions and a seeded mix of pods, as plain values. Pure:
+//! the same seed and count always give the same plan, so a demo run can be reproduced.
+//!
+//! The mix covers what users run (reference/users-ufm-peers.md §4): one InfiniBand interface as a
+//! short-form annotation, a conflist NAD with the `infinibandGUID` capability, two interfaces on
+//! two partitions or on one, a GUID-only network (no PKey), InfiniBand next to an ordinary CNI,
+//! pods with no extra network, plus three special pods: one asking for a specific GUID, one naming a
+//! NAD with the management PKey 0x7fff, and one whose annotation is not valid JSON.
+
+use std::collections::HashMap;
+
+use ib_model::{Guid, NetworkRef};
+use serde_json::{Value, json};
+
+use crate::rng::SplitMix64;
+
+pub const NAMESPACE: &str = "ib-demo";
+/// The GUID the `pinned-guid` pod asks for; inside [`POOL_START`]..[`POOL_END`], far from where
+/// the pool hands out GUIDs, so it is free.
+pub const REQUESTED_GUID: Guid = Guid::from_u64(0x0200_0000_a000_0001);
+/// The GUID pool the demo gives the controller: 2^32 locally administered GUIDs.
+pub const POOL_START: &str = "02:00:00:00:00:00:00:00";
+pub const POOL_END: &str = "02:00:00:00:ff:ff:ff:ff";
+/// Pods spread over this many nodes, as a scheduler would.
+const NODES: u64 = 16;
+/// The fewest pods that hold the three special pods.
+pub const MIN_PODS: usize = 3;
+
+/// What a NAD is to ib-kubernetes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NadRole {
+    /// An ib-sriov network; `None` is GUID-only.
+    InfiniBand { pkey: Option<u16> },
+    /// An ib-sriov network ib-kubernetes must refuse.
+    Invalid,
+    /// Another CNI.
+    Other,
+}
+
+#[derive(Debug, Clone)]
+pub struct NadSpec {
+    pub name: &'static str,
+    pub role: NadRole,
+    pub config: &'static str,
+}
+
+/// The networks of the demo.
+pub fn nads() -> Vec<NadSpec> {
+    vec![
+        NadSpec {
+            name: "ib-a",
+            role: NadRole::InfiniBand { pkey: Some(0x0a) },
+            config: r#"{"cniVersion":"0.3.1","name":"ib-a","type":"ib-sriov","pkey":"0x0a","link_state":"enable","ibKubernetesEnabled":true,"ipam":{}}"#,
+        },
+        NadSpec {
+            name: "ib-b",
+            role: NadRole::InfiniBand { pkey: Some(0x0b) },
+            config: r#"{"cniVersion":"0.3.1","name":"ib-b","plugins":[{"type":"ib-sriov","pkey":"0x0B","ibKubernetesEnabled":true,"capabilities":{"infinibandGUID":true},"ipam":{}},{"type":"tuning","sysctl":{"net.ipv4.conf.all.arp_ignore":"1"}}]}"#,
+        },
+        NadSpec {
+            name: "ib-guid-only",
+            role: NadRole::InfiniBand { pkey: None },
+            config: r#"{"cniVersion":"0.3.1","name":"ib-guid-only","type":"ib-sriov","ibKubernetesEnabled":true,"ipam":{}}"#,
+        },
+        NadSpec {
+            name: "ib-mgmt",
+            role: NadRole::Invalid,
+            config: r#"{"cniVersion":"0.3.1","name":"ib-mgmt","type":"ib-sriov","pkey":"0x7fff","ibKubernetesEnabled":true}"#,
+        },
+        NadSpec {
+            name: "macvlan",
+            role: NadRole::Other,
+            config: r#"{"cniVersion":"0.3.1","name":"macvlan","type":"macvlan","master":"eth0","mode":"bridge","ipam":{}}"#,
+        },
+    ]
+}
+
+/// InfiniBand networks by reference, with their PKey (`None`: GUID-only).
+pub type IbNetworks = HashMap<NetworkRef, Option<u16>>;
+
+pub fn ib_networks(nads: &[NadSpec]) -> IbNetworks {
+    nads.iter()
+        .filter_map(|n| match n.role {
+            NadRole::InfiniBand { pkey } => Some((NetworkRef::new(NAMESPACE, n.name), pkey)),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn nad_object(nad: &NadSpec) -> Value {
+    json!({
+        "apiVersion": "k8s.cni.cncf.io/v1",
+        "kind": "NetworkAttachmentDefinition",
+        "metadata": {"name": nad.name, "namespace": NAMESPACE},
+        "spec": {"config": nad.config}
+    })
+}
+
+/// The kinds of pod in the mix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PodKind {
+    OneIb,
+    RuntimeGuid,
+    TwoPartitions,
+    TwoOnOneNetwork,
+    GuidOnly,
+    IbAndMacvlan,
+    NoNetworks,
+    RequestedGuid,
+    BadPkey,
+    BadAnnotation,
+}
+
+impl PodKind {
+    /// Random kinds and their weights (percent).
+    const MIX: [(PodKind, u32); 7] = [
+        (PodKind::OneIb, 38),
+        (PodKind::RuntimeGuid, 15),
+        (PodKind::TwoPartitions, 15),
+        (PodKind::TwoOnOneNetwork, 5),
+        (PodKind::GuidOnly, 10),
+        (PodKind::IbAndMacvlan, 7),
+        (PodKind::NoNetworks, 10),
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            PodKind::OneIb => "one-ib",
+            PodKind::RuntimeGuid => "runtime-guid",
+            PodKind::TwoPartitions => "two-partitions",
+            PodKind::TwoOnOneNetwork => "two-on-one-network",
+            PodKind::GuidOnly => "guid-only",
+            PodKind::IbAndMacvlan => "ib-and-macvlan",
+            PodKind::NoNetworks => "no-networks",
+            PodKind::RequestedGuid => "requested-guid",
+            PodKind::BadPkey => "bad-pkey",
+            PodKind::BadAnnotation => "bad-annotation",
+        }
+    }
+
+    /// Pods ib-kubernetes must refuse (with an Event) and the kubelet must keep Pending.
+    pub fn is_bad(self) -> bool {
+        matches!(self, PodKind::BadPkey | PodKind::BadAnnotation)
+    }
+
+    /// The annotation, and the InfiniBand networks ib-kubernetes must configure (NAD names).
+    fn networks(self) -> (Option<&'static str>, &'static [&'static str]) {
+        match self {
+            PodKind::OneIb => (Some("ib-a"), &["ib-a"]),
+            PodKind::RuntimeGuid => (Some(r#"[{"name":"ib-b","interface":"ib0"}]"#), &["ib-b"]),
+            PodKind::TwoPartitions => (
+                Some(
+                    r#"[{"name":"ib-a","interface":"net1"},{"name":"ib-b","namespace":"ib-demo","interface":"net2"}]"#,
+                ),
+                &["ib-a", "ib-b"],
+            ),
+            PodKind::TwoOnOneNetwork => (Some("ib-a@net1,ib-a@net2"), &["ib-a", "ib-a"]),
+            PodKind::GuidOnly => (Some(r#"[{"name":"ib-guid-only","interface":"ib0"}]"#), &["ib-guid-only"]),
+            PodKind::IbAndMacvlan => (Some("macvlan@eth1,ib-a@net1"), &["ib-a"]),
+            PodKind::NoNetworks => (None, &[]),
+            PodKind::RequestedGuid => (
+                Some(r#"[{"name":"ib-a","interface":"net1","cni-args":{"guid":"02:00:00:00:a0:00:00:01"}}]"#),
+                &["ib-a"],
+            ),
+            PodKind::BadPkey => (Some("ib-mgmt"), &[]),
+            // Truncated JSON: what a broken template produces.
+            PodKind::BadAnnotation => (Some(r#"[{"name":"ib-a","interface":"net1""#), &[]),
+        }
+    }
+}
+
+/// How many InfiniBand interfaces ib-kubernetes must configure on a pod of this kind.
+pub fn ib_interface_count(kind: PodKind) -> usize {
+    kind.networks().1.len()
+}
+
+/// One pod to create.
+#[derive(Debug, Clone)]
+pub struct PodPlan {
+    pub name: String,
+    pub node: String,
+    pub kind: PodKind,
+    pub networks: Option<&'static str>,
+    /// NAD names of the InfiniBand interfaces ib-kubernetes must configure, one per interface.
+    pub ib_networks: &'static [&'static str],
+}
+
+impl PodPlan {
+    pub fn object(&self) -> Value {
+        let mut pod = json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": self.name,
+                "namespace": NAMESPACE,
+                "labels": {"app": "ib-demo", "ib-demo/kind": self.kind.label()}
+            },
+            "spec": {
+                "nodeName": self.node,
+                "restartPolicy": "Never",
+                "containers": [{"name": "trainer", "image": "registry.example/ib-demo/trainer:1"}]
+            },
+            "status": {"phase": "Pending"}
+        });
+        if let Some(networks) = self.networks {
+            pod["metadata"]["annotations"] = json!({ib_model::annotation::NETWORKS_ANNOTATION: networks});
+        }
+        pod
+    }
+}
+
+/// `pods` pods (at least [`MIN_PODS`]) from `seed`: the three special pods at a quarter, half and
+/// three quarters of the run, the rest drawn from the mix.
+pub fn plan(pods: usize, seed: u64) -> Vec<PodPlan> {
+    let mut rng = SplitMix64::new(seed);
+    let weights: Vec<u32> = PodKind::MIX.iter().map(|(_, w)| *w).collect();
+    let specials =
+        [(pods / 4, PodKind::RequestedGuid), (pods / 2, PodKind::BadPkey), (pods * 3 / 4, PodKind::BadAnnotation)];
+    (0..pods)
+        .map(|i| {
+            let kind = specials
+                .iter()
+                .find(|(at, _)| *at == i)
+                .map(|(_, kind)| *kind)
+                .unwrap_or_else(|| PodKind::MIX[rng.weighted(&weights)].0);
+            let node = format!("node-{:02}", rng.below(NODES) + 1);
+            let name = match kind {
+                PodKind::RequestedGuid => "pinned-guid".to_owned(),
+                PodKind::BadPkey | PodKind::BadAnnotation => kind.label().to_owned(),
+                _ => format!("trainer-{i:05}"),
+            };
+            let (networks, ib_networks) = kind.networks();
+            PodPlan { name, node, kind, networks, ib_networks }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ib_model::NetworksAnnotation;
+    use ib_model::nad::{NadKind, classify};
+
+    #[test]
+    fn plans_are_reproducible_and_hold_the_special_pods() {
+        let a = plan(40, 9);
+        let b = plan(40, 9);
+        assert_eq!(
+            a.iter().map(|p| (&p.name, p.kind)).collect::<Vec<_>>(),
+            b.iter().map(|p| (&p.name, p.kind)).collect::<Vec<_>>()
+        );
+        for special in [PodKind::RequestedGuid, PodKind::BadPkey, PodKind::BadAnnotation] {
+            assert_eq!(a.iter().filter(|p| p.kind == special).count(), 1);
+        }
+        assert_eq!(plan(MIN_PODS, 1).iter().filter(|p| p.kind.is_bad()).count(), 2);
+        let names: std::collections::BTreeSet<_> = a.iter().map(|p| &p.name).collect();
+        assert_eq!(names.len(), a.len());
+    }
+
+    #[test]
+    fn declared_networks_match_what_the_model_reads() {
+        let nads = nads();
+        for kind in PodKind::MIX.iter().map(|(k, _)| *k).chain([PodKind::RequestedGuid]) {
+            let (raw, ib) = kind.networks();
+            let parsed = NetworksAnnotation::parse(raw.unwrap_or(""), NAMESPACE).unwrap();
+            let found: Vec<&str> = parsed
+                .selections()
+                .iter()
+                .filter(|s| {
+                    let nad = nads.iter().find(|n| n.name == s.network.name).unwrap();
+                    matches!(classify(Some(nad.config)), Ok(NadKind::InfiniBand(_)))
+                })
+                .map(|s| nads.iter().find(|n| n.name == s.network.name).unwrap().name)
+                .collect();
+            assert_eq!(found, ib, "{kind:?}");
+        }
+        assert!(classify(Some(nads.iter().find(|n| n.role == NadRole::Invalid).unwrap().config)).is_err());
+        for nad in &nads {
+            if let NadRole::InfiniBand { pkey } = nad.role {
+                let Ok(NadKind::InfiniBand(spec)) = classify(Some(nad.config)) else { panic!("{}", nad.name) };
+                assert_eq!(spec.pkey.map(|p| p.get()), pkey);
+            }
+        }
+        assert_eq!(REQUESTED_GUID.to_string(), "02:00:00:00:a0:00:00:01");
+    }
+}

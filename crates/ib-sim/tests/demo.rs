@@ -1,0 +1,54 @@
+//! The demo end to end with a small workload: the real controller against both emulators, checked
+//! through the JSON summary a script would read.
+
+use ib_sim::demo::progress::ProgressMode;
+use ib_sim::demo::{DemoOptions, run};
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_demo_verifies_and_reports_the_bad_pods() {
+    let demo = run(DemoOptions { pods: 40, rate: 400.0, seed: 7, progress: ProgressMode::Off }).await.unwrap();
+    let table = demo.summary.render();
+    println!("{table}");
+    let json: Value = serde_json::from_str(&serde_json::to_string(&demo.summary).unwrap()).unwrap();
+
+    assert_eq!(json["verification"]["passed"], true, "{table}");
+    assert!(json["verification"]["checks"].as_array().unwrap().iter().all(|c| c["passed"] == true));
+
+    let pods = &json["pods"];
+    let n = |v: &Value| v.as_u64().unwrap();
+    assert_eq!(n(&pods["created"]), 40);
+    assert_eq!(n(&pods["bad"]), 2);
+    assert_eq!(n(&pods["configured"]), n(&pods["infiniband"]), "every valid InfiniBand pod configured");
+    assert_eq!(n(&pods["running"]), n(&pods["created"]) - n(&pods["bad"]), "every valid pod ran");
+    assert_eq!(n(&pods["deleted"]), 8);
+    assert_eq!(n(&pods["finished"]), 4);
+    assert_eq!(n(&pods["live_at_end"]), 40 - 8 - 4);
+
+    let interfaces = &json["interfaces"];
+    assert_eq!(n(&interfaces["configured"]), n(&interfaces["infiniband"]));
+    let guids = &json["guids"];
+    assert_eq!(n(&guids["requested_by_pods"]), 1);
+    assert_eq!(n(&guids["allocated_from_pool"]) + 1, n(&interfaces["configured"]));
+
+    let ufm = &json["ufm"];
+    assert!(n(&ufm["add_requests"]) >= 1 && n(&ufm["remove_requests"]) >= 1);
+    assert_eq!(n(&ufm["failed"]), 0);
+    assert!(ufm["mean_guids_per_add"].as_f64().unwrap() >= 1.0);
+
+    let latency = &json["latency"];
+    assert_eq!(n(&latency["pod_to_configured"]["samples"]), n(&pods["configured"]));
+    assert!(latency["floor"]["total_ms"].as_f64().unwrap() > 0.0);
+
+    let bad = json["events"]["bad_pods"].as_array().unwrap();
+    assert_eq!(bad.len(), 2, "{bad:?}");
+    let quoted: Vec<String> = bad.iter().map(|e| format!("{} {}", e["reason"], e["note"])).collect();
+    assert!(quoted.iter().any(|q| q.contains("InvalidNetwork") && q.contains("0x7fff")), "{quoted:?}");
+    assert!(quoted.iter().any(|q| q.contains("InvalidNetworkAnnotation")), "{quoted:?}");
+    assert!(table.contains("PASSED"));
+
+    let kubeconfig = demo.kubeconfig_path();
+    assert!(kubeconfig.is_file());
+    demo.shutdown().await;
+    assert!(!kubeconfig.exists(), "the temporary directory is removed on shutdown");
+}
