@@ -1140,6 +1140,25 @@ mod tests {
     }
 
     #[test]
+    fn immediate_mode_and_unscheduled_pods_skip_grace() {
+        let s = Store::new(StoreConfig { pod_deletion: PodDeletion::Immediate, ..store(16).config.clone() });
+        s.create(Resource::Pods, "ns", pod("a"), false).unwrap();
+        let d = s.delete(Resource::Pods, "ns", "a", &DeleteOptions::default()).unwrap();
+        assert!(matches!(d, Deleted::Gone(_)));
+
+        let graceful = store(16);
+        let mut unscheduled = pod("b");
+        unscheduled["spec"] = json!({});
+        graceful.create(Resource::Pods, "ns", unscheduled, false).unwrap();
+        let d = graceful.delete(Resource::Pods, "ns", "b", &DeleteOptions::default()).unwrap();
+        assert!(matches!(d, Deleted::Gone(_)));
+        graceful.create(Resource::Pods, "ns", pod("c"), false).unwrap();
+        let zero = DeleteOptions { grace_period_seconds: Some(0), ..DeleteOptions::default() };
+        let d = graceful.delete(Resource::Pods, "ns", "c", &zero).unwrap();
+        assert!(matches!(d, Deleted::Gone(_)));
+    }
+
+    #[test]
     fn paging_is_pinned_to_a_snapshot() {
         let s = store(16);
         for i in 0..5 {
