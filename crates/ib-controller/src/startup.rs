@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use tracing::warn;
+use tracing::{info, warn};
 
+use ib_sm::exec::{ExecConfig, ExecPlugin, find_plugin};
 use ib_sm::ufm::TlsTrust;
 use ib_sm::{EnvMap, Noop, SmError, SubnetManager, Ufm};
 
@@ -30,16 +31,27 @@ pub enum StartupError {
     Controller(#[from] ControllerError),
 }
 
-/// The subnet manager `DAEMON_SM_PLUGIN` names.
+/// The subnet manager `DAEMON_SM_PLUGIN` names: an executable `$DAEMON_SM_PLUGIN_PATH/<name>` when there
+/// is one (so a plugin mounted there overrides even `ufm` and `noop`), else the built-in of that name.
 pub fn subnet_manager(config: &Config) -> Result<Arc<dyn SubnetManager>, StartupError> {
+    let name = match &config.sm {
+        SmSelection::Noop => "noop",
+        SmSelection::Ufm(_) => "ufm",
+        SmSelection::External(name) => name.as_str(),
+    };
+    if let SmSelection::Ufm(ufm) = &config.sm
+        && ufm.tls == TlsTrust::InsecureSkipVerify
+    {
+        warn!("UFM_INSECURE_SKIP_VERIFY=true: the UFM server certificate is not verified");
+    }
+    if let Some(path) = find_plugin(&config.sm_plugin_path, name) {
+        // The plugin inherits the daemon's environment, UFM_* included; it reports its own config errors.
+        info!(plugin = %path.display(), "subnet manager: exec plugin");
+        return Ok(Arc::new(ExecPlugin::new(ExecConfig::new(path))));
+    }
     Ok(match &config.sm {
         SmSelection::Noop => Arc::new(Noop),
-        SmSelection::Ufm(ufm) => {
-            if ufm.tls == TlsTrust::InsecureSkipVerify {
-                warn!("UFM_INSECURE_SKIP_VERIFY=true: the UFM server certificate is not verified");
-            }
-            Arc::new(Ufm::new(ufm.clone())?)
-        }
+        SmSelection::Ufm(ufm) => Arc::new(Ufm::new(ufm.clone())?),
         SmSelection::External(name) => {
             return Err(StartupError::UnknownPlugin {
                 name: name.clone(),

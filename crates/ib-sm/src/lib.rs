@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod env;
+pub mod exec;
 pub mod manager;
 pub mod noop;
 pub mod secret;
@@ -14,6 +15,7 @@ pub mod ufm;
 use std::sync::Arc;
 
 pub use env::EnvMap;
+pub use exec::{ExecConfig, ExecPlugin};
 pub use manager::{BoxFuture, SmError, SubnetManager};
 pub use noop::Noop;
 pub use secret::Secret;

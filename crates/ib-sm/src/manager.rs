@@ -61,6 +61,9 @@ pub enum SmError {
     /// The manager cannot be built from its settings.
     #[error("invalid subnet manager configuration: {0}")]
     Config(String),
+    /// An exec plugin reported an error (its JSON error object: `code`, and `msg` with any `details`).
+    #[error("{call}: plugin error {code}: {msg}")]
+    Plugin { call: String, code: u32, msg: String },
 }
 
 impl SmError {
@@ -73,6 +76,7 @@ impl SmError {
             SmError::Decode { .. } => "decode",
             SmError::Tls { .. } => "tls",
             SmError::Config(_) => "config",
+            SmError::Plugin { .. } => "plugin",
         }
     }
 
@@ -111,6 +115,7 @@ mod tests {
             SmError::Decode { call: call(), reason: "r".into() },
             SmError::Tls { call: call(), reason: "r".into() },
             SmError::Config("c".into()),
+            SmError::Plugin { call: call(), code: 5, msg: "m".into() },
         ];
         let labels: std::collections::BTreeSet<_> = all.iter().map(SmError::label).collect();
         assert_eq!(labels.len(), all.len());

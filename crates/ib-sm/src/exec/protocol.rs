@@ -1,0 +1,290 @@
+//! The exec plugin protocol, version 1.0.0: the JSON both sides exchange. The daemon's host
+//! ([`super::ExecPlugin`]) and the plugin driver ([`super::plugin`]) both use these types, so the two can
+//! never disagree about a field name. `docs/plugins.md` is the specification written for vendors.
+//!
+//! One process per call. The command is `argv[1]`; the request is one JSON object on stdin; the result
+//! is one JSON object on stdout with exit status 0, or an [`ErrorResult`] on stdout with a non-zero exit
+//! status. Every object carries `protocolVersion`.
+
+use ib_model::{Guid, PKey};
+use serde::{Deserialize, Serialize};
+
+/// The version this build speaks by default: the newest of [`SUPPORTED_VERSIONS`].
+pub const PROTOCOL_VERSION: &str = "1.0.0";
+
+/// Every protocol version this build can speak, oldest first.
+pub const SUPPORTED_VERSIONS: &[&str] = &[PROTOCOL_VERSION];
+
+/// Largest stdout the daemon accepts from one call. A LIST of a large fabric (tens of thousands of
+/// memberships at about 50 bytes each) fits many times over; anything bigger is a runaway plugin.
+pub const MAX_OUTPUT_BYTES: usize = 1024 * 1024;
+
+/// Error codes of [`ErrorResult::code`]. 1–99 are reserved for this protocol; plugins may use 100 and
+/// above for their own conditions.
+pub mod codes {
+    /// The request's `protocolVersion` is not one the plugin supports.
+    pub const INCOMPATIBLE_VERSION: u32 = 1;
+    /// `argv[1]` is not a command of the protocol.
+    pub const UNKNOWN_COMMAND: u32 = 2;
+    /// stdin is not a valid request for the command.
+    pub const INVALID_REQUEST: u32 = 3;
+    /// The plugin cannot be configured from its environment (missing or bad variables).
+    pub const INVALID_CONFIG: u32 = 4;
+    /// The subnet manager could not be reached, or did not answer in time, or TLS failed.
+    pub const UNREACHABLE: u32 = 5;
+    /// The subnet manager answered with a failure (bad credentials, refused change, server error).
+    pub const REFUSED: u32 = 6;
+    /// The subnet manager answered something the plugin could not understand.
+    pub const BAD_RESPONSE: u32 = 7;
+    /// First code a plugin may define for itself.
+    pub const PLUGIN_SPECIFIC: u32 = 100;
+}
+
+/// The commands, as they appear in `argv[1]` and in [`Request::command`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Command {
+    /// Which protocol versions the plugin speaks. Must work without any configuration.
+    Version,
+    /// Check that the subnet manager is reachable and accepts the plugin's credentials.
+    Validate,
+    /// Make every GUID a full member of the partition.
+    Add,
+    /// End the membership of every GUID in the partition; non-members are not an error.
+    Remove,
+    /// Every (partition, GUID) membership of the fabric.
+    List,
+}
+
+impl Command {
+    pub const ALL: [Command; 5] = [Command::Version, Command::Validate, Command::Add, Command::Remove, Command::List];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::Version => "VERSION",
+            Command::Validate => "VALIDATE",
+            Command::Add => "ADD",
+            Command::Remove => "REMOVE",
+            Command::List => "LIST",
+        }
+    }
+
+    /// The command named exactly (upper case) as in `argv[1]`.
+    pub fn parse(text: &str) -> Option<Command> {
+        Command::ALL.into_iter().find(|c| c.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the daemon writes to the plugin's stdin.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Request {
+    pub protocol_version: String,
+    /// The same command as `argv[1]`, for plugins that prefer to read everything from stdin.
+    pub command: Command,
+    /// ADD and REMOVE only: the partition as `0x` and four upper-case hex digits (`0x0005`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkey: Option<String>,
+    /// ADD and REMOVE only: GUIDs as lower-case colon-separated bytes (`02:00:00:00:00:00:00:01`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guids: Option<Vec<String>>,
+}
+
+impl Request {
+    /// A request without partition or GUIDs (VERSION, VALIDATE, LIST).
+    pub fn plain(version: &str, command: Command) -> Self {
+        Request { protocol_version: version.to_owned(), command, pkey: None, guids: None }
+    }
+
+    /// An ADD or REMOVE request.
+    pub fn membership(version: &str, command: Command, pkey: PKey, guids: &[Guid]) -> Self {
+        Request {
+            protocol_version: version.to_owned(),
+            command,
+            pkey: Some(pkey.to_string()),
+            guids: Some(guids.iter().map(Guid::to_string).collect()),
+        }
+    }
+
+    /// The partition and GUIDs of an ADD or REMOVE request, checked.
+    pub fn partition(&self) -> Result<(PKey, Vec<Guid>), ProtocolError> {
+        let text = self.pkey.as_deref().ok_or(ProtocolError::Missing("pkey"))?;
+        let pkey = PKey::parse(text).map_err(|e| ProtocolError::Invalid { field: "pkey", reason: e.to_string() })?;
+        let guids = self.guids.as_deref().ok_or(ProtocolError::Missing("guids"))?;
+        let guids = guids
+            .iter()
+            .map(|g| parse_guid(g))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|reason| ProtocolError::Invalid { field: "guids", reason })?;
+        Ok((pkey, guids))
+    }
+}
+
+/// VERSION's result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionResult {
+    pub protocol_version: String,
+    pub supported_versions: Vec<String>,
+}
+
+/// The result of VALIDATE, ADD and REMOVE: success carries nothing but the version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EmptyResult {
+    pub protocol_version: String,
+}
+
+/// One membership in a LIST result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Membership {
+    /// The partition exactly as the subnet manager names it (UFM: `0x5`, `0x7fff`).
+    pub pkey: String,
+    /// A GUID in any form of [`parse_guid`].
+    pub guid: String,
+}
+
+/// LIST's result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListResult {
+    pub protocol_version: String,
+    pub memberships: Vec<Membership>,
+}
+
+/// What a failing plugin prints on stdout before exiting non-zero.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorResult {
+    /// Optional on input: an error is reported even from a plugin too broken to say its version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol_version: Option<String>,
+    pub code: u32,
+    pub msg: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<String>,
+}
+
+impl ErrorResult {
+    pub fn new(code: u32, msg: impl Into<String>) -> Self {
+        ErrorResult { protocol_version: Some(PROTOCOL_VERSION.to_owned()), code, msg: msg.into(), details: None }
+    }
+
+    pub fn with_details(mut self, details: impl Into<String>) -> Self {
+        self.details = Some(details.into());
+        self
+    }
+
+    /// `msg`, then `details` when given: what the daemon logs.
+    pub fn message(&self) -> String {
+        match self.details.as_deref() {
+            Some(d) if !d.is_empty() => format!("{}: {d}", self.msg),
+            _ => self.msg.clone(),
+        }
+    }
+}
+
+/// Why a request or result does not follow the protocol.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("not valid JSON for this command: {0}")]
+    Json(String),
+    #[error("protocolVersion {got:?} is not supported (supported: {})", supported.join(", "))]
+    Version { got: String, supported: Vec<String> },
+    #[error("field {0:?} is missing")]
+    Missing(&'static str),
+    #[error("field {field:?}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+/// Parses a GUID as plugins may write it: any form ib-kubernetes accepts elsewhere (`xx:xx:…`, `xx-xx-…`,
+/// `xxxx.xxxx.xxxx.xxxx`) or UFM's 16 hex digits without separators.
+pub fn parse_guid(text: &str) -> Result<Guid, String> {
+    if text.len() == 16 {
+        return Guid::parse_ufm(text).map_err(|e| e.to_string());
+    }
+    Guid::parse(text).map_err(|e| e.to_string())
+}
+
+/// Whether this build speaks `version`.
+pub fn is_supported(version: &str) -> bool {
+    SUPPORTED_VERSIONS.contains(&version)
+}
+
+/// The newest version both this build and a plugin supporting `theirs` speak.
+pub fn negotiate(theirs: &[String]) -> Option<&'static str> {
+    SUPPORTED_VERSIONS.iter().rev().copied().find(|ours| theirs.iter().any(|t| t == ours))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn requests_use_the_documented_field_names_and_forms() {
+        let pkey = PKey::new(5).unwrap();
+        let guids = [Guid::from_u64(0x0200_0000_0000_0001), Guid::from_u64(0x02ff_0000_0000_00ab)];
+        let req = Request::membership(PROTOCOL_VERSION, Command::Add, pkey, &guids);
+        assert_eq!(
+            serde_json::to_value(&req).unwrap(),
+            json!({"protocolVersion": "1.0.0", "command": "ADD", "pkey": "0x0005",
+                   "guids": ["02:00:00:00:00:00:00:01", "02:ff:00:00:00:00:00:ab"]})
+        );
+        assert_eq!(req.partition().unwrap(), (pkey, guids.to_vec()));
+        assert_eq!(
+            serde_json::to_value(Request::plain("1.0.0", Command::List)).unwrap(),
+            json!({"protocolVersion": "1.0.0", "command": "LIST"})
+        );
+    }
+
+    #[test]
+    fn partition_fields_are_checked() {
+        let mut req = Request::plain("1.0.0", Command::Add);
+        assert_eq!(req.partition(), Err(ProtocolError::Missing("pkey")));
+        req.pkey = Some("0x7FFF".into());
+        assert!(matches!(req.partition(), Err(ProtocolError::Invalid { field: "pkey", .. })));
+        req.pkey = Some("0x5".into());
+        assert_eq!(req.partition(), Err(ProtocolError::Missing("guids")));
+        req.guids = Some(vec!["nope".into()]);
+        assert!(matches!(req.partition(), Err(ProtocolError::Invalid { field: "guids", .. })));
+    }
+
+    #[test]
+    fn guids_in_every_accepted_form() {
+        let g = Guid::from_u64(0x0200_0ff0_00ff_0009);
+        for text in ["02:00:0f:f0:00:ff:00:09", "02-00-0F-F0-00-FF-00-09", "0200.0ff0.00ff.0009", "02000FF000FF0009"] {
+            assert_eq!(parse_guid(text), Ok(g), "{text}");
+        }
+        assert!(parse_guid("02:00").is_err());
+    }
+
+    #[test]
+    fn commands_round_trip_and_are_case_sensitive() {
+        for c in Command::ALL {
+            assert_eq!(Command::parse(c.as_str()), Some(c));
+            assert_eq!(serde_json::to_value(c).unwrap(), json!(c.as_str()));
+        }
+        assert_eq!(Command::parse("add"), None);
+    }
+
+    #[test]
+    fn negotiation_picks_a_common_version() {
+        assert_eq!(negotiate(&["0.9.0".into(), "1.0.0".into()]), Some("1.0.0"));
+        assert_eq!(negotiate(&["2.0.0".into()]), None);
+        assert!(is_supported("1.0.0") && !is_supported("1.1.0"));
+    }
+
+    #[test]
+    fn errors_read_without_version_and_join_details() {
+        let e: ErrorResult = serde_json::from_str(r#"{"code":6,"msg":"refused","details":"status 401"}"#).unwrap();
+        assert_eq!((e.code, e.message()), (6, "refused: status 401".to_owned()));
+        assert_eq!(ErrorResult::new(3, "bad").message(), "bad");
+    }
+}
