@@ -1,6 +1,8 @@
 //! Emulator settings. The defaults suit integration tests; scale runs raise the queue sizes.
 
 use crate::store::{GracefulFinish, PodDeletion};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 /// How the emulator behaves. Construct with `EmulatorConfig::default()` and override fields.
@@ -28,6 +30,10 @@ pub struct EmulatorConfig {
     pub max_body_bytes: usize,
     /// `gitVersion` reported by `/version`.
     pub git_version: String,
+    /// A counter shared with other emulators (the UFM emulator's `global_sequence`, say): each
+    /// logged request takes its `order` from it, so tests can order requests across servers.
+    /// `None` uses a counter of this emulator's own.
+    pub sequence: Option<Arc<AtomicU64>>,
 }
 
 impl Default for EmulatorConfig {
@@ -44,6 +50,7 @@ impl Default for EmulatorConfig {
             request_log_capacity: 10_000,
             max_body_bytes: 3 * 1024 * 1024,
             git_version: "v1.33.0".to_string(),
+            sequence: None,
         }
     }
 }

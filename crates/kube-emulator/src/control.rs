@@ -40,7 +40,7 @@ impl Shared {
                 pod_deletion: config.pod_deletion,
             }),
             faults: Faults::new(),
-            log: RequestLog::new(config.request_log_capacity),
+            log: RequestLog::new(config.request_log_capacity, config.sequence.clone()),
             stop_watches: watch::channel(0).0,
             active_watches: Arc::new(AtomicUsize::new(0)),
             config,

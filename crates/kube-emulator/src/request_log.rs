@@ -1,7 +1,8 @@
 //! A bounded log of the HTTP requests the emulator served, for tests to assert on.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// Bodies are cut here: tests look at patches and small objects, not at bulk uploads.
 const MAX_LOGGED_BODY: usize = 64 * 1024;
@@ -11,6 +12,9 @@ const MAX_LOGGED_BODY: usize = 64 * 1024;
 pub struct RequestRecord {
     /// Strictly increasing sequence number, never reused (also across `clear`).
     pub seq: u64,
+    /// Taken from the (possibly shared) sequence counter when the request arrived: comparable with
+    /// the order numbers of other servers sharing the counter.
+    pub order: u64,
     /// HTTP method.
     pub method: String,
     /// Path without the query.
@@ -34,11 +38,16 @@ struct LogInner {
 pub(crate) struct RequestLog {
     inner: Mutex<LogInner>,
     capacity: usize,
+    order: Arc<AtomicU64>,
 }
 
 impl RequestLog {
-    pub(crate) fn new(capacity: usize) -> RequestLog {
-        RequestLog { inner: Mutex::new(LogInner { records: VecDeque::new(), next_seq: 1 }), capacity }
+    pub(crate) fn new(capacity: usize, order: Option<Arc<AtomicU64>>) -> RequestLog {
+        RequestLog {
+            inner: Mutex::new(LogInner { records: VecDeque::new(), next_seq: 1 }),
+            capacity,
+            order: order.unwrap_or_default(),
+        }
     }
 
     /// Records a request and returns its sequence number.
@@ -46,6 +55,8 @@ impl RequestLog {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let seq = inner.next_seq;
         inner.next_seq += 1;
+        // Taken under the log's lock, so order numbers also increase within this log.
+        let order = self.order.fetch_add(1, Ordering::SeqCst) + 1;
         if self.capacity == 0 {
             return seq;
         }
@@ -55,6 +66,7 @@ impl RequestLog {
         }
         inner.records.push_back(RequestRecord {
             seq,
+            order,
             method: method.to_string(),
             path: path.to_string(),
             query: query.to_string(),
@@ -97,7 +109,7 @@ mod tests {
 
     #[test]
     fn bounded_and_status_updates_by_seq() {
-        let log = RequestLog::new(2);
+        let log = RequestLog::new(2, None);
         let a = log.record("GET", "/a", "", None, b"");
         let b = log.record("POST", "/b", "x=1", Some("application/json"), b"{}");
         let c = log.record("PATCH", "/c", "", None, b"[]");

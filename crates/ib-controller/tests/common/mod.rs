@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use ib_controller::{Config, Controller};
@@ -22,17 +23,26 @@ pub const DEADLINE: Duration = Duration::from_secs(60);
 pub struct Cluster {
     pub kube: RunningEmulator,
     pub ufm: RunningUfm,
+    /// One counter for both emulators' request logs, so that requests can be ordered across them.
+    pub sequence: Arc<AtomicU64>,
 }
 
 impl Cluster {
     pub async fn start() -> Self {
-        let kube = KubeEmulator::start(EmulatorConfig::default()).await.expect("kube emulator");
+        let sequence = Arc::new(AtomicU64::new(0));
+        let kube =
+            KubeEmulator::start(EmulatorConfig { sequence: Some(sequence.clone()), ..EmulatorConfig::default() })
+                .await
+                .expect("kube emulator");
         let ufm = UfmEmulator::start(
-            ufm_emulator::UfmConfig::http().with_credentials("admin", UFM_PASSWORD).with_token(UFM_TOKEN),
+            ufm_emulator::UfmConfig::http()
+                .with_credentials("admin", UFM_PASSWORD)
+                .with_token(UFM_TOKEN)
+                .with_sequence(sequence.clone()),
         )
         .await
         .expect("ufm emulator");
-        Cluster { kube, ufm }
+        Cluster { kube, ufm, sequence }
     }
 
     pub fn api(&self) -> EmulatorHandle {
