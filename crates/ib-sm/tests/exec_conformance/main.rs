@@ -1,0 +1,107 @@
+//! The conformance scenarios against the built-in managers (`noop`, `ufm` against the UFM emulator over
+//! HTTP and HTTPS) and against the example plugin of `docs/plugins.md`, run through the exec host exactly
+//! as printed in the document. The `noop` and `ufm` plugin executables run the same scenarios in
+//! `plugins/*/tests/conformance.rs`.
+
+mod scenarios;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use ib_sm::secret::Secret;
+use ib_sm::ufm::{Auth, Scheme, TlsTrust, UfmConfig};
+use ib_sm::{ExecConfig, ExecPlugin, Noop, SmError, SubnetManager, Ufm};
+use scenarios::{Holds, run_all};
+use ufm_emulator::{RunningUfm, UfmConfig as EmulatorConfig, UfmEmulator};
+
+fn ufm_client(ufm: &RunningUfm, port: u16) -> Ufm {
+    let (scheme, tls) = match ufm.ca_pem() {
+        Some(ca) => (Scheme::Https, TlsTrust::Pinned(ca.to_owned())),
+        None => (Scheme::Http, TlsTrust::SystemRoots),
+    };
+    Ufm::new(UfmConfig {
+        address: "127.0.0.1".into(),
+        scheme,
+        port,
+        auth: Auth::Basic { username: "admin".into(), password: Secret::new("123456") },
+        tls,
+        request_timeout: Duration::from_secs(30),
+    })
+    .expect("client builds")
+}
+
+#[tokio::test]
+async fn builtin_noop() {
+    run_all(Arc::new(Noop), Holds::Nothing).await;
+}
+
+#[tokio::test]
+async fn builtin_ufm_over_http() {
+    let ufm = UfmEmulator::start(EmulatorConfig::http()).await.expect("emulator");
+    run_all(Arc::new(ufm_client(&ufm, ufm.addr().port())), Holds::Memberships).await;
+    assert!(ufm.handle().partitions().keys().all(|p| *p == 0x7fff), "everything removed again");
+    ufm.shutdown().await;
+}
+
+#[tokio::test]
+async fn builtin_ufm_over_https() {
+    let ufm = UfmEmulator::start(EmulatorConfig::https()).await.expect("emulator");
+    run_all(Arc::new(ufm_client(&ufm, ufm.addr().port())), Holds::Memberships).await;
+    ufm.shutdown().await;
+}
+
+#[tokio::test]
+async fn builtin_ufm_unreachable() {
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+    let ufm = UfmEmulator::start(EmulatorConfig::http()).await.expect("emulator");
+    let client = ufm_client(&ufm, port);
+    for e in scenarios::unreachable(&client).await {
+        assert!(matches!(e, SmError::Transport { .. }), "{e:?}");
+    }
+    ufm.shutdown().await;
+}
+
+/// The Python example of docs/plugins.md, written once into a directory of this test binary. Written
+/// before any test of this binary starts a process, so no forked child can hold the file open for
+/// writing when it is executed (ETXTBSY).
+fn example_plugin() -> &'static Path {
+    static PLUGIN: OnceLock<PathBuf> = OnceLock::new();
+    PLUGIN.get_or_init(|| {
+        let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/plugins.md"))
+            .expect("docs/plugins.md");
+        let after = doc.split("<!-- example-plugin -->").nth(1).expect("example marker in docs/plugins.md");
+        let code = after
+            .split("```python\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n```").next())
+            .expect("a python block after the marker");
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("exec-conformance-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("example");
+        std::fs::write(&path, format!("{code}\n")).expect("write plugin");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        path
+    })
+}
+
+#[tokio::test]
+async fn documented_example_plugin() {
+    let plugin = example_plugin();
+    let state = plugin.with_file_name("state.json");
+    let sm = ExecPlugin::new(ExecConfig::new(plugin).with_env("EXAMPLE_SM_STATE", state.display().to_string()));
+    assert_eq!(sm.version().await.expect("VERSION"), "1.0.0");
+    run_all(Arc::new(sm), Holds::Memberships).await;
+}
+
+#[tokio::test]
+async fn documented_example_plugin_reports_its_configuration_error() {
+    // Without EXAMPLE_SM_STATE the example answers code 4 (invalid configuration).
+    let sm = ExecPlugin::new(ExecConfig::new(example_plugin()).with_env("EXAMPLE_SM_STATE", ""));
+    match sm.validate().await {
+        Err(SmError::Plugin { code: 4, msg, .. }) => assert!(msg.contains("EXAMPLE_SM_STATE"), "{msg}"),
+        other => panic!("expected a plugin error 4, got {other:?}"),
+    }
+}
