@@ -4,72 +4,93 @@
 //! 410, and backs off on errors. A list is delivered as `Init`, `InitApply`…, `InitDone`; it is gathered
 //! and handed over whole, so that objects missing from a re-list are known to be gone.
 
+use std::fmt::Debug;
+use std::sync::Arc;
+
 use futures::{StreamExt, TryStreamExt};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
-use kube::{Api, Client};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use ib_model::{NetworkRef, PodUid};
+use ib_model::{NetworkRef, PodUid, PodView};
 
 use crate::metrics::{Metrics, ReasonLabels};
 use crate::resources::{CompactPod, Nad};
 use crate::state_task::Input;
 
-/// Watches every pod until the state task goes away.
-pub async fn pods(client: Client, tx: mpsc::Sender<Input>, metrics: std::sync::Arc<Metrics>) {
-    let api: Api<CompactPod> = Api::all(client);
-    let mut stream = watcher::watcher(api, watcher::Config::default()).default_backoff().boxed();
-    let mut listing: Option<Vec<ib_model::PodView>> = None;
-    loop {
-        let event = match stream.try_next().await {
-            Ok(Some(e)) => e,
-            Ok(None) => return,
-            Err(e) => {
-                warn!(error = %e, "pod watch error; retrying");
-                metrics.watch_errors.get_or_create(&ReasonLabels { reason: "pods" }).inc();
-                continue;
-            }
-        };
-        let input = match event {
-            Event::Init => {
-                listing = Some(Vec::new());
-                None
-            }
-            Event::InitApply(pod) => {
-                match (pod.into_view(), listing.as_mut()) {
-                    (Some(view), Some(list)) => list.push(view),
-                    (None, _) => warn!("pod without uid, name or resourceVersion skipped"),
-                    (Some(_), None) => {}
-                }
-                None
-            }
-            Event::InitDone => listing.take().map(Input::PodsReset),
-            Event::Apply(pod) => pod.into_view().map(Input::PodApplied),
-            Event::Delete(pod) => pod.metadata.uid.map(|uid| Input::PodDeleted(PodUid(uid))),
-        };
-        if let Some(input) = input
-            && tx.send(input).await.is_err()
-        {
-            info!("state task gone; pod watch stops");
-            return;
+/// How one watched kind becomes inputs.
+trait Watched: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static {
+    /// What a list gathers per object.
+    type Item: Send;
+    const NAME: &'static str;
+    fn item(self) -> Option<Self::Item>;
+    fn applied(item: Self::Item) -> Input;
+    fn deleted(self) -> Option<Input>;
+    fn listed(items: Vec<Self::Item>) -> Input;
+}
+
+impl Watched for CompactPod {
+    type Item = PodView;
+    const NAME: &'static str = "pods";
+    fn item(self) -> Option<PodView> {
+        let view = self.into_view();
+        if view.is_none() {
+            warn!("pod without uid, name or resourceVersion skipped");
         }
+        view
+    }
+    fn applied(item: PodView) -> Input {
+        Input::PodApplied(item)
+    }
+    fn deleted(self) -> Option<Input> {
+        self.metadata.uid.map(|uid| Input::PodDeleted(PodUid(uid)))
+    }
+    fn listed(items: Vec<PodView>) -> Input {
+        Input::PodsReset(items)
     }
 }
 
+impl Watched for Nad {
+    type Item = (NetworkRef, Option<String>);
+    const NAME: &'static str = "network-attachment-definitions";
+    fn item(self) -> Option<Self::Item> {
+        Some((self.network()?, self.config()))
+    }
+    fn applied((network, config): Self::Item) -> Input {
+        Input::NadApplied(network, config)
+    }
+    fn deleted(self) -> Option<Input> {
+        self.network().map(Input::NadDeleted)
+    }
+    fn listed(items: Vec<Self::Item>) -> Input {
+        Input::NadsReset(items)
+    }
+}
+
+/// Watches every pod until the state task goes away.
+pub async fn pods(client: Client, tx: mpsc::Sender<Input>, metrics: Arc<Metrics>) {
+    run::<CompactPod>(client, tx, metrics).await;
+}
+
 /// Watches every NAD until the state task goes away.
-pub async fn nads(client: Client, tx: mpsc::Sender<Input>, metrics: std::sync::Arc<Metrics>) {
-    let api: Api<Nad> = Api::all(client);
+pub async fn nads(client: Client, tx: mpsc::Sender<Input>, metrics: Arc<Metrics>) {
+    run::<Nad>(client, tx, metrics).await;
+}
+
+async fn run<K: Watched>(client: Client, tx: mpsc::Sender<Input>, metrics: Arc<Metrics>) {
+    let api: Api<K> = Api::all(client);
     let mut stream = watcher::watcher(api, watcher::Config::default()).default_backoff().boxed();
-    let mut listing: Option<Vec<(NetworkRef, Option<String>)>> = None;
+    let mut listing: Option<Vec<K::Item>> = None;
     loop {
         let event = match stream.try_next().await {
             Ok(Some(e)) => e,
             Ok(None) => return,
             Err(e) => {
-                warn!(error = %e, "NAD watch error; retrying");
-                metrics.watch_errors.get_or_create(&ReasonLabels { reason: "network-attachment-definitions" }).inc();
+                warn!(resource = K::NAME, error = %e, "watch error; retrying");
+                metrics.watch_errors.get_or_create(&ReasonLabels { reason: K::NAME }).inc();
                 continue;
             }
         };
@@ -78,19 +99,20 @@ pub async fn nads(client: Client, tx: mpsc::Sender<Input>, metrics: std::sync::A
                 listing = Some(Vec::new());
                 None
             }
-            Event::InitApply(nad) => {
-                if let (Some(network), Some(list)) = (nad.network(), listing.as_mut()) {
-                    list.push((network, nad.config()));
+            Event::InitApply(object) => {
+                if let (Some(item), Some(list)) = (object.item(), listing.as_mut()) {
+                    list.push(item);
                 }
                 None
             }
-            Event::InitDone => listing.take().map(Input::NadsReset),
-            Event::Apply(nad) => nad.network().map(|n| Input::NadApplied(n, nad.config())),
-            Event::Delete(nad) => nad.network().map(Input::NadDeleted),
+            Event::InitDone => listing.take().map(K::listed),
+            Event::Apply(object) => object.item().map(K::applied),
+            Event::Delete(object) => object.deleted(),
         };
         if let Some(input) = input
             && tx.send(input).await.is_err()
         {
+            info!(resource = K::NAME, "state task gone; watch stops");
             return;
         }
     }

@@ -163,14 +163,14 @@ impl NetworksAnnotation {
 fn parse_json(raw: &str) -> Result<Vec<Map<String, Value>>, AnnotationError> {
     let value: Value = serde_json::from_str(raw).map_err(|e| AnnotationError::Json { reason: e.to_string() })?;
     let Value::Array(items) = value else {
-        return Err(AnnotationError::NotAList { found: kind(&value) });
+        return Err(AnnotationError::NotAList { found: json_kind(&value) });
     };
     items
         .into_iter()
         .enumerate()
         .map(|(index, item)| match item {
             Value::Object(map) => Ok(map),
-            other => Err(AnnotationError::ElementNotObject { index, found: kind(&other) }),
+            other => Err(AnnotationError::ElementNotObject { index, found: json_kind(&other) }),
         })
         .collect()
 }
@@ -332,7 +332,8 @@ pub fn is_dns1123_subdomain(s: &str) -> bool {
     s.len() <= 253 && s.split('.').all(is_dns1123_label)
 }
 
-fn kind(v: &Value) -> &'static str {
+/// How a JSON value is named in error messages.
+pub(crate) fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -350,7 +351,7 @@ fn describe(v: &Value) -> String {
     if short.len() < text.len() {
         short.push('…');
     }
-    format!("{} {short}", kind(v))
+    format!("{} {short}", json_kind(v))
 }
 
 #[cfg(test)]

@@ -51,7 +51,7 @@ pub fn classify(config: Option<&str>) -> Result<NadKind, NadError> {
     };
     let value: Value = serde_json::from_str(config).map_err(|e| NadError::Json { reason: e.to_string() })?;
     let Value::Object(top) = value else {
-        return Err(NadError::NotAnObject { found: json_kind(&value) });
+        return Err(NadError::NotAnObject { found: crate::annotation::json_kind(&value) });
     };
     if cni_type(&top, "type")? == Some(IB_SRIOV_TYPE) {
         return read_spec(&top, "").map(NadKind::InfiniBand);
@@ -110,17 +110,6 @@ fn read_spec(plugin: &Map<String, Value>, prefix: &str) -> Result<IbSriovSpec, N
         }
     };
     Ok(IbSriovSpec { pkey, pkey_text, runtime_config_guid })
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]
