@@ -1,0 +1,160 @@
+//! The deployment manifests as data, for the checks in `tests/`: which files there are, how to read
+//! them (multi-document YAML into JSON objects, then into `k8s-openapi` types), and the API permissions
+//! the controller uses, which the RBAC rules must grant exactly.
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// The manifests a user applies, in order.
+pub const MANIFESTS: &[&str] = &["ib-kubernetes-configmap.yaml", "ib-kubernetes-ufm-secret.yaml", "ib-kubernetes.yaml"];
+
+/// The examples: a NAD, the SR-IOV device plugin's resource, a test pod.
+pub const EXAMPLES: &[&str] = &["examples/ib-crd.yaml", "examples/sriov-dp-configmap.yaml", "examples/test-pod.yaml"];
+
+/// Where a permission applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scope {
+    /// Every namespace: granted by the ClusterRole.
+    Cluster,
+    /// The controller's own namespace (`POD_NAMESPACE`): granted by the Role.
+    OwnNamespace,
+}
+
+/// One API permission the controller needs, and the code that needs it.
+#[derive(Clone, Copy, Debug)]
+pub struct Permission {
+    pub group: &'static str,
+    pub resource: &'static str,
+    pub verb: &'static str,
+    pub scope: Scope,
+    pub used_by: &'static str,
+}
+
+const fn p(
+    group: &'static str,
+    resource: &'static str,
+    verb: &'static str,
+    scope: Scope,
+    used_by: &'static str,
+) -> Permission {
+    Permission { group, resource, verb, scope, used_by }
+}
+
+/// Every API call the controller makes. Kept next to the manifests so that a new call and its RBAC rule
+/// change together; the test fails when the two disagree in either direction.
+pub const CONTROLLER_USES: &[Permission] = &[
+    p("", "pods", "list", Scope::Cluster, "ib-controller/src/watch.rs: watcher on Api::all"),
+    p("", "pods", "watch", Scope::Cluster, "ib-controller/src/watch.rs: watcher on Api::all"),
+    p("", "pods", "get", Scope::Cluster, "ib-controller/src/patcher.rs: re-read after a conflict"),
+    p("", "pods", "patch", Scope::Cluster, "ib-controller/src/patcher.rs: guarded annotation patch"),
+    p("k8s.cni.cncf.io", "network-attachment-definitions", "list", Scope::Cluster, "ib-controller/src/watch.rs"),
+    p("k8s.cni.cncf.io", "network-attachment-definitions", "watch", Scope::Cluster, "ib-controller/src/watch.rs"),
+    p("events.k8s.io", "events", "create", Scope::Cluster, "ib-controller/src/events.rs: kube Recorder, new event"),
+    p("events.k8s.io", "events", "patch", Scope::Cluster, "ib-controller/src/events.rs: kube Recorder, event series"),
+    p("coordination.k8s.io", "leases", "get", Scope::OwnNamespace, "ib-controller/src/leader.rs"),
+    p("coordination.k8s.io", "leases", "create", Scope::OwnNamespace, "ib-controller/src/leader.rs"),
+    p("coordination.k8s.io", "leases", "update", Scope::OwnNamespace, "ib-controller/src/leader.rs: PUT"),
+];
+
+/// Why a manifest could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("{path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}: not valid YAML: {source}")]
+    Yaml { path: String, source: serde_norway::Error },
+    #[error("{path}: a document is not an object with apiVersion, kind and metadata.name")]
+    Shape { path: String },
+    #[error("{file}: {kind} {name}: not a valid {kind}: {source}")]
+    Type { file: String, kind: String, name: String, source: serde_json::Error },
+}
+
+/// The directory of the manifests.
+pub fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// One object of a manifest.
+#[derive(Clone, Debug)]
+pub struct Object {
+    /// The file it came from, relative to [`dir`].
+    pub file: String,
+    pub value: Value,
+}
+
+impl Object {
+    pub fn kind(&self) -> &str {
+        self.value["kind"].as_str().unwrap_or_default()
+    }
+
+    pub fn name(&self) -> &str {
+        self.value["metadata"]["name"].as_str().or(self.value["metadata"]["generateName"].as_str()).unwrap_or_default()
+    }
+
+    /// The object as a typed Kubernetes resource.
+    pub fn to<T: DeserializeOwned>(&self) -> Result<T, ManifestError> {
+        serde_json::from_value(self.value.clone()).map_err(|source| ManifestError::Type {
+            file: self.file.clone(),
+            kind: self.kind().to_owned(),
+            name: self.name().to_owned(),
+            source,
+        })
+    }
+}
+
+/// Every object of `file` (relative to [`dir`]), in order; empty documents are skipped, as kubectl does.
+pub fn load(file: &str) -> Result<Vec<Object>, ManifestError> {
+    load_path(&dir().join(file), file)
+}
+
+fn load_path(path: &Path, file: &str) -> Result<Vec<Object>, ManifestError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read { path: file.to_owned(), source })?;
+    let mut objects = Vec::new();
+    for document in serde_norway::Deserializer::from_str(&text) {
+        let value: Value = serde::Deserialize::deserialize(document)
+            .map_err(|source| ManifestError::Yaml { path: file.to_owned(), source })?;
+        if value.is_null() {
+            continue;
+        }
+        let object = Object { file: file.to_owned(), value };
+        let named = !object.name().is_empty();
+        if object.value["apiVersion"].as_str().is_none() || object.kind().is_empty() || !named {
+            return Err(ManifestError::Shape { path: file.to_owned() });
+        }
+        objects.push(object);
+    }
+    Ok(objects)
+}
+
+/// Every object of every manifest and example.
+pub fn load_all() -> Result<Vec<Object>, ManifestError> {
+    let mut all = Vec::new();
+    for file in MANIFESTS.iter().chain(EXAMPLES) {
+        all.extend(load(file)?);
+    }
+    Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_document_yaml_skips_empty_documents_and_checks_shape() {
+        let dir = std::env::temp_dir().join(format!("ibk-deployment-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.yaml");
+        std::fs::write(&good, "---\napiVersion: v1\nkind: A\nmetadata: {name: a}\n---\n---\napiVersion: v1\nkind: B\nmetadata: {generateName: b-}\n").unwrap();
+        let objects = load_path(&good, "good.yaml").unwrap();
+        assert_eq!(objects.iter().map(|o| (o.kind(), o.name())).collect::<Vec<_>>(), [("A", "a"), ("B", "b-")]);
+        let bad = dir.join("bad.yaml");
+        std::fs::write(&bad, "kind: A\n").unwrap();
+        assert!(matches!(load_path(&bad, "bad.yaml"), Err(ManifestError::Shape { .. })));
+        std::fs::write(&bad, "a: [\n").unwrap();
+        assert!(matches!(load_path(&bad, "bad.yaml"), Err(ManifestError::Yaml { .. })));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
