@@ -1,7 +1,9 @@
 //! Command-line flags: the Go daemon's `-debug` and `-version`/`-v` (single dash, as Go's flag package
 //! writes them) plus subcommands.
 
-use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,7 +27,66 @@ pub enum Command {
     /// Run the controller (the default).
     Run,
     /// Run the whole system on an emulated cluster and UFM, and verify the result.
-    Demo,
+    Demo(DemoArgs),
+    /// Start the emulated Kubernetes API server and UFM for use by hand, until interrupted.
+    Sim(SimArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Pods to create (at least 3: the demo always includes its special pods).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(3..))]
+    pub pods: u64,
+    /// Pods created per second.
+    #[arg(long, default_value_t = 100.0, value_parser = positive_rate)]
+    pub rate: f64,
+    /// Seed of the workload (which pods, which nodes, which get deleted).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Also write the summary as JSON to PATH; `-` writes it to standard output (the table then goes to
+    /// standard error).
+    #[arg(long, value_name = "PATH|-")]
+    pub json: Option<String>,
+    /// Leave the emulated cluster and the controller running after the summary, until interrupted.
+    #[arg(long)]
+    pub keep_running: bool,
+    /// Progress display: bars on a terminal and plain lines otherwise (auto), or as chosen.
+    #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
+    pub progress: ProgressArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressArg {
+    Auto,
+    Bars,
+    Lines,
+    Off,
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Directory for kubeconfig, ufm.env and ufm-ca.pem (created if missing).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Serve the Kubernetes API on this loopback port instead of a free one.
+    #[arg(long)]
+    pub api_port: Option<u16>,
+    /// Serve UFM on this loopback port instead of a free one.
+    #[arg(long)]
+    pub ufm_port: Option<u16>,
+    /// Simulate the nodes: scheduled pods start once their InfiniBand networks are configured.
+    #[arg(long)]
+    pub kubelet: bool,
+    /// Serve UFM over plain HTTP instead of HTTPS with a generated CA.
+    #[arg(long)]
+    pub http: bool,
+}
+
+fn positive_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!("{text:?} is not a positive number of pods per second")),
+    }
 }
 
 /// Go's flag package accepts `-debug`, `--debug` and `-debug=true|false`; clap wants `--debug`.
@@ -71,8 +132,36 @@ mod tests {
         assert!(parse(&["ibk", "-version"]).version);
         assert!(parse(&["ibk", "-v"]).version);
         assert!(parse(&["ibk", "--version"]).version);
-        assert!(matches!(parse(&["ibk", "demo"]).command, Some(Command::Demo)));
+        assert!(matches!(parse(&["ibk", "demo"]).command, Some(Command::Demo(_))));
         assert!(parse(&["ibk"]).command.is_none());
+    }
+
+    #[test]
+    fn demo_flags_and_defaults() {
+        let Some(Command::Demo(args)) = parse(&["ibk", "demo"]).command else { panic!("demo") };
+        assert_eq!((args.pods, args.rate, args.seed), (500, 100.0, 1));
+        assert!(args.json.is_none() && !args.keep_running && args.progress == ProgressArg::Auto);
+        let cli = parse(&["ibk", "-debug", "demo", "--pods", "40", "--rate", "7.5", "--seed", "9", "--json", "-"]);
+        let Some(Command::Demo(args)) = cli.command else { panic!("demo") };
+        assert!(cli.debug);
+        assert_eq!((args.pods, args.rate, args.seed, args.json.as_deref()), (40, 7.5, 9, Some("-")));
+        assert!(parse(&["ibk", "demo", "--keep-running", "--progress", "lines"]).command.is_some());
+        for bad in
+            [&["ibk", "demo", "--pods", "2"][..], &["ibk", "demo", "--rate", "0"], &["ibk", "demo", "--rate", "x"]]
+        {
+            let args = normalize_go_flags(bad.iter().map(|s| s.to_string()));
+            assert!(Cli::try_parse_from(args).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn sim_flags() {
+        let cli = parse(&["ibk", "sim", "--dir", "/tmp/x", "--api-port", "6443", "--kubelet"]);
+        let Some(Command::Sim(args)) = cli.command else { panic!("sim") };
+        assert_eq!(args.dir, PathBuf::from("/tmp/x"));
+        assert_eq!((args.api_port, args.ufm_port, args.kubelet, args.http), (Some(6443), None, true, false));
+        let args = normalize_go_flags(["ibk", "sim"].iter().map(|s| s.to_string()));
+        assert!(Cli::try_parse_from(args).is_err(), "--dir is required");
     }
 
     #[test]

@@ -9,8 +9,12 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing::{error, info, warn};
 
-use cli::{Cli, Command};
+use anyhow::Context as _;
+use cli::{Cli, Command, DemoArgs, ProgressArg, SimArgs};
 use ib_controller::Config;
+use ib_sim::demo::DemoOptions;
+use ib_sim::demo::progress::ProgressMode;
+use ib_sim::{RunningSim, SimOptions};
 use ib_sm::EnvMap;
 
 fn main() -> ExitCode {
@@ -28,11 +32,98 @@ fn main() -> ExitCode {
     }
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(cli.debug),
-        Command::Demo => {
-            eprintln!(
-                "ib-kubernetes demo: not yet available in this version (the emulated cluster and the controller are still being built; see README)"
-            );
-            ExitCode::from(2)
+        Command::Demo(args) => demo(args, cli.debug),
+        Command::Sim(args) => sim(args, cli.debug),
+    }
+}
+
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Runtime::new() {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("ib-kubernetes: cannot start the async runtime: {e}");
+            None
+        }
+    }
+}
+
+/// Exit 0 only when the demo's verification passed.
+fn demo(args: DemoArgs, debug: bool) -> ExitCode {
+    ib_sim::logging::init("error", debug);
+    let Some(runtime) = runtime() else { return ExitCode::FAILURE };
+    match runtime.block_on(run_demo(args)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("ib-kubernetes demo: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_demo(args: DemoArgs) -> anyhow::Result<bool> {
+    let progress = match args.progress {
+        ProgressArg::Auto => ProgressMode::Auto,
+        ProgressArg::Bars => ProgressMode::Bars,
+        ProgressArg::Lines => ProgressMode::Lines,
+        ProgressArg::Off => ProgressMode::Off,
+    };
+    let options = DemoOptions { pods: usize::try_from(args.pods)?, rate: args.rate, seed: args.seed, progress };
+    let demo = ib_sim::demo::run(options).await?;
+    let table = demo.summary.render();
+    let json_to_stdout = args.json.as_deref() == Some("-");
+    if json_to_stdout {
+        eprintln!("\n{table}");
+    } else {
+        println!("\n{table}");
+    }
+    if let Some(target) = &args.json {
+        let json = serde_json::to_string_pretty(&demo.summary)?;
+        if json_to_stdout {
+            println!("{json}");
+        } else {
+            std::fs::write(target, json + "\n").with_context(|| format!("writing the JSON summary to {target}"))?;
+        }
+    }
+    let passed = demo.summary.verification.passed;
+    if args.keep_running {
+        eprintln!(
+            "The emulated cluster and the controller keep running; press Ctrl-C to stop.\n  \
+             kubectl --kubeconfig {} get pods -n {}\n  \
+             controller metrics: http://{}/metrics\n  UFM: {}",
+            demo.kubeconfig_path().display(),
+            ib_sim::workload::NAMESPACE,
+            demo.admin_address(),
+            demo.ufm_url(),
+        );
+        shutdown_signal().await;
+    }
+    demo.shutdown().await;
+    Ok(passed)
+}
+
+fn sim(args: SimArgs, debug: bool) -> ExitCode {
+    ib_sim::logging::init("warn", debug);
+    let Some(runtime) = runtime() else { return ExitCode::FAILURE };
+    let options = SimOptions {
+        dir: args.dir,
+        api_port: args.api_port,
+        ufm_port: args.ufm_port,
+        kubelet: args.kubelet,
+        http: args.http,
+    };
+    let result = runtime.block_on(async {
+        let sim = RunningSim::start(options).await?;
+        println!("{}", sim.usage());
+        shutdown_signal().await;
+        sim.shutdown().await;
+        Ok::<(), ib_sim::SimError>(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ib-kubernetes sim: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -28,7 +28,10 @@ use crate::workload::{self, IbNetworks, MIN_PODS, NAMESPACE, NadRole, PodKind, P
 use observer::Observer;
 use progress::{Counts, Progress, ProgressMode};
 use stats::Percentiles;
-use summary::{EventStats, GuidCounts, InterfaceCounts, Latency, PodCounts, QuotedEvent, Settings, Summary, UfmStats};
+use summary::{
+    EventStats, GuidCounts, InterfaceCounts, Latency, NetworkInterfaces, PodCounts, QuotedEvent, Settings, Summary,
+    UfmStats,
+};
 use verify::{Inputs, Verification};
 
 /// Share of the well-formed pods deleted after configuration, and share finished (Succeeded).
@@ -353,13 +356,15 @@ fn summarize(s: SummaryInputs<'_>) -> Summary {
     let plans = s.plans;
     let pods_now = api.list(Resource::Pods, Some(NAMESPACE)).1;
 
-    let mut by_network: BTreeMap<String, usize> = BTreeMap::new();
+    let mut by_network: BTreeMap<String, NetworkInterfaces> = BTreeMap::new();
     for network in plans.iter().flat_map(|p| p.ib_networks.iter()) {
-        let label = match s.nads.iter().find(|n| n.name == *network).map(|n| n.role) {
-            Some(NadRole::InfiniBand { pkey: Some(pkey) }) => format!("{network} (pkey 0x{pkey:02x})"),
-            _ => format!("{network} (GUID only)"),
-        };
-        *by_network.entry(label).or_default() += 1;
+        let entry = by_network.entry((*network).to_owned()).or_default();
+        if let Some(NadRole::InfiniBand { pkey: Some(pkey) }) =
+            s.nads.iter().find(|n| n.name == *network).map(|n| n.role)
+        {
+            entry.pkey = Some(format!("0x{pkey:02x}"));
+        }
+        entry.interfaces += 1;
     }
     let configured_interfaces: usize =
         plans.iter().filter_map(|p| s.world.observer.configured(&p.name)).map(|c| c.guids.len()).sum();

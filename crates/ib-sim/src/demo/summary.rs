@@ -54,10 +54,17 @@ pub struct InterfaceCounts {
     /// InfiniBand interfaces requested by the pods that should be configured.
     pub infiniband: usize,
     pub configured: usize,
-    /// By network, e.g. `ib-a (pkey 0x0a)`.
-    pub by_network: BTreeMap<String, usize>,
+    /// By NAD name.
+    pub by_network: BTreeMap<String, NetworkInterfaces>,
     /// Interfaces on other CNIs (not ib-kubernetes' business).
     pub other: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NetworkInterfaces {
+    /// `None` for a GUID-only network.
+    pub pkey: Option<String>,
+    pub interfaces: usize,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -143,12 +150,16 @@ impl Summary {
             ),
         );
         let i = &self.interfaces;
-        let networks: Vec<String> = i.by_network.iter().map(|(n, c)| format!("{n} {c}")).collect();
-        row(
-            &mut t,
-            "Interfaces",
-            format!("{} InfiniBand ({}), {} configured", i.infiniband, networks.join(", "), i.configured),
-        );
+        let networks: Vec<String> = i
+            .by_network
+            .iter()
+            .map(|(name, n)| match &n.pkey {
+                Some(pkey) => format!("{} on {name} (pkey {pkey})", n.interfaces),
+                None => format!("{} on {name} (GUID only)", n.interfaces),
+            })
+            .collect();
+        row(&mut t, "Interfaces", format!("{} InfiniBand, {} configured", i.infiniband, i.configured));
+        row(&mut t, "", networks.join(", "));
         if i.other > 0 {
             row(&mut t, "", format!("{} on other CNIs (left alone)", i.other));
         }
