@@ -161,10 +161,11 @@ async fn huge_output_is_refused_without_waiting_for_the_timeout() {
 async fn a_hang_is_a_timeout_and_the_whole_process_group_is_killed() {
     let pid_file = scripts()["hang"].with_file_name("hang.pid");
     let _ = std::fs::remove_file(&pid_file);
-    let config =
-        plugin("hang").with_timeout(Duration::from_secs(3)).with_env("PID_FILE", pid_file.display().to_string());
+    // Long enough that VERSION and the start of VALIDATE finish first even on a loaded machine.
+    let timeout = Duration::from_secs(10);
+    let config = plugin("hang").with_timeout(timeout).with_env("PID_FILE", pid_file.display().to_string());
     let e = validate_err(config).await;
-    assert!(matches!(e, SmError::Timeout { timeout, .. } if timeout == Duration::from_secs(3)), "{e:?}");
+    assert!(matches!(e, SmError::Timeout { timeout: t, .. } if t == timeout), "{e:?}");
     // The shell's child was in the plugin's process group, so it was killed too (and reaped by init).
     let pid = std::fs::read_to_string(&pid_file).expect("the plugin wrote its child's pid");
     let proc = PathBuf::from(format!("/proc/{}/stat", pid.trim()));
