@@ -69,7 +69,8 @@ impl Controller {
         let (leading_tx, leading) = watch::channel(false);
         let identity = config.identity.holder();
         let elector = LeaderElector::new(client.clone(), &config.identity.namespace, identity.clone(), config.lease);
-        let elector = tokio::spawn(elector.run(leading_tx, stop_rx.clone()));
+        let (renewed_tx, gate) = elector.gate();
+        let elector = tokio::spawn(elector.run(leading_tx, renewed_tx, stop_rx.clone()));
         tokio::spawn(forward_leadership(leading.clone(), tx.clone()));
 
         tokio::spawn(watches::pods(client.clone(), tx.clone(), metrics.clone()));
@@ -80,6 +81,7 @@ impl Controller {
         let events = EventSink::start(client.clone(), identity, events_dropped);
         let settings = TaskSettings {
             max_retry: config.periodic_update,
+            drift_grace: config.lease.duration,
             sm_timeout: sm_timeout(&config),
             api_timeout: API_TIMEOUT,
             patch_concurrency: PATCH_CONCURRENCY,
@@ -90,7 +92,7 @@ impl Controller {
             tx,
             sm,
             client,
-            leading.clone(),
+            gate,
             metrics,
             events,
             ready_tx,

@@ -20,6 +20,22 @@ use crate::config::LeaseTimings;
 
 pub const LEASE_NAME: &str = "ib-kubernetes-leader";
 
+/// Whether writes may go out now. Checked by the executors right before every write, against the local
+/// clock rather than a flag, so that a replica stalled past its renew deadline (a long GC-like pause,
+/// CPU starvation) refuses to write even before its election task has run to notice: the renew deadline
+/// is shorter than the lease, so it stops before anybody else can have acquired the lease.
+#[derive(Clone, Debug)]
+pub struct LeaseGate {
+    renewed: watch::Receiver<Option<Instant>>,
+    valid_for: Duration,
+}
+
+impl LeaseGate {
+    pub fn allows_writes(&self) -> bool {
+        matches!(*self.renewed.borrow(), Some(at) if at.elapsed() < self.valid_for)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LeaderError {
     #[error("lease {namespace}/{LEASE_NAME}: {source}")]
@@ -50,19 +66,34 @@ impl LeaderElector {
         }
     }
 
-    /// Campaigns and renews until `stop` becomes true, publishing leadership on `leading`. On stop, a held
-    /// lease is released so that a follower takes over at its next retry instead of after expiry.
-    pub async fn run(mut self, leading: watch::Sender<bool>, mut stop: watch::Receiver<bool>) {
+    /// The gate the executors check, and its sender for [`run`](Self::run).
+    pub fn gate(&self) -> (watch::Sender<Option<Instant>>, LeaseGate) {
+        let (tx, renewed) = watch::channel(None);
+        (tx, LeaseGate { renewed, valid_for: self.timings.renew_deadline })
+    }
+
+    /// Campaigns and renews until `stop` becomes true, publishing leadership on `leading` and each
+    /// successful renewal on `renewed`. On stop, a held lease is released so that a follower takes over
+    /// at its next retry instead of after expiry.
+    pub async fn run(
+        mut self,
+        leading: watch::Sender<bool>,
+        renewed: watch::Sender<Option<Instant>>,
+        mut stop: watch::Receiver<bool>,
+    ) {
         let mut last_renew: Option<Instant> = None;
         loop {
             if *stop.borrow() {
                 break;
             }
+            // The lease counts from before the request: the server may have stored it any time after.
+            let started = Instant::now();
             let attempt = tokio::time::timeout(self.timings.renew_deadline, self.try_acquire_or_renew()).await;
             let is_leader = *leading.borrow();
             match attempt {
                 Ok(Ok(())) => {
-                    last_renew = Some(Instant::now());
+                    last_renew = Some(started);
+                    renewed.send_replace(Some(started));
                     if !is_leader {
                         info!(identity = %self.identity, "acquired the lease");
                         leading.send_replace(true);
@@ -80,6 +111,7 @@ impl LeaderElector {
             // A leader that could not renew within the deadline stops acting before its lease can expire.
             if *leading.borrow() && last_renew.is_none_or(|t| t.elapsed() >= self.timings.renew_deadline) {
                 warn!("lease not renewed within the renew deadline: stepping down");
+                renewed.send_replace(None);
                 leading.send_replace(false);
             }
             tokio::select! {
@@ -88,6 +120,7 @@ impl LeaderElector {
             }
         }
         if *leading.borrow() {
+            renewed.send_replace(None);
             leading.send_replace(false);
             match tokio::time::timeout(self.timings.renew_deadline, self.release()).await {
                 Ok(Ok(())) => info!("lease released"),

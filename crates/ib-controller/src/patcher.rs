@@ -11,17 +11,18 @@ use std::time::Duration;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tracing::{Instrument, debug, info_span};
 
 use ib_model::annotation::NETWORKS_ANNOTATION;
 use ib_model::{PatchOutcome, PodPatch};
 
+use crate::leader::LeaseGate;
 use crate::resources::CompactPod;
 
 pub struct PatchContext {
     pub client: Client,
-    pub leader: watch::Receiver<bool>,
+    pub gate: LeaseGate,
     pub slots: Arc<Semaphore>,
     pub timeout: Duration,
 }
@@ -44,7 +45,7 @@ pub async fn patch_pod(ctx: &PatchContext, patch: &PodPatch) -> PatchOutcome {
             return PatchOutcome::Failed("patcher stopped".into());
         };
         // The one place pod writes are gated on leadership.
-        if !*ctx.leader.borrow() {
+        if !ctx.gate.allows_writes() {
             return PatchOutcome::Failed("not the leader".into());
         }
         let api: Api<CompactPod> = Api::namespaced(ctx.client.clone(), &patch.pod.namespace);

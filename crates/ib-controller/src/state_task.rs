@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use kube::Client;
 use tokio::sync::{Semaphore, mpsc, watch};
+
+use crate::leader::LeaseGate;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use ib_model::annotation::{CONFIGURED_VALUE, NetworksAnnotation};
@@ -45,6 +47,8 @@ pub enum Input {
     NadsReset(Vec<(NetworkRef, Option<String>)>),
     Leading(bool),
     Resync,
+    /// The drift grace of the leadership `term` is over.
+    DriftGraceOver(u64),
     SmDone {
         term: u64,
         request: SmRequest,
@@ -69,6 +73,9 @@ pub enum Input {
 pub struct TaskSettings {
     /// Longest wait before failed work is retried (`DAEMON_PERIODIC_UPDATE`).
     pub max_retry: Duration,
+    /// After becoming leader, how long GUIDs nobody owns are left in their partitions: a previous leader
+    /// may still have had a write in flight for them (the lease duration bounds that).
+    pub drift_grace: Duration,
     /// Upper bound on one subnet-manager call, on top of the client's own timeouts.
     pub sm_timeout: Duration,
     /// Upper bound on one API call.
@@ -89,7 +96,7 @@ pub struct StateTask {
     tx: mpsc::Sender<Input>,
     sm: Arc<dyn SubnetManager>,
     client: Client,
-    leader: watch::Receiver<bool>,
+    gate: LeaseGate,
     leading: bool,
     /// Counts leaderships, so outcomes of work started in an earlier one are recognised.
     term: u64,
@@ -115,7 +122,7 @@ impl StateTask {
         tx: mpsc::Sender<Input>,
         sm: Arc<dyn SubnetManager>,
         client: Client,
-        leader: watch::Receiver<bool>,
+        gate: LeaseGate,
         metrics: Arc<Metrics>,
         events: EventSink,
         ready: watch::Sender<bool>,
@@ -127,7 +134,7 @@ impl StateTask {
             tx,
             sm,
             client,
-            leader,
+            gate,
             leading: false,
             term: 0,
             lanes: HashMap::new(),
@@ -205,6 +212,12 @@ impl StateTask {
                 self.publish_ready();
             }
             Input::Leading(leading) => self.set_leading(leading),
+            Input::DriftGraceOver(term) => {
+                if term == self.term && self.leading {
+                    debug!("drift grace over: unowned GUIDs may now be removed");
+                    self.state.allow_drift_repair();
+                }
+            }
             Input::Resync => {
                 if self.leading {
                     debug!("resync: reading the subnet manager to repair drift");
@@ -246,6 +259,11 @@ impl StateTask {
             self.lanes.clear();
             info!(term = self.term, "leading: reading the subnet manager, then reconciling every pod");
             self.state.begin_leading();
+            let (tx, term, grace) = (self.tx.clone(), self.term, self.settings.drift_grace);
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                let _ = tx.send(Input::DriftGraceOver(term)).await;
+            });
         } else {
             warn!("no longer leading: stopping all writes");
         }
@@ -290,15 +308,15 @@ impl StateTask {
     }
 
     fn spawn_sm(&self, request: SmRequest) {
-        let (sm, tx, leader, term, limit) =
-            (self.sm.clone(), self.tx.clone(), self.leader.clone(), self.term, self.settings.sm_timeout);
+        let (sm, tx, gate, term, limit) =
+            (self.sm.clone(), self.tx.clone(), self.gate.clone(), self.term, self.settings.sm_timeout);
         let op = op_name(request.op);
         let span = info_span!("sm", operation = op, pkey = %request.pkey, guids = request.guids.len());
         tokio::spawn(
             async move {
                 let started = Instant::now();
                 // The one place subnet-manager writes are gated on leadership.
-                let result = if !*leader.borrow() {
+                let result = if !gate.allows_writes() {
                     Err("not the leader".to_owned())
                 } else {
                     let call = async {
@@ -347,7 +365,7 @@ impl StateTask {
     fn spawn_patch(&self, patch: PodPatch) {
         let ctx = patcher::PatchContext {
             client: self.client.clone(),
-            leader: self.leader.clone(),
+            gate: self.gate.clone(),
             slots: self.patch_slots.clone(),
             timeout: self.settings.api_timeout,
         };

@@ -56,8 +56,10 @@ async fn graceful_stop_releases_the_lease() {
     a.wait_leading().await;
     let b = cluster.spawn_replica("b", &slow);
     a.stop();
-    let lease = cluster.api().get(Resource::Leases, "kube-system", "ib-kubernetes-leader").expect("lease");
-    assert_eq!(lease["spec"]["leaseDurationSeconds"], 1);
+    // With a 600 s lease, b can only lead within the test's deadline if a released it.
     b.wait_leading().await;
+    let lease = cluster.api().get(Resource::Leases, "kube-system", "ib-kubernetes-leader").expect("lease");
+    assert_eq!(lease["spec"]["holderIdentity"], "control-plane-1_b");
+    assert!(lease["spec"]["leaseTransitions"].as_i64() >= Some(1));
     b.stop();
 }

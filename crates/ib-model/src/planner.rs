@@ -79,8 +79,12 @@ impl State {
             if self.dirty_pods.is_empty() && self.dirty_guids.is_empty() {
                 break;
             }
-            for uid in std::mem::take(&mut self.dirty_pods) {
-                self.plan_pod(&uid);
+            let pods = std::mem::take(&mut self.dirty_pods);
+            for uid in &pods {
+                self.record_configured(uid);
+            }
+            for uid in &pods {
+                self.plan_pod(uid);
             }
             for g in std::mem::take(&mut self.dirty_guids) {
                 if let Some((op, pkey)) = self.plan_guid(g) {
@@ -108,24 +112,7 @@ impl State {
             Err(e) => return self.set_pending(uid, PendingReason::AnnotationInvalid(e)),
         };
 
-        let mut reason = None;
-        let mut keep: HashSet<InterfaceKey> = HashSet::new();
-        for s in annotation.selections().iter().filter(|s| s.configured) {
-            let key = InterfaceKey { pod: uid.clone(), network: s.network.clone(), interface: s.interface.clone() };
-            keep.insert(key.clone());
-            // A configured element whose GUID does not parse or lies outside the range is not ours to
-            // manage (the Go daemon skips it too).
-            let Some(guid) = s.guid.as_ref().and_then(|(t, _)| Guid::parse(t).ok()) else {
-                continue;
-            };
-            if !self.range.contains(guid) {
-                continue;
-            }
-            let pkey = s.pkey.as_deref().and_then(|p| PKey::parse(p).ok());
-            if let Some(r) = self.claim_configured(guid, key, pkey) {
-                reason.get_or_insert(r);
-            }
-        }
+        let (mut reason, mut keep) = self.claim_configured_elements(uid, &annotation);
 
         let mut used_nads = Vec::new();
         let mut wanted = Vec::new();
@@ -237,6 +224,45 @@ impl State {
 
     fn is_configured(&self, g: Guid) -> bool {
         self.ledger.get(g).is_some_and(|c| c.configured)
+    }
+
+    /// Records what the pod's `configured` elements own; returns a reason when another live pod owns one
+    /// of them, and the identities of those elements.
+    fn claim_configured_elements(
+        &mut self,
+        uid: &PodUid,
+        annotation: &NetworksAnnotation,
+    ) -> (Option<PendingReason>, HashSet<InterfaceKey>) {
+        let mut reason = None;
+        let mut keep = HashSet::new();
+        for s in annotation.selections().iter().filter(|s| s.configured) {
+            let key = InterfaceKey { pod: uid.clone(), network: s.network.clone(), interface: s.interface.clone() };
+            keep.insert(key.clone());
+            // A configured element whose GUID does not parse or lies outside the range is not ours to
+            // manage (the Go daemon skips it too).
+            let Some(guid) = s.guid.as_ref().and_then(|(t, _)| Guid::parse(t).ok()) else {
+                continue;
+            };
+            if !self.range.contains(guid) {
+                continue;
+            }
+            let pkey = s.pkey.as_deref().and_then(|p| PKey::parse(p).ok());
+            if let Some(r) = self.claim_configured(guid, key, pkey) {
+                reason.get_or_insert(r);
+            }
+        }
+        (reason, keep)
+    }
+
+    /// The first half of planning a pod, done for every dirty pod before any GUID is handed out: what
+    /// the cluster says is configured is owned, so it can never be generated for someone else.
+    fn record_configured(&mut self, uid: &PodUid) {
+        let Some(view) = self.pods.get(uid).filter(|v| !v.is_finished() && !v.host_network) else { return };
+        let Some(Ok(annotation)) = view.networks.as_deref().map(|raw| NetworksAnnotation::parse(raw, &view.namespace))
+        else {
+            return;
+        };
+        self.claim_configured_elements(uid, &annotation);
     }
 
     /// Records ownership read from a `configured` element. Returns a reason when another live pod
@@ -387,13 +413,15 @@ impl State {
             return None;
         }
         let wanted = self.ledger.get(g).and_then(|c| c.pkey);
+        let unowned = !self.ledger.contains(g) && !self.dropped.contains(&g);
         let next = match wanted {
             Some(pk) if !self.sm.has(g, pk) => Some((SmOp::Add, pk)),
+            _ if unowned && self.drift_held => None,
             _ => self.sm.managed(g).find(|pk| Some(*pk) != wanted).map(|pk| (SmOp::Remove, pk)),
         };
         match next {
             Some(op) => {
-                if op.0 == SmOp::Remove && !self.ledger.contains(g) && !self.dropped.contains(&g) {
+                if op.0 == SmOp::Remove && unowned {
                     self.out.drift.push(g);
                 }
                 self.sm_ops.insert(g, op);

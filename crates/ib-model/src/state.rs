@@ -117,6 +117,8 @@ pub struct State {
     /// Per GUID, the counter of its last completed change: a listing asked for before that change
     /// cannot tell us anything about the GUID.
     pub(crate) last_touch: HashMap<Guid, u64>,
+    /// Drift repair is on hold at the start of a leadership (see [`State::allow_drift_repair`]).
+    pub(crate) drift_held: bool,
     /// GUIDs whose owner went away during this leadership: their removal is ordinary, not drift.
     pub(crate) dropped: HashSet<Guid>,
     /// A listing was asked for because the pool ran out, and nothing was released since.
@@ -155,6 +157,7 @@ impl State {
             last_touch: HashMap::new(),
             exhaustion_listed: false,
             dropped: HashSet::new(),
+            drift_held: false,
             node_pkeys: HashMap::new(),
             out: Plan::default(),
         }
@@ -241,6 +244,7 @@ impl State {
     /// This replica starts acting: what is in flight belongs to nobody, and the subnet manager's state
     /// must be read before anything is decided (the leader-start rebuild).
     pub fn begin_leading(&mut self) {
+        self.drift_held = true;
         self.dropped.clear();
         self.sm_ops.clear();
         self.patches.clear();
@@ -250,6 +254,16 @@ impl State {
         self.listing = None;
         self.list_wanted = true;
         self.mark_all_dirty();
+    }
+
+    /// Ends the hold on drift repair that [`begin_leading`](Self::begin_leading) starts. Until then, GUIDs
+    /// the subnet manager holds and nobody owns stay where they are (and out of the pool): the previous
+    /// leader may have added one and be about to mark its pod configured. The caller waits out the lease
+    /// duration, after which no previous leader can still be writing.
+    pub fn allow_drift_repair(&mut self) {
+        if std::mem::take(&mut self.drift_held) {
+            self.dirty_guids.extend(self.sm.guids());
+        }
     }
 
     /// Periodic drift repair: read the subnet manager again and look at everything.

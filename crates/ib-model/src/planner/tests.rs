@@ -197,6 +197,22 @@ impl World {
         }
     }
 
+    /// A new leader: fresh state from the pods (in reverse order, so that planning order differs from
+    /// creation order) and the NADs; the old leader's queued work is lost.
+    fn restart(&mut self) {
+        let range = self.state.pool().range();
+        self.queue.clear();
+        self.state = State::new(range);
+        for (name, config) in NADS {
+            self.state.apply_nad(NetworkRef::new("default", name), Some(config));
+        }
+        for view in self.pods.values().rev() {
+            self.state.apply_pod(view.clone());
+        }
+        self.state.pods_synced();
+        self.state.nads_synced();
+    }
+
     fn sm_request(&mut self, req: &SmRequest) {
         if self.failing.contains(&req.pkey) {
             self.state.sm_done(req, Err(format!("status 500 for {}", req.pkey)));
@@ -548,6 +564,56 @@ fn leader_start_rebuild_is_the_union_of_pods_and_sm() {
     assert_eq!(w.drift, vec![g("02:00:00:00:00:00:00:01")]);
 }
 
+/// Found by the chaos soak: at leader start, an unconfigured pod planned before a configured one must
+/// not be given the configured pod's GUID (here on a GUID-only network, which the SM knows nothing of).
+#[test]
+fn configured_guids_are_owned_before_any_guid_is_generated() {
+    let mut w = World::default_range();
+    w.nad("default", "ib", GUID_ONLY);
+    // Pod uids are "uid-default-<name>-<n>": "a-new" sorts before "z-old", so it is planned first.
+    let old = w.pod(
+        "default",
+        "z-old",
+        r#"[{"name":"ib","cni-args":{"guid":"02:00:00:00:00:00:00:00","mellanox.infiniband.app":"configured","pkey":""}}]"#,
+    );
+    let new = w.pod("default", "a-new", "ib");
+    assert!(new < old);
+    w.state.pods_synced();
+    w.state.nads_synced();
+    w.settle();
+    assert_eq!(w.reason(&old), None);
+    assert_eq!(w.annotation(&new)[0]["cni-args"]["guid"], "02:00:00:00:00:00:00:01");
+}
+
+/// A new leader leaves unowned SM members alone until the previous leader's writes must have landed:
+/// here the old leader's patch arrives during the hold, and the GUID stays with its pod.
+#[test]
+fn drift_repair_waits_for_the_hold_to_end() {
+    let mut w = World::default_range().synced();
+    w.nad("default", "ib", IB5);
+    let p = w.pod("default", "p", "ib");
+    w.sm_seed("0x5", "02:00:00:00:00:00:00:00");
+    w.sm_seed("0x5", "02:00:00:00:00:00:00:09");
+    w.state.begin_leading();
+    w.settle();
+    // Nothing unowned was removed; the pod got a GUID nobody holds.
+    assert_eq!(w.members("0x5").len(), 3);
+    assert!(w.drift.is_empty());
+    assert_eq!(w.annotation(&p)[0]["cni-args"]["guid"], "02:00:00:00:00:00:00:01");
+    // The old leader's write lands: another pod configured with 00.
+    let q = w.pod(
+        "default",
+        "q",
+        r#"[{"name":"ib","cni-args":{"guid":"02:00:00:00:00:00:00:00","mellanox.infiniband.app":"configured","pkey":"0x5"}}]"#,
+    );
+    w.settle();
+    w.state.allow_drift_repair();
+    w.settle();
+    assert_eq!(w.reason(&q), None);
+    assert_eq!(w.members("0x5"), BTreeSet::from([g("02:00:00:00:00:00:00:00"), g("02:00:00:00:00:00:00:01")]));
+    assert_eq!(w.drift, vec![g("02:00:00:00:00:00:00:09")]);
+}
+
 fn g_(last: &str) -> Guid {
     g(&format!("02:00:00:00:00:00:00:{last}"))
 }
@@ -756,6 +822,8 @@ enum Step {
     Complete(usize),
     /// Someone else edits the pod (a label, say): patches planned before conflict.
     Touch(usize),
+    /// The leader dies with its queued work undone; a new one starts from the cluster and the SM.
+    Restart,
 }
 
 const NADS: [(&str, &str); 4] = [
@@ -778,6 +846,7 @@ fn step() -> impl Strategy<Value = Step> {
         3 => Just(Step::PlanOnly),
         4 => (0usize..16).prop_map(Step::Complete),
         1 => (0usize..64).prop_map(Step::Touch),
+        1 => Just(Step::Restart),
     ]
 }
 
@@ -833,6 +902,7 @@ proptest! {
                 Step::Resync => w.state.resync(),
                 Step::PlanOnly => { let plan = w.state.plan(); w.enqueue(plan); }
                 Step::Complete(i) => if !w.queue.is_empty() { let n = w.queue.len(); w.complete(i % n); }
+                Step::Restart => w.restart(),
                 Step::Touch(i) => if !uids.is_empty() {
                     let uid = uids[i % uids.len()].clone();
                     if w.pods.contains_key(&uid.0) { w.edit(&uid, |_| {}); }
