@@ -43,6 +43,8 @@ pub struct Controller {
     stop: watch::Sender<bool>,
     elector: JoinHandle<()>,
     admin: JoinHandle<()>,
+    /// Watches, timers and the state task: stopped with the controller.
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Controller {
@@ -71,12 +73,13 @@ impl Controller {
         let elector = LeaderElector::new(client.clone(), &config.identity.namespace, identity.clone(), config.lease);
         let (renewed_tx, gate) = elector.gate();
         let elector = tokio::spawn(elector.run(leading_tx, renewed_tx, stop_rx.clone()));
-        tokio::spawn(forward_leadership(leading.clone(), tx.clone()));
-
-        tokio::spawn(watches::pods(client.clone(), tx.clone(), metrics.clone()));
-        tokio::spawn(watches::nads(client.clone(), tx.clone(), metrics.clone()));
-        tokio::spawn(resync_timer(config.resync_interval, tx.clone()));
-        tokio::spawn(validate_sm(sm.clone()));
+        let mut tasks = vec![
+            tokio::spawn(forward_leadership(leading.clone(), tx.clone())),
+            tokio::spawn(watches::pods(client.clone(), tx.clone(), metrics.clone())),
+            tokio::spawn(watches::nads(client.clone(), tx.clone(), metrics.clone())),
+            tokio::spawn(resync_timer(config.resync_interval, tx.clone())),
+            tokio::spawn(validate_sm(sm.clone())),
+        ];
 
         let events = EventSink::start(client.clone(), identity, events_dropped);
         let settings = TaskSettings {
@@ -98,8 +101,8 @@ impl Controller {
             ready_tx,
             settings,
         );
-        tokio::spawn(task.run());
-        Ok(Controller { admin_address, leading, ready, stop, elector, admin })
+        tasks.push(tokio::spawn(task.run()));
+        Ok(Controller { admin_address, leading, ready, stop, elector, admin, tasks })
     }
 
     pub fn admin_address(&self) -> SocketAddr {
@@ -114,12 +117,29 @@ impl Controller {
         self.ready.clone()
     }
 
-    /// Graceful stop: writes stop, the lease is released so that a follower takes over at once.
-    pub async fn shutdown(self) {
+    /// Graceful stop: writes stop, the lease is released so that a follower takes over at once, then the
+    /// watches and the state task end.
+    pub async fn shutdown(mut self) {
         self.stop.send_replace(true);
-        let _ = self.elector.await;
-        let _ = self.admin.await;
+        let _ = (&mut self.elector).await;
+        let _ = (&mut self.admin).await;
+        for task in self.tasks.drain(..) {
+            task.abort();
+            let _ = task.await;
+        }
         info!("stopped");
+    }
+}
+
+impl Drop for Controller {
+    /// Dropped without `shutdown`: every task stops at once, as if the process died (the lease is not
+    /// released and expires on its own).
+    fn drop(&mut self) {
+        self.elector.abort();
+        self.admin.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }
 
