@@ -268,6 +268,10 @@ impl State {
     /// Records ownership read from a `configured` element. Returns a reason when another live pod
     /// already owns the GUID.
     fn claim_configured(&mut self, guid: Guid, key: InterfaceKey, pkey: Option<PKey>) -> Option<PendingReason> {
+        let entitled = matches!(
+            self.nads.get(&key.network),
+            Some(Ok(NadKind::InfiniBand(spec))) if spec.pkey == pkey
+        );
         if let Some(old) = self.ledger.guid_of(&key).filter(|g| *g != guid) {
             if self.is_configured(old) {
                 // Configured claims are never moved: the VF may still carry the old GUID.
@@ -278,6 +282,9 @@ impl State {
         let current = self.ledger.get(guid).map(|c| (c.owner.clone(), c.configured, c.pkey));
         match current {
             Some((owner, configured, old_pkey)) if owner == key => {
+                if let Some(c) = self.ledger.get_mut(guid) {
+                    c.entitled = entitled;
+                }
                 if !configured || old_pkey != pkey {
                     if let Some(c) = self.ledger.get_mut(guid) {
                         c.configured = true;
@@ -299,11 +306,11 @@ impl State {
                 // The cluster says this pod is configured with it; the other claim was only in progress.
                 self.unclaim(guid);
                 self.dirty_pods.insert(owner.pod);
-                self.claim(guid, key, pkey, true);
+                self.claim(guid, key, pkey, true, entitled);
                 None
             }
             None => {
-                self.claim(guid, key, pkey, true);
+                self.claim(guid, key, pkey, true, entitled);
                 None
             }
         }
@@ -370,14 +377,14 @@ impl State {
                     self.unclaim(old);
                 }
                 if !self.ledger.contains(r) {
-                    self.claim(r, w.key.clone(), w.spec.pkey, false);
+                    self.claim(r, w.key.clone(), w.spec.pkey, false, true);
                 }
                 r
             }
             Source::Generate => {
                 // The free count was checked before anything was claimed, so this cannot fail.
                 let Ok(g) = self.pool.generate() else { unreachable!("free GUIDs were counted") };
-                self.claim(g, w.key.clone(), w.spec.pkey, false);
+                self.claim(g, w.key.clone(), w.spec.pkey, false, true);
                 g
             }
         };
@@ -413,9 +420,11 @@ impl State {
             return None;
         }
         let wanted = self.ledger.get(g).and_then(|c| c.pkey);
+        let entitled = self.ledger.get(g).is_some_and(|c| c.entitled);
         let unowned = !self.ledger.contains(g) && !self.dropped.contains(&g);
         let next = match wanted {
-            Some(pk) if !self.sm.has(g, pk) => Some((SmOp::Add, pk)),
+            Some(pk) if !self.sm.has(g, pk) && entitled => Some((SmOp::Add, pk)),
+            Some(pk) if !self.sm.has(g, pk) => None,
             _ if unowned && self.drift_held => None,
             _ => self.sm.managed(g).find(|pk| Some(*pk) != wanted).map(|pk| (SmOp::Remove, pk)),
         };

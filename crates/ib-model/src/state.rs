@@ -451,11 +451,11 @@ impl State {
         self.dirty_pods.extend(self.blocked_on_release.drain());
     }
 
-    pub(crate) fn claim(&mut self, g: Guid, owner: InterfaceKey, pkey: Option<PKey>, configured: bool) {
+    pub(crate) fn claim(&mut self, g: Guid, owner: InterfaceKey, pkey: Option<PKey>, configured: bool, entitled: bool) {
         let node = self.pods.get(&owner.pod).and_then(|v| v.node_name.clone());
         self.count_node_pkey(node.as_deref(), pkey, true);
         self.out.allocated.push((g, owner.clone()));
-        self.ledger.insert(g, Claim { owner, pkey, node, configured });
+        self.ledger.insert(g, Claim { owner, pkey, node, entitled, configured });
         self.sync_pool(g);
         self.dirty_guids.insert(g);
     }

@@ -614,6 +614,37 @@ fn drift_repair_waits_for_the_hold_to_end() {
     assert_eq!(w.drift, vec![g("02:00:00:00:00:00:00:09")]);
 }
 
+/// A pod author can write a `configured` annotation with any pkey; that must not make the controller add
+/// the GUID to a partition the pod's NAD does not give. The GUID is still owned (its VF carries it).
+#[test]
+fn a_self_written_configured_annotation_gains_no_membership() {
+    let mut w = World::default_range().synced();
+    w.nad("default", "ib", IB5);
+    let p = w.pod(
+        "default",
+        "sneaky",
+        r#"[{"name":"ib","cni-args":{"guid":"02:00:00:00:00:00:00:33","mellanox.infiniband.app":"configured","pkey":"0x9"}}]"#,
+    );
+    let honest = w.pod(
+        "default",
+        "restarted",
+        r#"[{"name":"ib","cni-args":{"guid":"02:00:00:00:00:00:00:34","mellanox.infiniband.app":"configured","pkey":"0x5"}}]"#,
+    );
+    w.settle();
+    assert!(w.members("0x9").is_empty(), "{:?}", w.sm);
+    assert_eq!(w.state.ledger().get(g("02:00:00:00:00:00:00:33")).unwrap().owner.pod, p);
+    // A pod configured for its own NAD's pkey (by a previous leader, say) gets its membership back.
+    assert_eq!(w.members("0x5"), BTreeSet::from([g("02:00:00:00:00:00:00:34")]));
+    assert_eq!(w.state.ledger().get(g("02:00:00:00:00:00:00:34")).unwrap().owner.pod, honest);
+    // A membership the unentitled claim already has is kept (removing it could cut off a pod whose
+    // NAD changed after it was configured), and nothing is added for it.
+    w.sm_seed("0x9", "02:00:00:00:00:00:00:33");
+    w.state.resync();
+    w.settle();
+    assert_eq!(w.members("0x9"), BTreeSet::from([g("02:00:00:00:00:00:00:33")]));
+    assert_eq!(w.members("0x5"), BTreeSet::from([g("02:00:00:00:00:00:00:34")]));
+}
+
 fn g_(last: &str) -> Guid {
     g(&format!("02:00:00:00:00:00:00:{last}"))
 }
