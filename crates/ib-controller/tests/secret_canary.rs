@@ -72,7 +72,10 @@ async fn credentials_never_logged() {
 
     let logs = String::from_utf8_lossy(&capture.0.lock().unwrap()).into_owned();
     assert!(logs.len() > 10_000, "trace logging captured too little ({} bytes) to prove anything", logs.len());
-    assert!(logs.contains("ufm_request"), "UFM spans are in the capture");
+    if std::env::var("IB_TEST_SM_PLUGIN").is_err() {
+        // With the exec plugin the UFM client runs in the plugin's process, outside this capture.
+        assert!(logs.contains("ufm_request"), "UFM spans are in the capture");
+    }
     let token_b64 = base64::engine::general_purpose::STANDARD.encode(UFM_TOKEN);
     for canary in [UFM_PASSWORD, UFM_TOKEN, header.as_str(), token_b64.as_str()] {
         assert!(!logs.contains(canary), "{canary} leaked into the logs");

@@ -95,8 +95,28 @@ impl Cluster {
         self.ufm_client_with(&[])
     }
 
+    /// The UFM subnet manager: built in, or, when `IB_TEST_SM_PLUGIN` names the `ufm` exec plugin
+    /// (`make plugins` builds `build/plugins/ufm`), that plugin, so that every scenario can also run
+    /// through the exec protocol.
     pub fn ufm_client_with(&self, extra: &[(&str, &str)]) -> Arc<dyn SubnetManager> {
         let env = self.env("x", extra);
+        if let Ok(plugin) = std::env::var("IB_TEST_SM_PLUGIN") {
+            let mut config = ib_sm::ExecConfig::new(plugin);
+            for key in [
+                "UFM_USERNAME",
+                "UFM_PASSWORD",
+                "UFM_TOKEN",
+                "UFM_ADDRESS",
+                "UFM_PORT",
+                "UFM_HTTP_SCHEMA",
+                "UFM_REQUEST_TIMEOUT",
+            ] {
+                if let Some(value) = env.get(key) {
+                    config = config.with_env(key, value);
+                }
+            }
+            return Arc::new(ib_sm::ExecPlugin::new(config));
+        }
         Arc::new(Ufm::new(ib_sm::ufm::UfmConfig::from_env(&env).expect("ufm config")).expect("ufm client"))
     }
 
