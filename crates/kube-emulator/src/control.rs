@@ -124,7 +124,12 @@ pub struct EmulatorHandle {
     pub(crate) shared: Arc<Shared>,
 }
 
-fn namespace_of(obj: &Value) -> String {
+/// The namespace `create` uses: `metadata.namespace` (default `default`), or none for a
+/// cluster-scoped type.
+fn namespace_of(resource: Resource, obj: &Value) -> String {
+    if !resource.namespaced() {
+        return String::new();
+    }
     crate::meta::str_field(obj, "namespace").filter(|ns| !ns.is_empty()).unwrap_or("default").to_string()
 }
 
@@ -132,9 +137,9 @@ impl EmulatorHandle {
     // === objects ===
 
     /// Creates an object in the namespace named by its `metadata.namespace` (default
-    /// `default`), with POST semantics except that a pod's `status` is kept as given.
+    /// `default`; none for a cluster-scoped type, whose namespace argument elsewhere is `""`), with POST semantics except that a pod's `status` is kept as given.
     pub fn create(&self, resource: Resource, object: Value) -> Result<Arc<Value>, ApiError> {
-        let namespace = namespace_of(&object);
+        let namespace = namespace_of(resource, &object);
         self.shared.store.create(resource, &namespace, object, true)
     }
 

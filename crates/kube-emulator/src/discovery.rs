@@ -71,14 +71,14 @@ pub(crate) fn resources(group: &str, version: &str) -> Option<Value> {
         let mut entry = json!({
             "name": r.plural(),
             "singularName": r.singular(),
-            "namespaced": true,
+            "namespaced": r.namespaced(),
             "kind": r.kind(),
             "verbs": VERBS,
         });
         if !r.short_names().is_empty() {
             entry["shortNames"] = json!(r.short_names());
         }
-        if *r == Resource::Pods {
+        if matches!(r, Resource::Pods | Resource::Deployments) {
             entry["categories"] = json!(["all"]);
         }
         resources.push(entry);
@@ -86,7 +86,7 @@ pub(crate) fn resources(group: &str, version: &str) -> Option<Value> {
             resources.push(json!({
                 "name": format!("{}/status", r.plural()),
                 "singularName": "",
-                "namespaced": true,
+                "namespaced": r.namespaced(),
                 "kind": r.kind(),
                 "verbs": ["get", "patch", "update"],
             }));
@@ -113,7 +113,7 @@ mod tests {
         let list = resources("", "v1").unwrap();
         let names: Vec<&str> =
             list["resources"].as_array().unwrap().iter().filter_map(|r| r["name"].as_str()).collect();
-        assert_eq!(names, vec!["pods", "pods/status", "events"]);
+        assert_eq!(names, vec!["pods", "pods/status", "events", "configmaps", "secrets", "serviceaccounts"]);
         assert_eq!(list["groupVersion"], "v1");
     }
 
@@ -121,8 +121,26 @@ mod tests {
     fn groups_are_listed_once() {
         let list = group_list();
         let names: Vec<&str> = list["groups"].as_array().unwrap().iter().filter_map(|g| g["name"].as_str()).collect();
-        assert_eq!(names, vec!["coordination.k8s.io", "events.k8s.io", "k8s.cni.cncf.io"]);
+        assert_eq!(
+            names,
+            vec!["apps", "coordination.k8s.io", "events.k8s.io", "k8s.cni.cncf.io", "rbac.authorization.k8s.io"]
+        );
         assert!(resources("k8s.cni.cncf.io", "v2").is_none());
+    }
+
+    #[test]
+    fn cluster_rbac_is_not_namespaced() {
+        let list = resources("rbac.authorization.k8s.io", "v1").unwrap();
+        let scopes: Vec<(&str, bool)> = list["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["name"].as_str().unwrap(), r["namespaced"].as_bool().unwrap()))
+            .collect();
+        assert_eq!(
+            scopes,
+            vec![("roles", true), ("rolebindings", true), ("clusterroles", false), ("clusterrolebindings", false)]
+        );
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The fixed set of resource types the emulator serves, and their wire names.
 //!
-//! Every type here is namespaced, which is all the controller touches. Adding a type means one
-//! enum variant and one row in each `match`: the store, router and discovery derive everything
-//! else from these tables.
+//! The controller touches only the first five (all namespaced); the rest are here so that kubectl
+//! can create every object of the deployment manifests (ConfigMap, Secret, ServiceAccount,
+//! Deployment and RBAC), two of which (ClusterRole, ClusterRoleBinding) are cluster-scoped. Adding a
+//! type means one enum variant and one row in each `match`: the store, router and discovery derive
+//! everything else from these tables.
 
 /// A resource type served by the emulator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -17,16 +19,40 @@ pub enum Resource {
     Events,
     /// core `v1` `events`.
     CoreEvents,
+    /// core `v1` `configmaps`.
+    ConfigMaps,
+    /// core `v1` `secrets`.
+    Secrets,
+    /// core `v1` `serviceaccounts`.
+    ServiceAccounts,
+    /// `apps/v1` `deployments` (stored only: no controller acts on them, no status subresource).
+    Deployments,
+    /// `rbac.authorization.k8s.io/v1` `roles`.
+    Roles,
+    /// `rbac.authorization.k8s.io/v1` `rolebindings`.
+    RoleBindings,
+    /// `rbac.authorization.k8s.io/v1` `clusterroles` (cluster-scoped).
+    ClusterRoles,
+    /// `rbac.authorization.k8s.io/v1` `clusterrolebindings` (cluster-scoped).
+    ClusterRoleBindings,
 }
 
 impl Resource {
     /// All served resources, in a fixed order used to index per-resource tables.
-    pub const ALL: [Resource; 5] = [
+    pub const ALL: [Resource; 13] = [
         Resource::Pods,
         Resource::NetworkAttachmentDefinitions,
         Resource::Leases,
         Resource::Events,
         Resource::CoreEvents,
+        Resource::ConfigMaps,
+        Resource::Secrets,
+        Resource::ServiceAccounts,
+        Resource::Deployments,
+        Resource::Roles,
+        Resource::RoleBindings,
+        Resource::ClusterRoles,
+        Resource::ClusterRoleBindings,
     ];
 
     pub(crate) fn index(self) -> usize {
@@ -36,17 +62,38 @@ impl Resource {
             Resource::Leases => 2,
             Resource::Events => 3,
             Resource::CoreEvents => 4,
+            Resource::ConfigMaps => 5,
+            Resource::Secrets => 6,
+            Resource::ServiceAccounts => 7,
+            Resource::Deployments => 8,
+            Resource::Roles => 9,
+            Resource::RoleBindings => 10,
+            Resource::ClusterRoles => 11,
+            Resource::ClusterRoleBindings => 12,
         }
     }
 
     /// API group; empty for the core group.
     pub fn group(self) -> &'static str {
         match self {
-            Resource::Pods | Resource::CoreEvents => "",
+            Resource::Pods
+            | Resource::CoreEvents
+            | Resource::ConfigMaps
+            | Resource::Secrets
+            | Resource::ServiceAccounts => "",
             Resource::NetworkAttachmentDefinitions => "k8s.cni.cncf.io",
             Resource::Leases => "coordination.k8s.io",
             Resource::Events => "events.k8s.io",
+            Resource::Deployments => "apps",
+            Resource::Roles | Resource::RoleBindings | Resource::ClusterRoles | Resource::ClusterRoleBindings => {
+                "rbac.authorization.k8s.io"
+            }
         }
+    }
+
+    /// Whether objects live in a namespace; ClusterRoles and ClusterRoleBindings don't.
+    pub fn namespaced(self) -> bool {
+        !matches!(self, Resource::ClusterRoles | Resource::ClusterRoleBindings)
     }
 
     /// API version within the group.
@@ -57,10 +104,18 @@ impl Resource {
     /// The `apiVersion` field value: `v1` for core, `group/v1` otherwise.
     pub fn api_version(self) -> &'static str {
         match self {
-            Resource::Pods | Resource::CoreEvents => "v1",
+            Resource::Pods
+            | Resource::CoreEvents
+            | Resource::ConfigMaps
+            | Resource::Secrets
+            | Resource::ServiceAccounts => "v1",
             Resource::NetworkAttachmentDefinitions => "k8s.cni.cncf.io/v1",
             Resource::Leases => "coordination.k8s.io/v1",
             Resource::Events => "events.k8s.io/v1",
+            Resource::Deployments => "apps/v1",
+            Resource::Roles | Resource::RoleBindings | Resource::ClusterRoles | Resource::ClusterRoleBindings => {
+                "rbac.authorization.k8s.io/v1"
+            }
         }
     }
 
@@ -71,6 +126,14 @@ impl Resource {
             Resource::NetworkAttachmentDefinitions => "network-attachment-definitions",
             Resource::Leases => "leases",
             Resource::Events | Resource::CoreEvents => "events",
+            Resource::ConfigMaps => "configmaps",
+            Resource::Secrets => "secrets",
+            Resource::ServiceAccounts => "serviceaccounts",
+            Resource::Deployments => "deployments",
+            Resource::Roles => "roles",
+            Resource::RoleBindings => "rolebindings",
+            Resource::ClusterRoles => "clusterroles",
+            Resource::ClusterRoleBindings => "clusterrolebindings",
         }
     }
 
@@ -81,6 +144,14 @@ impl Resource {
             Resource::NetworkAttachmentDefinitions => "network-attachment-definition",
             Resource::Leases => "lease",
             Resource::Events | Resource::CoreEvents => "event",
+            Resource::ConfigMaps => "configmap",
+            Resource::Secrets => "secret",
+            Resource::ServiceAccounts => "serviceaccount",
+            Resource::Deployments => "deployment",
+            Resource::Roles => "role",
+            Resource::RoleBindings => "rolebinding",
+            Resource::ClusterRoles => "clusterrole",
+            Resource::ClusterRoleBindings => "clusterrolebinding",
         }
     }
 
@@ -91,6 +162,14 @@ impl Resource {
             Resource::NetworkAttachmentDefinitions => "NetworkAttachmentDefinition",
             Resource::Leases => "Lease",
             Resource::Events | Resource::CoreEvents => "Event",
+            Resource::ConfigMaps => "ConfigMap",
+            Resource::Secrets => "Secret",
+            Resource::ServiceAccounts => "ServiceAccount",
+            Resource::Deployments => "Deployment",
+            Resource::Roles => "Role",
+            Resource::RoleBindings => "RoleBinding",
+            Resource::ClusterRoles => "ClusterRole",
+            Resource::ClusterRoleBindings => "ClusterRoleBinding",
         }
     }
 
@@ -104,8 +183,16 @@ impl Resource {
         match self {
             Resource::Pods => &["po"],
             Resource::NetworkAttachmentDefinitions => &["net-attach-def"],
-            Resource::Leases => &[],
             Resource::Events | Resource::CoreEvents => &["ev"],
+            Resource::ConfigMaps => &["cm"],
+            Resource::ServiceAccounts => &["sa"],
+            Resource::Deployments => &["deploy"],
+            Resource::Leases
+            | Resource::Secrets
+            | Resource::Roles
+            | Resource::RoleBindings
+            | Resource::ClusterRoles
+            | Resource::ClusterRoleBindings => &[],
         }
     }
 
@@ -120,9 +207,10 @@ impl Resource {
         matches!(self, Resource::Pods)
     }
 
-    /// Whether `metadata.generation` is maintained. Built-in Leases and Events don't set it.
+    /// Whether `metadata.generation` is maintained. Built-in Leases, Events, ConfigMaps, Secrets,
+    /// ServiceAccounts and RBAC objects don't set it.
     pub(crate) fn tracks_generation(self) -> bool {
-        matches!(self, Resource::Pods | Resource::NetworkAttachmentDefinitions)
+        matches!(self, Resource::Pods | Resource::NetworkAttachmentDefinitions | Resource::Deployments)
     }
 
     /// Whether DELETE answers with the deleted object (the apiserver's `ReturnDeletedObject`,
@@ -145,7 +233,7 @@ mod tests {
     fn indexes_are_dense_and_unique() {
         let mut seen: Vec<usize> = Resource::ALL.iter().map(|r| r.index()).collect();
         seen.sort_unstable();
-        assert_eq!(seen, vec![0, 1, 2, 3, 4]);
+        assert_eq!(seen, (0..Resource::ALL.len()).collect::<Vec<_>>());
     }
 
     #[test]
@@ -162,5 +250,14 @@ mod tests {
             Resource::NetworkAttachmentDefinitions.qualified_plural(),
             "network-attachment-definitions.k8s.cni.cncf.io"
         );
+        assert_eq!(Resource::ClusterRoles.qualified_plural(), "clusterroles.rbac.authorization.k8s.io");
+    }
+
+    #[test]
+    fn only_cluster_rbac_is_cluster_scoped() {
+        let cluster: Vec<Resource> = Resource::ALL.into_iter().filter(|r| !r.namespaced()).collect();
+        assert_eq!(cluster, vec![Resource::ClusterRoles, Resource::ClusterRoleBindings]);
+        assert_eq!(Resource::from_path("apps", "v1", "deployments"), Some(Resource::Deployments));
+        assert_eq!(Resource::from_path("", "v1", "configmaps"), Some(Resource::ConfigMaps));
     }
 }

@@ -123,24 +123,26 @@ fn parse_route(path: &str) -> Result<Route, ApiError> {
 
 fn resource_route(group: &str, version: &str, rest: &[&str]) -> Result<Route, ApiError> {
     let find = |plural: &str| Resource::from_path(group, version, plural).ok_or(ApiError::NoRoute);
+    // Namespaced types are served under `namespaces/{ns}/` (and listed across namespaces without
+    // it); cluster-scoped ones only without it, their objects keyed by the empty namespace.
+    let namespaced =
+        |plural: &str| find(plural).and_then(|r| if r.namespaced() { Ok(r) } else { Err(ApiError::NoRoute) });
+    let cluster = |plural: &str| find(plural).and_then(|r| if r.namespaced() { Err(ApiError::NoRoute) } else { Ok(r) });
+    let object = |resource: Resource, namespace: &str, name: &str, status: bool| {
+        if status && !resource.has_status_subresource() {
+            return Err(ApiError::NoRoute);
+        }
+        Ok(Route::Object { resource, namespace: namespace.to_string(), name: name.to_string(), status })
+    };
     match rest {
         [plural] => Ok(Route::Collection { resource: find(plural)?, namespace: None }),
+        [plural, name] => object(cluster(plural)?, "", name, false),
+        [plural, name, "status"] => object(cluster(plural)?, "", name, true),
         ["namespaces", namespace, plural] => {
-            Ok(Route::Collection { resource: find(plural)?, namespace: Some(namespace.to_string()) })
+            Ok(Route::Collection { resource: namespaced(plural)?, namespace: Some(namespace.to_string()) })
         }
-        ["namespaces", namespace, plural, name] => Ok(Route::Object {
-            resource: find(plural)?,
-            namespace: namespace.to_string(),
-            name: name.to_string(),
-            status: false,
-        }),
-        ["namespaces", namespace, plural, name, "status"] => {
-            let resource = find(plural)?;
-            if !resource.has_status_subresource() {
-                return Err(ApiError::NoRoute);
-            }
-            Ok(Route::Object { resource, namespace: namespace.to_string(), name: name.to_string(), status: true })
-        }
+        ["namespaces", namespace, plural, name] => object(namespaced(plural)?, namespace, name, false),
+        ["namespaces", namespace, plural, name, "status"] => object(namespaced(plural)?, namespace, name, true),
         _ => Err(ApiError::NoRoute),
     }
 }
@@ -167,10 +169,12 @@ fn dispatch(shared: &Arc<Shared>, path: &str, req: ApiRequest) -> Result<Respons
             Method::GET => list(shared, resource, namespace, &req),
             Method::POST => match namespace {
                 Some(ns) => create(shared, resource, &ns, &req),
+                None if !resource.namespaced() => create(shared, resource, "", &req),
                 None => Err(ApiError::MethodNotAllowed),
             },
             Method::DELETE => match namespace {
-                Some(ns) => delete_collection(shared, resource, &ns, &req),
+                Some(ns) => delete_collection(shared, resource, Some(&ns), &req),
+                None if !resource.namespaced() => delete_collection(shared, resource, None, &req),
                 None => Err(ApiError::MethodNotAllowed),
             },
             _ => Err(ApiError::MethodNotAllowed),
@@ -424,11 +428,12 @@ fn delete(
 fn delete_collection(
     shared: &Arc<Shared>,
     resource: Resource,
-    namespace: &str,
+    namespace: Option<&str>,
     req: &ApiRequest,
 ) -> Result<Response, ApiError> {
     let options = delete_options(req)?;
-    let filter = filter(resource, Some(namespace.to_string()), req)?;
+    let filter = filter(resource, namespace.map(str::to_string), req)?;
+    let namespace = namespace.unwrap_or("");
     let (_, targets) = shared.store.snapshot(resource, &filter);
     let mut items = Vec::new();
     for target in targets {

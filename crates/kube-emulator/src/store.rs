@@ -437,6 +437,11 @@ impl Store {
         check_type(resource, &mut obj)?;
         meta::normalize(&mut obj);
         let meta = meta::meta_mut(&mut obj).ok_or_else(|| bad_body(resource, "not an object"))?;
+        // A cluster-scoped object has no namespace; the apiserver drops one sent in the body.
+        let namespace = if resource.namespaced() { namespace } else { "" };
+        if !resource.namespaced() {
+            meta.remove("namespace");
+        }
         match meta.get("namespace").and_then(Value::as_str) {
             Some(ns) if !ns.is_empty() && ns != namespace => {
                 return Err(ApiError::BadRequest(
@@ -460,7 +465,9 @@ impl Store {
                 detail: "Required value: name or generateName is required".into(),
             });
         }
-        meta.insert("namespace".into(), json!(namespace));
+        if resource.namespaced() {
+            meta.insert("namespace".into(), json!(namespace));
+        }
         meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
         meta.insert("creationTimestamp".into(), json!(meta::now()));
         meta.remove("deletionTimestamp");
@@ -706,6 +713,9 @@ impl Store {
                 meta.insert("name".into(), json!(name));
             }
         }
+        if !resource.namespaced() {
+            meta.remove("namespace");
+        }
         match meta.get("namespace").and_then(Value::as_str) {
             Some(ns) if !ns.is_empty() && ns != namespace => {
                 return Err(ApiError::BadRequest(
@@ -714,6 +724,7 @@ impl Store {
                         .into(),
                 ));
             }
+            _ if !resource.namespaced() => {}
             _ => {
                 meta.insert("namespace".into(), json!(namespace));
             }
@@ -893,7 +904,7 @@ fn copy_top(new: &mut Value, old: &Value, field: &str) {
 /// outside `metadata`.
 fn spec_changed(resource: Resource, old: &Value, new: &Value) -> bool {
     match resource {
-        Resource::Pods => old.get("spec") != new.get("spec"),
+        Resource::Pods | Resource::Deployments => old.get("spec") != new.get("spec"),
         _ => {
             let strip = |v: &Value| {
                 v.as_object().map(|m| {

@@ -36,13 +36,60 @@ async fn discovery_finds_every_resource() {
     assert_eq!(
         found,
         vec![
+            "apps/v1/deployments",
             "coordination.k8s.io/v1/leases",
             "events.k8s.io/v1/events",
             "k8s.cni.cncf.io/v1/network-attachment-definitions",
+            "rbac.authorization.k8s.io/v1/clusterrolebindings",
+            "rbac.authorization.k8s.io/v1/clusterroles",
+            "rbac.authorization.k8s.io/v1/rolebindings",
+            "rbac.authorization.k8s.io/v1/roles",
+            "v1/configmaps",
             "v1/events",
             "v1/pods",
+            "v1/secrets",
+            "v1/serviceaccounts",
         ]
     );
+    let rbac = discovery.get("rbac.authorization.k8s.io").unwrap();
+    let scopes: Vec<(String, bool)> = rbac
+        .recommended_resources()
+        .into_iter()
+        .map(|(r, caps)| (r.plural, caps.scope == kube::discovery::Scope::Namespaced))
+        .collect();
+    assert!(scopes.contains(&("clusterroles".to_string(), false)), "{scopes:?}");
+    assert!(scopes.contains(&("roles".to_string(), true)), "{scopes:?}");
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn cluster_scoped_objects_live_outside_namespaces() {
+    let (emulator, client) = start(test_config()).await;
+    let base = "/apis/rbac.authorization.k8s.io/v1";
+    let role = serde_json::json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": { "name": "reader", "namespace": "ignored" },
+        "rules": [{ "apiGroups": [""], "resources": ["pods"], "verbs": ["get"] }],
+    });
+    let (code, created) =
+        raw(&client, "POST", &format!("{base}/clusterroles"), serde_json::to_vec(&role).unwrap()).await;
+    assert_eq!(code, 200, "{created}");
+    assert!(created["metadata"].get("namespace").is_none(), "{created}");
+    let (code, got) = raw(&client, "GET", &format!("{base}/clusterroles/reader"), Vec::new()).await;
+    assert_eq!((code, &got["rules"]), (200, &role["rules"]));
+    assert!(emulator.handle().get(kube_emulator::Resource::ClusterRoles, "", "reader").is_some());
+    // No namespaced path for a cluster-scoped type, and no cluster path for a namespaced one.
+    let (code, _) = raw(&client, "GET", &format!("{base}/namespaces/default/clusterroles"), Vec::new()).await;
+    assert_eq!(code, 404);
+    let (code, _) = raw(&client, "GET", &format!("{base}/roles/reader"), Vec::new()).await;
+    assert_eq!(code, 404);
+    let (code, list) = raw(&client, "GET", &format!("{base}/clusterroles"), Vec::new()).await;
+    assert_eq!((code, list["items"].as_array().map(Vec::len)), (200, Some(1)));
+    let (code, _) = raw(&client, "DELETE", &format!("{base}/clusterroles/reader"), Vec::new()).await;
+    assert_eq!(code, 200);
+    let (code, _) = raw(&client, "GET", &format!("{base}/clusterroles/reader"), Vec::new()).await;
+    assert_eq!(code, 404);
     emulator.shutdown().await;
 }
 
