@@ -49,6 +49,11 @@ pub enum Input {
     Resync,
     /// The drift grace of the leadership `term` is over.
     DriftGraceOver(u64),
+    /// Every pod, read afresh for the leadership `term`.
+    FreshPods {
+        term: u64,
+        result: Result<Vec<PodView>, String>,
+    },
     SmDone {
         term: u64,
         request: SmRequest,
@@ -111,6 +116,7 @@ pub struct StateTask {
     sm_failures: HashMap<Guid, u32>,
     patch_failures: HashMap<PodUid, u32>,
     gauges_updated: Instant,
+    list_failures: u32,
     settings: TaskSettings,
 }
 
@@ -148,6 +154,7 @@ impl StateTask {
             sm_failures: HashMap::new(),
             patch_failures: HashMap::new(),
             gauges_updated: Instant::now(),
+            list_failures: 0,
             settings,
         }
     }
@@ -212,6 +219,7 @@ impl StateTask {
                 self.publish_ready();
             }
             Input::Leading(leading) => self.set_leading(leading),
+            Input::FreshPods { term, result } => self.fresh_pods(term, result),
             Input::DriftGraceOver(term) => {
                 if term == self.term && self.leading {
                     debug!("drift grace over: unowned GUIDs may now be removed");
@@ -259,6 +267,7 @@ impl StateTask {
             self.lanes.clear();
             info!(term = self.term, "leading: reading the subnet manager, then reconciling every pod");
             self.state.begin_leading();
+            self.spawn_fresh_list(0);
             let (tx, term, grace) = (self.tx.clone(), self.term, self.settings.drift_grace);
             tokio::spawn(async move {
                 tokio::time::sleep(grace).await;
@@ -374,6 +383,40 @@ impl StateTask {
             let outcome = patcher::patch_pod(&ctx, &patch).await;
             let _ = tx.send(Input::PatchDone { term, patch, outcome }).await;
         });
+    }
+
+    /// Lists every pod for this leadership; `attempt` failed attempts so far set the delay.
+    fn spawn_fresh_list(&self, attempt: u32) {
+        let (client, tx, term, limit) = (self.client.clone(), self.tx.clone(), self.term, self.settings.api_timeout);
+        let delay = if attempt == 0 { Duration::ZERO } else { retry_delay(attempt, self.settings.max_retry) };
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let result = match tokio::time::timeout(limit, crate::watch::list_pods(client)).await {
+                Ok(Ok(views)) => Ok(views),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("timed out after {}s", limit.as_secs())),
+            };
+            let _ = tx.send(Input::FreshPods { term, result }).await;
+        });
+    }
+
+    fn fresh_pods(&mut self, term: u64, result: Result<Vec<PodView>, String>) {
+        if term != self.term || !self.leading {
+            return;
+        }
+        match result {
+            Ok(views) => {
+                info!(pods = views.len(), "pods read afresh for this leadership");
+                self.state.reset_pods(views);
+                self.state.pods_synced();
+                self.list_failures = 0;
+            }
+            Err(e) => {
+                warn!(error = %e, "listing pods failed; retrying");
+                self.list_failures += 1;
+                self.spawn_fresh_list(self.list_failures);
+            }
+        }
     }
 
     /// Re-reads a pod whose patch conflicted, applies what was read, then lets it be planned again.

@@ -117,3 +117,23 @@ async fn run<K: Watched>(client: Client, tx: mpsc::Sender<Input>, metrics: Arc<M
         }
     }
 }
+
+/// Pods listed on a list request page: large enough to keep round trips few, small enough not to make
+/// the API server build one huge response (the watcher's own page size).
+const LIST_PAGE: u32 = 500;
+
+/// Reads every pod afresh (a consistent, paged LIST), for a new leader: the watch cache of a follower
+/// may lag behind what the previous leader wrote.
+pub async fn list_pods(client: Client) -> Result<Vec<PodView>, kube::Error> {
+    let api: Api<CompactPod> = Api::all(client);
+    let mut views = Vec::new();
+    let mut params = kube::api::ListParams::default().limit(LIST_PAGE);
+    loop {
+        let page = api.list(&params).await?;
+        views.extend(page.items.into_iter().filter_map(CompactPod::into_view));
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(views),
+        }
+    }
+}

@@ -82,6 +82,11 @@ impl Plan {
     }
 }
 
+/// Whether resourceVersion `a` is older than `b` (both decimal, as API servers issue them).
+fn is_older(a: &str, b: &str) -> bool {
+    matches!((a.parse::<u64>(), b.parse::<u64>()), (Ok(a), Ok(b)) if a < b)
+}
+
 /// See the module documentation.
 #[derive(Debug)]
 pub struct State {
@@ -166,8 +171,13 @@ impl State {
     // === pods ===
 
     pub fn apply_pod(&mut self, view: PodView) {
-        if self.pods.get(&view.uid) == Some(&view) {
-            return;
+        match self.pods.get(&view.uid) {
+            Some(current) if *current == view => return,
+            // A lagging watch can deliver a version older than one already read (by a fresh list or a
+            // patch response). resourceVersions are opaque, but every API server issues them as
+            // increasing integers; when both parse, the older view is ignored.
+            Some(current) if is_older(&view.resource_version, &current.resource_version) => return,
+            _ => {}
         }
         self.dirty_pods.insert(view.uid.clone());
         self.pods.insert(view.uid.clone(), view);
@@ -243,7 +253,11 @@ impl State {
 
     /// This replica starts acting: what is in flight belongs to nobody, and the subnet manager's state
     /// must be read before anything is decided (the leader-start rebuild).
+    /// A cache kept by a follower may lag behind what the previous leader wrote; the caller reads every
+    /// pod again ([`reset_pods`](Self::reset_pods) then [`pods_synced`](Self::pods_synced)) before anything
+    /// is decided.
     pub fn begin_leading(&mut self) {
+        self.pods_synced = false;
         self.drift_held = true;
         self.dropped.clear();
         self.sm_ops.clear();

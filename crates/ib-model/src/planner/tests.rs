@@ -595,6 +595,11 @@ fn drift_repair_waits_for_the_hold_to_end() {
     w.sm_seed("0x5", "02:00:00:00:00:00:00:00");
     w.sm_seed("0x5", "02:00:00:00:00:00:00:09");
     w.state.begin_leading();
+    // The controller reads every pod again before a new leader decides anything.
+    assert!(w.state.plan().is_idle());
+    let views: Vec<PodView> = w.pods.values().cloned().collect();
+    w.state.reset_pods(views);
+    w.state.pods_synced();
     w.settle();
     // Nothing unowned was removed; the pod got a GUID nobody holds.
     assert_eq!(w.members("0x5").len(), 3);
@@ -817,6 +822,22 @@ fn a_node_holds_at_most_128_partitions() {
     w.settle();
     assert_eq!(w.reason(&over), None);
     assert_eq!(w.members("0x81").len(), 1);
+}
+
+#[test]
+fn an_older_pod_version_from_a_lagging_watch_is_ignored() {
+    let mut w = World::default_range().synced();
+    w.nad("default", "ib", IB5);
+    let p = w.pod("default", "p", "ib");
+    w.settle();
+    let configured = w.pods[&p.0].clone();
+    let mut stale = configured.clone();
+    stale.resource_version = "1".into();
+    stale.networks = Some("ib".into());
+    w.state.apply_pod(stale);
+    assert_eq!(w.state.pod(&p), Some(&configured));
+    w.settle();
+    assert_eq!(w.members("0x5").len(), 1);
 }
 
 #[test]
