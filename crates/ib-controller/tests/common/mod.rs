@@ -95,12 +95,13 @@ impl Cluster {
         self.ufm_client_with(&[])
     }
 
-    /// The UFM subnet manager: built in, or, when `IB_TEST_SM_PLUGIN` names the `ufm` exec plugin
-    /// (`make plugins` builds `build/plugins/ufm`), that plugin, so that every scenario can also run
-    /// through the exec protocol.
+    /// The UFM subnet manager: built in, or, when the test runs with `DAEMON_SM_PLUGIN=ufm` and
+    /// `DAEMON_SM_PLUGIN_PATH` naming a directory with the `ufm` exec plugin (`make plugins` builds
+    /// `build/plugins/ufm`), that plugin, so that every scenario also runs through the exec protocol. The
+    /// plugin gets the scenario's `UFM_*` values explicitly: tests never change the process environment.
     pub fn ufm_client_with(&self, extra: &[(&str, &str)]) -> Arc<dyn SubnetManager> {
         let env = self.env("x", extra);
-        if let Ok(plugin) = std::env::var("IB_TEST_SM_PLUGIN") {
+        if let Some(plugin) = exec_plugin() {
             let mut config = ib_sm::ExecConfig::new(plugin);
             for key in [
                 "UFM_USERNAME",
@@ -178,6 +179,15 @@ impl Cluster {
     pub fn members(&self, pkey: u16) -> BTreeSet<String> {
         self.fabric().members(pkey).keys().map(|g| g.to_string()).collect()
     }
+}
+
+/// The `ufm` exec plugin the environment of the test run selects, if any.
+pub fn exec_plugin() -> Option<std::path::PathBuf> {
+    if std::env::var("DAEMON_SM_PLUGIN").ok()? != "ufm" {
+        return None;
+    }
+    let path = std::path::PathBuf::from(std::env::var("DAEMON_SM_PLUGIN_PATH").ok()?).join("ufm");
+    path.is_file().then_some(path)
 }
 
 /// Elements as Multus reads them: a missing namespace is the pod's.
