@@ -246,12 +246,25 @@ impl State {
             if !self.range.contains(guid) {
                 continue;
             }
-            let pkey = s.pkey.as_deref().and_then(|p| PKey::parse(p).ok());
+            let pkey = match s.pkey.as_deref() {
+                Some(p) => PKey::parse(p).ok(),
+                // Releases of ib-kubernetes before the partition was recorded in cni-args wrote only the
+                // marker; their pods are in their NAD's partition (the Go daemon also uses the NAD's).
+                None => self.nad_pkey(&key.network),
+            };
             if let Some(r) = self.claim_configured(guid, key, pkey) {
                 reason.get_or_insert(r);
             }
         }
         (reason, keep)
+    }
+
+    /// The partition of an InfiniBand NAD, when it is known and has one.
+    fn nad_pkey(&self, network: &NetworkRef) -> Option<PKey> {
+        match self.nads.get(network) {
+            Some(Ok(NadKind::InfiniBand(spec))) => spec.pkey,
+            _ => None,
+        }
     }
 
     /// The first half of planning a pod, done for every dirty pod before any GUID is handed out: what

@@ -650,6 +650,33 @@ fn a_self_written_configured_annotation_gains_no_membership() {
     assert_eq!(w.members("0x5"), BTreeSet::from([g("02:00:00:00:00:00:00:34")]));
 }
 
+/// Pods configured by a release that wrote only the marker (no `pkey` in cni-args) are in their NAD's
+/// partition: a new leader keeps them there, and puts them back if UFM lost them, never removes them.
+#[test]
+fn a_configured_annotation_without_a_pkey_means_the_nads_partition() {
+    let mut w = World::default_range();
+    w.nad("default", "ib", IB5);
+    w.sm_seed("0x5", "02:00:00:00:00:00:00:41");
+    let kept = w.pod(
+        "default",
+        "kept",
+        r#"[{"name":"ib","cni-args":{"guid":"02:00:00:00:00:00:00:41","mellanox.infiniband.app":"configured"}}]"#,
+    );
+    let lost = w.pod(
+        "default",
+        "lost",
+        r#"[{"name":"ib","cni-args":{"guid":"02:00:00:00:00:00:00:42","mellanox.infiniband.app":"configured"}}]"#,
+    );
+    w.state.pods_synced();
+    w.state.nads_synced();
+    w.settle();
+    assert_eq!(w.members("0x5"), BTreeSet::from([g_("41"), g_("42")]));
+    assert!(!w.sm_requests().iter().any(|r| matches!(r, Logged::Sm(SmOp::Remove, ..))), "{:?}", w.sm_requests());
+    assert_eq!(w.state.ledger().get(g_("41")).unwrap().owner.pod, kept);
+    assert_eq!(w.state.ledger().get(g_("42")).unwrap().owner.pod, lost);
+    assert_eq!((w.reason(&kept), w.reason(&lost)), (None, None));
+}
+
 fn g_(last: &str) -> Guid {
     g(&format!("02:00:00:00:00:00:00:{last}"))
 }
