@@ -25,7 +25,7 @@ const PROBE_NAMESPACE: &str = "ib-demo-floor";
 const PROBE_POD: &str = "floor-probe";
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Floor {
     pub samples: usize,
     /// Median of PATCH + add.

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// p50/p90/p99/max of a set of durations, in milliseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Percentiles {
     pub samples: usize,
     pub p50_ms: f64,

@@ -1,0 +1,305 @@
+//! The emulated cluster a benchmark runs against, in this process: the Kubernetes API emulator, the UFM
+//! emulator (plain HTTP: the TLS handshake is paid once per connection and is not what is measured),
+//! NADs for a few partitions, and the environment that points a controller process at them.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ib_controller::leader::LEASE_NAME;
+use ib_model::Guid;
+use kube_emulator::{EmulatorConfig, EmulatorHandle, KubeEmulator, Resource, RunningEmulator};
+use serde_json::{Value, json};
+use ufm_emulator::{Endpoint, Member, RunningUfm, UfmConfig, UfmEmulator};
+
+use crate::process::{ControllerProcess, ProcessError};
+
+pub const NAMESPACE: &str = "bench";
+pub const CONTROLLER_NAMESPACE: &str = "kube-system";
+pub const POOL_START: &str = "02:00:00:00:00:00:00:00";
+pub const POOL_END: &str = "02:00:00:00:ff:ff:ff:ff";
+/// Where the seeded, already configured pods' GUIDs start: inside the pool, as GUIDs the controller
+/// itself handed out before a restart would be.
+const SEEDED_GUID_BASE: u64 = 0x0200_0000_0000_0001;
+/// PKeys of the benchmark's partitions: 0x10, 0x11, ...
+const FIRST_PKEY: u16 = 0x10;
+const NODES: usize = 64;
+const UFM_USER: &str = "admin";
+const UFM_PASSWORD: &str = "bench-password";
+const LEAD_POLL: Duration = Duration::from_millis(20);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cannot create a temporary directory: {0}")]
+    TempDir(#[source] std::io::Error),
+    #[error("cannot write the kubeconfig: {0}")]
+    Kubeconfig(#[source] std::io::Error),
+    #[error("the Kubernetes API emulator did not start: {0}")]
+    Kube(#[from] kube_emulator::StartError),
+    #[error("the UFM emulator did not start: {0}")]
+    Ufm(#[from] ufm_emulator::StartError),
+    #[error("creating {what}: {source}")]
+    Create { what: String, source: Box<kube_emulator::ApiError> },
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error("the controller did not take the lease within {0:?}; its log is {1}")]
+    NotLeading(Duration, PathBuf),
+}
+
+/// Both emulators and the NADs of `pkeys` partitions.
+pub struct Cluster {
+    dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+    pub kube: RunningEmulator,
+    pub ufm: RunningUfm,
+    pkeys: u16,
+}
+
+impl Cluster {
+    pub async fn start(pkeys: u16) -> Result<Cluster, ClusterError> {
+        let dir = tempfile::Builder::new().prefix("ib-bench-").tempdir().map_err(ClusterError::TempDir)?;
+        let config = EmulatorConfig {
+            // Room for a whole burst of changes, so neither the controller's watch nor the observer
+            // falls behind and has to re-list in the middle of a measurement.
+            history_capacity: 1 << 18,
+            watch_queue_capacity: 1 << 18,
+            request_log_capacity: 1_000,
+            ..EmulatorConfig::default()
+        };
+        let kube = KubeEmulator::start(config).await?;
+        let ufm = UfmEmulator::start(UfmConfig::http().with_credentials(UFM_USER, UFM_PASSWORD)).await?;
+        let kubeconfig = dir.path().join("kubeconfig");
+        kube.write_kubeconfig(&kubeconfig).map_err(ClusterError::Kubeconfig)?;
+        let cluster = Cluster { dir, kubeconfig, kube, ufm, pkeys };
+        for i in 0..pkeys {
+            let name = network(i);
+            let config = format!(
+                r#"{{"cniVersion":"0.3.1","name":"{name}","type":"ib-sriov","pkey":"0x{:x}","ibKubernetesEnabled":true,"ipam":{{}}}}"#,
+                FIRST_PKEY + i
+            );
+            let nad = json!({
+                "apiVersion": "k8s.cni.cncf.io/v1",
+                "kind": "NetworkAttachmentDefinition",
+                "metadata": {"name": name, "namespace": NAMESPACE},
+                "spec": {"config": config}
+            });
+            cluster
+                .api()
+                .create(Resource::NetworkAttachmentDefinitions, nad)
+                .map_err(|e| ClusterError::Create { what: format!("NAD {name}"), source: Box::new(e) })?;
+        }
+        Ok(cluster)
+    }
+
+    pub fn api(&self) -> EmulatorHandle {
+        self.kube.handle()
+    }
+
+    pub fn pkeys(&self) -> u16 {
+        self.pkeys
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The environment a deployment would give the controller, pointing at these emulators.
+    pub fn controller_env(&self) -> Vec<(String, String)> {
+        let plugins = self.dir.path().join("no-plugins");
+        [
+            ("DAEMON_SM_PLUGIN", "ufm".to_owned()),
+            ("DAEMON_SM_PLUGIN_PATH", plugins.display().to_string()),
+            ("UFM_USERNAME", UFM_USER.to_owned()),
+            ("UFM_PASSWORD", UFM_PASSWORD.to_owned()),
+            ("UFM_ADDRESS", "127.0.0.1".to_owned()),
+            ("UFM_PORT", self.ufm.addr().port().to_string()),
+            ("UFM_HTTP_SCHEMA", "http".to_owned()),
+            ("KUBECONFIG", self.kubeconfig.display().to_string()),
+            ("K8S_NODE", "bench-control-plane".to_owned()),
+            ("POD_UID", "ib-kubernetes-bench".to_owned()),
+            ("POD_NAMESPACE", CONTROLLER_NAMESPACE.to_owned()),
+            ("ADMIN_ADDRESS", "127.0.0.1:0".to_owned()),
+            ("GUID_POOL_RANGE_START", POOL_START.to_owned()),
+            ("GUID_POOL_RANGE_END", POOL_END.to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        // The controller's log level can be raised for a run, to see where time goes.
+        .chain(
+            ["RUST_LOG", "TOKIO_WORKER_THREADS"]
+                .into_iter()
+                .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_owned(), v))),
+        )
+        .collect()
+    }
+
+    /// Starts the controller binary against this cluster, its log to `log`.
+    pub fn spawn_controller(&self, binary: &Path, log: PathBuf) -> Result<ControllerProcess, ClusterError> {
+        Ok(ControllerProcess::spawn(binary, &self.controller_env(), log)?)
+    }
+
+    /// Waits until the controller holds the lease.
+    pub async fn wait_leading(&self, controller: &mut ControllerProcess, max: Duration) -> Result<(), ClusterError> {
+        let deadline = tokio::time::Instant::now() + max;
+        loop {
+            controller.check_alive()?;
+            let holder = self
+                .api()
+                .get(Resource::Leases, CONTROLLER_NAMESPACE, LEASE_NAME)
+                .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned));
+            if holder.is_some_and(|h| !h.is_empty()) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ClusterError::NotLeading(max, controller.log().to_owned()));
+            }
+            tokio::time::sleep(LEAD_POLL).await;
+        }
+    }
+
+    /// Creates a pod asking for one interface on partition `pkey_index`.
+    pub fn create_ib_pod(&self, name: &str, index: usize, pkey_index: u16) -> Result<(), ClusterError> {
+        self.api()
+            .create(Resource::Pods, ib_pod(name, index, pkey_index))
+            .map(drop)
+            .map_err(|e| ClusterError::Create { what: format!("pod {name}"), source: Box::new(e) })
+    }
+
+    /// Loads `ib` pods already configured (annotation with GUID and the configured marker, GUID a
+    /// member of its partition in UFM), as a controller before a restart would have left them, and
+    /// `plain` pods with no extra network. Returns their names.
+    pub fn seed(&self, prefix: &str, ib: usize, plain: usize) -> Result<Vec<String>, ClusterError> {
+        let pkeys = usize::from(self.pkeys.max(1));
+        let mut names = Vec::with_capacity(ib + plain);
+        let mut members: Vec<Vec<(ufm_emulator::Guid, Member)>> = vec![Vec::new(); pkeys];
+        let mut objects = Vec::with_capacity(ib + plain);
+        for i in 0..ib {
+            let name = format!("{prefix}-ib-{i}");
+            let p = i % pkeys;
+            let guid = Guid::from_u64(SEEDED_GUID_BASE + i as u64);
+            members[p].push((ufm_emulator::Guid::from(guid.as_u64()), Member::default()));
+            objects.push(configured_pod(&name, i, p as u16, guid));
+            names.push(name);
+        }
+        for i in 0..plain {
+            let name = format!("{prefix}-plain-{i}");
+            objects.push(pod(&name, i, None));
+            names.push(name);
+        }
+        self.api()
+            .seed(Resource::Pods, objects)
+            .map_err(|e| ClusterError::Create { what: format!("seeded pods {prefix}-*"), source: Box::new(e) })?;
+        let ufm = self.ufm.handle();
+        for (p, members) in members.into_iter().enumerate() {
+            ufm.seed_members(FIRST_PKEY + p as u16, members);
+        }
+        Ok(names)
+    }
+
+    /// Successful UFM add requests so far and the GUIDs they carried, from the emulator's request log.
+    pub fn ufm_adds(&self) -> UfmAdds {
+        let mut adds = UfmAdds::default();
+        for r in self.ufm.handle().requests_to(Endpoint::AddGuids) {
+            if r.status != 200 {
+                continue;
+            }
+            adds.requests += 1;
+            adds.guids += serde_json::from_str::<Value>(&r.body)
+                .ok()
+                .and_then(|b| b.get("guids").and_then(Value::as_array).map(|g| g.len() as u64))
+                .unwrap_or(0);
+        }
+        adds
+    }
+
+    /// UFM's members of the benchmark partitions, as (pkey, GUID) pairs.
+    pub fn ufm_memberships(&self) -> std::collections::BTreeSet<(u16, Guid)> {
+        let ufm = self.ufm.handle();
+        (0..self.pkeys)
+            .flat_map(|i| {
+                let pkey = FIRST_PKEY + i;
+                // UFM's GUIDs are 8 bytes wide here: the controller only ever adds its own 8-byte GUIDs.
+                ufm.members(pkey).into_keys().map(move |g| (pkey, Guid::from_u64(g.value() as u64)))
+            })
+            .collect()
+    }
+}
+
+/// UFM add requests and the GUIDs they carried.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UfmAdds {
+    pub requests: u64,
+    pub guids: u64,
+}
+
+impl UfmAdds {
+    /// The adds between `before` and `self`.
+    pub fn since(self, before: UfmAdds) -> UfmAdds {
+        UfmAdds { requests: self.requests - before.requests, guids: self.guids - before.guids }
+    }
+
+    pub fn guids_per_request(self) -> f64 {
+        if self.requests == 0 { 0.0 } else { self.guids as f64 / self.requests as f64 }
+    }
+}
+
+/// The NAD of partition `i`.
+pub fn network(i: u16) -> String {
+    format!("ib-{i}")
+}
+
+pub fn pkey_of(i: u16) -> u16 {
+    FIRST_PKEY + i
+}
+
+fn pod(name: &str, index: usize, networks: Option<String>) -> Value {
+    let mut pod = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": NAMESPACE, "labels": {"app": "ib-bench"}},
+        "spec": {
+            "nodeName": format!("node-{}", index % NODES),
+            "containers": [{"name": "app", "image": "registry.example/app:1"}]
+        },
+        "status": {"phase": "Pending"}
+    });
+    if let Some(networks) = networks {
+        pod["metadata"]["annotations"] = json!({ ib_model::annotation::NETWORKS_ANNOTATION: networks });
+    }
+    pod
+}
+
+pub fn ib_pod(name: &str, index: usize, pkey_index: u16) -> Value {
+    let networks = format!(r#"[{{"name":"{}","interface":"net1"}}]"#, network(pkey_index));
+    pod(name, index, Some(networks))
+}
+
+fn configured_pod(name: &str, index: usize, pkey_index: u16, guid: Guid) -> Value {
+    // As ib-kubernetes writes it: the GUID, the marker and the NAD's pkey in cni-args.
+    let networks = format!(
+        r#"[{{"name":"{}","interface":"net1","cni-args":{{"guid":"{guid}","{}":"{}","pkey":"0x{:x}"}}}}]"#,
+        network(pkey_index),
+        ib_model::annotation::CONFIGURED_KEY,
+        ib_model::annotation::CONFIGURED_VALUE,
+        pkey_of(pkey_index)
+    );
+    pod(name, index, Some(networks))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pods_carry_the_annotation_the_controller_reads() {
+        let p = configured_pod("a", 3, 1, Guid::from_u64(SEEDED_GUID_BASE));
+        let raw = p["metadata"]["annotations"][ib_model::annotation::NETWORKS_ANNOTATION].as_str().unwrap();
+        let parsed = ib_model::NetworksAnnotation::parse(raw, NAMESPACE).unwrap();
+        let selection = &parsed.selections()[0];
+        assert!(selection.configured);
+        assert_eq!(selection.pkey.as_deref(), Some("0x11"));
+        assert_eq!(selection.network, ib_model::NetworkRef::new(NAMESPACE, "ib-1"));
+        assert_eq!(Guid::parse(&selection.guid.as_ref().unwrap().0).unwrap(), Guid::from_u64(SEEDED_GUID_BASE));
+        assert_eq!(p["spec"]["nodeName"], "node-3");
+        assert!(pod("b", 0, None)["metadata"].get("annotations").is_none());
+    }
+}

@@ -1,0 +1,200 @@
+//! `ib-bench`: benchmarks of ib-kubernetes at scale. Build the controller first (`cargo build --release`),
+//! then e.g. `cargo run --release -p ib-bench -- latency`. Every scenario prints a table and writes
+//! `<out>/<scenario>.json`; `plot` turns those into PNGs.
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ib_bench::plot::{self, DEFAULT_FONT};
+use ib_bench::report::{read_json, write_json};
+use ib_bench::scenarios::churn::ChurnOptions;
+use ib_bench::scenarios::latency::LatencyOptions;
+use ib_bench::scenarios::leader_start::LeaderStartOptions;
+use ib_bench::scenarios::memory::MemoryOptions;
+use ib_bench::scenarios::throughput::ThroughputOptions;
+use ib_bench::scenarios::{Bench, churn, latency, leader_start, memory, throughput};
+
+#[derive(Debug, Parser)]
+#[command(name = "ib-bench", about = "Benchmarks of ib-kubernetes: the controller in its own process")]
+struct Args {
+    /// The ib-kubernetes binary; by default the one next to this program.
+    #[arg(long, global = true)]
+    controller: Option<PathBuf>,
+    /// Where the JSON reports (read by `plot`) and the controller logs (`logs/`) are written.
+    #[arg(long, global = true, default_value = "target/ib-bench")]
+    out: PathBuf,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// Pod-to-configured latency at fixed creation rates, against the floor.
+    Latency {
+        #[arg(long, value_delimiter = ',', default_values_t = [10.0, 100.0, 1000.0])]
+        rates: Vec<f64>,
+        /// Seconds of creation per rate.
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+    },
+    /// A burst of pods on a few partitions: time to configure all, UFM batching.
+    Throughput {
+        #[arg(long, default_value_t = 10_000)]
+        pods: usize,
+        #[arg(long, default_value_t = 4)]
+        pkeys: u16,
+    },
+    /// A controller starting among many configured pods: time until a new pod is configured.
+    LeaderStart {
+        #[arg(long, default_value_t = 100_000)]
+        pods: usize,
+    },
+    /// Controller RSS by pods watched.
+    Memory {
+        #[arg(long, value_delimiter = ',', default_values_t = [0, 10_000, 100_000])]
+        steps: Vec<usize>,
+    },
+    /// Sustained create/delete with a steady population: latency and RSS over time, UFM verified.
+    Churn {
+        #[arg(long, default_value_t = 20_000)]
+        alive: usize,
+        #[arg(long, default_value_t = 200.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 300.0)]
+        seconds: f64,
+        /// Seconds per reported window (latency and RSS).
+        #[arg(long, default_value_t = 10.0)]
+        window: f64,
+    },
+    /// Every scenario with its defaults, then the plots.
+    All {
+        #[arg(long, default_value = DEFAULT_FONT)]
+        font: PathBuf,
+        /// Where the PNGs go.
+        #[arg(long, default_value = "docs/benchmarks")]
+        plots: PathBuf,
+    },
+    /// PNG plots from the JSON reports in --out.
+    Plot {
+        #[arg(long, default_value = DEFAULT_FONT)]
+        font: PathBuf,
+        #[arg(long, default_value = "docs/benchmarks")]
+        plots: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Scenario::Plot { font, plots } = &args.scenario {
+        return report_result(plot_all(&args.out, font, plots));
+    }
+    let controller = args
+        .controller
+        .clone()
+        .or_else(|| std::env::current_exe().ok().and_then(|exe| exe.parent().map(|dir| dir.join("ib-kubernetes"))));
+    let Some(controller) = controller.filter(|c| c.is_file()) else {
+        eprintln!(
+            "ib-bench: no ib-kubernetes binary next to this program; build it (cargo build --release) or pass --controller"
+        );
+        return ExitCode::from(2);
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ib-bench: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let bench = Bench { controller, logs: args.out.join("logs") };
+    report_result(runtime.block_on(run(&bench, &args.out, args.scenario)))
+}
+
+fn report_result(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ib-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(bench: &Bench, out: &Path, scenario: Scenario) -> anyhow::Result<()> {
+    match scenario {
+        Scenario::Latency { rates, seconds } => {
+            let r = latency::run(bench, &LatencyOptions { rates, seconds, ..LatencyOptions::default() }).await?;
+            emit(out, "latency", &r, r.table())
+        }
+        Scenario::Throughput { pods, pkeys } => {
+            let r = throughput::run(bench, &ThroughputOptions { pods, pkeys }).await?;
+            emit(out, "throughput", &r, r.table())
+        }
+        Scenario::LeaderStart { pods } => {
+            let r = leader_start::run(bench, &LeaderStartOptions { pods, ..LeaderStartOptions::default() }).await?;
+            emit(out, "leader-start", &r, r.table())
+        }
+        Scenario::Memory { steps } => {
+            let r = memory::run(bench, &MemoryOptions { steps, ..MemoryOptions::default() }).await?;
+            emit(out, "memory", &r, r.table())
+        }
+        Scenario::Churn { alive, rate, seconds, window } => {
+            let options = ChurnOptions { alive, rate, seconds, window_seconds: window, ..ChurnOptions::default() };
+            let r = churn::run(bench, &options).await?;
+            emit(out, "churn", &r, r.table())
+        }
+        Scenario::All { font, plots } => {
+            let r = latency::run(bench, &LatencyOptions::default()).await?;
+            emit(out, "latency", &r, r.table())?;
+            let r = throughput::run(bench, &ThroughputOptions::default()).await?;
+            emit(out, "throughput", &r, r.table())?;
+            let r = leader_start::run(bench, &LeaderStartOptions::default()).await?;
+            emit(out, "leader-start", &r, r.table())?;
+            let r = memory::run(bench, &MemoryOptions::default()).await?;
+            emit(out, "memory", &r, r.table())?;
+            let r = churn::run(bench, &ChurnOptions::default()).await?;
+            emit(out, "churn", &r, r.table())?;
+            plot_all(out, &font, &plots)
+        }
+        Scenario::Plot { font, plots } => plot_all(out, &font, &plots),
+    }
+}
+
+fn emit<T: serde::Serialize>(out: &Path, name: &str, report: &T, table: String) -> anyhow::Result<()> {
+    let path = write_json(out, name, report)?;
+    println!("{table}\n(JSON: {})\n", path.display());
+    Ok(())
+}
+
+/// Plots whichever reports exist in `out`; an error if none does.
+fn plot_all(out: &Path, font: &Path, plots: &Path) -> anyhow::Result<()> {
+    plot::load_font(font)?;
+    std::fs::create_dir_all(plots).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", plots.display()))?;
+    let mut drawn = Vec::new();
+    let latency = out.join("latency.json");
+    if latency.is_file() {
+        let path = plots.join("latency-vs-rate.png");
+        plot::latency_vs_rate(&read_json(&latency)?, &path)?;
+        drawn.push(path);
+    }
+    let memory = out.join("memory.json");
+    if memory.is_file() {
+        let path = plots.join("rss-vs-pods.png");
+        plot::rss_vs_pods(&read_json(&memory)?, &path)?;
+        drawn.push(path);
+    }
+    let churn = out.join("churn.json");
+    if churn.is_file() {
+        let path = plots.join("churn.png");
+        plot::churn(&read_json(&churn)?, &path)?;
+        drawn.push(path);
+    }
+    if drawn.is_empty() {
+        anyhow::bail!("no latency.json, memory.json or churn.json in {}: run a scenario first", out.display());
+    }
+    for path in drawn {
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
