@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ib_controller::leader::LEASE_NAME;
-use ib_model::Guid;
+use ib_model::{Guid, NetworkRef};
+use ib_sim::demo::observer::Observer;
+use ib_sim::workload::IbNetworks;
 use kube_emulator::{EmulatorConfig, EmulatorHandle, KubeEmulator, Resource, RunningEmulator};
 use serde_json::{Value, json};
 use ufm_emulator::{Endpoint, Member, RunningUfm, UfmConfig, UfmEmulator};
@@ -125,7 +127,7 @@ impl Cluster {
         .map(|(k, v)| (k.to_owned(), v))
         // The controller's log level can be raised for a run, to see where time goes.
         .chain(
-            ["RUST_LOG", "TOKIO_WORKER_THREADS"]
+            ["RUST_LOG", "TOKIO_WORKER_THREADS", "MALLOC_ARENA_MAX"]
                 .into_iter()
                 .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_owned(), v))),
         )
@@ -209,6 +211,13 @@ impl Cluster {
                 .unwrap_or(0);
         }
         adds
+    }
+
+    /// Starts watching the benchmark's pods as a user would, noting when each reads configured.
+    pub fn observer(&self) -> Observer {
+        let ib: IbNetworks =
+            (0..self.pkeys).map(|i| (NetworkRef::new(NAMESPACE, network(i)), Some(pkey_of(i)))).collect();
+        Observer::start(self.api(), NAMESPACE, ib)
     }
 
     /// UFM's members of the benchmark partitions, as (pkey, GUID) pairs.

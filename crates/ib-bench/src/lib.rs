@@ -4,8 +4,8 @@
 //! CPU are read from /proc, so they are its own.
 
 pub mod cluster;
-pub mod observer;
 pub mod plot;
 pub mod process;
 pub mod report;
 pub mod scenarios;
+pub mod watch_delay;

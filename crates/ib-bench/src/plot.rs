@@ -37,6 +37,22 @@ pub fn load_font(path: &Path) -> Result<(), PlotError> {
     register_font(FONT, FontStyle::Normal, bytes).map_err(|_| PlotError::FontInvalid { path: path.to_owned() })
 }
 
+/// The series labels in a framed box at `position`.
+fn legend<'a, DB, CT>(chart: &mut ChartContext<'a, DB, CT>, position: SeriesLabelPosition) -> Result<(), String>
+where
+    DB: DrawingBackend + 'a,
+    CT: CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font((FONT, 15))
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
 fn draw_error(path: &Path) -> impl Fn(String) -> PlotError + '_ {
     move |message| PlotError::Draw { path: path.to_owned(), message }
 }
@@ -84,19 +100,18 @@ pub fn latency_vs_rate(report: &LatencyReport, path: &Path) -> Result<(), PlotEr
             .map_err(|e| err(e.to_string()))?;
     }
     let floor = report.floor.total_ms;
-    chart
-        .draw_series(LineSeries::new(vec![(min_rate / 1.5, floor), (max_rate * 1.5, floor)], BLACK.stroke_width(1)))
-        .map_err(|e| err(e.to_string()))?
-        .label(format!("floor: PATCH + UFM add ({floor:.2} ms)"))
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(1)));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .label_font((FONT, 15))
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
+    let with_watch = floor + report.watch_delay_ms;
+    for (label, y, color) in [
+        (format!("floor: PATCH + UFM add ({floor:.2} ms)"), floor, BLACK),
+        (format!("floor + watch delay ({with_watch:.2} ms)"), with_watch, RGBColor(128, 128, 128)),
+    ] {
+        chart
+            .draw_series(LineSeries::new(vec![(min_rate / 1.5, y), (max_rate * 1.5, y)], color.stroke_width(1)))
+            .map_err(|e| err(e.to_string()))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(1)));
+    }
+    legend(&mut chart, SeriesLabelPosition::UpperLeft).map_err(&err)?;
     root.present().map_err(|e| err(e.to_string()))
 }
 
@@ -144,14 +159,7 @@ pub fn rss_vs_pods(report: &MemoryReport, path: &Path) -> Result<(), PlotError> 
         .map_err(|e| err(e.to_string()))?
         .label("budget: 1 KiB per pod over the empty cluster")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(1)));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .label_font((FONT, 15))
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
+    legend(&mut chart, SeriesLabelPosition::UpperLeft).map_err(&err)?;
     root.present().map_err(|e| err(e.to_string()))
 }
 
@@ -193,14 +201,7 @@ pub fn churn(report: &ChurnReport, path: &Path) -> Result<(), PlotError> {
             .label(label)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font((FONT, 14))
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
+    legend(&mut chart, SeriesLabelPosition::UpperRight).map_err(&err)?;
 
     let max_mib = windows.iter().map(|w| w.rss_bytes as f64 / MIB).fold(0.0, f64::max) * 1.2;
     let mut chart = ChartBuilder::on(&lower)

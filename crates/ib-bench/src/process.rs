@@ -142,6 +142,19 @@ impl ControllerProcess {
     }
 }
 
+impl ControllerProcess {
+    /// SIGTERM (through kill(1): this crate has no unsafe code for a signal call), then SIGKILL if the
+    /// process has not exited after `grace`. A terminated controller releases its lease, and a profiler
+    /// wrapping it writes its output.
+    pub async fn stop(mut self, grace: Duration) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status();
+        let deadline = tokio::time::Instant::now() + grace;
+        while matches!(self.child.try_wait(), Ok(None)) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 impl Drop for ControllerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();

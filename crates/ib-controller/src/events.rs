@@ -45,7 +45,7 @@ impl EventSink {
                             kind: Some("Pod".into()),
                             name: Some(pod.name.clone()),
                             namespace: Some(pod.namespace.clone()),
-                            uid: Some(pod.uid.0.clone()),
+                            uid: Some(pod.uid.to_string()),
                             ..ObjectReference::default()
                         };
                         match tokio::time::timeout(TIMEOUT, recorder.publish(&event, &reference)).await {

@@ -31,7 +31,7 @@ pub struct PatchContext {
 pub fn patch_body(patch: &PodPatch) -> serde_json::Value {
     json!({
         "metadata": {
-            "uid": patch.pod.uid.0,
+            "uid": &*patch.pod.uid.0,
             "resourceVersion": patch.resource_version,
             "annotations": { NETWORKS_ANNOTATION: patch.annotation },
         }

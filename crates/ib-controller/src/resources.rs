@@ -130,7 +130,7 @@ impl CompactPod {
         let m = self.metadata;
         let networks = m.annotations.and_then(|mut a| a.remove(NETWORKS_ANNOTATION));
         Some(PodView {
-            uid: PodUid(m.uid?),
+            uid: PodUid::from(m.uid?),
             namespace: m.namespace.unwrap_or_default(),
             name: m.name?,
             resource_version: m.resource_version?,

@@ -46,7 +46,7 @@ impl Watched for CompactPod {
         Input::PodApplied(item)
     }
     fn deleted(self) -> Option<Input> {
-        self.metadata.uid.map(|uid| Input::PodDeleted(PodUid(uid)))
+        self.metadata.uid.map(|uid| Input::PodDeleted(PodUid::from(uid)))
     }
     fn listed(items: Vec<PodView>) -> Input {
         Input::PodsReset(items)

@@ -37,7 +37,7 @@ fn pending_annotation(k: u64) -> String {
 /// Pod `k` of the benchmark; uid, name and node all derive from `k` so that pods never collide.
 fn pod_view(k: u64, resource_version: u64, phase: PodPhase, networks: String) -> PodView {
     PodView {
-        uid: PodUid(format!("pod-{k}")),
+        uid: PodUid::from(format!("pod-{k}")),
         namespace: NAMESPACE.into(),
         name: format!("worker-{k}"),
         resource_version: resource_version.to_string(),

@@ -27,9 +27,19 @@ impl Partition {
 }
 
 /// Known membership of the GUIDs inside the pool range (the rest of the fabric is not ours).
+///
+/// A GUID is nearly always in one partition, so each GUID's partitions are a small sorted vector: a
+/// B-tree set would allocate a whole node (hundreds of bytes) for that one entry.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SmMembership {
-    by_guid: HashMap<Guid, BTreeSet<Partition>>,
+    by_guid: HashMap<Guid, Vec<Partition>>,
+}
+
+/// Adds `p` to the sorted, duplicate-free `ps`.
+fn insert_sorted(ps: &mut Vec<Partition>, p: Partition) {
+    if let Err(at) = ps.binary_search(&p) {
+        ps.insert(at, p);
+    }
 }
 
 impl SmMembership {
@@ -38,25 +48,26 @@ impl SmMembership {
     where
         I: IntoIterator<Item = (&'a str, Guid)>,
     {
-        let mut by_guid: HashMap<Guid, BTreeSet<Partition>> = HashMap::new();
+        let mut by_guid: HashMap<Guid, Vec<Partition>> = HashMap::new();
         for (name, guid) in listing {
             if range.contains(guid) {
-                by_guid.entry(guid).or_default().insert(Partition::from_sm_name(name));
+                insert_sorted(by_guid.entry(guid).or_default(), Partition::from_sm_name(name));
             }
         }
         SmMembership { by_guid }
     }
 
     pub fn has(&self, guid: Guid, pkey: PKey) -> bool {
-        self.by_guid.get(&guid).is_some_and(|ps| ps.contains(&Partition::Managed(pkey)))
+        self.by_guid.get(&guid).is_some_and(|ps| ps.binary_search(&Partition::Managed(pkey)).is_ok())
     }
 
     pub fn holds(&self, guid: Guid) -> bool {
         self.by_guid.contains_key(&guid)
     }
 
-    pub fn partitions(&self, guid: Guid) -> Option<&BTreeSet<Partition>> {
-        self.by_guid.get(&guid)
+    /// The GUID's partitions, sorted.
+    pub fn partitions(&self, guid: Guid) -> Option<&[Partition]> {
+        self.by_guid.get(&guid).map(Vec::as_slice)
     }
 
     pub fn managed(&self, guid: Guid) -> impl Iterator<Item = PKey> + '_ {
@@ -67,12 +78,14 @@ impl SmMembership {
     }
 
     pub fn add(&mut self, guid: Guid, pkey: PKey) {
-        self.by_guid.entry(guid).or_default().insert(Partition::Managed(pkey));
+        insert_sorted(self.by_guid.entry(guid).or_default(), Partition::Managed(pkey));
     }
 
     pub fn remove(&mut self, guid: Guid, pkey: PKey) {
         if let Some(ps) = self.by_guid.get_mut(&guid) {
-            ps.remove(&Partition::Managed(pkey));
+            if let Ok(at) = ps.binary_search(&Partition::Managed(pkey)) {
+                ps.remove(at);
+            }
             if ps.is_empty() {
                 self.by_guid.remove(&guid);
             }
@@ -80,9 +93,12 @@ impl SmMembership {
     }
 
     /// Replaces what is known of one GUID.
-    pub fn set(&mut self, guid: Guid, partitions: Option<BTreeSet<Partition>>) {
+    pub fn set(&mut self, guid: Guid, partitions: Option<&[Partition]>) {
         match partitions {
             Some(ps) if !ps.is_empty() => {
+                let mut ps = ps.to_vec();
+                ps.sort();
+                ps.dedup();
                 self.by_guid.insert(guid, ps);
             }
             _ => {

@@ -1,11 +1,26 @@
 //! The compact view of a pod that the controller keeps: only what decisions need, never the pod spec.
 
+use std::sync::Arc;
+
 use crate::annotation::NetworkRef;
 
 /// A pod's `metadata.uid`. Ownership is keyed by uid, not name, so a re-created pod with the same name
-/// is a different owner.
+/// is a different owner. Shared, not copied: every map that knows a pod holds its uid, and at 100,000
+/// pods a copy per map costs megabytes.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PodUid(pub String);
+pub struct PodUid(pub Arc<str>);
+
+impl From<String> for PodUid {
+    fn from(uid: String) -> Self {
+        PodUid(uid.into())
+    }
+}
+
+impl From<&str> for PodUid {
+    fn from(uid: &str) -> Self {
+        PodUid(uid.into())
+    }
+}
 
 impl std::fmt::Display for PodUid {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

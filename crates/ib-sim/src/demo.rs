@@ -213,7 +213,7 @@ pub async fn run(options: DemoOptions) -> Result<Demo, DemoError> {
 
     progress.phase("starting the controller (ib_controller::startup::start)");
     let controller = ib_controller::startup::start(config, &env).await?;
-    let observer = Observer::start(api.clone(), &nads);
+    let observer = Observer::start(api.clone(), NAMESPACE, ib.clone());
     let mut world = World { dir, kubeconfig, kube, ufm, kubelet, controller, observer };
     let mut leading = world.controller.leading();
     if !matches!(tokio::time::timeout(LEAD_DEADLINE, leading.wait_for(|l| *l)).await, Ok(Ok(_))) {

@@ -140,7 +140,7 @@ pub async fn run(bench: &Bench, options: &ChurnOptions) -> Result<ChurnReport, S
         .iter()
         .flat_map(|l| {
             let pkey = pkey_of(l.pkey_index);
-            observer.guids(&l.name).unwrap_or_default().into_iter().map(move |g| (pkey, g))
+            observer.configured(&l.name).map(|c| c.guids).unwrap_or_default().into_iter().map(move |g| (pkey, g))
         })
         .collect();
     let converge_start = Instant::now();
@@ -181,7 +181,7 @@ pub async fn run(bench: &Bench, options: &ChurnOptions) -> Result<ChurnReport, S
 
 /// Latency of the pods created in each window, beside the RSS sampled at its end.
 fn windows(
-    observer: &crate::observer::Observer,
+    observer: &ib_sim::demo::observer::Observer,
     created: &[(String, f64)],
     samples: &[(f64, u64, f64)],
     window_seconds: f64,

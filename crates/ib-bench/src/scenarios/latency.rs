@@ -6,7 +6,7 @@ use ib_sim::demo::floor::Floor;
 use ib_sim::demo::stats::Percentiles;
 use serde::{Deserialize, Serialize};
 
-use super::{Bench, CONFIGURE_DEADLINE, ScenarioError, measure_floor, not_configured};
+use super::{Bench, CONFIGURE_DEADLINE, ScenarioError, measure_floor, measure_watch_delay, not_configured};
 use crate::cluster::{Cluster, UfmAdds};
 use crate::process::Usage;
 use crate::report::{Machine, table};
@@ -45,6 +45,8 @@ pub struct RateStep {
 pub struct LatencyReport {
     pub machine: Machine,
     pub floor: Floor,
+    /// Median create → watch event at a kube-rs watcher: part of every pod's latency, not of the floor.
+    pub watch_delay_ms: f64,
     pub steps: Vec<RateStep>,
     pub controller_at_end: Usage,
 }
@@ -61,6 +63,7 @@ pub async fn run(bench: &Bench, options: &LatencyOptions) -> Result<LatencyRepor
     }
     let cluster = Cluster::start(options.pkeys).await?;
     let floor = measure_floor(&cluster).await?;
+    let watch_delay_ms = measure_watch_delay(&cluster).await?;
     let (mut controller, observer) = bench.leading_controller(&cluster, "latency").await?;
     let mut steps = Vec::new();
     for (s, &rate) in options.rates.iter().enumerate() {
@@ -102,7 +105,7 @@ pub async fn run(bench: &Bench, options: &LatencyOptions) -> Result<LatencyRepor
         });
     }
     let controller_at_end = controller.usage()?;
-    Ok(LatencyReport { machine: Machine::this(), floor, steps, controller_at_end })
+    Ok(LatencyReport { machine: Machine::this(), floor, watch_delay_ms, steps, controller_at_end })
 }
 
 impl LatencyReport {
@@ -128,12 +131,14 @@ impl LatencyReport {
             })
             .collect();
         format!(
-            "latency: pod created -> configured (ms)\n{}\nfloor: {:.2} ms (PATCH {:.2} + UFM add {:.2}, median of {})\n{}",
+            "latency: pod created -> configured (ms)\n{}\nfloor: {:.2} ms (PATCH {:.2} + UFM add {:.2}, median of {}); \
+             watch delay (create -> a watcher sees it): {:.2} ms\n{}",
             self.machine.line(),
             f.total_ms,
             f.patch_ms,
             f.ufm_add_ms,
             f.samples,
+            self.watch_delay_ms,
             table(
                 &[
                     "rate/s",

@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 
 use super::{CONFIGURE_DEADLINE, ScenarioError, not_configured};
 use crate::cluster::{CONTROLLER_NAMESPACE, Cluster, UfmAdds};
-use crate::observer::Observer;
 use crate::process::Usage;
 use crate::report::{Machine, mib, table};
 
@@ -47,7 +46,7 @@ pub async fn run(bench: &super::Bench, options: &LeaderStartOptions) -> Result<L
     let cluster = Cluster::start(options.pkeys).await?;
     let seeded = cluster.seed("old", options.pods, 0)?;
     let seeded_guids = cluster.ufm_memberships();
-    let observer = Observer::start(cluster.api(), cluster.pkeys());
+    let observer = cluster.observer();
     let adds_before = cluster.ufm_adds();
 
     let started = Instant::now();
@@ -67,9 +66,9 @@ pub async fn run(bench: &super::Bench, options: &LeaderStartOptions) -> Result<L
         tokio::time::sleep(POLL).await;
     }
     let controller_at_configured = controller.usage()?;
-    let configured_at = observer.configured_at(NEWCOMER).unwrap_or_else(Instant::now);
+    let configured_at = observer.configured(NEWCOMER).map(|c| c.at).unwrap_or_else(Instant::now);
     let new_pod_configured_seconds = configured_at.saturating_duration_since(started).as_secs_f64();
-    let guids = observer.guids(NEWCOMER).unwrap_or_default();
+    let guids = observer.configured(NEWCOMER).map(|c| c.guids).unwrap_or_default();
     let new_guid_unique = !guids.is_empty() && guids.iter().all(|g| !seeded_guids.iter().any(|(_, s)| s == g));
     Ok(LeaderStartReport {
         machine: Machine::this(),

@@ -14,6 +14,7 @@ use crate::report::{Machine, mib, table};
 const SETTLE_PERIOD: Duration = Duration::from_secs(1);
 const SETTLE_TOLERANCE: f64 = 0.01;
 const SETTLE_MAX: Duration = Duration::from_secs(30);
+const STOP_GRACE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct MemoryOptions {
@@ -65,6 +66,7 @@ pub async fn run(bench: &Bench, options: &MemoryOptions) -> Result<MemoryReport,
             .filter(|base| pods > base.pods)
             .map(|base| (usage.rss_bytes as f64 - base.usage.rss_bytes as f64) / (pods - base.pods) as f64);
         steps.push(MemoryStep { pods, ib_pods: ib, usage, bytes_per_pod });
+        controller.stop(STOP_GRACE).await;
     }
     Ok(MemoryReport { machine: Machine::this(), steps })
 }

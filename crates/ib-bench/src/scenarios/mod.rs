@@ -14,8 +14,8 @@ use ib_sim::demo::floor::{self, Floor};
 use ib_sm::EnvMap;
 
 use crate::cluster::{Cluster, ClusterError};
-use crate::observer::Observer;
 use crate::process::{ControllerProcess, ProcessError};
+use ib_sim::demo::observer::Observer;
 
 /// Generous for a loaded 2-core machine: far above what a healthy run needs, so a deadline is only hit
 /// when something is wrong, and then the report says so instead of hanging.
@@ -34,6 +34,8 @@ pub enum ScenarioError {
     Startup(#[from] ib_controller::startup::StartupError),
     #[error("measuring the floor: {0}")]
     Floor(#[from] floor::FloorError),
+    #[error("measuring the watch delay: {0}")]
+    WatchDelay(#[from] crate::watch_delay::WatchDelayError),
     #[error("{what} not configured within {deadline:?} ({done} of {expected}); the controller's log is {log}")]
     NotConfigured { what: String, done: usize, expected: usize, deadline: Duration, log: PathBuf },
     #[error("invalid option {option}={value}: {reason}")]
@@ -62,7 +64,7 @@ impl Bench {
         cluster: &Cluster,
         label: &str,
     ) -> Result<(ControllerProcess, Observer), ScenarioError> {
-        let observer = Observer::start(cluster.api(), cluster.pkeys());
+        let observer = cluster.observer();
         let mut controller = self.spawn_controller(cluster, label)?;
         cluster.wait_leading(&mut controller, LEAD_DEADLINE).await?;
         cluster.create_ib_pod("warm-up", 0, 0)?;
@@ -91,4 +93,11 @@ pub async fn measure_floor(cluster: &Cluster) -> Result<Floor, ScenarioError> {
     let client = ib_controller::startup::kube_client(&env).await?;
     let sm = ib_controller::startup::subnet_manager(&config)?;
     Ok(floor::measure(client, sm.as_ref(), &cluster.api(), &cluster.ufm.handle()).await?)
+}
+
+/// The watch delay against this cluster (see [`crate::watch_delay`]).
+pub async fn measure_watch_delay(cluster: &Cluster) -> Result<f64, ScenarioError> {
+    let env: EnvMap = cluster.controller_env().into_iter().collect();
+    let client = ib_controller::startup::kube_client(&env).await?;
+    Ok(crate::watch_delay::measure(client, &cluster.api()).await?)
 }

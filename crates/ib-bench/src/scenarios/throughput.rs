@@ -60,7 +60,7 @@ pub async fn run(bench: &Bench, options: &ThroughputOptions) -> Result<Throughpu
         let done = names.iter().filter(|n| observer.is_configured(n)).count();
         return Err(not_configured("the burst", done, names.len(), &controller));
     }
-    let last = names.iter().filter_map(|n| observer.configured_at(n)).max().unwrap_or(started);
+    let last = names.iter().filter_map(|n| observer.configured(n).map(|c| c.at)).max().unwrap_or(started);
     let all_configured_seconds = last.saturating_duration_since(started).as_secs_f64();
     let controller_at_end = controller.usage()?;
     let adds = cluster.ufm_adds().since(adds_before);

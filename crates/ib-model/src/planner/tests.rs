@@ -96,7 +96,7 @@ impl World {
     }
 
     fn pod(&mut self, ns: &str, name: &str, networks: &str) -> PodUid {
-        let uid = PodUid(format!("uid-{ns}-{name}-{}", self.rv));
+        let uid = PodUid::from(format!("uid-{ns}-{name}-{}", self.rv));
         let view = PodView {
             uid: uid.clone(),
             namespace: ns.into(),
@@ -108,14 +108,14 @@ impl World {
             deleting: false,
             networks: Some(networks.into()),
         };
-        self.pods.insert(uid.0.clone(), view.clone());
+        self.pods.insert(uid.0.to_string(), view.clone());
         self.state.apply_pod(view);
         uid
     }
 
     fn edit(&mut self, uid: &PodUid, f: impl FnOnce(&mut PodView)) {
         let rv = self.next_rv();
-        let view = self.pods.get_mut(&uid.0).unwrap();
+        let view = self.pods.get_mut(&*uid.0).unwrap();
         f(view);
         view.resource_version = rv;
         let view = view.clone();
@@ -123,7 +123,7 @@ impl World {
     }
 
     fn delete(&mut self, uid: &PodUid) {
-        self.pods.remove(&uid.0);
+        self.pods.remove(&*uid.0);
         self.state.delete_pod(uid);
     }
 
@@ -167,7 +167,7 @@ impl World {
     }
 
     fn apply_patch(&mut self, patch: crate::state::PodPatch) {
-        let outcome = match self.pods.get_mut(&patch.pod.uid.0) {
+        let outcome = match self.pods.get_mut(&*patch.pod.uid.0) {
             None => PatchOutcome::NotFound,
             Some(view) if view.resource_version != patch.resource_version => PatchOutcome::Conflict,
             Some(view) => {
@@ -254,7 +254,7 @@ impl World {
 
     /// The pod's elements as JSON (short forms as Multus expands them).
     fn annotation(&self, uid: &PodUid) -> Value {
-        let view = &self.pods[&uid.0];
+        let view = &self.pods[&*uid.0];
         let a =
             crate::annotation::NetworksAnnotation::parse(view.networks.as_deref().unwrap(), &view.namespace).unwrap();
         serde_json::from_str(&a.to_json()).unwrap()
@@ -650,6 +650,31 @@ fn a_self_written_configured_annotation_gains_no_membership() {
     assert_eq!(w.members("0x5"), BTreeSet::from([g("02:00:00:00:00:00:00:34")]));
 }
 
+/// Pods with no networks annotation are not kept (most pods of a cluster); a kept pod whose annotation
+/// is removed stays, so that its GUID is still released by planning it.
+#[test]
+fn pods_without_networks_are_not_kept_unless_already_known() {
+    let mut w = World::default_range().synced();
+    w.nad("default", "ib", IB5);
+    let ib = w.pod("default", "ib-pod", "ib");
+    let plain = PodView { uid: PodUid::from("plain"), name: "plain".into(), networks: None, ..w.pods[&*ib.0].clone() };
+    w.state.apply_pod(plain.clone());
+    assert!(!w.state.pods.contains_key(&plain.uid));
+    w.settle();
+    let guid = Guid::parse(w.annotation(&ib)[0]["cni-args"]["guid"].as_str().unwrap()).unwrap();
+    w.edit(&ib, |v| v.networks = None);
+    assert!(w.state.pods.contains_key(&ib));
+    w.settle();
+    // Configured claims last while the pod lives, whatever happens to its annotation (the VF has it).
+    assert_eq!(w.state.ledger().get(guid).unwrap().owner.pod, ib);
+    w.delete(&ib);
+    w.settle();
+    assert!(w.state.ledger().get(guid).is_none());
+    assert!(w.members("0x5").is_empty());
+    w.state.reset_pods(vec![plain]);
+    assert!(w.state.pods.is_empty(), "a re-list keeps no plain pod");
+}
+
 /// Pods configured by a release that wrote only the marker (no `pkey` in cni-args) are in their NAD's
 /// partition: a new leader keeps them there, and puts them back if UFM lost them, never removes them.
 #[test]
@@ -746,7 +771,7 @@ fn patch_not_found_releases_the_guid() {
     w.nad("default", "ib", IB5);
     let p = w.pod("default", "p", "ib");
     let plan = w.plan_until_patch();
-    w.pods.remove(&p.0);
+    w.pods.remove(&*p.0);
     w.execute(plan);
     w.settle();
     assert!(w.sm.is_empty());
@@ -857,7 +882,7 @@ fn an_older_pod_version_from_a_lagging_watch_is_ignored() {
     w.nad("default", "ib", IB5);
     let p = w.pod("default", "p", "ib");
     w.settle();
-    let configured = w.pods[&p.0].clone();
+    let configured = w.pods[&*p.0].clone();
     let mut stale = configured.clone();
     stale.resource_version = "1".into();
     stale.networks = Some("ib".into());
@@ -969,11 +994,11 @@ proptest! {
                 }
                 Step::DeletePod(i) => if !uids.is_empty() {
                     let uid = uids[i % uids.len()].clone();
-                    if w.pods.contains_key(&uid.0) { w.delete(&uid); }
+                    if w.pods.contains_key(&*uid.0) { w.delete(&uid); }
                 }
                 Step::FinishPod(i) => if !uids.is_empty() {
                     let uid = uids[i % uids.len()].clone();
-                    if w.pods.contains_key(&uid.0) { w.edit(&uid, |v| v.phase = PodPhase::Failed); }
+                    if w.pods.contains_key(&*uid.0) { w.edit(&uid, |v| v.phase = PodPhase::Failed); }
                 }
                 Step::FailPkey(i) => { w.failing.insert(pk(["0x5", "0x6"][i])); }
                 Step::HealAll => w.failing.clear(),
@@ -984,7 +1009,7 @@ proptest! {
                 Step::Restart => w.restart(),
                 Step::Touch(i) => if !uids.is_empty() {
                     let uid = uids[i % uids.len()].clone();
-                    if w.pods.contains_key(&uid.0) { w.edit(&uid, |_| {}); }
+                    if w.pods.contains_key(&*uid.0) { w.edit(&uid, |_| {}); }
                 }
             }
         }

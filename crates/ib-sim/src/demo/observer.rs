@@ -4,14 +4,17 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ib_model::{Guid, NetworkRef, NetworksAnnotation};
 use kube_emulator::{ChangeKind, EmulatorHandle, Resource, Subscription, SubscriptionError};
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
-use crate::workload::{IbNetworks, NAMESPACE, NadSpec, ib_networks};
+use crate::workload::IbNetworks;
+
+/// How often the waits look again.
+const POLL: Duration = Duration::from_millis(10);
 
 /// One configured pod, as first seen configured.
 #[derive(Debug, Clone)]
@@ -34,13 +37,20 @@ pub struct Observer {
     task: JoinHandle<()>,
 }
 
+/// Which pods an observer looks at: one namespace, and which of its networks are InfiniBand.
+struct Scope {
+    namespace: String,
+    ib: IbNetworks,
+}
+
 impl Observer {
-    /// Subscribes now, so that no later change is missed.
-    pub fn start(api: EmulatorHandle, nads: &[NadSpec]) -> Observer {
-        let ib = ib_networks(nads);
+    /// Subscribes now, so that no later change is missed. Watches the pods of `namespace`, whose
+    /// InfiniBand networks are `ib`.
+    pub fn start(api: EmulatorHandle, namespace: &str, ib: IbNetworks) -> Observer {
         let observed = Arc::new(Mutex::new(Observed::default()));
         let changes = api.subscribe(Resource::Pods);
-        let task = tokio::spawn(watch(api, changes, ib, Arc::clone(&observed)));
+        let scope = Scope { namespace: namespace.to_owned(), ib };
+        let task = tokio::spawn(watch(api, changes, scope, Arc::clone(&observed)));
         Observer { observed, task }
     }
 
@@ -59,6 +69,41 @@ impl Observer {
 
     pub fn configured_count(&self) -> usize {
         lock(&self.observed).configured.len()
+    }
+
+    pub fn is_configured(&self, name: &str) -> bool {
+        lock(&self.observed).configured.contains_key(name)
+    }
+
+    /// Creation → configured of one pod, once it is configured.
+    pub fn latency(&self, name: &str) -> Option<std::time::Duration> {
+        let observed = lock(&self.observed);
+        let created = observed.created.get(name)?;
+        observed.configured.get(name).map(|c| c.at.saturating_duration_since(*created))
+    }
+
+    /// Waits until `n` pods have been seen configured; false at the deadline.
+    pub async fn wait_configured(&self, n: usize, max: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + max;
+        while self.configured_count() < n {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        true
+    }
+
+    /// Waits until `name` is configured; false at the deadline.
+    pub async fn wait_pod(&self, name: &str, max: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + max;
+        while !self.is_configured(name) {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        true
     }
 
     /// Creation → configured for every pod seen configured.
@@ -87,15 +132,15 @@ fn lock(observed: &Mutex<Observed>) -> MutexGuard<'_, Observed> {
     observed.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-async fn watch(api: EmulatorHandle, mut changes: Subscription, ib: IbNetworks, observed: Arc<Mutex<Observed>>) {
+async fn watch(api: EmulatorHandle, mut changes: Subscription, scope: Scope, observed: Arc<Mutex<Observed>>) {
     loop {
         match changes.recv().await {
             Ok(change) if change.kind == ChangeKind::Deleted => {}
-            Ok(change) => note(&change.object, &ib, &observed),
+            Ok(change) => note(&change.object, &scope, &observed),
             // Fell behind: the current state still tells which pods are configured (timed a bit late).
             Err(SubscriptionError::Lagged(_)) => {
-                for pod in api.list(Resource::Pods, Some(NAMESPACE)).1 {
-                    note(&pod, &ib, &observed);
+                for pod in api.list(Resource::Pods, Some(&scope.namespace)).1 {
+                    note(&pod, &scope, &observed);
                 }
             }
             Err(SubscriptionError::Closed) => return,
@@ -103,17 +148,17 @@ async fn watch(api: EmulatorHandle, mut changes: Subscription, ib: IbNetworks, o
     }
 }
 
-fn note(pod: &Value, ib: &IbNetworks, observed: &Mutex<Observed>) {
+fn note(pod: &Value, scope: &Scope, observed: &Mutex<Observed>) {
     let at = Instant::now();
     let meta = &pod["metadata"];
-    if meta["namespace"].as_str() != Some(NAMESPACE) {
+    if meta["namespace"].as_str() != Some(scope.namespace.as_str()) {
         return;
     }
     let Some(name) = meta["name"].as_str() else { return };
     if lock(observed).configured.contains_key(name) {
         return;
     }
-    if let Some(interfaces) = configured_interfaces(pod, ib) {
+    if let Some(interfaces) = configured_interfaces(pod, &scope.ib) {
         let uid = meta["uid"].as_str().unwrap_or_default().to_owned();
         let guids = interfaces.iter().map(|i| i.guid).collect();
         lock(observed).configured.insert(name.to_owned(), Configured { at, uid, guids });

@@ -1,0 +1,108 @@
+//! Every benchmark scenario at a small size against the real binary: each must run to the end and its
+//! report must account for exactly the work it did. The figures themselves are not asserted (the
+//! machines are shared and noisy); `cargo run --release -p ib-bench -- all` measures at scale.
+
+use std::path::{Path, PathBuf};
+
+use ib_bench::plot;
+use ib_bench::scenarios::Bench;
+use ib_bench::scenarios::churn::{self, ChurnOptions};
+use ib_bench::scenarios::latency::{self, LatencyOptions};
+use ib_bench::scenarios::leader_start::{self, LeaderStartOptions};
+use ib_bench::scenarios::memory::{self, MemoryOptions};
+use ib_bench::scenarios::throughput::{self, ThroughputOptions};
+
+fn bench(name: &str) -> Bench {
+    let logs = std::env::temp_dir().join(format!("ib-bench-test-{}-{name}", std::process::id()));
+    Bench { controller: PathBuf::from(env!("CARGO_BIN_EXE_ib-kubernetes")), logs }
+}
+
+/// The font the plots use; plots are checked only where it is installed.
+fn font() -> Option<&'static Path> {
+    let path = Path::new(plot::DEFAULT_FONT);
+    if path.is_file() {
+        return Some(path);
+    }
+    println!("SKIP plot checks: no font at {} (install fonts-dejavu-core)", path.display());
+    None
+}
+
+fn assert_png(path: &Path) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() > 1000, "{} is not a PNG", path.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_counts_every_pod_and_measures_the_floor() {
+    let options = LatencyOptions { rates: vec![20.0, 100.0], seconds: 1.0, pkeys: 2 };
+    let report = latency::run(&bench("latency"), &options).await.expect("latency runs");
+    assert!(report.floor.total_ms > 0.0 && report.floor.samples > 0, "{:?}", report.floor);
+    assert_eq!(report.steps.iter().map(|s| s.pods).collect::<Vec<_>>(), [20, 100]);
+    for step in &report.steps {
+        assert_eq!(step.latency.samples, step.pods, "{step:?}");
+        assert!(step.latency.p50_ms > 0.0 && step.latency.p50_ms <= step.latency.max_ms, "{step:?}");
+        // Every pod's GUID was added to UFM, each exactly once.
+        assert_eq!(step.ufm_adds.guids, step.pods as u64, "{step:?}");
+    }
+    assert!(report.controller_at_end.rss_bytes > 0);
+    if let Some(font) = font() {
+        let dir = tempfile::tempdir().unwrap();
+        plot::load_font(font).unwrap();
+        let path = dir.path().join("latency.png");
+        plot::latency_vs_rate(&report, &path).unwrap();
+        assert_png(&path);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throughput_configures_the_whole_burst_in_batches() {
+    let report = throughput::run(&bench("throughput"), &ThroughputOptions { pods: 400, pkeys: 2 }).await.unwrap();
+    assert_eq!(report.latency.samples, 400);
+    assert_eq!(report.ufm_adds.guids, 400);
+    assert!(report.ufm_adds.requests >= 2 && report.ufm_adds.requests <= 400, "{:?}", report.ufm_adds);
+    assert!(report.all_configured_seconds > 0.0 && report.pods_per_second > 0.0);
+    assert!(report.controller_cpu_seconds > 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_start_keeps_every_held_guid() {
+    let report = leader_start::run(&bench("leader"), &LeaderStartOptions { pods: 2_000, pkeys: 4 }).await.unwrap();
+    assert!(report.new_guid_unique, "the new pod was given a GUID a seeded pod holds");
+    // Only the new pod's GUID is added; nothing the seeded pods hold is touched.
+    assert_eq!((report.ufm_adds.requests, report.ufm_adds.guids), (1, 1));
+    assert!(report.lease_seconds <= report.new_pod_configured_seconds);
+    assert!(report.controller_cpu_seconds > 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_reports_every_step() {
+    let report = memory::run(&bench("memory"), &MemoryOptions { steps: vec![0, 2_000], pkeys: 2 }).await.unwrap();
+    assert_eq!(report.steps.len(), 2);
+    assert_eq!((report.steps[1].pods, report.steps[1].ib_pods), (2_000, 1_000));
+    assert!(report.steps.iter().all(|s| s.usage.rss_bytes > 0 && s.usage.peak_rss_bytes >= s.usage.rss_bytes));
+    assert!(report.steps[0].bytes_per_pod.is_none() && report.steps[1].bytes_per_pod.is_some());
+    if let Some(font) = font() {
+        let dir = tempfile::tempdir().unwrap();
+        plot::load_font(font).unwrap();
+        let path = dir.path().join("rss.png");
+        plot::rss_vs_pods(&report, &path).unwrap();
+        assert_png(&path);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_ends_with_ufm_equal_to_the_live_pods() {
+    let options = ChurnOptions { alive: 200, rate: 50.0, seconds: 3.0, pkeys: 2, window_seconds: 1.0 };
+    let report = churn::run(&bench("churn"), &options).await.unwrap();
+    assert_eq!((report.created, report.deleted), (150, 150));
+    assert!(report.ufm_verified, "missing {} extra {}", report.ufm_missing, report.ufm_extra);
+    assert_eq!(report.latency.samples, 150);
+    assert!(!report.windows.is_empty());
+    if let Some(font) = font() {
+        let dir = tempfile::tempdir().unwrap();
+        plot::load_font(font).unwrap();
+        let path = dir.path().join("churn.png");
+        plot::churn(&report, &path).unwrap();
+        assert_png(&path);
+    }
+}
