@@ -4,7 +4,6 @@
 //! thousands of pods never slows configuration; the planner already reports a waiting reason only when
 //! it changes, which is what keeps a stuck pod from flooding.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -33,12 +32,16 @@ impl EventSink {
     /// Starts the sender task.
     pub fn start(client: Client, instance: String, dropped: Counter) -> Self {
         let (tx, rx) = mpsc::channel::<(PodRef, Event)>(QUEUE);
-        let recorder =
-            Arc::new(Recorder::new(client, Reporter { controller: "ib-kubernetes".into(), instance: Some(instance) }));
+        let reporter = Reporter { controller: "ib-kubernetes".into(), instance: Some(instance) };
         tokio::spawn(
             tokio_stream_from(rx)
                 .map(move |(pod, event)| {
-                    let recorder = recorder.clone();
+                    // A recorder per event: kube-rs's Recorder keeps every event it sent for six minutes
+                    // (to merge repeats into a series) and scans that whole cache on every publish. At 200
+                    // pods/s that is 70,000 cached events, some 200 MiB and a scan per event that grows
+                    // until it owns a core. The planner reports a reason only when it changes, so repeats
+                    // are rare and need no series.
+                    let recorder = Recorder::new(client.clone(), reporter.clone());
                     async move {
                         let reference = ObjectReference {
                             api_version: Some("v1".into()),

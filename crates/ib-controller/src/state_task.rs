@@ -304,14 +304,27 @@ impl StateTask {
         for patch in plan.patches {
             self.spawn_patch(patch);
         }
+        self.flush_lanes();
     }
 
     fn submit_sm(&mut self, request: SmRequest) {
-        let lane = self.lanes.entry((request.op, request.pkey)).or_default();
-        if lane.busy {
-            lane.queued.extend(request.guids);
-        } else {
-            lane.busy = true;
+        self.lanes.entry((request.op, request.pkey)).or_default().queued.extend(request.guids);
+    }
+
+    /// Sends what each idle lane has gathered as one request. Runs once per round of inputs, after the
+    /// plan, so that a lane freed by an answer early in the round also carries what the rest of the
+    /// round planned: under a burst that is many GUIDs per request, and no added wait.
+    fn flush_lanes(&mut self) {
+        let ready: Vec<SmRequest> = self
+            .lanes
+            .iter_mut()
+            .filter(|(_, lane)| !lane.busy && !lane.queued.is_empty())
+            .map(|((op, pkey), lane)| {
+                lane.busy = true;
+                SmRequest { op: *op, pkey: *pkey, guids: std::mem::take(&mut lane.queued) }
+            })
+            .collect();
+        for request in ready {
             self.spawn_sm(request);
         }
     }
@@ -468,13 +481,9 @@ impl StateTask {
         if term != self.term {
             return;
         }
+        // What the lane gathered meanwhile goes out with the rest of this round (`flush_lanes`).
         if let Some(lane) = self.lanes.get_mut(&(request.op, request.pkey)) {
             lane.busy = false;
-            if !lane.queued.is_empty() && self.leading {
-                let guids = std::mem::take(&mut lane.queued);
-                lane.busy = true;
-                self.spawn_sm(SmRequest { op: request.op, pkey: request.pkey, guids });
-            }
         }
     }
 

@@ -3,6 +3,7 @@
 use crate::config::EmulatorConfig;
 use crate::control::{EmulatorHandle, Shared};
 use crate::server;
+use axum::serve::ListenerExt;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -39,6 +40,11 @@ impl KubeEmulator {
         let shared = Arc::new(Shared::new(config, runtime));
         let app = server::router(Arc::clone(&shared));
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        // The apiserver (Go's net/http) sets TCP_NODELAY on every connection; without it a watch event
+        // written while the previous one is unacknowledged waits out the peer's delayed ACK (~40 ms).
+        let listener = listener.tap_io(|stream| {
+            let _ = stream.set_nodelay(true);
+        });
         let task = tokio::spawn(async move {
             let served = axum::serve(listener, app)
                 .with_graceful_shutdown(async {

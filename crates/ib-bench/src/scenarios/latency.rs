@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Bench, CONFIGURE_DEADLINE, ScenarioError, measure_floor, measure_watch_delay, not_configured};
 use crate::cluster::{Cluster, UfmAdds};
-use crate::process::Usage;
+use crate::process::{Usage, usage};
 use crate::report::{Machine, table};
 
 #[derive(Debug, Clone)]
@@ -37,6 +37,8 @@ pub struct RateStep {
     pub p99_over_floor: f64,
     /// Controller CPU time over the step, as a share of one core.
     pub controller_cpu_percent: f64,
+    /// The same for this process: both emulators, the load generator and the observer.
+    pub harness_cpu_percent: f64,
     pub ufm_adds: UfmAdds,
     pub guids_per_add: f64,
 }
@@ -71,6 +73,7 @@ pub async fn run(bench: &Bench, options: &LatencyOptions) -> Result<LatencyRepor
         let names: Vec<String> = (0..pods).map(|i| format!("rate{s}-{i}")).collect();
         let adds_before = cluster.ufm_adds();
         let cpu_before = controller.usage()?.cpu_seconds;
+        let harness_before = usage(std::process::id())?.cpu_seconds;
         let started = Instant::now();
         let start = tokio::time::Instant::now();
         for (i, name) in names.iter().enumerate() {
@@ -89,6 +92,7 @@ pub async fn run(bench: &Bench, options: &LatencyOptions) -> Result<LatencyRepor
         }
         let elapsed = started.elapsed().as_secs_f64();
         let cpu = controller.usage()?.cpu_seconds - cpu_before;
+        let harness = usage(std::process::id())?.cpu_seconds - harness_before;
         let latencies: Vec<Duration> = names.iter().filter_map(|n| observer.latency(n)).collect();
         let latency = Percentiles::of(&latencies);
         let adds = cluster.ufm_adds().since(adds_before);
@@ -100,6 +104,7 @@ pub async fn run(bench: &Bench, options: &LatencyOptions) -> Result<LatencyRepor
             p50_over_floor: latency.p50_ms / floor.total_ms,
             p99_over_floor: latency.p99_ms / floor.total_ms,
             controller_cpu_percent: 100.0 * cpu / elapsed,
+            harness_cpu_percent: 100.0 * harness / elapsed,
             ufm_adds: adds,
             guids_per_add: adds.guids_per_request(),
         });
@@ -126,6 +131,7 @@ impl LatencyReport {
                     format!("{:.1}x", s.p50_over_floor),
                     format!("{:.1}x", s.p99_over_floor),
                     format!("{:.0}%", s.controller_cpu_percent),
+                    format!("{:.0}%", s.harness_cpu_percent),
                     format!("{} ({:.1})", s.ufm_adds.requests, s.guids_per_add),
                 ]
             })
@@ -151,6 +157,7 @@ impl LatencyReport {
                     "p50/floor",
                     "p99/floor",
                     "ctrl CPU",
+                    "emulators CPU",
                     "UFM adds (GUIDs/add)"
                 ],
                 &rows
