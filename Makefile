@@ -53,6 +53,11 @@ test: ## Run the test suite (what CI runs after fmt and clippy)
 demo: ## Run the whole system on an emulated cluster and UFM
 	$(CARGO) run --release -- demo
 
+.PHONY: bench
+bench: ## Run every benchmark at scale (about 7 minutes) and redraw docs/benchmarks/*.png
+	$(CARGO) build --release --bin ib-kubernetes
+	$(CARGO) run --release -p ib-bench -- all
+
 .PHONY: lint
 lint: ## Check formatting and run clippy with warnings as errors
 	$(CARGO) fmt --all -- --check

@@ -70,7 +70,7 @@ pub fn latency_vs_rate(report: &LatencyReport, path: &Path) -> Result<(), PlotEr
     root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
     let rates = || steps.iter().map(|s| s.rate_per_s);
     let (min_rate, max_rate) = (rates().fold(f64::MAX, f64::min), rates().fold(0.0, f64::max));
-    let max_ms = steps.iter().map(|s| s.latency.p99_ms).fold(report.floor.total_ms, f64::max) * 2.0;
+    let max_ms = steps.iter().map(|s| s.latency.p99_ms).fold(report.idle_floor.total_ms, f64::max) * 2.0;
     let min_ms = (report.floor.total_ms / 2.0).max(0.01);
     let mut chart = ChartBuilder::on(&root)
         .caption("ib-kubernetes: pod created -> configured", (FONT, 24))
@@ -99,11 +99,10 @@ pub fn latency_vs_rate(report: &LatencyReport, path: &Path) -> Result<(), PlotEr
             .draw_series(points.into_iter().map(|p| Circle::new(p, 4, color.filled())))
             .map_err(|e| err(e.to_string()))?;
     }
-    let floor = report.floor.total_ms;
-    let with_watch = floor + report.watch_delay_ms;
+    let (floor, idle) = (report.floor.total_ms, report.idle_floor.total_ms);
     for (label, y, color) in [
-        (format!("floor: PATCH + UFM add ({floor:.2} ms)"), floor, BLACK),
-        (format!("floor + watch delay ({with_watch:.2} ms)"), with_watch, RGBColor(128, 128, 128)),
+        (format!("floor: PATCH + UFM add, back to back ({floor:.2} ms)"), floor, BLACK),
+        (format!("floor, 100 ms apart ({idle:.2} ms)"), idle, RGBColor(128, 128, 128)),
     ] {
         chart
             .draw_series(LineSeries::new(vec![(min_rate / 1.5, y), (max_rate * 1.5, y)], color.stroke_width(1)))

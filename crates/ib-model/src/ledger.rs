@@ -1,9 +1,7 @@
 //! The ownership ledger: which interface owns which GUID, and which partition it must be a member of.
 
-use std::collections::{BTreeMap, HashMap};
-use std::ops::Bound;
+use std::collections::HashMap;
 
-use crate::annotation::NetworkRef;
 use crate::guid::Guid;
 use crate::pkey::PKey;
 use crate::pod::{InterfaceKey, PodUid};
@@ -27,10 +25,13 @@ pub struct Claim {
 }
 
 /// GUID ↔ owner, both ways. Numeric GUIDs everywhere, so spelling never matters (Go bug B4).
+///
+/// The way back goes through the pod (a pod has a handful of interfaces at most), not through a second
+/// map keyed by the whole owner: that would hold another copy of every owner's strings.
 #[derive(Clone, Debug, Default)]
 pub struct Ledger {
     by_guid: HashMap<Guid, Claim>,
-    by_owner: BTreeMap<InterfaceKey, Guid>,
+    by_pod: HashMap<PodUid, Vec<Guid>>,
 }
 
 impl Ledger {
@@ -43,7 +44,8 @@ impl Ledger {
     }
 
     pub fn guid_of(&self, owner: &InterfaceKey) -> Option<Guid> {
-        self.by_owner.get(owner).copied()
+        let guids = self.by_pod.get(&owner.pod)?;
+        guids.iter().copied().find(|g| self.by_guid.get(g).is_some_and(|c| &c.owner == owner))
     }
 
     pub fn contains(&self, guid: Guid) -> bool {
@@ -61,25 +63,27 @@ impl Ledger {
     /// Records a claim. The caller has checked the GUID is unclaimed and the owner owns nothing else.
     pub fn insert(&mut self, guid: Guid, claim: Claim) {
         debug_assert!(!self.by_guid.contains_key(&guid), "{guid} claimed twice");
-        debug_assert!(!self.by_owner.contains_key(&claim.owner), "{} owns two GUIDs", claim.owner);
-        self.by_owner.insert(claim.owner.clone(), guid);
+        debug_assert!(self.guid_of(&claim.owner).is_none(), "{} owns two GUIDs", claim.owner);
+        self.by_pod.entry(claim.owner.pod.clone()).or_default().push(guid);
         self.by_guid.insert(guid, claim);
     }
 
     pub fn remove(&mut self, guid: Guid) -> Option<Claim> {
         let claim = self.by_guid.remove(&guid)?;
-        self.by_owner.remove(&claim.owner);
+        if let Some(guids) = self.by_pod.get_mut(&claim.owner.pod) {
+            guids.retain(|g| *g != guid);
+            if guids.is_empty() {
+                self.by_pod.remove(&claim.owner.pod);
+            }
+        }
         Some(claim)
     }
 
-    /// Every GUID owned by one pod.
+    /// Every GUID owned by one pod, in the order of its interfaces (network, then interface name).
     pub fn guids_of_pod(&self, pod: &PodUid) -> Vec<Guid> {
-        let from = InterfaceKey { pod: pod.clone(), network: NetworkRef::new("", ""), interface: String::new() };
-        self.by_owner
-            .range((Bound::Included(from), Bound::Unbounded))
-            .take_while(|(k, _)| &k.pod == pod)
-            .map(|(_, g)| *g)
-            .collect()
+        let mut guids = self.by_pod.get(pod).cloned().unwrap_or_default();
+        guids.sort_by(|a, b| self.by_guid[a].owner.cmp(&self.by_guid[b].owner));
+        guids
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (Guid, &Claim)> {

@@ -208,7 +208,7 @@ pub async fn run(options: DemoOptions) -> Result<Demo, DemoError> {
     let floor = {
         let client = ib_controller::startup::kube_client(&env).await?;
         let sm = ib_controller::startup::subnet_manager(&config)?;
-        floor::measure(client, sm.as_ref(), &api, &ufm.handle()).await?
+        floor::measure(client, sm.as_ref(), &api, &ufm.handle(), Duration::ZERO).await?
     };
 
     progress.phase("starting the controller (ib_controller::startup::start)");

@@ -11,6 +11,9 @@ use crate::cluster::{Cluster, UfmAdds};
 use crate::process::{Usage, usage};
 use crate::report::{Machine, table};
 
+/// The pause between rounds of the idle floor: the gap between pods at 10/s.
+pub const IDLE_PAUSE: Duration = Duration::from_millis(100);
+
 #[derive(Debug, Clone)]
 pub struct LatencyOptions {
     /// Pods created per second, one step each.
@@ -35,6 +38,8 @@ pub struct RateStep {
     pub latency: Percentiles,
     pub p50_over_floor: f64,
     pub p99_over_floor: f64,
+    pub p50_over_idle_floor: f64,
+    pub p99_over_idle_floor: f64,
     /// Controller CPU time over the step, as a share of one core.
     pub controller_cpu_percent: f64,
     /// The same for this process: both emulators, the load generator and the observer.
@@ -46,7 +51,11 @@ pub struct RateStep {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LatencyReport {
     pub machine: Machine,
+    /// Measured back to back: every thread on the way is busy.
     pub floor: Floor,
+    /// Measured with [`IDLE_PAUSE`] between rounds, as pods arrive at 10/s: the threads on the way
+    /// have gone idle and each must be woken, which a pod at a low rate pays too.
+    pub idle_floor: Floor,
     /// Median create → watch event at a kube-rs watcher: part of every pod's latency, not of the floor.
     pub watch_delay_ms: f64,
     pub steps: Vec<RateStep>,
@@ -64,7 +73,8 @@ pub async fn run(bench: &Bench, options: &LatencyOptions) -> Result<LatencyRepor
         }
     }
     let cluster = Cluster::start(options.pkeys).await?;
-    let floor = measure_floor(&cluster).await?;
+    let floor = measure_floor(&cluster, Duration::ZERO).await?;
+    let idle_floor = measure_floor(&cluster, IDLE_PAUSE).await?;
     let watch_delay_ms = measure_watch_delay(&cluster).await?;
     let (mut controller, observer) = bench.leading_controller(&cluster, "latency").await?;
     let mut steps = Vec::new();
@@ -103,6 +113,8 @@ pub async fn run(bench: &Bench, options: &LatencyOptions) -> Result<LatencyRepor
             latency,
             p50_over_floor: latency.p50_ms / floor.total_ms,
             p99_over_floor: latency.p99_ms / floor.total_ms,
+            p50_over_idle_floor: latency.p50_ms / idle_floor.total_ms,
+            p99_over_idle_floor: latency.p99_ms / idle_floor.total_ms,
             controller_cpu_percent: 100.0 * cpu / elapsed,
             harness_cpu_percent: 100.0 * harness / elapsed,
             ufm_adds: adds,
@@ -110,7 +122,7 @@ pub async fn run(bench: &Bench, options: &LatencyOptions) -> Result<LatencyRepor
         });
     }
     let controller_at_end = controller.usage()?;
-    Ok(LatencyReport { machine: Machine::this(), floor, watch_delay_ms, steps, controller_at_end })
+    Ok(LatencyReport { machine: Machine::this(), floor, idle_floor, watch_delay_ms, steps, controller_at_end })
 }
 
 impl LatencyReport {
@@ -130,6 +142,8 @@ impl LatencyReport {
                     format!("{:.1}", s.latency.max_ms),
                     format!("{:.1}x", s.p50_over_floor),
                     format!("{:.1}x", s.p99_over_floor),
+                    format!("{:.1}x", s.p50_over_idle_floor),
+                    format!("{:.1}x", s.p99_over_idle_floor),
                     format!("{:.0}%", s.controller_cpu_percent),
                     format!("{:.0}%", s.harness_cpu_percent),
                     format!("{} ({:.1})", s.ufm_adds.requests, s.guids_per_add),
@@ -138,12 +152,17 @@ impl LatencyReport {
             .collect();
         format!(
             "latency: pod created -> configured (ms)\n{}\nfloor: {:.2} ms (PATCH {:.2} + UFM add {:.2}, median of {}); \
+             idle floor ({} ms apart): {:.2} ms (PATCH {:.2} + UFM add {:.2}); \
              watch delay (create -> a watcher sees it): {:.2} ms\n{}",
             self.machine.line(),
             f.total_ms,
             f.patch_ms,
             f.ufm_add_ms,
             f.samples,
+            IDLE_PAUSE.as_millis(),
+            self.idle_floor.total_ms,
+            self.idle_floor.patch_ms,
+            self.idle_floor.ufm_add_ms,
             self.watch_delay_ms,
             table(
                 &[
@@ -156,6 +175,8 @@ impl LatencyReport {
                     "max",
                     "p50/floor",
                     "p99/floor",
+                    "p50/idle",
+                    "p99/idle",
                     "ctrl CPU",
                     "emulators CPU",
                     "UFM adds (GUIDs/add)"

@@ -86,13 +86,14 @@ pub fn not_configured(what: &str, done: usize, expected: usize, controller: &Con
 }
 
 /// The floor against this cluster: one bare pod PATCH through a Kubernetes client plus one UFM add
-/// through the controller's own UFM client, median of a few rounds, measured from this process.
-pub async fn measure_floor(cluster: &Cluster) -> Result<Floor, ScenarioError> {
+/// through the controller's own UFM client, median of a few rounds `pause` apart, measured from this
+/// process.
+pub async fn measure_floor(cluster: &Cluster, pause: Duration) -> Result<Floor, ScenarioError> {
     let env: EnvMap = cluster.controller_env().into_iter().collect();
     let config = ib_controller::Config::from_env(&env, None).map_err(|e| ScenarioError::Config(e.to_string()))?;
     let client = ib_controller::startup::kube_client(&env).await?;
     let sm = ib_controller::startup::subnet_manager(&config)?;
-    Ok(floor::measure(client, sm.as_ref(), &cluster.api(), &cluster.ufm.handle()).await?)
+    Ok(floor::measure(client, sm.as_ref(), &cluster.api(), &cluster.ufm.handle(), pause).await?)
 }
 
 /// The watch delay against this cluster (see [`crate::watch_delay`]).

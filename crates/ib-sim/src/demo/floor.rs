@@ -47,12 +47,15 @@ pub enum FloorError {
 }
 
 /// Measures the floor and leaves no trace: the probe pod is deleted, the probe partition removed and
-/// the UFM request log cleared, so the demo's own counts start from zero.
+/// the UFM request log cleared, so the demo's own counts start from zero. `pause` is slept between
+/// rounds: zero measures a busy pipeline; a pause as long as the gap between pods measures what one
+/// pod costs when every thread on the way has gone idle and must be woken.
 pub async fn measure(
     client: kube::Client,
     sm: &dyn SubnetManager,
     api: &EmulatorHandle,
     ufm: &UfmHandle,
+    pause: Duration,
 ) -> Result<Floor, FloorError> {
     let probe = json!({
         "apiVersion": "v1", "kind": "Pod",
@@ -65,6 +68,9 @@ pub async fn measure(
 
     let (mut patches, mut adds, mut totals) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..WARM_UP + SAMPLES {
+        if round > 0 {
+            tokio::time::sleep(pause).await;
+        }
         let body = json!({"metadata": {"annotations": {"ib-demo/probe": round.to_string()}}});
         let started = Instant::now();
         tokio::time::timeout(CALL_TIMEOUT, pods.patch(PROBE_POD, &PatchParams::default(), &Patch::Merge(&body)))
