@@ -90,15 +90,12 @@ fn main() -> ExitCode {
     if let Scenario::Plot { font, plots } = &args.scenario {
         return report_result(plot_all(&args.out, font, plots));
     }
-    let controller = args
-        .controller
-        .clone()
-        .or_else(|| std::env::current_exe().ok().and_then(|exe| exe.parent().map(|dir| dir.join("ib-kubernetes"))));
-    let Some(controller) = controller.filter(|c| c.is_file()) else {
-        eprintln!(
-            "ib-bench: no ib-kubernetes binary next to this program; build it (cargo build --release) or pass --controller"
-        );
-        return ExitCode::from(2);
+    let controller = match ib_sim::binary::controller_binary(args.controller.clone()) {
+        Ok(path) => path,
+        Err(e) => {
+            eprintln!("ib-bench: {e}");
+            return ExitCode::from(2);
+        }
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

@@ -41,15 +41,12 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let controller = args
-        .controller
-        .clone()
-        .or_else(|| std::env::current_exe().ok().and_then(|exe| exe.parent().map(|dir| dir.join("ib-kubernetes"))));
-    let Some(controller) = controller.filter(|c| c.is_file()) else {
-        eprintln!(
-            "ib-chaos: no ib-kubernetes binary next to this program; build it (cargo build --release) or pass --controller"
-        );
-        return ExitCode::from(2);
+    let controller = match ib_sim::binary::controller_binary(args.controller.clone()) {
+        Ok(path) => path,
+        Err(e) => {
+            eprintln!("ib-chaos: {e}");
+            return ExitCode::from(2);
+        }
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

@@ -7,6 +7,7 @@
 //! and scripts) with `envfile` and `forward`, `logging` (for the two commands).
 #![forbid(unsafe_code)]
 
+pub mod binary;
 pub mod demo;
 pub mod envfile;
 pub mod forward;
