@@ -125,9 +125,10 @@ impl Cluster {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
-        // The controller's log level can be raised for a run, to see where time goes.
+        // For experiments, these pass through from the benchmark's own environment: the log level, the
+        // runtime's threads, glibc's arenas, and how often the controller re-reads the subnet manager.
         .chain(
-            ["RUST_LOG", "TOKIO_WORKER_THREADS", "MALLOC_ARENA_MAX"]
+            ["RUST_LOG", "TOKIO_WORKER_THREADS", "MALLOC_ARENA_MAX", "DAEMON_RESYNC_INTERVAL"]
                 .into_iter()
                 .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_owned(), v))),
         )
@@ -243,7 +244,10 @@ pub struct UfmAdds {
 impl UfmAdds {
     /// The adds between `before` and `self`.
     pub fn since(self, before: UfmAdds) -> UfmAdds {
-        UfmAdds { requests: self.requests - before.requests, guids: self.guids - before.guids }
+        UfmAdds {
+            requests: self.requests.saturating_sub(before.requests),
+            guids: self.guids.saturating_sub(before.guids),
+        }
     }
 
     pub fn guids_per_request(self) -> f64 {
