@@ -170,6 +170,7 @@ impl State {
             if matches!(
                 r,
                 PendingReason::GuidInUse { .. }
+                    | PendingReason::DuplicateGuid { .. }
                     | PendingReason::PoolExhausted { .. }
                     | PendingReason::TooManyPKeys { .. }
             ) {

@@ -650,6 +650,25 @@ fn a_self_written_configured_annotation_gains_no_membership() {
     assert_eq!(w.members("0x5"), BTreeSet::from([g("02:00:00:00:00:00:00:34")]));
 }
 
+/// A pod refused a GUID that another live pod holds as configured gets it as soon as that pod is gone,
+/// without waiting for a resync (resyncs do not plan pods again).
+#[test]
+fn a_duplicate_guid_is_taken_over_when_its_owner_goes() {
+    let mut w = World::default_range().synced();
+    w.nad("default", "ib", IB5);
+    let configured = r#"[{"name":"ib","cni-args":{"guid":"02:00:00:00:00:00:00:50","mellanox.infiniband.app":"configured","pkey":"0x5"}}]"#;
+    let owner = w.pod("default", "owner", configured);
+    w.settle();
+    let dup = w.pod("default", "dup", configured);
+    w.settle();
+    assert_eq!(w.reason(&dup), Some("DuplicateGUID"));
+    w.delete(&owner);
+    w.settle();
+    assert_eq!(w.reason(&dup), None);
+    assert_eq!(w.state.ledger().get(g_("50")).unwrap().owner.pod, dup);
+    assert_eq!(w.members("0x5"), BTreeSet::from([g_("50")]));
+}
+
 /// Pods with no networks annotation are not kept (most pods of a cluster); a kept pod whose annotation
 /// is removed stays, so that its GUID is still released by planning it.
 #[test]
