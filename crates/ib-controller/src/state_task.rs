@@ -49,10 +49,10 @@ pub enum Input {
     Resync,
     /// The drift grace of the leadership `term` is over.
     DriftGraceOver(u64),
-    /// Every pod, read afresh for the leadership `term`.
+    /// Every pod, read afresh for the leadership `term`, with the list's resourceVersion.
     FreshPods {
         term: u64,
-        result: Result<Vec<PodView>, String>,
+        result: Result<(Vec<PodView>, Option<String>), String>,
     },
     SmDone {
         term: u64,
@@ -413,14 +413,14 @@ impl StateTask {
         });
     }
 
-    fn fresh_pods(&mut self, term: u64, result: Result<Vec<PodView>, String>) {
+    fn fresh_pods(&mut self, term: u64, result: Result<(Vec<PodView>, Option<String>), String>) {
         if term != self.term || !self.leading {
             return;
         }
         match result {
-            Ok(views) => {
+            Ok((views, list_rv)) => {
                 info!(pods = views.len(), "pods read afresh for this leadership");
-                self.state.reset_pods(views);
+                self.state.refresh_pods(views, list_rv.as_deref());
                 self.state.pods_synced();
                 self.list_failures = 0;
             }

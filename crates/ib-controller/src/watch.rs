@@ -123,8 +123,8 @@ async fn run<K: Watched>(client: Client, tx: mpsc::Sender<Input>, metrics: Arc<M
 const LIST_PAGE: u32 = 500;
 
 /// Reads every pod afresh (a consistent, paged LIST), for a new leader: the watch cache of a follower
-/// may lag behind what the previous leader wrote.
-pub async fn list_pods(client: Client) -> Result<Vec<PodView>, kube::Error> {
+/// may lag behind what the previous leader wrote. Returns the pods and the list's resourceVersion.
+pub async fn list_pods(client: Client) -> Result<(Vec<PodView>, Option<String>), kube::Error> {
     let api: Api<CompactPod> = Api::all(client);
     let mut views = Vec::new();
     let mut params = kube::api::ListParams::default().limit(LIST_PAGE);
@@ -133,7 +133,7 @@ pub async fn list_pods(client: Client) -> Result<Vec<PodView>, kube::Error> {
         views.extend(page.items.into_iter().filter_map(CompactPod::into_view));
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
             Some(token) => params = params.continue_token(&token),
-            None => return Ok(views),
+            None => return Ok((views, page.metadata.resource_version)),
         }
     }
 }

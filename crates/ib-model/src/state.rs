@@ -216,6 +216,30 @@ impl State {
         std::mem::swap(&mut self.pods, &mut fresh);
     }
 
+    /// A consistent list read at `list_rv` while the watch keeps running (a new leader's fresh read).
+    /// Unlike a watch's own re-list, a pod missing from it is gone only if what is known of it is not
+    /// newer than the list: the watch may already have delivered a pod created after the list's
+    /// snapshot, and dropping that pod would lose it until it changes again. Newer known versions of
+    /// listed pods are kept too (`apply_pod` ignores older ones).
+    pub fn refresh_pods<I: IntoIterator<Item = PodView>>(&mut self, views: I, list_rv: Option<&str>) {
+        let fresh: HashMap<PodUid, PodView> =
+            views.into_iter().filter(|v| self.worth_keeping(v)).map(|v| (v.uid.clone(), v)).collect();
+        let gone: Vec<PodUid> = self
+            .pods
+            .iter()
+            .filter(|(uid, known)| {
+                !fresh.contains_key(*uid) && !list_rv.is_some_and(|rv| is_older(rv, &known.resource_version))
+            })
+            .map(|(uid, _)| uid.clone())
+            .collect();
+        for uid in &gone {
+            self.delete_pod(uid);
+        }
+        for view in fresh.into_values() {
+            self.apply_pod(view);
+        }
+    }
+
     /// The pod watch has delivered its initial list: ownership is complete, so GUIDs may be handed out.
     pub fn pods_synced(&mut self) {
         self.pods_synced = true;
