@@ -82,7 +82,8 @@ impl Ledger {
     /// Every GUID owned by one pod, in the order of its interfaces (network, then interface name).
     pub fn guids_of_pod(&self, pod: &PodUid) -> Vec<Guid> {
         let mut guids = self.by_pod.get(pod).cloned().unwrap_or_default();
-        guids.sort_by(|a, b| self.by_guid[a].owner.cmp(&self.by_guid[b].owner));
+        let owner = |g: &Guid| self.by_guid.get(g).map(|c| &c.owner);
+        guids.sort_by(|a, b| owner(a).cmp(&owner(b)));
         guids
     }
 
