@@ -156,11 +156,19 @@ fn run(debug: bool) -> ExitCode {
 }
 
 async fn controller(config: Config, env: EnvMap) -> anyhow::Result<()> {
-    let controller = ib_controller::startup::start(config, &env).await?;
-    shutdown_signal().await;
-    info!("signal received: releasing the lease and stopping");
-    controller.shutdown().await;
-    Ok(())
+    let mut controller = ib_controller::startup::start(config, &env).await?;
+    tokio::select! {
+        () = shutdown_signal() => {
+            info!("signal received: releasing the lease and stopping");
+            controller.shutdown().await;
+            Ok(())
+        }
+        failure = controller.failed() => {
+            // Exiting non-zero lets the container restart; staying up would look healthy and do nothing.
+            drop(controller);
+            anyhow::bail!("{failure}; exiting")
+        }
+    }
 }
 
 async fn shutdown_signal() {

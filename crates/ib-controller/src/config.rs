@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ib_model::{Guid, GuidRange};
+use ib_model::annotation::is_dns1123_label;
+use ib_model::{Guid, GuidRange, Policy};
 use ib_sm::env::{EnvError, EnvErrors, EnvMap};
 use ib_sm::ufm::UfmConfig;
 
@@ -27,6 +28,8 @@ pub const DEFAULT_RENEW_DEADLINE: Duration = Duration::from_secs(10);
 pub const DEFAULT_RETRY_PERIOD: Duration = Duration::from_secs(2);
 /// The admin port (metrics, health); distinct from anything the Go daemon used, which had none.
 pub const DEFAULT_ADMIN_ADDRESS: &str = "0.0.0.0:9090";
+/// Multus' default for `globalNamespaces`: NADs of `default` may be used from every namespace.
+pub const DEFAULT_GLOBAL_NAMESPACES: &str = "default";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
@@ -79,6 +82,8 @@ pub struct Config {
     pub lease: LeaseTimings,
     pub admin_address: SocketAddr,
     pub log_format: LogFormat,
+    /// `NAMESPACE_ISOLATION`, `GLOBAL_NAMESPACES`, `REMOVE_UNRECORDED_MEMBERSHIPS`.
+    pub policy: Policy,
 }
 
 impl Config {
@@ -173,6 +178,28 @@ impl Config {
             }
         };
 
+        let mut policy = Policy::default();
+        match env.bool("NAMESPACE_ISOLATION", false) {
+            Ok(on) => policy.namespace_isolation = on,
+            Err(e) => errors.push(e),
+        }
+        match env.bool("REMOVE_UNRECORDED_MEMBERSHIPS", false) {
+            Ok(on) => policy.remove_unrecorded = on,
+            Err(e) => errors.push(e),
+        }
+        let globals = env.get("GLOBAL_NAMESPACES").unwrap_or(DEFAULT_GLOBAL_NAMESPACES);
+        for ns in globals.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            if is_dns1123_label(ns) {
+                policy.global_namespaces.insert(ns.to_owned());
+            } else {
+                errors.push(EnvError::new(
+                    "GLOBAL_NAMESPACES",
+                    ns,
+                    "each comma-separated entry must be a namespace name (a DNS-1123 label)",
+                ));
+            }
+        }
+
         match (sm, guid_range, identity, admin_address) {
             (Some(sm), Some(guid_range), Some(identity), Some(admin_address)) if errors.is_empty() => Ok(Config {
                 periodic_update,
@@ -184,6 +211,7 @@ impl Config {
                 lease,
                 admin_address,
                 log_format,
+                policy,
             }),
             _ => Err(EnvErrors(errors)),
         }

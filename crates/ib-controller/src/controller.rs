@@ -44,7 +44,50 @@ pub struct Controller {
     elector: JoinHandle<()>,
     admin: JoinHandle<()>,
     /// Watches, timers and the state task: stopped with the controller.
-    tasks: Vec<JoinHandle<()>>,
+    tasks: CoreTasks,
+}
+
+/// Tasks that must run as long as the controller does. None of them ends on its own: if one does
+/// (a panic included), the controller cannot do its job and must not look healthy.
+#[derive(Default)]
+pub struct CoreTasks {
+    tasks: Vec<(&'static str, JoinHandle<()>)>,
+}
+
+impl CoreTasks {
+    pub fn spawn<F>(&mut self, name: &'static str, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.push((name, tokio::spawn(task)));
+    }
+
+    /// Resolves when any task has ended, with what ended and how; pending forever when there are none.
+    pub async fn first_ended(&mut self) -> String {
+        if self.tasks.is_empty() {
+            return std::future::pending().await;
+        }
+        let (result, index, _) = futures::future::select_all(self.tasks.iter_mut().map(|(_, h)| h)).await;
+        let name = self.tasks[index].0;
+        match result {
+            Ok(()) => format!("the {name} task ended"),
+            Err(e) if e.is_panic() => format!("the {name} task panicked"),
+            Err(_) => format!("the {name} task was cancelled"),
+        }
+    }
+
+    fn abort_all(&self) {
+        for (_, task) in &self.tasks {
+            task.abort();
+        }
+    }
+
+    async fn stop(&mut self) {
+        for (_, task) in self.tasks.drain(..) {
+            task.abort();
+            let _ = task.await;
+        }
+    }
 }
 
 impl Controller {
@@ -73,13 +116,13 @@ impl Controller {
         let elector = LeaderElector::new(client.clone(), &config.identity.namespace, identity.clone(), config.lease);
         let (renewed_tx, gate) = elector.gate();
         let elector = tokio::spawn(elector.run(leading_tx, renewed_tx, stop_rx.clone()));
-        let mut tasks = vec![
-            tokio::spawn(forward_leadership(leading.clone(), tx.clone())),
-            tokio::spawn(watches::pods(client.clone(), tx.clone(), metrics.clone())),
-            tokio::spawn(watches::nads(client.clone(), tx.clone(), metrics.clone())),
-            tokio::spawn(resync_timer(config.resync_interval, tx.clone())),
-            tokio::spawn(validate_sm(sm.clone())),
-        ];
+        let mut tasks = CoreTasks::default();
+        tasks.spawn("leadership", forward_leadership(leading.clone(), tx.clone()));
+        tasks.spawn("pod watch", watches::pods(client.clone(), tx.clone(), metrics.clone()));
+        tasks.spawn("network-attachment-definition watch", watches::nads(client.clone(), tx.clone(), metrics.clone()));
+        tasks.spawn("resync timer", resync_timer(config.resync_interval, tx.clone()));
+        // Checking the subnet manager ends once it answers: not a core task.
+        tokio::spawn(validate_sm(sm.clone()));
 
         let events = EventSink::start(client.clone(), identity, events_dropped);
         let settings = TaskSettings {
@@ -90,7 +133,7 @@ impl Controller {
             patch_concurrency: PATCH_CONCURRENCY,
         };
         let task = StateTask::new(
-            State::new(config.guid_range),
+            State::with_policy(config.guid_range, config.policy.clone()),
             rx,
             tx,
             sm,
@@ -101,7 +144,7 @@ impl Controller {
             ready_tx,
             settings,
         );
-        tasks.push(tokio::spawn(task.run()));
+        tasks.spawn("state", task.run());
         Ok(Controller { admin_address, leading, ready, stop, elector, admin, tasks })
     }
 
@@ -117,16 +160,23 @@ impl Controller {
         self.ready.clone()
     }
 
+    /// Resolves when a core task has ended on its own, saying which: the caller exits non-zero. After it
+    /// has resolved, drop the controller instead of calling [`shutdown`](Self::shutdown).
+    pub async fn failed(&mut self) -> String {
+        tokio::select! {
+            ended = self.tasks.first_ended() => ended,
+            _ = &mut self.elector => "the leader election task ended".to_owned(),
+            _ = &mut self.admin => "the admin server ended".to_owned(),
+        }
+    }
+
     /// Graceful stop: writes stop, the lease is released so that a follower takes over at once, then the
     /// watches and the state task end.
     pub async fn shutdown(mut self) {
         self.stop.send_replace(true);
         let _ = (&mut self.elector).await;
         let _ = (&mut self.admin).await;
-        for task in self.tasks.drain(..) {
-            task.abort();
-            let _ = task.await;
-        }
+        self.tasks.stop().await;
         info!("stopped");
     }
 }
@@ -137,9 +187,7 @@ impl Drop for Controller {
     fn drop(&mut self) {
         self.elector.abort();
         self.admin.abort();
-        for task in &self.tasks {
-            task.abort();
-        }
+        self.tasks.abort_all();
     }
 }
 
@@ -187,5 +235,21 @@ async fn validate_sm(sm: Arc<dyn SubnetManager>) {
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(60));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_core_task_that_panics_or_ends_is_noticed() {
+        let mut tasks = CoreTasks::default();
+        tasks.spawn("idle", std::future::pending());
+        tasks.spawn("state", async { panic!("decision state broken") });
+        assert_eq!(tasks.first_ended().await, "the state task panicked");
+        let mut tasks = CoreTasks::default();
+        tasks.spawn("pod watch", async {});
+        assert_eq!(tasks.first_ended().await, "the pod watch task ended");
     }
 }

@@ -32,7 +32,14 @@ pub struct LeaseGate {
 
 impl LeaseGate {
     pub fn allows_writes(&self) -> bool {
-        matches!(*self.renewed.borrow(), Some(at) if at.elapsed() < self.valid_for)
+        self.time_left().is_some()
+    }
+
+    /// How long writes may still go out under the current renewal (`None`: not now). A write started now
+    /// is bounded by this, so that none outlives the leadership it was started under.
+    pub fn time_left(&self) -> Option<Duration> {
+        let at = (*self.renewed.borrow())?;
+        self.valid_for.checked_sub(at.elapsed()).filter(|left| !left.is_zero())
     }
 }
 

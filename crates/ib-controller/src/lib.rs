@@ -10,6 +10,7 @@ pub mod events;
 pub mod leader;
 pub mod metrics;
 pub mod patcher;
+pub mod records;
 pub mod resources;
 pub mod startup;
 pub mod state_task;

@@ -42,6 +42,10 @@ pub struct Metrics {
     pub drift_repairs: Counter,
     pub leader: Gauge,
     pub watch_errors: Family<ReasonLabels, Counter>,
+    pub records: Gauge,
+    pub record_writes: Family<OutcomeLabels, Counter>,
+    pub unrecorded: Gauge,
+    pub uncertain: Gauge,
 }
 
 impl Metrics {
@@ -61,6 +65,10 @@ impl Metrics {
             drift_repairs: Counter::default(),
             leader: Gauge::default(),
             watch_errors: Family::default(),
+            records: Gauge::default(),
+            record_writes: Family::default(),
+            unrecorded: Gauge::default(),
+            uncertain: Gauge::default(),
         };
         let r = registry.sub_registry_with_prefix("ib_kubernetes");
         r.register("pods_configured", "Pods marked configured", m.pods_configured.clone());
@@ -82,8 +90,20 @@ impl Metrics {
         r.register("pod_patches", "Pod annotation patches by outcome", m.patches.clone());
         r.register(
             "drift_repairs",
-            "GUIDs of the pool range removed from a partition because no live pod owned them",
+            "Memberships of pool GUIDs removed because no ownership record explained them (only with REMOVE_UNRECORDED_MEMBERSHIPS=true)",
             m.drift_repairs.clone(),
+        );
+        r.register("ownership_records", "GUIDs with an ownership record (GuidBlock entries)", m.records.clone());
+        r.register("ownership_record_writes", "GuidBlock writes by outcome", m.record_writes.clone());
+        r.register(
+            "unrecorded_memberships",
+            "Pool GUIDs in a partition that no ownership record explains (another cluster's, a person's, a leak)",
+            m.unrecorded.clone(),
+        );
+        r.register(
+            "uncertain_guids",
+            "GUIDs whose last subnet-manager change has an unknown outcome, held until a listing settles them",
+            m.uncertain.clone(),
         );
         r.register("leader", "1 while this replica holds the lease", m.leader.clone());
         r.register("watch_errors", "Watch stream errors by resource", m.watch_errors.clone());

@@ -20,6 +20,8 @@ use ib_model::{NetworkRef, PodPhase, PodUid, PodView};
 pub struct CompactPod {
     pub metadata: ObjectMeta,
     pub deleting: bool,
+    /// `metadata.creationTimestamp` as Unix seconds; 0 when absent or unreadable.
+    pub created: i64,
     pub node_name: Option<String>,
     pub host_network: bool,
     pub phase: Option<String>,
@@ -44,6 +46,7 @@ struct RawMeta {
     uid: Option<Value>,
     resource_version: Option<Value>,
     deletion_timestamp: Option<Value>,
+    creation_timestamp: Option<Value>,
     annotations: Option<Value>,
 }
 
@@ -68,7 +71,7 @@ fn string(v: Option<Value>) -> Option<String> {
 
 impl RawMeta {
     /// Keeps only the networks annotation: the others can be large and are none of our business.
-    fn into_meta(self) -> (ObjectMeta, bool) {
+    fn into_meta(self) -> (ObjectMeta, bool, i64) {
         let networks = match self.annotations {
             Some(Value::Object(mut map)) => string(map.remove(NETWORKS_ANNOTATION)),
             _ => None,
@@ -81,17 +84,21 @@ impl RawMeta {
             annotations: networks.map(|n| [(NETWORKS_ANNOTATION.to_owned(), n)].into()),
             ..ObjectMeta::default()
         };
-        (meta, matches!(self.deletion_timestamp, Some(Value::String(_))))
+        let created = string(self.creation_timestamp)
+            .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
+            .map_or(0, |t| t.as_second());
+        (meta, matches!(self.deletion_timestamp, Some(Value::String(_))), created)
     }
 }
 
 impl<'de> Deserialize<'de> for CompactPod {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = RawPod::deserialize(deserializer)?;
-        let (metadata, deleting) = raw.metadata.into_meta();
+        let (metadata, deleting, created) = raw.metadata.into_meta();
         Ok(CompactPod {
             metadata,
             deleting,
+            created,
             node_name: string(raw.spec.node_name).filter(|n| !n.is_empty()),
             host_network: raw.spec.host_network == Some(Value::Bool(true)),
             phase: string(raw.status.phase),
@@ -139,6 +146,7 @@ impl CompactPod {
             phase: PodPhase::parse(self.phase.as_deref()),
             deleting: self.deleting,
             networks,
+            created: self.created,
         })
     }
 }

@@ -20,12 +20,15 @@ use crate::leader::LeaseGate;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use ib_model::annotation::{CONFIGURED_VALUE, NetworksAnnotation};
-use ib_model::{Guid, NetworkRef, PKey, PatchOutcome, Plan, PodPatch, PodUid, PodView, SmOp, SmRequest, State};
-use ib_sm::SubnetManager;
+use ib_model::{
+    Guid, NetworkRef, PKey, PatchOutcome, Plan, PodPatch, PodUid, PodView, RecordWrite, SmFailure, SmOp, SmRequest,
+    State,
+};
+use ib_sm::{SmError, SubnetManager};
 
 use crate::events::EventSink;
 use crate::metrics::{Metrics, OperationLabels, OutcomeLabels, ReasonLabels, SmLabels};
-use crate::patcher;
+use crate::{patcher, records};
 
 /// Inputs handled per planning round: planning after every single watch event would waste work during
 /// a re-list, planning after too many would delay the first pods of a burst.
@@ -57,13 +60,25 @@ pub enum Input {
     SmDone {
         term: u64,
         request: SmRequest,
-        result: Result<(), String>,
+        result: Result<(), SmFailure>,
         elapsed: Duration,
     },
     SmListed {
         term: u64,
-        result: Result<Vec<(String, Guid)>, String>,
+        result: Result<Vec<(String, Guid)>, &'static str>,
     },
+    /// Every ownership record, read for the leadership `term`: whether any block exists, and the records.
+    RecordsListed {
+        term: u64,
+        result: Result<records::Listed, &'static str>,
+    },
+    RecordsWritten {
+        term: u64,
+        write: RecordWrite,
+        ok: bool,
+    },
+    RetryRecords(u64),
+    RetryRecordWrites,
     PatchDone {
         term: u64,
         patch: PodPatch,
@@ -116,7 +131,12 @@ pub struct StateTask {
     sm_failures: HashMap<Guid, u32>,
     patch_failures: HashMap<PodUid, u32>,
     gauges_updated: Instant,
+    /// Failed attempts of the fresh pod list, of the subnet-manager listing and of the record list, each
+    /// with its own backoff.
     list_failures: u32,
+    sm_list_failures: u32,
+    record_list_failures: u32,
+    record_write_failures: u32,
     settings: TaskSettings,
 }
 
@@ -155,6 +175,9 @@ impl StateTask {
             patch_failures: HashMap::new(),
             gauges_updated: Instant::now(),
             list_failures: 0,
+            sm_list_failures: 0,
+            record_list_failures: 0,
+            record_write_failures: 0,
             settings,
         }
     }
@@ -234,6 +257,14 @@ impl StateTask {
             }
             Input::SmDone { term, request, result, elapsed } => self.sm_done(term, request, result, elapsed),
             Input::SmListed { term, result } => self.sm_listed(term, result),
+            Input::RecordsListed { term, result } => self.records_listed(term, result),
+            Input::RecordsWritten { term, write, ok } => self.records_written(term, write, ok),
+            Input::RetryRecordWrites => self.state.retry_records(),
+            Input::RetryRecords(term) => {
+                if term == self.term && self.leading {
+                    self.spawn_record_list(0);
+                }
+            }
             Input::PatchDone { term, patch, outcome } => self.patch_done(term, patch, outcome),
             Input::RetryGuids(guids) => self.state.retry_guids(&guids),
             Input::RetryPod(uid) => self.state.retry_pod(&uid),
@@ -268,6 +299,7 @@ impl StateTask {
             info!(term = self.term, "leading: reading the subnet manager, then reconciling every pod");
             self.state.begin_leading();
             self.spawn_fresh_list(0);
+            self.spawn_record_list(0);
             let (tx, term, grace) = (self.tx.clone(), self.term, self.settings.drift_grace);
             tokio::spawn(async move {
                 tokio::time::sleep(grace).await;
@@ -287,13 +319,31 @@ impl StateTask {
         for guid in &plan.released {
             debug!(%guid, "GUID released");
         }
+        for guid in &plan.unrecorded {
+            let partitions = self.state.sm_membership().partitions(*guid).map(|p| format!("{p:?}")).unwrap_or_default();
+            warn!(%guid, partitions, "a pool GUID is in a partition that no ownership record explains; left alone unless REMOVE_UNRECORDED_MEMBERSHIPS=true");
+        }
         for guid in &plan.drift {
-            info!(%guid, "removing a GUID no live pod owns from its partition (drift repair)");
+            info!(%guid, "removing a membership no ownership record explains (REMOVE_UNRECORDED_MEMBERSHIPS=true)");
             self.metrics.drift_repairs.inc();
+        }
+        if let Some(imported) = &plan.imported {
+            info!(
+                interfaces = imported.interfaces,
+                duplicates = imported.duplicates,
+                "no ownership records yet: imported the configured interfaces of live pods from their annotations, once; from now on annotations are requests only"
+            );
         }
         for pending in plan.pending {
             warn!(pod = %pending.pod, reason = pending.reason.label(), "{}", pending.reason);
             self.events.warning(&pending.pod, pending.reason.label(), pending.reason.to_string());
+        }
+        for notice in plan.notices {
+            info!(pod = %notice.pod, reason = notice.reason, "{}", notice.message);
+            self.events.normal(&notice.pod, notice.reason, notice.message);
+        }
+        for write in plan.records {
+            self.spawn_record_write(write);
         }
         if plan.list_sm {
             self.spawn_list();
@@ -337,26 +387,37 @@ impl StateTask {
         tokio::spawn(
             async move {
                 let started = Instant::now();
-                // The one place subnet-manager writes are gated on leadership.
-                let result = if !gate.allows_writes() {
-                    Err("not the leader".to_owned())
-                } else {
-                    let call = async {
-                        match request.op {
-                            SmOp::Add => sm.add_guids(request.pkey, &request.guids).await,
-                            SmOp::Remove => sm.remove_guids(request.pkey, &request.guids).await,
+                // The one place subnet-manager writes are gated on leadership; the call may not outlive
+                // the leadership it started under, whatever it waits for inside (a plugin slot, say).
+                let result = match gate.time_left() {
+                    None => Err(SmFailure { kind: "not_leader", unknown: false }),
+                    Some(left) => {
+                        let limit = limit.min(left);
+                        let call = async {
+                            match request.op {
+                                SmOp::Add => sm.add_guids(request.pkey, &request.guids).await,
+                                SmOp::Remove => sm.remove_guids(request.pkey, &request.guids).await,
+                            }
+                        };
+                        match tokio::time::timeout(limit, call).await {
+                            Ok(Ok(())) => Ok(()),
+                            Ok(Err(e)) => {
+                                warn!(error = %e, "subnet manager request failed");
+                                Err(sm_failure(&e))
+                            }
+                            Err(_) => {
+                                warn!(
+                                    timeout_ms = limit.as_millis() as u64,
+                                    "subnet manager request cut off: outcome unknown"
+                                );
+                                Err(SmFailure { kind: "timeout", unknown: true })
+                            }
                         }
-                    };
-                    match tokio::time::timeout(limit, call).await {
-                        Ok(Ok(())) => Ok(()),
-                        Ok(Err(e)) => Err(e.to_string()),
-                        Err(_) => Err(format!("timed out after {}s", limit.as_secs())),
                     }
                 };
                 let elapsed = started.elapsed();
-                match &result {
-                    Ok(()) => debug!(ms = elapsed.as_millis() as u64, "subnet manager request done"),
-                    Err(e) => warn!(error = %e, "subnet manager request failed"),
+                if result.is_ok() {
+                    debug!(ms = elapsed.as_millis() as u64, "subnet manager request done");
                 }
                 let _ = tx.send(Input::SmDone { term, request, result, elapsed }).await;
             }
@@ -371,12 +432,17 @@ impl StateTask {
                 let started = Instant::now();
                 let result = match tokio::time::timeout(limit, sm.list_guids()).await {
                     Ok(Ok(list)) => Ok(list),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(_) => Err(format!("timed out after {}s", limit.as_secs())),
+                    Ok(Err(e)) => {
+                        warn!(error = %e, "listing the subnet manager failed");
+                        Err(e.label())
+                    }
+                    Err(_) => {
+                        warn!(timeout_s = limit.as_secs(), "listing the subnet manager timed out");
+                        Err("timeout")
+                    }
                 };
-                match &result {
-                    Ok(list) => debug!(guids = list.len(), ms = started.elapsed().as_millis() as u64, "listed"),
-                    Err(e) => warn!(error = %e, "listing the subnet manager failed"),
+                if let Ok(list) = &result {
+                    debug!(guids = list.len(), ms = started.elapsed().as_millis() as u64, "listed");
                 }
                 let _ = tx.send(Input::SmListed { term, result }).await;
             }
@@ -411,6 +477,72 @@ impl StateTask {
             };
             let _ = tx.send(Input::FreshPods { term, result }).await;
         });
+    }
+
+    /// Reads every ownership record for this leadership; `attempt` failed attempts so far set the delay.
+    fn spawn_record_list(&self, attempt: u32) {
+        let (client, tx, term, limit) = (self.client.clone(), self.tx.clone(), self.term, self.settings.api_timeout);
+        let delay = if attempt == 0 { Duration::ZERO } else { retry_delay(attempt, self.settings.max_retry) };
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let result = records::list(client, limit).await.map_err(|e| {
+                warn!(error = %e, "reading the ownership records failed; retrying");
+                e.label()
+            });
+            let _ = tx.send(Input::RecordsListed { term, result }).await;
+        });
+    }
+
+    fn spawn_record_write(&self, write: RecordWrite) {
+        let (client, tx, gate, term) = (self.client.clone(), self.tx.clone(), self.gate.clone(), self.term);
+        let (limit, anchor) = (self.settings.api_timeout, self.state.anchor_block());
+        tokio::spawn(async move {
+            // Record writes are gated like every other write, and bounded by the leadership's time left.
+            let ok = match gate.time_left() {
+                None => false,
+                Some(left) => match records::write(client, &write, anchor, limit.min(left)).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        warn!(block = %write.block, error = %e, "writing ownership records failed");
+                        false
+                    }
+                },
+            };
+            let _ = tx.send(Input::RecordsWritten { term, write, ok }).await;
+        });
+    }
+
+    fn records_listed(&mut self, term: u64, result: Result<records::Listed, &'static str>) {
+        if term != self.term || !self.leading {
+            return;
+        }
+        match result {
+            Ok(listed) => {
+                let (any, count) = (listed.any_block, listed.records.len());
+                info!(records = count, blocks_exist = any, "ownership records read for this leadership");
+                self.record_list_failures = 0;
+                self.state.records_listed(any, listed.records);
+            }
+            Err(_) => {
+                self.record_list_failures += 1;
+                self.retry_later(Input::RetryRecords(term), self.record_list_failures);
+            }
+        }
+    }
+
+    fn records_written(&mut self, term: u64, write: RecordWrite, ok: bool) {
+        let outcome = if ok { "success" } else { "failure" };
+        self.metrics.record_writes.get_or_create(&OutcomeLabels { outcome }).inc();
+        if term != self.term {
+            return;
+        }
+        self.state.records_written(&write, ok);
+        if ok {
+            self.record_write_failures = 0;
+        } else {
+            self.record_write_failures += 1;
+            self.retry_later(Input::RetryRecordWrites, self.record_write_failures);
+        }
     }
 
     fn fresh_pods(&mut self, term: u64, result: Result<(Vec<PodView>, Option<String>), String>) {
@@ -451,9 +583,13 @@ impl StateTask {
 
     // === outcomes ===
 
-    fn sm_done(&mut self, term: u64, request: SmRequest, result: Result<(), String>, elapsed: Duration) {
+    fn sm_done(&mut self, term: u64, request: SmRequest, result: Result<(), SmFailure>, elapsed: Duration) {
         let operation = op_name(request.op);
-        let outcome = if result.is_ok() { "success" } else { "failure" };
+        let outcome = match &result {
+            Ok(()) => "success",
+            Err(f) if f.unknown => "unknown",
+            Err(_) => "failure",
+        };
         self.metrics.sm_requests.get_or_create(&SmLabels { operation, outcome }).inc();
         self.metrics.sm_request_seconds.get_or_create(&OperationLabels { operation }).observe(elapsed.as_secs_f64());
         self.metrics.sm_request_guids.get_or_create(&OperationLabels { operation }).observe(request.guids.len() as f64);
@@ -487,20 +623,23 @@ impl StateTask {
         }
     }
 
-    fn sm_listed(&mut self, term: u64, result: Result<Vec<(String, Guid)>, String>) {
+    fn sm_listed(&mut self, term: u64, result: Result<Vec<(String, Guid)>, &'static str>) {
         if term != self.term {
             return;
         }
         match result {
             Ok(list) => {
                 self.metrics.sm_requests.get_or_create(&SmLabels { operation: "list", outcome: "success" }).inc();
+                self.sm_list_failures = 0;
                 self.state.sm_listed(list.iter().map(|(p, g)| (p.as_str(), *g)));
             }
             Err(_) => {
                 self.metrics.sm_requests.get_or_create(&SmLabels { operation: "list", outcome: "failure" }).inc();
                 self.state.sm_list_failed();
-                let attempt = self.sm_failures.len() as u32 + 1;
-                self.retry_later(Input::Resync, attempt.min(8));
+                // Its own count: the listing backs off to DAEMON_PERIODIC_UPDATE while the subnet manager
+                // stays down, instead of retrying every 250 ms.
+                self.sm_list_failures += 1;
+                self.retry_later(Input::Resync, self.sm_list_failures);
             }
         }
     }
@@ -558,12 +697,25 @@ impl StateTask {
         let pool = self.state.pool();
         self.metrics.pool_used.set(i64::try_from(pool.allocated_count()).unwrap_or(i64::MAX));
         self.metrics.pool_capacity.set(i64::try_from(pool.capacity()).unwrap_or(i64::MAX));
+        self.metrics.records.set(i64::try_from(self.state.record_count()).unwrap_or(i64::MAX));
+        self.metrics.unrecorded.set(i64::try_from(self.state.unrecorded_count()).unwrap_or(i64::MAX));
+        self.metrics.uncertain.set(i64::try_from(self.state.uncertain_count()).unwrap_or(i64::MAX));
         let counts = self.state.pending_by_reason();
         for reason in ib_model::PendingReason::LABELS {
             let n = counts.get(reason).copied().unwrap_or(0);
             self.metrics.pending_pods.get_or_create(&ReasonLabels { reason }).set(n as i64);
         }
     }
+}
+
+/// What decisions need of a subnet-manager error; its text stays in the controller's log.
+fn sm_failure(e: &SmError) -> SmFailure {
+    let unknown = match e {
+        SmError::Timeout { .. } | SmError::Transport { .. } => true,
+        SmError::Status { status, .. } => *status >= 500,
+        _ => false,
+    };
+    SmFailure { kind: e.label(), unknown }
 }
 
 fn op_name(op: SmOp) -> &'static str {

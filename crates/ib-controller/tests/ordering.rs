@@ -33,7 +33,8 @@ async fn sm_add_answered_before_configured_patch() {
         .into_iter()
         .filter(|r| r.endpoint == Endpoint::AddGuids && r.status == 200)
         .collect();
-    let patches: Vec<_> = cluster.api().requests().into_iter().filter(|r| r.method == "PATCH").collect();
+    let patches: Vec<_> =
+        cluster.api().requests().into_iter().filter(|r| r.method == "PATCH" && r.path.contains("/pods/")).collect();
     let mut checked = 0;
     for patch in &patches {
         let body: serde_json::Value = serde_json::from_str(&patch.body).expect("patch body is JSON");

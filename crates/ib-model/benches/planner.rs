@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use ib_model::{
-    Guid, GuidRange, NetworkRef, NetworksAnnotation, PKey, PatchOutcome, Plan, PodPhase, PodUid, PodView, SmOp, State,
+    Guid, GuidRange, InterfaceKey, NetworkRef, NetworksAnnotation, PKey, PatchOutcome, Plan, PodPhase, PodUid, PodView,
+    Record, RecordState, SmOp, State,
 };
 
 const NAMESPACE: &str = "default";
@@ -37,6 +38,7 @@ fn pending_annotation(k: u64) -> String {
 /// Pod `k` of the benchmark; uid, name and node all derive from `k` so that pods never collide.
 fn pod_view(k: u64, resource_version: u64, phase: PodPhase, networks: String) -> PodView {
     PodView {
+        created: 0,
         uid: PodUid::from(format!("pod-{k}")),
         namespace: NAMESPACE.into(),
         name: format!("worker-{k}"),
@@ -54,12 +56,15 @@ struct Fleet {
     pods: Vec<PodView>,
     /// (partition name as the subnet manager writes it, GUID).
     listing: Vec<(String, Guid)>,
+    /// The ownership records the controller wrote for them.
+    records: Vec<(Guid, Record)>,
 }
 
 fn fleet(n: u64) -> Fleet {
     let start = range().start().as_u64();
     let mut pods = Vec::with_capacity(n as usize);
     let mut listing = Vec::with_capacity(n as usize);
+    let mut records = Vec::with_capacity(n as usize);
     for k in 0..n {
         let pkey = NETWORKS[(k % 4) as usize].1;
         let guid = Guid::from_u64(start + k);
@@ -69,8 +74,19 @@ fn fleet(n: u64) -> Fleet {
         annotation.mark_configured(0, pkey);
         pods.push(pod_view(k, k + 1, PodPhase::Running, annotation.to_json()));
         listing.push((pkey.to_owned(), guid));
+        let view = pods.last().expect("just pushed");
+        let network = NetworkRef::new(NAMESPACE, NETWORKS[(k % 4) as usize].0);
+        let owner = InterfaceKey { pod: view.uid.clone(), network, interface: "net1".into() };
+        let record = Record {
+            owner,
+            pod_namespace: view.namespace.clone(),
+            pod_name: view.name.clone(),
+            pkey: Some(PKey::parse(pkey).unwrap()),
+            state: RecordState::Member,
+        };
+        records.push((guid, record));
     }
-    Fleet { pods, listing }
+    Fleet { pods, listing, records }
 }
 
 fn with_nads() -> State {
@@ -91,9 +107,11 @@ fn follower(fleet: &Fleet) -> State {
 }
 
 /// The state task's inputs from `begin_leading` up to the reconciling plan, in the controller's order:
-/// leadership, every pod read afresh, a plan (which asks for the listing), the listing, a plan.
-fn lead(state: &mut State, fresh_pods: Vec<PodView>, listing: &[(String, Guid)]) -> Plan {
+/// leadership, every pod and record read afresh, a plan (which asks for the listing), the listing, a plan.
+fn lead(state: &mut State, fresh_pods: Vec<PodView>, fleet: &Fleet) -> Plan {
+    let listing = &fleet.listing;
     state.begin_leading();
+    state.records_listed(true, fleet.records.iter().cloned());
     state.reset_pods(fresh_pods);
     state.pods_synced();
     black_box(state.plan());
@@ -116,7 +134,7 @@ impl Cluster {
     fn steady(fleet: &Fleet) -> Self {
         let mut state = follower(fleet);
         let n = fleet.pods.len() as u64;
-        let first = lead(&mut state, fleet.pods.clone(), &fleet.listing);
+        let first = lead(&mut state, fleet.pods.clone(), fleet);
         let sm = fleet.listing.iter().map(|(p, g)| (*g, PKey::parse(p).unwrap())).collect();
         let mut cluster = Cluster { state, sm, resource_version: n, created: n };
         cluster.execute(first);
@@ -130,6 +148,9 @@ impl Cluster {
 
     /// The executors as the state sees them: each request succeeds at once and its outcome comes back.
     fn execute(&mut self, plan: Plan) {
+        for write in &plan.records {
+            self.state.records_written(write, true);
+        }
         if plan.list_sm {
             let listing: Vec<(String, Guid)> = self.sm.iter().map(|(g, p)| (format!("0x{:x}", p.get()), *g)).collect();
             self.state.sm_listed(listing.iter().map(|(p, g)| (p.as_str(), *g)));
@@ -189,6 +210,10 @@ fn check_one_pod_cycle(cluster: &mut Cluster) {
     let pod = cluster.new_pod();
     let uid = pod.uid.clone();
     cluster.state.apply_pod(pod);
+    // The record first, then the add, then the patch.
+    let plan = cluster.state.plan();
+    assert!(plan.patches.is_empty() && plan.sm.is_empty() && plan.records.len() == 1, "{plan:?}");
+    cluster.execute(plan);
     let plan = cluster.state.plan();
     assert!(plan.patches.is_empty() && plan.sm.len() == 1 && plan.sm[0].guids.len() == 1, "{plan:?}");
     cluster.execute(plan);
@@ -262,6 +287,10 @@ fn burst(c: &mut Criterion) {
 
     let (mut cluster, pods) = setup();
     pods.into_iter().for_each(|p| cluster.state.apply_pod(p));
+    // The records of the whole burst first, a few blocks of consecutive GUIDs, one write each.
+    let plan = cluster.state.plan();
+    assert!(plan.sm.is_empty() && plan.records.len() <= PODS / 256 + 2, "{} record writes", plan.records.len());
+    cluster.execute(plan);
     let plan = cluster.state.plan();
     // One request per partition for the whole burst, and no pod marked before its GUID joined.
     assert_eq!(plan.sm.len(), NETWORKS.len(), "{plan:?}");
@@ -307,9 +336,14 @@ fn leader_start(c: &mut Criterion) {
     let fleet = fleet(PODS);
 
     let mut state = follower(&fleet);
-    let plan = lead(&mut state, fleet.pods.clone(), &fleet.listing);
-    // Everything is configured and joined already: the rebuild must only re-learn it.
-    assert!(plan.sm.is_empty() && plan.patches.is_empty() && plan.pending.is_empty(), "{:?}", plan.sm);
+    let plan = lead(&mut state, fleet.pods.clone(), &fleet);
+    // Everything is configured, recorded and joined already: the rebuild must only re-learn it.
+    assert!(
+        plan.sm.is_empty() && plan.patches.is_empty() && plan.pending.is_empty() && plan.records.is_empty(),
+        "{:?} {:?}",
+        plan.sm,
+        plan.records.len()
+    );
     assert_eq!(state.ledger().len() as u64, PODS);
     assert_eq!(state.pool().allocated_count(), PODS);
     drop(state);
@@ -331,7 +365,7 @@ fn leader_start(c: &mut Criterion) {
         b.iter_batched(
             || (follower(&fleet), fleet.pods.clone()),
             |(mut state, pods)| {
-                let plan = lead(&mut state, pods, &fleet.listing);
+                let plan = lead(&mut state, pods, &fleet);
                 (state, plan)
             },
             BatchSize::LargeInput,
@@ -343,6 +377,7 @@ fn leader_start(c: &mut Criterion) {
             || {
                 let mut state = follower(&fleet);
                 state.begin_leading();
+                state.records_listed(true, fleet.records.iter().cloned());
                 state.reset_pods(fleet.pods.clone());
                 state.pods_synced();
                 assert!(state.plan().list_sm);

@@ -15,12 +15,9 @@ pub struct Claim {
     pub pkey: Option<PKey>,
     /// The node of the owning pod when the claim was made, for the per-node pkey limit.
     pub node: Option<String>,
-    /// The partition may be joined on this claim's behalf. False for a `configured` annotation whose
-    /// recorded pkey is not the one its NAD gives: anyone who can edit a pod could write such an
-    /// annotation, so it keeps a membership it already has but never gains one.
-    pub entitled: bool,
-    /// The pod's annotation says this interface is configured with this GUID. Such claims last until the
-    /// pod is gone or finished, whatever happens to the annotation, because the VF carries the GUID.
+    /// The pod was (or may have been) marked configured with this GUID: its record was read at leader
+    /// start, or its annotation was seen configured with it. Such claims last until the pod is gone or
+    /// finished, whatever happens to the annotation, because the VF may carry the GUID.
     pub configured: bool,
 }
 

@@ -32,8 +32,11 @@ pub mod membership;
 pub mod pending;
 pub mod planner;
 pub mod pod;
+pub mod records;
 pub mod state;
+pub mod text;
 
 pub use pending::{Pending, PendingReason};
 pub use pod::{InterfaceKey, PodPhase, PodRef, PodUid, PodView};
-pub use state::{PatchOutcome, Plan, PodPatch, SmOp, SmRequest, State};
+pub use records::{BlockId, Record, RecordChange, RecordState, RecordWrite};
+pub use state::{Imported, Notice, PatchOutcome, Plan, PodPatch, Policy, SmFailure, SmOp, SmRequest, State};

@@ -28,26 +28,30 @@ pub enum PendingReason {
         guid: Guid,
         range: GuidRange,
     },
-    /// The requested GUID belongs to another live pod; it is never taken from it (Go bug B7).
+    /// The requested GUID belongs to another live pod, or is held in the fabric by something no record
+    /// of this cluster explains; it is never taken. `owner` names the owning pod only when it is in the
+    /// requester's own namespace: a tenant's Events say nothing about other tenants.
     GuidInUse {
         network: NetworkRef,
         interface: String,
         guid: Guid,
-        owner: String,
+        owner: Option<String>,
     },
-    /// The pod's annotation says it is configured with a GUID another live pod already owns.
+    /// The pod's annotation says it is configured with a GUID that another pod owns by record.
     DuplicateGuid {
         network: NetworkRef,
         interface: String,
         guid: Guid,
-        owner: String,
+        owner: Option<String>,
     },
     PoolExhausted {
         range: GuidRange,
         capacity: u64,
     },
+    /// The subnet manager did not accept a change; `kind` is a fixed word (`timeout`, `status`, …). The
+    /// details (addresses, answers) go to the controller's log only.
     SubnetManagerFailed {
-        message: String,
+        kind: &'static str,
     },
     PatchFailed {
         message: String,
@@ -55,6 +59,15 @@ pub enum PendingReason {
     /// More distinct partitions on one node than the kernel's per-port pkey table holds.
     TooManyPKeys {
         node: String,
+        limit: usize,
+    },
+    /// Namespace isolation is on and the NAD is in another namespace that is not global.
+    NamespaceNotAllowed {
+        network: NetworkRef,
+    },
+    /// More InfiniBand interfaces than one pod may have.
+    TooManyInterfaces {
+        count: usize,
         limit: usize,
     },
 }
@@ -74,11 +87,23 @@ impl PendingReason {
             PendingReason::SubnetManagerFailed { .. } => "SubnetManagerFailed",
             PendingReason::PatchFailed { .. } => "PatchFailed",
             PendingReason::TooManyPKeys { .. } => "TooManyPKeys",
+            PendingReason::NamespaceNotAllowed { .. } => "NamespaceNotAllowed",
+            PendingReason::TooManyInterfaces { .. } => "TooManyInterfaces",
+        }
+    }
+
+    /// Whether `other` is the same reason to wait, so that no second Event is raised: failures that
+    /// recur on every retry count as one whatever their details.
+    pub fn same_as(&self, other: &PendingReason) -> bool {
+        match (self, other) {
+            (PendingReason::SubnetManagerFailed { .. }, PendingReason::SubnetManagerFailed { .. })
+            | (PendingReason::PatchFailed { .. }, PendingReason::PatchFailed { .. }) => true,
+            _ => self == other,
         }
     }
 
     /// Every label, for metrics that export a zero for reasons not seen.
-    pub const LABELS: [&'static str; 11] = [
+    pub const LABELS: [&'static str; 13] = [
         "InvalidNetworkAnnotation",
         "NetworkNotFound",
         "InvalidNetwork",
@@ -90,6 +115,8 @@ impl PendingReason {
         "SubnetManagerFailed",
         "PatchFailed",
         "TooManyPKeys",
+        "NamespaceNotAllowed",
+        "TooManyInterfaces",
     ];
 }
 
@@ -113,27 +140,45 @@ impl std::fmt::Display for PendingReason {
             ),
             PendingReason::GuidInUse { network, interface, guid, owner } => write!(
                 f,
-                "network {network} interface {interface}: requested GUID {guid} is in use by pod {owner}; waiting until it is released"
+                "network {network} interface {interface}: requested GUID {guid} is in use by {}; waiting until it is released",
+                owner_words(owner)
             ),
             PendingReason::DuplicateGuid { network, interface, guid, owner } => write!(
                 f,
-                "network {network} interface {interface}: annotation says configured with GUID {guid}, which pod {owner} owns; this interface is not managed"
+                "network {network} interface {interface}: annotation says configured with GUID {guid}, which {} owns; this interface is not managed",
+                owner_words(owner)
             ),
             PendingReason::PoolExhausted { range, capacity } => write!(
                 f,
                 "GUID pool {range} is exhausted (all {capacity} GUIDs in use); waiting for a GUID to be released"
             ),
-            PendingReason::SubnetManagerFailed { message } => {
-                write!(f, "subnet manager request failed: {message}")
-            }
+            PendingReason::SubnetManagerFailed { kind } => write!(
+                f,
+                "the subnet manager did not accept the partition change ({kind}); retrying with backoff (details in the ib-kubernetes log)"
+            ),
             PendingReason::PatchFailed { message } => {
-                write!(f, "updating the pod annotation failed: {message}")
+                write!(f, "updating the pod annotation failed: {}", crate::text::shorten(message, 300))
             }
             PendingReason::TooManyPKeys { node, limit } => write!(
                 f,
                 "pods on node {node} would need more than {limit} partition keys, the per-port limit of the kernel"
             ),
+            PendingReason::NamespaceNotAllowed { network } => write!(
+                f,
+                "network {network}: namespace isolation is on and {} is neither the pod's namespace nor a global namespace",
+                network.namespace
+            ),
+            PendingReason::TooManyInterfaces { count, limit } => {
+                write!(f, "the pod asks for {count} InfiniBand interfaces; at most {limit} are allowed per pod")
+            }
         }
+    }
+}
+
+fn owner_words(owner: &Option<String>) -> String {
+    match owner {
+        Some(pod) => format!("pod {pod}"),
+        None => "another pod or a fabric user outside this namespace".to_owned(),
     }
 }
 

@@ -77,8 +77,12 @@ pub struct PodView {
     /// `metadata.deletionTimestamp` is set: the pod is terminating and gets no new configuration, but
     /// keeps its GUIDs until it is gone, because its containers may still be using them.
     pub deleting: bool,
-    /// The raw `k8s.v1.cni.cncf.io/networks` annotation.
+    /// The raw `k8s.v1.cni.cncf.io/networks` annotation. Kept empty (present, but not its text) while the
+    /// pod is unscheduled or finished: nothing is decided from it then.
     pub networks: Option<String>,
+    /// `metadata.creationTimestamp` as Unix seconds (0 when unknown): the one-time import from
+    /// annotations lets the oldest pod keep a GUID two pods claim.
+    pub created: i64,
 }
 
 impl PodView {

@@ -19,6 +19,7 @@ use crate::pending::{Pending, PendingReason};
 use crate::pkey::PKey;
 use crate::pod::{InterfaceKey, PodRef, PodUid, PodView};
 use crate::pool::{GuidPool, GuidRange};
+use crate::records::{BlockId, Record, RecordWrite, Records};
 
 /// A subnet-manager membership change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -58,6 +59,37 @@ pub enum PatchOutcome {
     Failed(String),
 }
 
+/// Why a subnet-manager request did not succeed, as much as decisions need: the details go to the
+/// controller's log, never into a tenant's Events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SmFailure {
+    /// A short fixed word (`timeout`, `status`, …) for metrics and Events.
+    pub kind: &'static str,
+    /// The change may have been applied although no success came back (a timeout after sending, a
+    /// dropped connection, a server error): the GUID is held until a listing settles it.
+    pub unknown: bool,
+}
+
+/// Cluster-wide rules that are not about one pod.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Multus' `namespaceIsolation`: a pod may only use NADs of its own namespace or of
+    /// `global_namespaces`.
+    pub namespace_isolation: bool,
+    pub global_namespaces: BTreeSet<String>,
+    /// Remove memberships of pool GUIDs that no record explains (the subnet manager may be shared with
+    /// other clusters and with people, so this is off unless the operator opts in).
+    pub remove_unrecorded: bool,
+}
+
+/// A Normal Event for a pod: something it should know that is not a reason to wait.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notice {
+    pub pod: PodRef,
+    pub reason: &'static str,
+    pub message: String,
+}
+
 /// What the planner decided. The I/O parts (`list_sm`, `sm`, `patches`) are for the executors; the rest
 /// records state changes already made, for logs, metrics and Events.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -73,12 +105,29 @@ pub struct Plan {
     pub drift: Vec<Guid>,
     /// Pods whose reason for waiting changed to this one.
     pub pending: Vec<Pending>,
+    /// Ownership record writes; a GUID joins a partition only after its record is stored.
+    pub records: Vec<RecordWrite>,
+    /// Pool GUIDs found in partitions that no record explains (reported once each; removed only when
+    /// the policy allows).
+    pub unrecorded: Vec<Guid>,
+    /// Normal Events.
+    pub notices: Vec<Notice>,
+    /// The first start without records imported this many configured interfaces from annotations.
+    pub imported: Option<Imported>,
+}
+
+/// What the one-time import from annotations did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Imported {
+    pub interfaces: usize,
+    /// Interfaces whose GUID another pod had claimed first (each got a `DuplicateGUID` Event).
+    pub duplicates: usize,
 }
 
 impl Plan {
     /// Nothing for the executors to do.
     pub fn is_idle(&self) -> bool {
-        !self.list_sm && self.sm.is_empty() && self.patches.is_empty()
+        !self.list_sm && self.sm.is_empty() && self.patches.is_empty() && self.records.is_empty()
     }
 }
 
@@ -98,8 +147,9 @@ pub struct State {
     pub(crate) sm: SmMembership,
     /// At most one subnet-manager change in flight per GUID keeps the known membership exact.
     pub(crate) sm_ops: HashMap<Guid, (SmOp, PKey)>,
-    /// GUIDs whose last request failed, with the error; left alone until `retry_guids`.
-    pub(crate) sm_failed: HashMap<Guid, String>,
+    /// GUIDs whose last request certainly failed, with the kind of failure; left alone until
+    /// `retry_guids`.
+    pub(crate) sm_failed: HashMap<Guid, &'static str>,
     /// Pods with a patch in flight, and the resourceVersion it was planned from.
     pub(crate) patches: HashMap<PodUid, String>,
     pub(crate) patch_failed: HashSet<PodUid>,
@@ -124,18 +174,32 @@ pub struct State {
     pub(crate) last_touch: HashMap<Guid, u64>,
     /// Drift repair is on hold at the start of a leadership (see [`State::allow_drift_repair`]).
     pub(crate) drift_held: bool,
-    /// GUIDs whose owner went away during this leadership: their removal is ordinary, not drift.
-    pub(crate) dropped: HashSet<Guid>,
     /// A listing was asked for because the pool ran out, and nothing was released since.
     pub(crate) exhaustion_listed: bool,
     /// Per node, how many claims use each partition (the per-node pkey limit).
     pub(crate) node_pkeys: HashMap<String, BTreeMap<PKey, usize>>,
+    /// What the cluster's ownership records hold.
+    pub(crate) records: Records,
+    /// The records have been read for this leadership (`Some(true)`: there were none at all).
+    pub(crate) records_read: Option<bool>,
+    /// GUIDs whose last change has an unknown outcome, with that change: held, and left alone, until
+    /// a listing asked for after the outcome says where they are.
+    pub(crate) uncertain: HashMap<Guid, (SmOp, PKey)>,
+    /// Pool GUIDs in partitions that no record explains, already reported.
+    pub(crate) unrecorded: HashSet<Guid>,
+    /// Configured pods already told that they keep a partition their NAD no longer names.
+    pub(crate) told_kept: HashSet<(PodUid, NetworkRef)>,
+    pub(crate) policy: Policy,
     /// Records for the next plan.
     pub(crate) out: Plan,
 }
 
 impl State {
     pub fn new(range: GuidRange) -> Self {
+        Self::with_policy(range, Policy::default())
+    }
+
+    pub fn with_policy(range: GuidRange, policy: Policy) -> Self {
         State {
             range,
             pool: GuidPool::new(range),
@@ -161,11 +225,20 @@ impl State {
             seq: 0,
             last_touch: HashMap::new(),
             exhaustion_listed: false,
-            dropped: HashSet::new(),
             drift_held: false,
             node_pkeys: HashMap::new(),
+            records: Records::default(),
+            records_read: None,
+            uncertain: HashMap::new(),
+            unrecorded: HashSet::new(),
+            told_kept: HashSet::new(),
+            policy,
             out: Plan::default(),
         }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     // === pods ===
@@ -174,6 +247,7 @@ impl State {
         if !self.worth_keeping(&view) {
             return;
         }
+        let view = compact(view);
         match self.pods.get(&view.uid) {
             Some(current) if *current == view => return,
             // A lagging watch can deliver a version older than one already read (by a fresh list or a
@@ -193,6 +267,13 @@ impl State {
         view.networks.is_some() || self.pods.contains_key(&view.uid)
     }
 
+    /// Every pod kept, for the one-time import.
+    pub(crate) fn pods_by_age(&self) -> Vec<PodUid> {
+        let mut pods: Vec<(i64, &PodUid)> = self.pods.values().map(|v| (v.created, &v.uid)).collect();
+        pods.sort();
+        pods.into_iter().map(|(_, uid)| uid.clone()).collect()
+    }
+
     pub fn delete_pod(&mut self, uid: &PodUid) {
         if self.pods.remove(uid).is_some() {
             self.dirty_pods.insert(uid.clone());
@@ -202,7 +283,7 @@ impl State {
     /// Replaces every pod (a re-list); pods not in `views` are gone.
     pub fn reset_pods<I: IntoIterator<Item = PodView>>(&mut self, views: I) {
         let mut fresh: HashMap<PodUid, PodView> =
-            views.into_iter().filter(|v| self.worth_keeping(v)).map(|v| (v.uid.clone(), v)).collect();
+            views.into_iter().filter(|v| self.worth_keeping(v)).map(|v| (v.uid.clone(), compact(v))).collect();
         for (uid, old) in &self.pods {
             if fresh.get(uid) != Some(old) {
                 self.dirty_pods.insert(uid.clone());
@@ -278,10 +359,16 @@ impl State {
         self.nads_synced = true;
     }
 
+    /// A NAD changed: pods waiting on it are planned again, and so are pods configured on it, which
+    /// keep their recorded partition and are told so. NAD changes are rare, so the configured ones are
+    /// found by a scan rather than by an index every configured pod would pay for.
     fn wake_nad_users(&mut self, network: &NetworkRef) {
         if let Some(users) = self.nad_users.get(network) {
             self.dirty_pods.extend(users.iter().cloned());
         }
+        let configured: Vec<PodUid> =
+            self.ledger.iter().filter(|(_, c)| &c.owner.network == network).map(|(_, c)| c.owner.pod.clone()).collect();
+        self.dirty_pods.extend(configured);
     }
 
     // === leadership and resync ===
@@ -291,10 +378,12 @@ impl State {
     /// A cache kept by a follower may lag behind what the previous leader wrote; the caller reads every
     /// pod again ([`reset_pods`](Self::reset_pods) then [`pods_synced`](Self::pods_synced)) before anything
     /// is decided.
+    ///
+    /// Ownership is not carried over from an earlier leadership or from watching as a follower: it is
+    /// read again from the records ([`records_listed`](Self::records_listed)), which are the only proof.
     pub fn begin_leading(&mut self) {
         self.pods_synced = false;
         self.drift_held = true;
-        self.dropped.clear();
         self.sm_ops.clear();
         self.patches.clear();
         self.sm_failed.clear();
@@ -302,13 +391,71 @@ impl State {
         self.sm_known = false;
         self.listing = None;
         self.list_wanted = true;
+        self.ledger = Ledger::default();
+        self.node_pkeys.clear();
+        self.sm = SmMembership::default();
+        self.uncertain.clear();
+        self.unrecorded.clear();
+        self.records.clear();
+        self.records_read = None;
+        self.pool = GuidPool::new(self.range);
+        self.pending.clear();
+        self.blocked_on_release.clear();
         self.mark_all_dirty();
     }
 
-    /// Ends the hold on drift repair that [`begin_leading`](Self::begin_leading) starts. Until then, GUIDs
-    /// the subnet manager holds and nobody owns stay where they are (and out of the pool): the previous
-    /// leader may have added one and be about to mark its pod configured. The caller waits out the lease
-    /// duration, after which no previous leader can still be writing.
+    /// Every ownership record, read for this leadership: whether any block exists at all (none: the first
+    /// start, when annotations are imported once), and `(GUID, record)` of every block. Records of GUIDs
+    /// outside the pool range are left alone (the range may have been changed).
+    pub fn records_listed<I: IntoIterator<Item = (Guid, Record)>>(&mut self, any_block: bool, records: I) {
+        for (guid, record) in records {
+            if !self.range.contains(guid) || self.ledger.contains(guid) {
+                continue;
+            }
+            self.records.load(guid, &record);
+            if record.state != crate::records::RecordState::Releasing && self.ledger.guid_of(&record.owner).is_none() {
+                // A recorded claim lasts until its pod is gone or finished, whatever its annotation says
+                // now: its VF may carry the GUID.
+                self.dirty_pods.insert(record.owner.pod.clone());
+                self.claim(guid, record.owner, record.pkey, true);
+            }
+            self.records.mark(guid);
+            self.dirty_guids.insert(guid);
+        }
+        self.records_read = Some(!any_block);
+    }
+
+    /// Whether the records have been read for this leadership.
+    pub fn records_known(&self) -> bool {
+        self.records_read.is_some()
+    }
+
+    /// Record writes that failed may be tried again (the caller's backoff is over).
+    pub fn retry_records(&mut self) {
+        self.records.retry();
+    }
+
+    /// A record write ended.
+    pub fn records_written(&mut self, write: &RecordWrite, ok: bool) {
+        self.records.written(write, ok);
+        for guid in write.changes.keys() {
+            self.dirty_guids.insert(*guid);
+            if let Some(claim) = self.ledger.get(*guid) {
+                self.dirty_pods.insert(claim.owner.pod.clone());
+            }
+        }
+    }
+
+    /// The blocks the import must create even when nothing is imported: their existence is what tells
+    /// a later leader that annotations are no longer proof.
+    pub fn anchor_block(&self) -> BlockId {
+        BlockId::of(self.range.start())
+    }
+
+    /// Ends the hold on removing unrecorded memberships that [`begin_leading`](Self::begin_leading)
+    /// starts (only when the policy removes them at all): a previous leader's last record write may still
+    /// be landing. The caller waits out the lease duration, after which no previous leader can still be
+    /// writing.
     pub fn allow_drift_repair(&mut self) {
         if std::mem::take(&mut self.drift_held) {
             self.dirty_guids.extend(self.sm.guids());
@@ -329,6 +476,8 @@ impl State {
         self.dirty_pods.extend(self.pods.keys().cloned());
         self.dirty_guids.extend(self.sm.guids());
         self.dirty_guids.extend(self.ledger.iter().map(|(g, _)| g));
+        let recorded: Vec<Guid> = self.records.iter().map(|(g, _)| g).collect();
+        self.dirty_guids.extend(recorded);
     }
 
     // === outcomes ===
@@ -338,9 +487,16 @@ impl State {
         let asked_at = self.listing.take().unwrap_or(self.seq);
         let fresh = SmMembership::from_listing(listing, self.range);
         let guids: BTreeSet<Guid> = self.sm.guids().chain(fresh.guids()).collect();
+        let settled: Vec<Guid> =
+            self.uncertain.keys().copied().filter(|g| self.last_touch.get(g).is_none_or(|s| *s <= asked_at)).collect();
+        let guids: BTreeSet<Guid> = guids.into_iter().chain(settled.iter().copied()).collect();
+        for g in settled {
+            self.uncertain.remove(&g);
+            self.records.mark(g);
+        }
         for g in guids {
             let changed_since = self.last_touch.get(&g).is_some_and(|s| *s > asked_at);
-            if self.sm_ops.contains_key(&g) || changed_since {
+            if self.sm_ops.contains_key(&g) || changed_since || self.uncertain.contains_key(&g) {
                 continue;
             }
             if self.sm.partitions(g) != fresh.partitions(g) {
@@ -364,7 +520,7 @@ impl State {
     }
 
     /// A subnet-manager request ended.
-    pub fn sm_done(&mut self, request: &SmRequest, result: Result<(), String>) {
+    pub fn sm_done(&mut self, request: &SmRequest, result: Result<(), SmFailure>) {
         self.seq += 1;
         for &g in &request.guids {
             if self.sm_ops.get(&g) != Some(&(request.op, request.pkey)) {
@@ -382,10 +538,17 @@ impl State {
                     self.sm_failed.remove(&g);
                     self.dirty_guids.insert(g);
                 }
-                Err(message) => {
-                    self.sm_failed.insert(g, message.clone());
+                Err(failure) if failure.unknown => {
+                    // Maybe applied, maybe not: neither given away nor changed again until a listing
+                    // asked for after now says which.
+                    self.uncertain.insert(g, (request.op, request.pkey));
+                    self.list_wanted = true;
+                }
+                Err(failure) => {
+                    self.sm_failed.insert(g, failure.kind);
                 }
             }
+            self.records.mark(g);
             if let Some(claim) = self.ledger.get(g) {
                 self.dirty_pods.insert(claim.owner.pod.clone());
             }
@@ -447,6 +610,21 @@ impl State {
         &self.sm
     }
 
+    /// Stored ownership records.
+    pub fn record_count(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Pool GUIDs in partitions that no record explains.
+    pub fn unrecorded_count(&self) -> usize {
+        self.unrecorded.len()
+    }
+
+    /// GUIDs whose last change has an unknown outcome.
+    pub fn uncertain_count(&self) -> usize {
+        self.uncertain.len()
+    }
+
     pub fn pod(&self, uid: &PodUid) -> Option<&PodView> {
         self.pods.get(uid)
     }
@@ -476,6 +654,7 @@ impl State {
             && self.dirty_guids.is_empty()
             && self.listing.is_none()
             && !self.list_wanted
+            && self.records.is_settled()
     }
 
     // === helpers shared with the planner ===
@@ -485,7 +664,10 @@ impl State {
         if !self.range.contains(g) {
             return;
         }
-        let held = self.ledger.contains(g) || self.sm.holds(g) || self.sm_ops.contains_key(&g);
+        let held = self.ledger.contains(g)
+            || self.sm.holds(g)
+            || self.sm_ops.contains_key(&g)
+            || self.uncertain.contains_key(&g);
         let allocated = self.pool.is_allocated(g);
         if held && !allocated {
             // Cannot fail: the GUID is in range and free.
@@ -493,7 +675,6 @@ impl State {
         } else if !held && allocated {
             let _ = self.pool.release(g);
             self.sm_failed.remove(&g);
-            self.dropped.remove(&g);
             self.out.released.push(g);
             self.exhaustion_listed = false;
             self.wake_blocked();
@@ -504,11 +685,11 @@ impl State {
         self.dirty_pods.extend(self.blocked_on_release.drain());
     }
 
-    pub(crate) fn claim(&mut self, g: Guid, owner: InterfaceKey, pkey: Option<PKey>, configured: bool, entitled: bool) {
+    pub(crate) fn claim(&mut self, g: Guid, owner: InterfaceKey, pkey: Option<PKey>, configured: bool) {
         let node = self.pods.get(&owner.pod).and_then(|v| v.node_name.clone());
         self.count_node_pkey(node.as_deref(), pkey, true);
         self.out.allocated.push((g, owner.clone()));
-        self.ledger.insert(g, Claim { owner, pkey, node, entitled, configured });
+        self.ledger.insert(g, Claim { owner, pkey, node, configured });
         self.sync_pool(g);
         self.dirty_guids.insert(g);
     }
@@ -517,7 +698,6 @@ impl State {
     pub(crate) fn unclaim(&mut self, g: Guid) {
         if let Some(claim) = self.ledger.remove(g) {
             self.count_node_pkey(claim.node.as_deref(), claim.pkey, false);
-            self.dropped.insert(g);
             self.dirty_guids.insert(g);
             self.sync_pool(g);
         }
@@ -550,8 +730,10 @@ impl State {
         }
     }
 
+    /// Records why a pod waits. An Event is raised only when the reason changes: a failure that comes
+    /// back on every retry with a different detail is still the same reason.
     pub(crate) fn set_pending(&mut self, uid: &PodUid, reason: PendingReason) {
-        if self.pending.get(uid) == Some(&reason) {
+        if self.pending.get(uid).is_some_and(|old| old.same_as(&reason)) {
             return;
         }
         if let Some(view) = self.pods.get(uid) {
@@ -563,4 +745,18 @@ impl State {
     pub(crate) fn clear_pending(&mut self, uid: &PodUid) {
         self.pending.remove(uid);
     }
+}
+
+/// Drops what a pod's view need not keep: the annotation of a pod that cannot be configured now (not
+/// scheduled, or finished) is read again from the watch when that changes, so only its presence is kept.
+/// A tenant's unscheduled pods with huge annotations then cost a few bytes each.
+fn compact(mut view: PodView) -> PodView {
+    let scheduled = view.node_name.as_deref().is_some_and(|n| !n.is_empty());
+    if (!scheduled || view.is_finished())
+        && let Some(n) = view.networks.as_mut()
+    {
+        n.clear();
+        n.shrink_to_fit();
+    }
+    view
 }

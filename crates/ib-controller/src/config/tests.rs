@@ -117,3 +117,32 @@ fn other_plugin_names_are_external_and_paths_are_refused() {
     assert_eq!(load(&[("DAEMON_SM_PLUGIN", "opensm")]).unwrap().sm, SmSelection::External("opensm".into()));
     assert!(err(&[("DAEMON_SM_PLUGIN", "../evil")]).contains("not a path"));
 }
+
+#[test]
+fn tenant_policy_variables() {
+    let c = load(&[("DAEMON_SM_PLUGIN", "noop")]).unwrap();
+    assert_eq!(
+        c.policy,
+        ib_model::Policy {
+            namespace_isolation: false,
+            global_namespaces: ["default".to_owned()].into(),
+            remove_unrecorded: false
+        }
+    );
+    let c = load(&[
+        ("DAEMON_SM_PLUGIN", "noop"),
+        ("NAMESPACE_ISOLATION", "true"),
+        ("GLOBAL_NAMESPACES", "shared, infra"),
+        ("REMOVE_UNRECORDED_MEMBERSHIPS", "true"),
+    ])
+    .unwrap();
+    assert!(c.policy.namespace_isolation && c.policy.remove_unrecorded);
+    assert_eq!(c.policy.global_namespaces, ["infra".to_owned(), "shared".to_owned()].into());
+    let e = err(&[
+        ("DAEMON_SM_PLUGIN", "noop"),
+        ("GLOBAL_NAMESPACES", "ok,Not_A_Namespace"),
+        ("NAMESPACE_ISOLATION", "maybe"),
+    ]);
+    assert!(e.contains("GLOBAL_NAMESPACES") && e.contains("Not_A_Namespace"), "{e}");
+    assert!(e.contains("NAMESPACE_ISOLATION") && e.contains("maybe"), "{e}");
+}

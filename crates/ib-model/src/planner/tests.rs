@@ -12,7 +12,8 @@ use crate::pending::PendingReason;
 use crate::pkey::PKey;
 use crate::pod::{PodPhase, PodUid, PodView};
 use crate::pool::GuidRange;
-use crate::state::{PatchOutcome, Plan, SmOp, SmRequest, State};
+use crate::records::{BlockId, Record, RecordChange, RecordWrite};
+use crate::state::{PatchOutcome, Plan, Policy, SmFailure, SmOp, SmRequest, State};
 
 const IB5: &str =
     r#"{"type":"ib-sriov","cniVersion":"0.3.1","name":"sriov-network","pkey":"0x5","link_state":"enable"}"#;
@@ -33,6 +34,8 @@ fn pk(s: &str) -> PKey {
 enum Logged {
     Sm(SmOp, PKey, Vec<Guid>),
     Configured(String, Vec<Guid>),
+    /// A record naming this GUID's owner was stored.
+    Recorded(Guid),
 }
 
 struct World {
@@ -51,12 +54,26 @@ struct World {
     queue: Vec<Work>,
     /// Every GUID a plan reported as drift.
     drift: Vec<Guid>,
+    /// The fake API server's ownership records, and which blocks exist.
+    records: BTreeMap<Guid, Record>,
+    blocks: BTreeSet<BlockId>,
+    /// Every GUID a plan reported as in a partition no record explains.
+    unrecorded: Vec<Guid>,
+    notices: Vec<(String, &'static str, String)>,
+    /// Memberships put into the fake subnet manager by the test, not by the planner.
+    seeded: BTreeSet<(String, Guid)>,
+    policy: Policy,
+    /// Every NAD created, for a new leader.
+    nads: BTreeMap<NetworkRef, String>,
+    /// Subnet-manager requests are applied but their answer is lost (a timeout).
+    answers_lost: bool,
 }
 
 enum Work {
     List,
     Sm(SmRequest),
     Patch(crate::state::PodPatch),
+    Records(RecordWrite),
 }
 
 impl World {
@@ -73,6 +90,15 @@ impl World {
             violations: Vec::new(),
             queue: Vec::new(),
             drift: Vec::new(),
+            records: BTreeMap::new(),
+            // A cluster that already has ownership records (see `first_start` for one that has none).
+            blocks: BTreeSet::from([BlockId::of(Guid::from_u64(0))]),
+            unrecorded: Vec::new(),
+            notices: Vec::new(),
+            seeded: BTreeSet::new(),
+            policy: Policy::default(),
+            nads: BTreeMap::new(),
+            answers_lost: false,
         }
     }
 
@@ -83,10 +109,24 @@ impl World {
     fn synced(mut self) -> Self {
         self.state.pods_synced();
         self.state.nads_synced();
+        self.read_records();
         self
     }
 
+    /// A cluster without any ownership records: the first start imports configured annotations.
+    fn first_start(mut self) -> Self {
+        self.blocks.clear();
+        self
+    }
+
+    /// What a leader does at start: read every ownership record.
+    fn read_records(&mut self) {
+        let any = !self.blocks.is_empty();
+        self.state.records_listed(any, self.records.iter().map(|(g, r)| (*g, r.clone())));
+    }
+
     fn nad(&mut self, ns: &str, name: &str, config: &str) {
+        self.nads.insert(NetworkRef::new(ns, name), config.to_owned());
         self.state.apply_nad(NetworkRef::new(ns, name), Some(config));
     }
 
@@ -107,6 +147,7 @@ impl World {
             phase: PodPhase::Pending,
             deleting: false,
             networks: Some(networks.into()),
+            created: self.rv as i64,
         };
         self.pods.insert(uid.0.to_string(), view.clone());
         self.state.apply_pod(view);
@@ -129,6 +170,7 @@ impl World {
 
     fn sm_seed(&mut self, pkey: &str, guid: &str) {
         self.sm.entry(g(guid)).or_default().insert(pkey.into());
+        self.seeded.insert((pkey.into(), g(guid)));
     }
 
     fn listing(&self) -> Vec<(String, Guid)> {
@@ -144,6 +186,10 @@ impl World {
 
     fn enqueue(&mut self, plan: Plan) {
         self.drift.extend(&plan.drift);
+        self.unrecorded.extend(&plan.unrecorded);
+        for n in &plan.notices {
+            self.notices.push((n.pod.name.clone(), n.reason, n.message.clone()));
+        }
         for p in &plan.pending {
             self.pending_seen.push((p.pod.name.clone(), p.reason.clone()));
         }
@@ -152,6 +198,7 @@ impl World {
         }
         self.queue.extend(plan.sm.into_iter().map(Work::Sm));
         self.queue.extend(plan.patches.into_iter().map(Work::Patch));
+        self.queue.extend(plan.records.into_iter().map(Work::Records));
     }
 
     /// Does one queued piece of work.
@@ -163,7 +210,33 @@ impl World {
             }
             Work::Sm(req) => self.sm_request(&req),
             Work::Patch(patch) => self.apply_patch(patch),
+            Work::Records(write) => self.write_records(write),
         }
+    }
+
+    fn write_records(&mut self, write: RecordWrite) {
+        self.blocks.insert(write.block);
+        for (guid, change) in &write.changes {
+            assert_eq!(BlockId::of(*guid), write.block, "{guid} written to block {}", write.block);
+            match change {
+                RecordChange::Set(r) => {
+                    self.records.insert(*guid, r.clone());
+                    self.log.push(Logged::Recorded(*guid));
+                }
+                RecordChange::State(state) => {
+                    self.records.get_mut(guid).expect("state change of a stored record").state = *state;
+                }
+                RecordChange::Delete => {
+                    self.records.remove(guid);
+                }
+            }
+        }
+        self.state.records_written(&write, true);
+    }
+
+    /// The owner (pod name) the fake API server's records give a GUID.
+    fn recorded_owner(&self, guid: Guid) -> Option<String> {
+        self.records.get(&guid).map(|r| r.pod_name.clone())
     }
 
     fn apply_patch(&mut self, patch: crate::state::PodPatch) {
@@ -202,20 +275,21 @@ impl World {
     fn restart(&mut self) {
         let range = self.state.pool().range();
         self.queue.clear();
-        self.state = State::new(range);
-        for (name, config) in NADS {
-            self.state.apply_nad(NetworkRef::new("default", name), Some(config));
+        self.state = State::with_policy(range, self.policy.clone());
+        for (network, config) in &self.nads {
+            self.state.apply_nad(network.clone(), Some(config));
         }
         for view in self.pods.values().rev() {
             self.state.apply_pod(view.clone());
         }
         self.state.pods_synced();
         self.state.nads_synced();
+        self.read_records();
     }
 
     fn sm_request(&mut self, req: &SmRequest) {
         if self.failing.contains(&req.pkey) {
-            self.state.sm_done(req, Err(format!("status 500 for {}", req.pkey)));
+            self.state.sm_done(req, Err(SmFailure { kind: "status", unknown: false }));
             return;
         }
         let name = format!("0x{:x}", req.pkey.get());
@@ -235,7 +309,11 @@ impl World {
             }
         }
         self.log.push(Logged::Sm(req.op, req.pkey, req.guids.clone()));
-        self.state.sm_done(req, Ok(()));
+        if self.answers_lost {
+            self.state.sm_done(req, Err(SmFailure { kind: "timeout", unknown: true }));
+        } else {
+            self.state.sm_done(req, Ok(()));
+        }
     }
 
     /// Plans and executes until nothing is left to do.
@@ -283,6 +361,11 @@ impl World {
     fn sm_requests(&self) -> Vec<&Logged> {
         self.log.iter().filter(|l| matches!(l, Logged::Sm(..))).collect()
     }
+
+    /// The log without record writes, for tests about subnet-manager calls and patches.
+    fn actions(&self) -> Vec<Logged> {
+        self.log.iter().filter(|l| !matches!(l, Logged::Recorded(_))).cloned().collect()
+    }
 }
 
 #[test]
@@ -295,9 +378,15 @@ fn nothing_happens_before_pods_nads_and_the_sm_are_read() {
     w.state.nads_synced();
     let plan = w.state.plan();
     assert!(plan.list_sm && plan.sm.is_empty() && plan.patches.is_empty(), "{plan:?}");
-    // Until the listing arrives, nothing else is decided, and the listing is asked for once.
+    // Until the listing and the records arrive, nothing else is decided, and the listing is asked for once.
     assert!(w.state.plan().is_idle());
     w.state.sm_listed(std::iter::empty());
+    assert!(w.state.plan().is_idle());
+    w.read_records();
+    // The record first, then the add.
+    let plan = w.state.plan();
+    assert_eq!((plan.records.len(), plan.sm.len()), (1, 0), "{plan:?}");
+    w.write_records(plan.records[0].clone());
     let plan = w.state.plan();
     assert_eq!(plan.sm.len(), 1);
 }
@@ -310,7 +399,15 @@ fn generated_guid_joins_the_pkey_before_the_pod_is_configured() {
     let p = w.pod("default", "p", r#"[{"name": "ib-sriov-network"}]"#);
     w.settle();
     let guid = g("02:00:00:00:00:00:00:00");
-    assert_eq!(w.log, vec![Logged::Sm(SmOp::Add, pk("0x5"), vec![guid]), Logged::Configured("p".into(), vec![guid])]);
+    assert_eq!(
+        w.log,
+        vec![
+            Logged::Recorded(guid),
+            Logged::Sm(SmOp::Add, pk("0x5"), vec![guid]),
+            Logged::Configured("p".into(), vec![guid])
+        ]
+    );
+    assert_eq!(w.records[&guid].state, crate::records::RecordState::Member);
     assert_eq!(
         w.annotation(&p),
         serde_json::json!([{"name":"ib-sriov-network","cni-args":{"guid":"02:00:00:00:00:00:00:00","mellanox.infiniband.app":"configured","pkey":"0x5"}}])
@@ -364,7 +461,7 @@ fn several_interfaces_one_request_one_patch() {
     w.settle();
     let (g0, g1) = (g("02:00:00:00:00:00:00:00"), g("02:00:00:00:00:00:00:01"));
     assert_eq!(
-        w.log,
+        w.actions(),
         vec![Logged::Sm(SmOp::Add, pk("0x5"), vec![g0, g1]), Logged::Configured("p".into(), vec![g0, g1])]
     );
     let a = w.annotation(&p);
@@ -434,7 +531,7 @@ fn no_stealing_and_the_waiter_gets_it_when_released() {
     w.settle();
     // Removed for the first, then added for the second, then the second is configured.
     assert_eq!(
-        w.log[log_len..],
+        w.actions()[log_len - 1..],
         [
             Logged::Sm(SmOp::Remove, pk("0x5"), vec![guid]),
             Logged::Sm(SmOp::Add, pk("0x5"), vec![guid]),
@@ -534,12 +631,12 @@ fn invalid_nads_and_annotations_are_reported_and_harm_nobody_else() {
 /// reports duplicates instead of crash-looping, and never hands out an owned GUID.
 #[test]
 fn leader_start_rebuild_is_the_union_of_pods_and_sm() {
-    let mut w = World::new("02:00:00:00:00:00:00:00", "02:00:00:00:00:00:00:03");
+    let mut w = World::new("02:00:00:00:00:00:00:00", "02:00:00:00:00:00:00:03").first_start();
     w.nad("default", "ib", GUID_ONLY);
     let configured = r#"[{"name":"ib","cni-args":{"guid":"02:00:00:00:00:00:00:00","mellanox.infiniband.app":"configured","pkey":""}}]"#;
     let owner = w.pod("default", "owner", configured);
     let dup = w.pod("default", "dup", configured);
-    // The SM holds another GUID of the range in a partition nobody asked for: drift, removed.
+    // The SM holds another GUID of the range in a partition no record explains: reported, kept.
     w.sm_seed("0x9", "02:00:00:00:00:00:00:01");
     // The default partition is never touched, but its GUIDs are not handed out.
     w.sm_seed("0x7fff", "02:00:00:00:00:00:00:02");
@@ -548,27 +645,29 @@ fn leader_start_rebuild_is_the_union_of_pods_and_sm() {
     let fresh = w.pod("default", "fresh", "ib");
     w.state.pods_synced();
     w.state.nads_synced();
+    w.read_records();
     w.settle();
-    // One of the two keeps it (the first planned), the other is reported; neither crashes anything.
-    let kept = w.state.ledger().get(g("02:00:00:00:00:00:00:00")).unwrap().owner.pod.clone();
-    let other = if kept == owner { &dup } else { &owner };
-    assert!(kept == owner || kept == dup);
-    assert_eq!(w.reason(other), Some("DuplicateGUID"));
-    assert_eq!(w.reason(&kept), None);
-    // The fresh pod got a GUID nobody holds: 01 after its drift removal, never 00 or 02.
-    let got = w.annotation(&fresh)[0]["cni-args"]["guid"].as_str().unwrap().to_owned();
-    assert!(got == "02:00:00:00:00:00:00:01" || got == "02:00:00:00:00:00:00:03", "{got}");
-    assert!(w.members("0x9").iter().all(|g| !GuidRange::new(g_("00"), g_("03")).unwrap().contains(*g)));
+    // The older pod keeps it, the other is reported; neither crashes anything.
+    assert_eq!(w.state.ledger().get(g("02:00:00:00:00:00:00:00")).unwrap().owner.pod, owner);
+    assert_eq!(w.reason(&dup), Some("DuplicateGUID"));
+    assert_eq!(w.reason(&owner), None);
+    assert_eq!(w.recorded_owner(g_("00")).as_deref(), Some("owner"));
+    // The fresh pod got the one GUID nobody holds.
+    assert_eq!(w.annotation(&fresh)[0]["cni-args"]["guid"], "02:00:00:00:00:00:00:03");
+    assert!(w.members("0x9").contains(&g_("01")));
     assert!(w.members("0x9").contains(&g("03:00:00:00:00:00:00:01")));
     assert!(w.members("0x7fff").contains(&g("02:00:00:00:00:00:00:02")));
-    assert_eq!(w.drift, vec![g("02:00:00:00:00:00:00:01")]);
+    assert!(w.drift.is_empty());
+    assert_eq!(w.unrecorded, vec![g_("01")]);
+    // The anchor block exists now: the next start imports nothing, whatever annotations say.
+    assert!(!w.blocks.is_empty());
 }
 
 /// Found by the chaos soak: at leader start, an unconfigured pod planned before a configured one must
 /// not be given the configured pod's GUID (here on a GUID-only network, which the SM knows nothing of).
 #[test]
 fn configured_guids_are_owned_before_any_guid_is_generated() {
-    let mut w = World::default_range();
+    let mut w = World::default_range().first_start();
     w.nad("default", "ib", GUID_ONLY);
     // Pod uids are "uid-default-<name>-<n>": "a-new" sorts before "z-old", so it is planned first.
     let old = w.pod(
@@ -580,50 +679,65 @@ fn configured_guids_are_owned_before_any_guid_is_generated() {
     assert!(new < old);
     w.state.pods_synced();
     w.state.nads_synced();
+    w.read_records();
     w.settle();
     assert_eq!(w.reason(&old), None);
     assert_eq!(w.annotation(&new)[0]["cni-args"]["guid"], "02:00:00:00:00:00:00:01");
 }
 
-/// A new leader leaves unowned SM members alone until the previous leader's writes must have landed:
-/// here the old leader's patch arrives during the hold, and the GUID stays with its pod.
+/// Memberships of pool GUIDs that no record explains (another cluster sharing the subnet manager, a
+/// person) are reported and left alone; only an operator's opt-in removes them, and never during the
+/// hold at leader start, when a previous leader's last record may still be landing.
 #[test]
-fn drift_repair_waits_for_the_hold_to_end() {
+fn unrecorded_memberships_are_reported_and_removed_only_by_opt_in() {
     let mut w = World::default_range().synced();
     w.nad("default", "ib", IB5);
     let p = w.pod("default", "p", "ib");
     w.sm_seed("0x5", "02:00:00:00:00:00:00:00");
     w.sm_seed("0x5", "02:00:00:00:00:00:00:09");
-    w.state.begin_leading();
-    // The controller reads every pod again before a new leader decides anything.
-    assert!(w.state.plan().is_idle());
-    let views: Vec<PodView> = w.pods.values().cloned().collect();
-    w.state.reset_pods(views);
-    w.state.pods_synced();
     w.settle();
-    // Nothing unowned was removed; the pod got a GUID nobody holds.
     assert_eq!(w.members("0x5").len(), 3);
     assert!(w.drift.is_empty());
+    assert_eq!(w.unrecorded, vec![g_("00"), g_("09")]);
+    // Neither is handed out, nor may a pod ask for one.
     assert_eq!(w.annotation(&p)[0]["cni-args"]["guid"], "02:00:00:00:00:00:00:01");
-    // The old leader's write lands: another pod configured with 00.
-    let q = w.pod(
-        "default",
-        "q",
-        r#"[{"name":"ib","cni-args":{"guid":"02:00:00:00:00:00:00:00","mellanox.infiniband.app":"configured","pkey":"0x5"}}]"#,
-    );
+    let q = w.pod("default", "q", r#"[{"name":"ib","cni-args":{"guid":"02:00:00:00:00:00:00:09"}}]"#);
     w.settle();
+    assert_eq!(w.reason(&q), Some("GUIDInUse"));
+    // Reported once, not at every look.
+    w.state.resync();
+    w.settle();
+    assert_eq!(w.unrecorded.len(), 2);
+
+    // With the opt-in, a new leader holds off until the hold ends, then removes them.
+    let range = w.state.pool().range();
+    w.state = State::with_policy(range, Policy { remove_unrecorded: true, ..Policy::default() });
+    w.nad("default", "ib", IB5);
+    for view in w.pods.values() {
+        w.state.apply_pod(view.clone());
+    }
+    w.state.nads_synced();
+    w.state.begin_leading();
+    w.state.pods_synced();
+    w.read_records();
+    w.settle();
+    assert_eq!(w.members("0x5").len(), 3);
+    assert!(w.drift.is_empty());
     w.state.allow_drift_repair();
     w.settle();
+    assert_eq!(w.drift, vec![g_("00"), g_("09")]);
+    assert_eq!(w.members("0x5"), BTreeSet::from([g_("01"), g_("09")]));
+    assert_eq!(w.recorded_owner(g_("09")).as_deref(), Some("q"));
+    // The waiting pod gets the GUID it asked for once it is free.
     assert_eq!(w.reason(&q), None);
-    assert_eq!(w.members("0x5"), BTreeSet::from([g("02:00:00:00:00:00:00:00"), g("02:00:00:00:00:00:00:01")]));
-    assert_eq!(w.drift, vec![g("02:00:00:00:00:00:00:09")]);
+    assert_eq!(w.annotation(&q)[0]["cni-args"]["mellanox.infiniband.app"], "configured");
 }
 
 /// A pod author can write a `configured` annotation with any pkey; that must not make the controller add
 /// the GUID to a partition the pod's NAD does not give. The GUID is still owned (its VF carries it).
 #[test]
 fn a_self_written_configured_annotation_gains_no_membership() {
-    let mut w = World::default_range().synced();
+    let mut w = World::default_range().first_start().synced();
     w.nad("default", "ib", IB5);
     let p = w.pod(
         "default",
@@ -720,7 +834,7 @@ fn pods_without_networks_are_not_kept_unless_already_known() {
 /// partition: a new leader keeps them there, and puts them back if UFM lost them, never removes them.
 #[test]
 fn a_configured_annotation_without_a_pkey_means_the_nads_partition() {
-    let mut w = World::default_range();
+    let mut w = World::default_range().first_start();
     w.nad("default", "ib", IB5);
     w.sm_seed("0x5", "02:00:00:00:00:00:00:41");
     let kept = w.pod(
@@ -735,6 +849,7 @@ fn a_configured_annotation_without_a_pkey_means_the_nads_partition() {
     );
     w.state.pods_synced();
     w.state.nads_synced();
+    w.read_records();
     w.settle();
     assert_eq!(w.members("0x5"), BTreeSet::from([g_("41"), g_("42")]));
     assert!(!w.sm_requests().iter().any(|r| matches!(r, Logged::Sm(SmOp::Remove, ..))), "{:?}", w.sm_requests());
@@ -777,7 +892,14 @@ fn sm_failures_wait_for_a_retry_and_never_configure() {
     let p = w.pod("default", "p", "ib");
     w.settle();
     assert_eq!(w.reason(&p), Some("SubnetManagerFailed"));
-    assert!(w.state.pending_reason(&p).unwrap().to_string().contains("status 500"));
+    // The tenant's Event says what kind of failure, never the subnet manager's answer.
+    let text = w.state.pending_reason(&p).unwrap().to_string();
+    assert!(text.contains("(status)") && !text.contains("500"), "{text}");
+    // The same failure again raises no second Event.
+    let events = w.pending_seen.len();
+    w.state.retry_guids(&[g("02:00:00:00:00:00:00:00")]);
+    w.settle();
+    assert_eq!(w.pending_seen.len(), events);
     assert!(!w.log.iter().any(|l| matches!(l, Logged::Configured(..))));
     // Nothing is retried until the caller's backoff says so.
     assert!(w.state.plan().is_idle());
@@ -819,22 +941,32 @@ fn patch_not_found_releases_the_guid() {
     assert_eq!(w.state.pool().allocated_count(), 0);
 }
 
-/// Crash between the SM add and the patch: the next leader sees an unconfigured pod and an unowned SM
-/// member; it removes the stray member and configures the pod. Nothing leaks.
+/// Crash between the SM add and the patch: the record was stored before the add, so the next leader
+/// finds the pod's GUID in the records and configures the pod with it; nothing is added twice or leaks.
 #[test]
 fn restart_after_a_crash_between_add_and_patch_converges() {
-    let mut w = World::default_range();
-    w.nad("default", "ib", IB5);
-    let p = w.pod("default", "p", "ib");
-    w.sm_seed("0x5", "02:00:00:00:00:00:00:00");
-    w.sm_seed("0x5", "02:00:00:00:00:00:00:07");
-    w.state.pods_synced();
-    w.state.nads_synced();
+    let mut w = World::default_range().synced();
+    w.nad("default", "ib5", IB5);
+    let p = w.pod("default", "p", "ib5");
+    // Run until the add is done, then lose the patch with the leader.
+    let plan = w.plan_until_patch();
+    drop(plan);
+    let guid = g_("00");
+    assert_eq!(w.members("0x5"), BTreeSet::from([guid]));
+    assert_eq!(w.recorded_owner(guid).as_deref(), Some("p"));
+    let adds = w.sm_requests().len();
+    w.restart();
     w.settle();
-    let got = g(w.annotation(&p)[0]["cni-args"]["guid"].as_str().unwrap());
-    assert_eq!(w.members("0x5"), BTreeSet::from([got]));
-    assert!(!w.drift.is_empty());
+    assert_eq!(w.annotation(&p)[0]["cni-args"]["guid"], "02:00:00:00:00:00:00:00");
+    assert_eq!(w.members("0x5"), BTreeSet::from([guid]));
+    assert_eq!(w.sm_requests().len(), adds, "no second add: {:?}", w.sm_requests());
     assert_eq!(w.state.pool().allocated_count(), 1);
+    // Deleted while no leader runs: the next leader removes it because the record says it is ours.
+    w.delete(&p);
+    w.restart();
+    w.settle();
+    assert!(w.members("0x5").is_empty());
+    assert!(w.records.is_empty());
 }
 
 #[test]
@@ -938,9 +1070,11 @@ fn pending_labels_are_listed() {
     let reasons = [
         PendingReason::NadMissing { network: NetworkRef::new("a", "b") },
         PendingReason::PoolExhausted { range: GuidRange::new(g_("01"), g_("02")).unwrap(), capacity: 2 },
-        PendingReason::SubnetManagerFailed { message: "x".into() },
+        PendingReason::SubnetManagerFailed { kind: "status" },
         PendingReason::PatchFailed { message: "x".into() },
         PendingReason::TooManyPKeys { node: "n".into(), limit: 128 },
+        PendingReason::NamespaceNotAllowed { network: NetworkRef::new("a", "b") },
+        PendingReason::TooManyInterfaces { count: 40, limit: 32 },
     ];
     for r in reasons {
         assert!(PendingReason::LABELS.contains(&r.label()), "{}", r.label());
@@ -980,7 +1114,7 @@ const NADS: [(&str, &str); 4] = [
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        5 => (prop::collection::vec(0usize..5, 1..4), prop::option::of(0u8..24))
+        5 => (prop::collection::vec(0usize..5, 1..5), prop::option::of(0u8..10))
             .prop_map(|(nets, requested)| Step::NewPod { nets, requested }),
         2 => (0usize..64).prop_map(Step::DeletePod),
         1 => (0usize..64).prop_map(Step::FinishPod),
@@ -1003,11 +1137,18 @@ proptest! {
     /// nothing else in the pool range is a member; the pool counts exactly what is owned or held.
     #[test]
     fn plans_converge_to_the_invariants(
-        seed_sm in prop::collection::vec((0u8..24, 0usize..3), 0..6),
+        seed_sm in prop::collection::vec((0u8..10, 0usize..3), 0..4),
         steps in prop::collection::vec(step(), 1..40),
+        remove_unrecorded in any::<bool>(),
+        first_start in any::<bool>(),
     ) {
-        // A small range so that exhaustion and reuse happen.
-        let mut w = World::new("02:00:00:00:00:00:00:00", "02:00:00:00:00:00:00:13");
+        // A tiny range, so that exhaustion, requested GUIDs next to generated ones, and reuse happen.
+        let mut w = World::new("02:00:00:00:00:00:00:00", "02:00:00:00:00:00:00:07");
+        w.policy = Policy { remove_unrecorded, ..Policy::default() };
+        w.state = State::with_policy(w.state.pool().range(), w.policy.clone());
+        if first_start {
+            w = w.first_start();
+        }
         for (i, (name, config)) in NADS.iter().enumerate() {
             if i < 4 { w.nad("default", name, config); }
         }
@@ -1017,6 +1158,7 @@ proptest! {
         }
         w.state.pods_synced();
         w.state.nads_synced();
+        w.read_records();
         let mut uids: Vec<PodUid> = Vec::new();
         for (n, s) in steps.into_iter().enumerate() {
             match s {
@@ -1062,6 +1204,8 @@ proptest! {
             w.state.retry_guids(&failed);
             w.settle();
         }
+        w.state.allow_drift_repair();
+        w.settle();
         prop_assert!(w.state.sm_failed.is_empty());
         check_invariants(&w)?;
     }
@@ -1109,7 +1253,20 @@ fn check_invariants(w: &World) -> Result<(), TestCaseError> {
             .filter(|(g, _)| range.contains(**g))
             .flat_map(|(g, ps)| ps.iter().filter(|p| *p != "0x7fff").map(move |p| (p.clone(), *g)))
             .collect();
+    // Memberships nobody recorded stay unless the policy removes them; pods never get their GUIDs.
+    let expected: BTreeSet<(String, Guid)> = if w.policy.remove_unrecorded {
+        expected
+    } else {
+        let unrecorded =
+            w.seeded.iter().filter(|(p, g)| p != "0x7fff" && range.contains(*g) && !owners.contains_key(g)).cloned();
+        expected.into_iter().chain(unrecorded).collect()
+    };
     prop_assert_eq!(&actual, &expected);
+    // Every membership of the range belongs to a live owner by record, or was never ours.
+    for (pkey, guid) in &actual {
+        let owner = w.records.get(guid);
+        prop_assert!(owner.is_some() || w.seeded.contains(&(pkey.clone(), *guid)), "{guid} in {pkey} without a record");
+    }
     // The pool holds exactly what pods own or the SM holds.
     let held: BTreeSet<Guid> =
         owners.keys().copied().chain(w.sm.keys().copied().filter(|g| range.contains(*g))).collect();
@@ -1117,4 +1274,254 @@ fn check_invariants(w: &World) -> Result<(), TestCaseError> {
     // No interface was marked configured before its GUID was a member of its pkey.
     prop_assert!(w.violations.is_empty(), "{:?}", w.violations);
     Ok(())
+}
+
+// === a hostile tenant gets nothing ===
+
+fn configured_with(guid: &str, pkey: &str) -> String {
+    format!(
+        r#"[{{"name":"ib5","cni-args":{{"guid":"{guid}","mellanox.infiniband.app":"configured","pkey":"{pkey}"}}}}]"#
+    )
+}
+
+/// A pod in another namespace, unscheduled or scheduled, on a missing NAD or a real one, that writes
+/// a `configured` marker with a live pod's GUID takes nothing from it, at once or after a new leader.
+#[test]
+fn forged_claims_never_displace_a_recorded_owner() {
+    let mut w = World::default_range().synced();
+    w.nad("default", "ib5", IB5);
+    w.nad("evil", "ib5", IB5);
+    let victim = w.pod("default", "victim", "ib5");
+    w.settle();
+    let guid = g_("00");
+    assert_eq!(w.members("0x5"), BTreeSet::from([guid]));
+    let forged_missing = r#"[{"name":"no-such-nad","cni-args":{"mellanox.infiniband.app":"configured","guid":"02:00:00:00:00:00:00:00"}}]"#;
+    let unscheduled = w.pod("evil", "unscheduled", forged_missing);
+    w.edit(&unscheduled, |v| v.node_name = None);
+    let scheduled = w.pod("evil", "scheduled", &configured_with("02:00:00:00:00:00:00:00", "0x5"));
+    let other_pkey = w.pod("evil", "other-pkey", &configured_with("02:00:00:00:00:00:00:00", "0x9"));
+    let requested = w.pod("evil", "requested", r#"[{"name":"ib5","cni-args":{"guid":"02:00:00:00:00:00:00:00"}}]"#);
+    w.settle();
+    for _ in 0..2 {
+        w.restart();
+        w.settle();
+    }
+    assert_eq!(w.members("0x5"), BTreeSet::from([guid]));
+    assert!(w.members("0x9").is_empty());
+    assert!(!w.sm_requests().iter().any(|r| matches!(r, Logged::Sm(SmOp::Remove, ..))), "{:?}", w.sm_requests());
+    assert_eq!(w.recorded_owner(guid).as_deref(), Some("victim"));
+    assert_eq!(w.reason(&victim), None);
+    assert_eq!(w.reason(&scheduled), Some("DuplicateGUID"));
+    assert_eq!(w.reason(&other_pkey), Some("DuplicateGUID"));
+    assert_eq!(w.reason(&requested), Some("GUIDInUse"));
+    // Their Events say nothing about the other tenant.
+    for (pod, reason) in &w.pending_seen {
+        if pod != "victim" {
+            assert!(!reason.to_string().contains("default/victim"), "{pod}: {reason}");
+        }
+    }
+    // Within one namespace the owner is named, which helps its user.
+    let same = w.pod("default", "same-ns", r#"[{"name":"ib5","cni-args":{"guid":"02:00:00:00:00:00:00:00"}}]"#);
+    w.settle();
+    assert!(w.state.pending_reason(&same).unwrap().to_string().contains("default/victim"));
+}
+
+/// A `configured` marker on a free GUID that no record backs is a request: it may get that GUID on its
+/// own NAD's partition, never the partition its marker names.
+#[test]
+fn an_unbacked_configured_marker_is_only_a_request() {
+    let mut w = World::default_range().synced();
+    w.nad("default", "ib5", IB5);
+    let p = w.pod("default", "p", &configured_with("02:00:00:00:00:00:00:33", "0x9"));
+    w.settle();
+    assert_eq!(w.reason(&p), None);
+    assert_eq!(w.members("0x5"), BTreeSet::from([g_("33")]));
+    assert!(w.members("0x9").is_empty());
+    assert_eq!(w.recorded_owner(g_("33")).as_deref(), Some("p"));
+    // The annotation already said configured: nothing to patch.
+    assert!(!w.log.iter().any(|l| matches!(l, Logged::Configured(..))));
+}
+
+/// A pod asking for one free GUID by name plus three generated ones, on a pool of 4 with 1 in use:
+/// it waits for the pool, and decisions go on for everyone else.
+#[test]
+fn a_requested_guid_counts_against_the_pool_like_a_generated_one() {
+    let mut w = World::new("02:00:00:00:00:00:00:00", "02:00:00:00:00:00:00:03").synced();
+    w.nad("default", "ib5", IB5);
+    let first = w.pod("default", "first", "ib5");
+    w.settle();
+    assert_eq!(w.reason(&first), None);
+    let greedy = w.pod(
+        "default",
+        "greedy",
+        r#"[{"name":"ib5","interface":"a","cni-args":{"guid":"02:00:00:00:00:00:00:02"}},{"name":"ib5","interface":"b"},{"name":"ib5","interface":"c"},{"name":"ib5","interface":"d"}]"#,
+    );
+    w.settle();
+    assert_eq!(w.reason(&greedy), Some("GUIDPoolExhausted"));
+    // It holds nothing while it waits, so a modest pod still fits.
+    assert_eq!(w.state.pool().allocated_count(), 1);
+    let modest = w.pod("default", "modest", "ib5");
+    w.settle();
+    assert_eq!(w.reason(&modest), None);
+}
+
+/// A NAD's pkey edit or deletion moves no running pod: it keeps its recorded partition and is told
+/// once; new pods use the NAD as it is now.
+#[test]
+fn a_nad_edit_keeps_running_pods_in_their_partition() {
+    let mut w = World::default_range().synced();
+    w.nad("default", "ib5", IB5);
+    let running = w.pod("default", "running", "ib5");
+    w.settle();
+    let old = g_("00");
+    // A configured element written before the partition was recorded (no cni-args pkey) is no different.
+    let legacy = w.pod("default", "legacy", r#"[{"name":"ib5"}]"#);
+    w.settle();
+    let legacy_guid = g_("01");
+    w.nad("default", "ib5", r#"{"type":"ib-sriov","pkey":"0x6"}"#);
+    w.settle();
+    let fresh = w.pod("default", "fresh", "ib5");
+    w.settle();
+    assert_eq!(w.members("0x5"), BTreeSet::from([old, legacy_guid]));
+    assert_eq!(w.members("0x6"), BTreeSet::from([g_("02")]));
+    assert_eq!(w.reason(&fresh), None);
+    let told: BTreeSet<&str> = w.notices.iter().map(|(pod, _, _)| pod.as_str()).collect();
+    assert_eq!(told, BTreeSet::from(["legacy", "running"]));
+    assert_eq!(w.notices.len(), 2);
+    assert!(
+        w.notices.iter().all(|n| n.1 == "PartitionKept" && n.2.contains("keeps partition 0x0005")),
+        "{:?}",
+        w.notices
+    );
+    // Deleting the NAD removes nothing either, and the pods are not told twice (by one leader).
+    w.state.delete_nad(&NetworkRef::new("default", "ib5"));
+    w.settle();
+    // Only the pod configured since then, on 0x6, is told now.
+    assert_eq!(w.notices.len(), 3);
+    assert!(w.notices[2].0 == "fresh" && w.notices[2].2.contains("is gone"), "{:?}", w.notices);
+    w.restart();
+    w.state.delete_nad(&NetworkRef::new("default", "ib5"));
+    w.settle();
+    assert!(w.members("0x5").contains(&old));
+    assert!(!w.sm_requests().iter().any(|r| matches!(r, Logged::Sm(SmOp::Remove, ..))));
+    assert_eq!((w.reason(&running), w.reason(&legacy)), (None, None));
+}
+
+/// An add whose outcome is unknown (a timeout) keeps its GUID held even when the owner leaves, until a
+/// listing says where it is; then the membership is removed and the GUID returns.
+#[test]
+fn an_unknown_outcome_holds_the_guid_until_a_listing_settles_it() {
+    let mut w = World::default_range().synced();
+    w.nad("default", "ib5", IB5);
+    w.settle();
+    // The subnet manager applies the add, but the answer never comes.
+    w.answers_lost = true;
+    let p = w.pod("default", "p", "ib5");
+    for _ in 0..3 {
+        let plan = w.state.plan();
+        assert!(!plan.list_sm || w.state.uncertain_count() > 0, "{plan:?}");
+        w.enqueue(plan);
+        while w.queue.iter().any(|q| !matches!(q, Work::List)) {
+            let i = w.queue.iter().position(|q| !matches!(q, Work::List)).unwrap();
+            w.complete(i);
+        }
+    }
+    let guid = g_("00");
+    assert_eq!(w.state.uncertain_count(), 1);
+    assert_eq!(w.records[&guid].state, crate::records::RecordState::Unknown);
+    assert_eq!(w.reason(&p), None);
+    assert!(!w.log.iter().any(|l| matches!(l, Logged::Configured(..))));
+    // The owner leaves: the GUID stays held, nothing is decided for it until the listing.
+    w.delete(&p);
+    let plan = w.state.plan();
+    w.enqueue(plan);
+    assert!(w.state.pool().is_allocated(guid));
+    w.answers_lost = false;
+    while !w.queue.is_empty() {
+        w.complete(0);
+    }
+    w.settle();
+    assert!(w.members("0x5").is_empty());
+    assert!(!w.state.pool().is_allocated(guid));
+    assert!(w.records.is_empty());
+}
+
+#[test]
+fn namespace_isolation_refuses_other_namespaces_but_global_ones() {
+    let mut w = World::default_range();
+    w.policy = Policy {
+        namespace_isolation: true,
+        global_namespaces: BTreeSet::from(["shared".to_owned()]),
+        ..Policy::default()
+    };
+    w.state = State::with_policy(w.state.pool().range(), w.policy.clone());
+    let mut w = w.synced();
+    for ns in ["tenant-a", "tenant-b", "shared"] {
+        w.nad(ns, "ib5", IB5);
+    }
+    let own = w.pod("tenant-a", "own", "ib5");
+    let global = w.pod("tenant-a", "global", "shared/ib5");
+    let crossing = w.pod("tenant-a", "crossing", "tenant-b/ib5");
+    w.settle();
+    assert_eq!((w.reason(&own), w.reason(&global)), (None, None));
+    assert_eq!(w.reason(&crossing), Some("NamespaceNotAllowed"));
+    assert!(w.state.pending_reason(&crossing).unwrap().to_string().contains("tenant-b/ib5"));
+    assert_eq!(w.members("0x5").len(), 2);
+}
+
+#[test]
+fn a_pod_may_have_at_most_32_infiniband_interfaces() {
+    let mut w = World::default_range().synced();
+    w.nad("default", "ib5", IB5);
+    let many: Vec<Value> = (0..33).map(|k| serde_json::json!({"name": "ib5", "interface": format!("ib{k}")})).collect();
+    let p = w.pod("default", "many", &Value::Array(many).to_string());
+    let rails: Vec<Value> = (0..8).map(|k| serde_json::json!({"name": "ib5", "interface": format!("ib{k}")})).collect();
+    let ok = w.pod("default", "rails", &Value::Array(rails).to_string());
+    w.settle();
+    assert_eq!(w.reason(&p), Some("TooManyInterfaces"));
+    assert_eq!(w.reason(&ok), None);
+    assert_eq!(w.state.pool().allocated_count(), 8);
+}
+
+/// The first start without records imports configured annotations once, oldest pod first: the
+/// loser of a duplicate gets an Event and nothing is removed from the winner. Markers written after
+/// that are requests only.
+#[test]
+fn the_first_start_imports_annotations_once() {
+    let mut w = World::default_range().first_start();
+    w.nad("default", "ib5", IB5);
+    w.sm_seed("0x5", "02:00:00:00:00:00:00:10");
+    // Uids sort opposite to age: the import goes by age, not by uid.
+    let old = w.pod("default", "z-old", &configured_with("02:00:00:00:00:00:00:10", "0x5"));
+    let young = w.pod("default", "a-young", &configured_with("02:00:00:00:00:00:00:10", "0x5"));
+    let w = &mut w.synced();
+    w.settle();
+    assert_eq!(w.recorded_owner(g_("10")).as_deref(), Some("z-old"));
+    assert_eq!(w.reason(&young), Some("DuplicateGUID"));
+    assert_eq!(w.reason(&old), None);
+    assert_eq!(w.members("0x5"), BTreeSet::from([g_("10")]));
+    assert!(w.unrecorded.is_empty());
+    // After the import, a forged marker is a request like any other.
+    w.delete(&old);
+    let forger = w.pod("default", "forger", &configured_with("02:00:00:00:00:00:00:11", "0x5"));
+    w.restart();
+    w.settle();
+    assert_eq!(w.recorded_owner(g_("11")).as_deref(), Some("forger"));
+    // The young pod is not handed the GUID by its stale marker on restart: it asks for it, and gets it
+    // once the old owner is gone.
+    assert!(w.records.contains_key(&g_("10")));
+    assert_eq!(w.reason(&forger), None);
+}
+
+/// What a pod that cannot be configured now keeps of its annotation: nothing but its presence.
+#[test]
+fn unscheduled_pods_keep_no_annotation_text() {
+    let mut w = World::default_range().synced();
+    w.nad("default", "ib5", IB5);
+    let huge = format!("[{}]", vec![r#"{"name":"ib5"}"#; 2000].join(","));
+    let p = w.pod("default", "p", &huge);
+    w.edit(&p, |v| v.node_name = None);
+    assert_eq!(w.state.pod(&p).unwrap().networks.as_deref(), Some(""));
+    w.settle();
+    assert_eq!(w.state.pool().allocated_count(), 0);
 }

@@ -1,0 +1,315 @@
+//! Ownership records in the cluster: `GuidBlock` objects (`ib-kubernetes.mellanox.com/v1alpha1`,
+//! cluster-scoped, one per 256 GUIDs), which only the controller's ServiceAccount may write.
+//!
+//! A block write is a JSON merge patch of only the entries that change, so a burst of allocations in
+//! one block is one small request; a missing block is created. A block left empty is deleted, except
+//! the anchor (the block of the pool's first GUID): any block at all tells a new leader that
+//! annotations are no longer proof and must not be imported again.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::core::{ClusterResourceScope, ObjectMeta, Resource};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use tracing::{Instrument, debug, info_span, warn};
+
+use ib_model::{BlockId, Guid, InterfaceKey, NetworkRef, PKey, PodUid, Record, RecordChange, RecordState, RecordWrite};
+
+pub const GROUP: &str = "ib-kubernetes.mellanox.com";
+pub const VERSION: &str = "v1alpha1";
+pub const KIND: &str = "GuidBlock";
+pub const PLURAL: &str = "guidblocks";
+/// Blocks listed per page at leader start.
+const LIST_PAGE: u32 = 200;
+
+/// One stored block.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct GuidBlock {
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: GuidBlockSpec,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct GuidBlockSpec {
+    #[serde(default)]
+    pub start: String,
+    #[serde(default)]
+    pub allocations: BTreeMap<String, Allocation>,
+}
+
+/// One record as stored; every field is the controller's own writing.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Allocation {
+    pub pod_uid: String,
+    pub namespace: String,
+    pub pod: String,
+    /// `namespace/name` of the NAD.
+    pub network: String,
+    pub interface: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkey: Option<String>,
+    pub state: String,
+}
+
+impl Resource for GuidBlock {
+    type DynamicType = ();
+    type Scope = ClusterResourceScope;
+
+    fn kind(_: &()) -> Cow<'_, str> {
+        KIND.into()
+    }
+    fn group(_: &()) -> Cow<'_, str> {
+        GROUP.into()
+    }
+    fn version(_: &()) -> Cow<'_, str> {
+        VERSION.into()
+    }
+    fn plural(_: &()) -> Cow<'_, str> {
+        PLURAL.into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordsError {
+    #[error("{operation} guidblocks: {source}")]
+    Api { operation: &'static str, source: kube::Error },
+    #[error("{operation} guidblocks: no answer within {timeout:?}")]
+    Timeout { operation: &'static str, timeout: Duration },
+}
+
+impl RecordsError {
+    /// A short word for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            RecordsError::Api { .. } => "api",
+            RecordsError::Timeout { .. } => "timeout",
+        }
+    }
+}
+
+pub fn allocation(record: &Record) -> Allocation {
+    Allocation {
+        pod_uid: record.owner.pod.to_string(),
+        namespace: record.pod_namespace.clone(),
+        pod: record.pod_name.clone(),
+        network: record.owner.network.to_string(),
+        interface: record.owner.interface.clone(),
+        pkey: record.pkey.map(|p| format!("0x{:04x}", p.get())),
+        state: record.state.as_str().to_owned(),
+    }
+}
+
+/// Reads one stored entry back; `None` for anything the controller would not have written (such an
+/// entry is skipped with a warning rather than trusted).
+pub fn record(guid_text: &str, a: &Allocation) -> Option<(Guid, Record)> {
+    let guid = Guid::parse(guid_text).ok()?;
+    let (ns, name) = a.network.split_once('/')?;
+    let pkey = match a.pkey.as_deref() {
+        None => None,
+        Some(p) => Some(PKey::parse(p).ok()?),
+    };
+    let record = Record {
+        owner: InterfaceKey {
+            pod: PodUid::from(a.pod_uid.as_str()),
+            network: NetworkRef::new(ns, name),
+            interface: a.interface.clone(),
+        },
+        pod_namespace: a.namespace.clone(),
+        pod_name: a.pod.clone(),
+        pkey,
+        state: RecordState::parse(&a.state)?,
+    };
+    Some((guid, record))
+}
+
+/// What a leader reads at start.
+#[derive(Debug, Default)]
+pub struct Listed {
+    /// Whether any block exists at all (none: the first start, when annotations are imported once).
+    pub any_block: bool,
+    pub records: Vec<(Guid, Record)>,
+}
+
+/// Every block: whether any exists, and every record they hold.
+pub async fn list(client: Client, timeout: Duration) -> Result<Listed, RecordsError> {
+    let api: Api<GuidBlock> = Api::all(client);
+    let read = async {
+        let mut any = false;
+        let mut records = Vec::new();
+        let mut params = ListParams::default().limit(LIST_PAGE);
+        loop {
+            let page = api.list(&params).await.map_err(|source| RecordsError::Api { operation: "list", source })?;
+            for block in page.items {
+                let Some(name) = block.metadata.name.as_deref() else { continue };
+                if BlockId::from_name(name).is_none() {
+                    warn!(block = name, "a guidblock whose name is not a block start is ignored");
+                    continue;
+                }
+                any = true;
+                for (guid, a) in &block.spec.allocations {
+                    match record(guid, a) {
+                        Some((g, r)) if BlockId::of(g).name() == name => records.push((g, r)),
+                        _ => {
+                            warn!(block = name, guid = %ib_model::text::shorten(guid, 40), "unreadable record skipped")
+                        }
+                    }
+                }
+            }
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => return Ok(Listed { any_block: any, records }),
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, read).instrument(info_span!("records", operation = "list")).await {
+        Ok(result) => result,
+        Err(_) => Err(RecordsError::Timeout { operation: "list", timeout }),
+    }
+}
+
+/// The merge patch for one write.
+fn patch_body(write: &RecordWrite) -> Value {
+    let mut allocations = Map::new();
+    for (guid, change) in &write.changes {
+        let value = match change {
+            RecordChange::Set(record) => serde_json::to_value(allocation(record)).unwrap_or(Value::Null),
+            RecordChange::State(state) => json!({ "state": state.as_str() }),
+            RecordChange::Delete => Value::Null,
+        };
+        allocations.insert(guid.to_string(), value);
+    }
+    json!({ "spec": { "start": write.block.start().to_string(), "allocations": allocations } })
+}
+
+/// Applies one write: a merge patch, or a create when the block does not exist yet. `anchor` is never
+/// deleted when it ends up empty.
+pub async fn write(
+    client: Client,
+    write: &RecordWrite,
+    anchor: BlockId,
+    timeout: Duration,
+) -> Result<(), RecordsError> {
+    let span = info_span!("records", operation = "write", block = %write.block, changes = write.changes.len());
+    let api: Api<GuidBlock> = Api::all(client);
+    let name = write.block.name();
+    let apply = async {
+        let body = patch_body(write);
+        let patched = match api.patch(&name, &PatchParams::default(), &Patch::Merge(&body)).await {
+            Ok(block) => block,
+            Err(kube::Error::Api(status)) if status.code == 404 => {
+                let mut block = GuidBlock {
+                    metadata: ObjectMeta { name: Some(name.clone()), ..ObjectMeta::default() },
+                    spec: GuidBlockSpec { start: write.block.start().to_string(), allocations: BTreeMap::new() },
+                };
+                for (guid, change) in &write.changes {
+                    if let RecordChange::Set(record) = change {
+                        block.spec.allocations.insert(guid.to_string(), allocation(record));
+                    }
+                }
+                match api.create(&PostParams::default(), &block).await {
+                    Ok(block) => block,
+                    // Created meanwhile (by an earlier attempt whose answer was lost): patch it.
+                    Err(kube::Error::Api(status)) if status.code == 409 => api
+                        .patch(&name, &PatchParams::default(), &Patch::Merge(&body))
+                        .await
+                        .map_err(|source| RecordsError::Api { operation: "patch", source })?,
+                    Err(source) => return Err(RecordsError::Api { operation: "create", source }),
+                }
+            }
+            Err(source) => return Err(RecordsError::Api { operation: "patch", source }),
+        };
+        if patched.spec.allocations.is_empty() && write.block != anchor {
+            // Only if nothing was written to it since: the precondition makes the delete a no-op then.
+            let preconditions =
+                Preconditions { resource_version: patched.metadata.resource_version.clone(), uid: None };
+            let params = DeleteParams { preconditions: Some(preconditions), ..DeleteParams::default() };
+            if let Err(e) = api.delete(&name, &params).await {
+                debug!(block = %name, error = %e, "empty block not deleted");
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(timeout, apply).instrument(span).await {
+        Ok(result) => result,
+        Err(_) => Err(RecordsError::Timeout { operation: "write", timeout }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Record {
+        Record {
+            owner: InterfaceKey {
+                pod: PodUid::from("uid-1"),
+                network: NetworkRef::new("tenant", "ib"),
+                interface: "net1".into(),
+            },
+            pod_namespace: "tenant".into(),
+            pod_name: "worker-0".into(),
+            pkey: Some(PKey::parse("0x1a").unwrap()),
+            state: RecordState::Member,
+        }
+    }
+
+    #[test]
+    fn records_round_trip_through_the_stored_form() {
+        let r = sample();
+        let guid = Guid::parse("02:00:00:00:00:00:01:05").unwrap();
+        let a = allocation(&r);
+        assert_eq!(a.pkey.as_deref(), Some("0x001a"));
+        assert_eq!(record(&guid.to_string(), &a), Some((guid, r.clone())));
+        let guid_only = Record { pkey: None, ..r };
+        let a = allocation(&guid_only);
+        assert_eq!(serde_json::to_value(&a).unwrap().get("pkey"), None);
+        assert_eq!(record(&guid.to_string(), &a).map(|(_, r)| r), Some(guid_only));
+    }
+
+    #[test]
+    fn entries_the_controller_would_not_write_are_refused() {
+        let a = allocation(&sample());
+        for bad in [
+            Allocation { state: "Owned".into(), ..a.clone() },
+            Allocation { network: "no-namespace".into(), ..a.clone() },
+            Allocation { pkey: Some("0x7fff".into()), ..a.clone() },
+        ] {
+            assert_eq!(record("02:00:00:00:00:00:01:05", &bad), None, "{bad:?}");
+        }
+        assert_eq!(record("not-a-guid", &a), None);
+    }
+
+    #[test]
+    fn a_write_patches_only_what_changes() {
+        let g1 = Guid::parse("02:00:00:00:00:00:01:05").unwrap();
+        let g2 = Guid::parse("02:00:00:00:00:00:01:06").unwrap();
+        let g3 = Guid::parse("02:00:00:00:00:00:01:07").unwrap();
+        let write = RecordWrite {
+            block: BlockId::of(g1),
+            changes: BTreeMap::from([
+                (g1, RecordChange::Set(sample())),
+                (g2, RecordChange::State(RecordState::Releasing)),
+                (g3, RecordChange::Delete),
+            ]),
+        };
+        let body = patch_body(&write);
+        assert_eq!(body["spec"]["start"], "02:00:00:00:00:00:01:00");
+        let allocations = &body["spec"]["allocations"];
+        assert_eq!(allocations["02:00:00:00:00:00:01:05"]["podUid"], "uid-1");
+        assert_eq!(allocations["02:00:00:00:00:00:01:06"], json!({"state": "Releasing"}));
+        assert_eq!(allocations["02:00:00:00:00:00:01:07"], Value::Null);
+    }
+}

@@ -1,0 +1,270 @@
+//! Ownership records: who owns which GUID, in which partition, in what state, as stored in the cluster
+//! in objects only the controller writes (`GuidBlock` custom resources, one per block of 256 GUIDs).
+//!
+//! What a pod author writes is a request; a record is the only proof of ownership. A record is written
+//! before its GUID joins a partition, and the partition a record names is the only membership the
+//! controller ever removes for that GUID, so a membership that no record explains (another cluster's,
+//! a hand-made one) is reported and left alone.
+//!
+//! This module keeps what the controller knows the cluster holds: per GUID, a fingerprint of its stored
+//! record (enough to tell whether it matches what the ledger wants), and per block whether a write is in
+//! flight. Writes are merge patches of only the entries that change, so a burst of allocations in one
+//! block costs one write, and a state change costs a few bytes.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+
+use crate::guid::Guid;
+use crate::pkey::PKey;
+use crate::pod::{InterfaceKey, PodUid};
+
+/// GUIDs per block: a burst of generated GUIDs (consecutive) shares few blocks, and a full block's
+/// object (about 250 bytes per entry) stays far below the API server's object size limit.
+pub const BLOCK_SIZE: u64 = 256;
+
+/// A block of [`BLOCK_SIZE`] GUIDs, named by its first GUID.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BlockId(u64);
+
+impl BlockId {
+    pub fn of(guid: Guid) -> Self {
+        BlockId(guid.as_u64() & !(BLOCK_SIZE - 1))
+    }
+
+    pub fn start(self) -> Guid {
+        Guid::from_u64(self.0)
+    }
+
+    /// The object name: the first GUID as 16 lowercase hex digits (a valid DNS-1123 subdomain).
+    pub fn name(self) -> String {
+        format!("{:016x}", self.0)
+    }
+
+    /// Reads an object name written by [`name`](Self::name); anything else is not a block.
+    pub fn from_name(name: &str) -> Option<Self> {
+        if name.len() != 16 || !name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return None;
+        }
+        let value = u64::from_str_radix(name, 16).ok()?;
+        (value % BLOCK_SIZE == 0).then_some(BlockId(value))
+    }
+}
+
+impl std::fmt::Display for BlockId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+/// Where a GUID's membership stands, as the record says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RecordState {
+    /// Owned; not (yet) known to be a member of its partition.
+    Reserved,
+    /// Owned and a member of its partition (or of none, for a GUID-only network).
+    Member,
+    /// A change was sent and its outcome is unknown (a timeout): held until a listing settles it.
+    Unknown,
+    /// The owner is gone; the GUID is leaving its partition.
+    Releasing,
+}
+
+impl RecordState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordState::Reserved => "Reserved",
+            RecordState::Member => "Member",
+            RecordState::Unknown => "Unknown",
+            RecordState::Releasing => "Releasing",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "Reserved" => Some(RecordState::Reserved),
+            "Member" => Some(RecordState::Member),
+            "Unknown" => Some(RecordState::Unknown),
+            "Releasing" => Some(RecordState::Releasing),
+            _ => None,
+        }
+    }
+}
+
+/// One record, whole: what a block holds for one GUID.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub owner: InterfaceKey,
+    pub pod_namespace: String,
+    pub pod_name: String,
+    /// `None`: a GUID-only network.
+    pub pkey: Option<PKey>,
+    pub state: RecordState,
+}
+
+/// One entry of a block write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecordChange {
+    /// Write the whole record (a new owner, or a new partition).
+    Set(Record),
+    /// Only the state changes; the owner fields stay as stored.
+    State(RecordState),
+    /// The GUID is free again.
+    Delete,
+}
+
+/// Make block `block` hold these changes (a merge patch; the block is created when missing).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordWrite {
+    pub block: BlockId,
+    pub changes: BTreeMap<Guid, RecordChange>,
+}
+
+/// What is known of one stored record: enough to compare, not a copy of its strings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Stored {
+    pub(crate) pod: PodUid,
+    pub(crate) owner_hash: u64,
+    pub(crate) pkey: Option<PKey>,
+    pub(crate) state: RecordState,
+}
+
+/// The identity of an owner as a number: records are compared by it, never by their strings.
+pub(crate) fn owner_hash(owner: &InterfaceKey) -> u64 {
+    // SipHash with fixed keys: the same owner gives the same number in every process.
+    let mut h = std::hash::DefaultHasher::new();
+    owner.hash(&mut h);
+    h.finish()
+}
+
+/// The stored records and the writes in flight.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Records {
+    stored: HashMap<Guid, Stored>,
+    /// Blocks with a write in flight: nothing else is written to them until it ends, so writes to one
+    /// block are applied in the order they were decided.
+    busy: HashSet<BlockId>,
+    /// GUIDs whose record may differ from what is wanted.
+    dirty: BTreeSet<Guid>,
+    /// GUIDs whose last write failed: written again only after the caller's backoff (`retry`).
+    failed: BTreeSet<Guid>,
+}
+
+impl Records {
+    pub(crate) fn clear(&mut self) {
+        *self = Records::default();
+    }
+
+    pub(crate) fn get(&self, guid: Guid) -> Option<&Stored> {
+        self.stored.get(&guid)
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Guid, &Stored)> {
+        self.stored.iter().map(|(g, s)| (*g, s))
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.stored.len()
+    }
+
+    /// A record read from the cluster.
+    pub(crate) fn load(&mut self, guid: Guid, record: &Record) {
+        self.stored.insert(
+            guid,
+            Stored {
+                pod: record.owner.pod.clone(),
+                owner_hash: owner_hash(&record.owner),
+                pkey: record.pkey,
+                state: record.state,
+            },
+        );
+    }
+
+    pub(crate) fn mark(&mut self, guid: Guid) {
+        if !self.failed.contains(&guid) {
+            self.dirty.insert(guid);
+        }
+    }
+
+    pub(crate) fn take_dirty(&mut self) -> BTreeSet<Guid> {
+        std::mem::take(&mut self.dirty)
+    }
+
+    pub(crate) fn is_busy(&self, block: BlockId) -> bool {
+        self.busy.contains(&block)
+    }
+
+    pub(crate) fn set_busy(&mut self, block: BlockId) {
+        self.busy.insert(block);
+    }
+
+    /// A write ended. On success the stored records are what it wrote.
+    pub(crate) fn written(&mut self, write: &RecordWrite, ok: bool) {
+        self.busy.remove(&write.block);
+        for (guid, change) in &write.changes {
+            if ok {
+                match change {
+                    RecordChange::Set(record) => self.load(*guid, record),
+                    RecordChange::State(state) => {
+                        if let Some(s) = self.stored.get_mut(guid) {
+                            s.state = *state;
+                        }
+                    }
+                    RecordChange::Delete => {
+                        self.stored.remove(guid);
+                    }
+                }
+            }
+            if ok {
+                // Its next step may now be allowed.
+                self.dirty.insert(*guid);
+            } else {
+                self.failed.insert(*guid);
+            }
+        }
+    }
+
+    /// Failed writes may be planned again.
+    pub(crate) fn retry(&mut self) {
+        self.dirty.append(&mut self.failed);
+    }
+
+    pub(crate) fn is_settled(&self) -> bool {
+        self.busy.is_empty() && self.dirty.is_empty() && self.failed.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_names_round_trip_and_align() {
+        let g = Guid::parse("02:00:00:00:00:00:01:05").unwrap();
+        let b = BlockId::of(g);
+        assert_eq!(b.name(), "0200000000000100");
+        assert_eq!(b.start(), Guid::parse("02:00:00:00:00:00:01:00").unwrap());
+        assert_eq!(BlockId::from_name(&b.name()), Some(b));
+        // Not a block: unaligned, upper case, wrong length, not hex.
+        for bad in ["0200000000000101", "0200000000000A00", "02000000000001", "020000000000010g", ""] {
+            assert_eq!(BlockId::from_name(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn owner_hash_tells_owners_apart() {
+        use crate::annotation::NetworkRef;
+        let a = InterfaceKey { pod: "uid-a".into(), network: NetworkRef::new("ns", "net"), interface: "net1".into() };
+        let mut b = a.clone();
+        b.interface = "net2".into();
+        assert_eq!(owner_hash(&a), owner_hash(&a.clone()));
+        assert_ne!(owner_hash(&a), owner_hash(&b));
+    }
+
+    #[test]
+    fn states_round_trip() {
+        for s in [RecordState::Reserved, RecordState::Member, RecordState::Unknown, RecordState::Releasing] {
+            assert_eq!(RecordState::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(RecordState::parse("member"), None);
+    }
+}
