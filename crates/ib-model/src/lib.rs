@@ -22,6 +22,7 @@ pub mod guid;
 pub mod nad;
 pub mod pkey;
 pub mod pool;
+pub mod text;
 
 pub use annotation::{NetworkRef, NetworksAnnotation, Selection};
 pub use guid::Guid;
