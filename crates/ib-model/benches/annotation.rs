@@ -6,7 +6,8 @@
 
 use std::hint::black_box;
 
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, SamplingMode, criterion_group, criterion_main};
+use ib_model::annotation::{AnnotationError, MAX_ELEMENTS};
 use ib_model::{Guid, NetworksAnnotation};
 
 const NAMESPACE: &str = "default";
@@ -88,5 +89,50 @@ fn edit(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, parse, edit);
+/// 240 KB, the size a hostile pod author can still store beside a few other annotations.
+const HOSTILE_BYTES: usize = 240 * 1024;
+
+/// Hostile and maximal annotations. Both 240 KB cases are refused by their element count (the codec
+/// counts without building elements past the limit), so their cost is one pass over the text; the last
+/// case is the largest annotation that is accepted, configured whole.
+fn hostile(c: &mut Criterion) {
+    let short = "a,".repeat(HOSTILE_BYTES / 2 - 1) + "a";
+    let element = r#"{"name":"a"}"#;
+    let json = format!("[{}]", vec![element; HOSTILE_BYTES / (element.len() + 1)].join(","));
+    for raw in [&short, &json] {
+        assert!(raw.len() > HOSTILE_BYTES - 16 && raw.len() <= HOSTILE_BYTES);
+        assert!(matches!(
+            NetworksAnnotation::parse(raw, NAMESPACE),
+            Err(AnnotationError::TooManyElements { count, limit: MAX_ELEMENTS }) if count > 10_000
+        ));
+    }
+    // MAX_ELEMENTS InfiniBand selections, each padded with a user field so the whole is 240 KB.
+    let pad = "p".repeat(HOSTILE_BYTES / MAX_ELEMENTS - 50);
+    let largest = format!(
+        "[{}]",
+        (0..MAX_ELEMENTS)
+            .map(|i| format!(r#"{{"name":"ib-{}","interface":"net{i}","x-pad":"{pad}"}}"#, i % 4))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    assert!(largest.len() > HOSTILE_BYTES - 1024 && largest.len() <= HOSTILE_BYTES, "{}", largest.len());
+    let configured = configure(NetworksAnnotation::parse(&largest, NAMESPACE).unwrap());
+    let reparsed = NetworksAnnotation::parse(&configured, NAMESPACE).unwrap();
+    assert!(reparsed.len() == MAX_ELEMENTS && reparsed.selections().iter().all(|s| s.configured));
+
+    let mut group = c.benchmark_group("hostile");
+    group.sampling_mode(SamplingMode::Flat).sample_size(10);
+    group.bench_function("parse 240 KB short form a,a,…", |b| {
+        b.iter(|| NetworksAnnotation::parse(black_box(&short), NAMESPACE).map(|a| a.selections().len()))
+    });
+    group.bench_function("parse 240 KB JSON list", |b| {
+        b.iter(|| NetworksAnnotation::parse(black_box(&json), NAMESPACE).map(|a| a.selections().len()))
+    });
+    group.bench_function("parse+edit+serialize 240 KB JSON, 64 elements", |b| {
+        b.iter(|| configure(NetworksAnnotation::parse(black_box(&largest), NAMESPACE).unwrap()))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, parse, edit, hostile);
 criterion_main!(benches);

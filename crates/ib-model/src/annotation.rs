@@ -7,10 +7,19 @@
 //! Editing happens on the raw JSON objects, so every field and element the user wrote is kept as written
 //! (serde_json's `preserve_order` keeps key order); only the keys ib-kubernetes owns are set. The result is
 //! always a JSON list, which is what ib-sriov-cni and Multus read back.
+//!
+//! Every annotation is written by a pod author, so every step is linear in its size and bounded:
+//! [`MAX_ANNOTATION_BYTES`] and [`MAX_ELEMENTS`] are checked before elements are built, names follow
+//! what Kubernetes and Linux accept, and errors and [`Selection`]s hold user values only shortened.
 
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::de::{Deserializer as _, IgnoredAny, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::guid::Guid;
+use crate::text::{ECHO_CHARS, echo, shorten};
 
 /// The pod annotation Multus reads.
 pub const NETWORKS_ANNOTATION: &str = "k8s.v1.cni.cncf.io/networks";
@@ -23,8 +32,37 @@ pub const RUNTIME_GUID_KEY: &str = "infiniband-guid";
 const CNI_ARGS_KEY: &str = "cni-args";
 const CNI_ARGS_GUID: &str = "guid";
 const CNI_ARGS_PKEY: &str = "pkey";
-/// Kubernetes caps all annotations of an object at 256 KiB; a larger value cannot be legitimate.
+
+/// The largest annotation value that is parsed at all. Kubernetes caps all annotations of an object at
+/// 256 KiB together, so no value the API server can store is refused; a larger one comes from a source
+/// that does not enforce that cap and is refused before any work is done.
 pub const MAX_ANNOTATION_BYTES: usize = 256 * 1024;
+
+/// The most network selection elements one annotation may have. The largest real pods have 8 compute
+/// rails, 2 storage rails and a few other networks (about 12 elements); 64 leaves room for 32 InfiniBand
+/// interfaces ([`MAX_IB_INTERFACES_PER_POD`]) beside as many other networks, and bounds what is kept per
+/// pod: 64 [`Selection`]s of 136 bytes plus at most about 900 bytes of strings each (typically 50).
+pub const MAX_ELEMENTS: usize = 64;
+
+/// The most InfiniBand interfaces (elements whose NAD is an ib-sriov network) one pod may ask for. Each
+/// takes a VF on its node and a GUID from the shared pool; 32 is four times the 8 rails of the largest
+/// real nodes. The codec cannot count these (it does not know which NADs are InfiniBand): the planner
+/// checks it once NADs are known and refuses the pod with a clear reason.
+pub const MAX_IB_INTERFACES_PER_POD: usize = 32;
+
+/// A NetworkAttachmentDefinition's name is a DNS-1123 subdomain: at most 253 characters.
+pub const MAX_NAME_BYTES: usize = 253;
+/// A namespace's name is a DNS-1123 label: at most 63 characters.
+pub const MAX_NAMESPACE_BYTES: usize = 63;
+/// Linux interface names are at most 15 bytes (`IFNAMSIZ` minus the terminating NUL); a longer
+/// `interface` fails at CNI ADD, so it is refused here with a clear reason instead.
+pub const MAX_INTERFACE_BYTES: usize = 15;
+/// A GUID or pkey text longer than this is kept in a [`Selection`] shortened (see [`text::shorten`]):
+/// no valid GUID (23) or pkey a NAD may declare ([`crate::nad::MAX_PKEY_BYTES`]) is that long, and the
+/// shortened text, ending in `…(N bytes)`, stays invalid.
+///
+/// [`text::shorten`]: crate::text::shorten
+pub const MAX_KEPT_VALUE_CHARS: usize = ECHO_CHARS;
 
 /// A NetworkAttachmentDefinition reference: namespace and name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -39,8 +77,8 @@ impl NetworkRef {
     }
 }
 
-impl std::fmt::Display for NetworkRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for NetworkRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.namespace, self.name)
     }
 }
@@ -52,26 +90,45 @@ pub enum GuidSource {
     CniArgs,
 }
 
-/// What ib-kubernetes needs to know about one element of the list.
+/// What ib-kubernetes needs to know about one element of the list: everything the planner reads, and
+/// small enough to keep for every pod instead of the annotation (every string in it is bounded; see
+/// [`Selection::heap_bytes`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Selection {
+    /// At most [`MAX_NAMESPACE_BYTES`] / [`MAX_NAME_BYTES`].
     pub network: NetworkRef,
-    /// The `interface` the user asked for, or `idx_<k>` where k is the element's position among all
-    /// elements with the same network name (the Go daemon's per-interface identity, kept so that a pod
-    /// configured by either daemon is recognised by the other).
+    /// The `interface` the user asked for (at most [`MAX_INTERFACE_BYTES`]), or `idx_<k>` where k is the
+    /// element's position among all elements with the same network name (the Go daemon's per-interface
+    /// identity, kept so that a pod configured by either daemon is recognised by the other).
     pub interface: String,
-    /// The GUID text as written, and where.
+    /// The GUID text as written, and where; shortened beyond [`MAX_KEPT_VALUE_CHARS`] (it is then
+    /// invalid either way, and stays so).
     pub guid: Option<(String, GuidSource)>,
     /// `cni-args["mellanox.infiniband.app"] == "configured"`.
     pub configured: bool,
-    /// `cni-args.pkey` as written by whoever configured the element.
+    /// `cni-args.pkey` as written by whoever configured the element; shortened like `guid`.
     pub pkey: Option<String>,
 }
 
+impl Selection {
+    /// The heap memory this selection holds, in bytes (string capacities; allocator overhead aside).
+    pub fn heap_bytes(&self) -> usize {
+        self.network.namespace.capacity()
+            + self.network.name.capacity()
+            + self.interface.capacity()
+            + self.guid.as_ref().map_or(0, |(g, _)| g.capacity())
+            + self.pkey.as_ref().map_or(0, String::capacity)
+    }
+}
+
+/// Why an annotation was refused. Every user value it holds is already shortened (see
+/// [`text::shorten`](crate::text::shorten)), so an error stays small in memory, logs and Events.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AnnotationError {
-    #[error("annotation {NETWORKS_ANNOTATION} is {size} bytes, larger than the {MAX_ANNOTATION_BYTES}-byte limit")]
-    TooLarge { size: usize },
+    #[error("annotation {NETWORKS_ANNOTATION} is {bytes} bytes, larger than the limit of {limit} bytes")]
+    TooLarge { bytes: usize, limit: usize },
+    #[error("annotation {NETWORKS_ANNOTATION} has {count} network selection elements, more than the limit of {limit}")]
+    TooManyElements { count: usize, limit: usize },
     #[error("annotation {NETWORKS_ANNOTATION} is not valid JSON: {reason}")]
     Json { reason: String },
     #[error("annotation {NETWORKS_ANNOTATION} must be a JSON list of network selection elements, found {found}")]
@@ -82,10 +139,8 @@ pub enum AnnotationError {
     FieldType { index: usize, field: String, expected: &'static str, found: String },
     #[error("annotation {NETWORKS_ANNOTATION}: element {index} has no network name")]
     MissingName { index: usize },
-    #[error(
-        "annotation {NETWORKS_ANNOTATION}: element {index} {field} {value:?} is not a valid name (lowercase letters, digits and '-', starting and ending with a letter or digit)"
-    )]
-    InvalidName { index: usize, field: &'static str, value: String },
+    #[error("annotation {NETWORKS_ANNOTATION}: element {index} {field} {value:?} is not valid: {problem}")]
+    InvalidName { index: usize, field: &'static str, value: String, problem: &'static str },
     #[error("annotation {NETWORKS_ANNOTATION}: item {item:?} has more than one '{separator}'")]
     ShortForm { item: String, separator: char },
     #[error(
@@ -95,6 +150,10 @@ pub enum AnnotationError {
 }
 
 /// A parsed annotation that can be edited in place.
+///
+/// Parsing, editing and serialising take time linear in the annotation's size. To remember a pod
+/// without its annotation, keep [`NetworksAnnotation::into_selections`]: the raw JSON elements are only
+/// needed to write a patch.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NetworksAnnotation {
     elements: Vec<Map<String, Value>>,
@@ -103,13 +162,15 @@ pub struct NetworksAnnotation {
 
 impl NetworksAnnotation {
     /// Parses the annotation value of a pod in `pod_namespace`. An empty value has no elements.
+    ///
+    /// The size and element limits are checked first, without building the elements past the limit.
     pub fn parse(raw: &str, pod_namespace: &str) -> Result<Self, AnnotationError> {
         if raw.len() > MAX_ANNOTATION_BYTES {
-            return Err(AnnotationError::TooLarge { size: raw.len() });
+            return Err(AnnotationError::TooLarge { bytes: raw.len(), limit: MAX_ANNOTATION_BYTES });
         }
         let elements = if raw.trim().is_empty() {
             Vec::new()
-        } else if raw.contains(['[', '{', '"']) {
+        } else if raw.bytes().any(|b| matches!(b, b'[' | b'{' | b'"')) {
             parse_json(raw)?
         } else {
             parse_short(raw)?
@@ -118,20 +179,36 @@ impl NetworksAnnotation {
         for (index, element) in elements.iter().enumerate() {
             selections.push(read_element(index, element, pod_namespace)?);
         }
-        assign_interfaces(&elements, &mut selections)?;
+        assign_interfaces(&mut selections)?;
         Ok(NetworksAnnotation { elements, selections })
     }
 
+    /// One per element, in the annotation's order: `selections()[i]` describes element `i`.
     pub fn selections(&self) -> &[Selection] {
         &self.selections
+    }
+
+    /// The number of elements (every element has a selection, InfiniBand or not).
+    pub fn len(&self) -> usize {
+        self.elements.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.elements.is_empty()
     }
 
+    /// The selections alone, without the JSON elements: what the controller can keep for a pod that
+    /// needs no patch (at most [`MAX_ELEMENTS`] selections with bounded strings, instead of up to
+    /// [`MAX_ANNOTATION_BYTES`] of text).
+    pub fn into_selections(self) -> Vec<Selection> {
+        self.selections
+    }
+
     /// Writes a GUID ib-kubernetes chose: as `infiniband-guid` when the NAD declares the
     /// `infinibandGUID` capability, else as `cni-args.guid`; canonical lowercase colon form.
+    ///
+    /// `index` is a position in [`selections`](Self::selections); a larger one is a bug of the caller
+    /// and panics.
     pub fn set_guid(&mut self, index: usize, guid: Guid, runtime_config: bool) {
         let text = guid.to_string();
         let (element, selection) = (&mut self.elements[index], &mut self.selections[index]);
@@ -145,28 +222,71 @@ impl NetworksAnnotation {
     }
 
     /// Marks an element configured for ib-sriov-cni and records its pkey (`""` for GUID-only networks).
+    ///
+    /// `index` is a position in [`selections`](Self::selections); a larger one is a bug of the caller
+    /// and panics.
     pub fn mark_configured(&mut self, index: usize, pkey: &str) {
         let args = cni_args_mut(&mut self.elements[index]);
         args.insert(CONFIGURED_KEY.into(), Value::String(CONFIGURED_VALUE.into()));
         args.insert(CNI_ARGS_PKEY.into(), Value::String(pkey.into()));
         let selection = &mut self.selections[index];
         selection.configured = true;
-        selection.pkey = Some(pkey.into());
+        selection.pkey = Some(kept(pkey));
     }
 
     /// The annotation value: a compact JSON list.
     pub fn to_json(&self) -> String {
-        Value::Array(self.elements.iter().cloned().map(Value::Object).collect()).to_string()
+        // Serialised in place, without copying the elements into a new `Value` first.
+        serde_json::to_string(&self.elements).unwrap_or_else(|_| unreachable!("string-keyed maps always serialise"))
+    }
+}
+
+/// The elements of a JSON list: the first [`MAX_ELEMENTS`], and how many there are in all. Elements
+/// past the limit are skipped without being built.
+struct Elements {
+    kept: Vec<Value>,
+    count: usize,
+}
+
+struct ElementsVisitor;
+
+impl<'de> Visitor<'de> for ElementsVisitor {
+    type Value = Elements;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of network selection elements")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Elements, A::Error> {
+        let mut kept = Vec::new();
+        while kept.len() < MAX_ELEMENTS {
+            match seq.next_element::<Value>()? {
+                Some(element) => kept.push(element),
+                None => return Ok(Elements { count: kept.len(), kept }),
+            }
+        }
+        let mut count = kept.len();
+        while seq.next_element::<IgnoredAny>()?.is_some() {
+            count += 1;
+        }
+        Ok(Elements { kept, count })
     }
 }
 
 fn parse_json(raw: &str) -> Result<Vec<Map<String, Value>>, AnnotationError> {
-    let value: Value = serde_json::from_str(raw).map_err(|e| AnnotationError::Json { reason: e.to_string() })?;
-    let Value::Array(items) = value else {
+    let json_error = |e: serde_json::Error| AnnotationError::Json { reason: json_reason(&e) };
+    if !raw.trim_start().starts_with('[') {
+        // Not a list: read it only to say what it is (serde_json's nesting limit bounds the work).
+        let value: Value = serde_json::from_str(raw).map_err(json_error)?;
         return Err(AnnotationError::NotAList { found: json_kind(&value) });
-    };
-    items
-        .into_iter()
+    }
+    let mut de = serde_json::Deserializer::from_str(raw);
+    let Elements { kept, count } = (&mut de).deserialize_seq(ElementsVisitor).map_err(json_error)?;
+    de.end().map_err(json_error)?;
+    if count > MAX_ELEMENTS {
+        return Err(AnnotationError::TooManyElements { count, limit: MAX_ELEMENTS });
+    }
+    kept.into_iter()
         .enumerate()
         .map(|(index, item)| match item {
             Value::Object(map) => Ok(map),
@@ -178,29 +298,30 @@ fn parse_json(raw: &str) -> Result<Vec<Map<String, Value>>, AnnotationError> {
 /// Multus' `parsePodNetworkObjectName`, one item at a time; each item becomes the JSON element Multus
 /// would have built from it, with the namespace explicit.
 fn parse_short(raw: &str) -> Result<Vec<Map<String, Value>>, AnnotationError> {
+    // Counting separators builds nothing, so an oversized list is refused before any element exists.
+    let count = raw.bytes().filter(|b| *b == b',').count() + 1;
+    if count > MAX_ELEMENTS {
+        return Err(AnnotationError::TooManyElements { count, limit: MAX_ELEMENTS });
+    }
     raw.split(',')
         .enumerate()
         .map(|(index, item)| {
             let item = item.trim();
-            let slash: Vec<&str> = item.split('/').collect();
-            let (namespace, rest) = match slash.as_slice() {
-                [rest] => ("", *rest),
-                [ns, rest] => (ns.trim(), *rest),
-                _ => {
-                    return Err(AnnotationError::ShortForm { item: item.into(), separator: '/' });
-                }
+            let (namespace, rest) = split_once_only(item, '/')?;
+            let (namespace, rest) = match rest {
+                None => ("", namespace),
+                Some(rest) => (namespace.trim(), rest),
             };
-            let at: Vec<&str> = rest.split('@').collect();
-            let (name, interface) = match at.as_slice() {
-                [name] => (name.trim(), ""),
-                [name, interface] => (name.trim(), interface.trim()),
-                _ => {
-                    return Err(AnnotationError::ShortForm { item: item.into(), separator: '@' });
-                }
-            };
+            let (name, interface) = split_once_only(rest, '@')?;
+            let (name, interface) = (name.trim(), interface.map_or("", str::trim));
             for (field, value) in [("namespace", namespace), ("name", name), ("interface", interface)] {
-                if !value.is_empty() && !is_dns1123_label(value) {
-                    return Err(AnnotationError::InvalidName { index, field, value: value.into() });
+                if !value.is_empty() {
+                    check_short_form(field, value).map_err(|problem| AnnotationError::InvalidName {
+                        index,
+                        field,
+                        value: echo(value),
+                        problem,
+                    })?;
                 }
             }
             let mut element = Map::new();
@@ -216,24 +337,94 @@ fn parse_short(raw: &str) -> Result<Vec<Map<String, Value>>, AnnotationError> {
         .collect()
 }
 
+/// Splits a short-form item at its only `separator`; more than one is Multus' parse error.
+fn split_once_only(item: &str, separator: char) -> Result<(&str, Option<&str>), AnnotationError> {
+    match item.split_once(separator) {
+        None => Ok((item, None)),
+        Some((_, rest)) if rest.contains(separator) => Err(AnnotationError::ShortForm { item: echo(item), separator }),
+        Some((before, after)) => Ok((before, Some(after))),
+    }
+}
+
+/// Multus' rule for every part of a short-form item, `^[a-z0-9]([-a-z0-9]*[a-z0-9])?$` (no length cap
+/// of its own), plus the length each part can have in Kubernetes and Linux.
+fn check_short_form(field: &'static str, value: &str) -> Result<(), &'static str> {
+    let (limit, too_long) = match field {
+        "namespace" => (MAX_NAMESPACE_BYTES, NAMESPACE_TOO_LONG),
+        "name" => (MAX_NAME_BYTES, NAME_TOO_LONG),
+        _ => (MAX_INTERFACE_BYTES, INTERFACE_TOO_LONG),
+    };
+    if value.len() > limit {
+        return Err(too_long);
+    }
+    if !is_label_chars(value) {
+        return Err(SHORT_FORM_CHARS);
+    }
+    Ok(())
+}
+
+const SHORT_FORM_CHARS: &str = "a short-form item is [namespace/]name[@interface], each part lowercase letters, digits and '-', starting and ending with a letter or digit";
+const NAME_CHARS: &str = "a NetworkAttachmentDefinition name is lowercase letters, digits, '-' and '.', each dot-separated part starting and ending with a letter or digit";
+const NAMESPACE_CHARS: &str =
+    "a namespace name is lowercase letters, digits and '-', starting and ending with a letter or digit";
+const INTERFACE_CHARS: &str =
+    "an interface name may not be \".\" or \"..\" nor contain '/', ':', whitespace or control characters";
+const NAME_TOO_LONG: &str = "longer than 253 characters, the limit of a NetworkAttachmentDefinition name";
+const NAMESPACE_TOO_LONG: &str = "longer than 63 characters, the limit of a namespace name";
+const INTERFACE_TOO_LONG: &str = "longer than 15 bytes, the Linux limit of an interface name";
+
+fn check_name(name: &str) -> Result<(), &'static str> {
+    if name.len() > MAX_NAME_BYTES {
+        return Err(NAME_TOO_LONG);
+    }
+    if !is_dns1123_subdomain(name) {
+        return Err(NAME_CHARS);
+    }
+    Ok(())
+}
+
+fn check_namespace(namespace: &str) -> Result<(), &'static str> {
+    if namespace.len() > MAX_NAMESPACE_BYTES {
+        return Err(NAMESPACE_TOO_LONG);
+    }
+    if !is_dns1123_label(namespace) {
+        return Err(NAMESPACE_CHARS);
+    }
+    Ok(())
+}
+
+/// Multus does not check the JSON form's `interface`; Linux does when the CNI plugin renames the
+/// interface (`dev_valid_name`): 1 to 15 bytes, not `.` or `..`, no `/`, `:`, whitespace or control
+/// character. Refusing here gives the pod a clear reason instead of a failed sandbox.
+fn check_interface(interface: &str) -> Result<(), &'static str> {
+    if interface.len() > MAX_INTERFACE_BYTES {
+        return Err(INTERFACE_TOO_LONG);
+    }
+    if !is_interface_name(interface) {
+        return Err(INTERFACE_CHARS);
+    }
+    Ok(())
+}
+
 fn read_element(index: usize, element: &Map<String, Value>, pod_namespace: &str) -> Result<Selection, AnnotationError> {
+    let invalid =
+        |field, value: &str, problem| AnnotationError::InvalidName { index, field, value: echo(value), problem };
     let name = optional_str(index, element, "name")?.unwrap_or_default();
     if name.is_empty() {
         return Err(AnnotationError::MissingName { index });
     }
-    if !is_dns1123_subdomain(name) {
-        return Err(AnnotationError::InvalidName { index, field: "name", value: name.into() });
-    }
+    check_name(name).map_err(|problem| invalid("name", name, problem))?;
     let namespace = match optional_str(index, element, "namespace")? {
         Some(ns) if !ns.is_empty() => {
-            if !is_dns1123_label(ns) {
-                return Err(AnnotationError::InvalidName { index, field: "namespace", value: ns.into() });
-            }
+            check_namespace(ns).map_err(|problem| invalid("namespace", ns, problem))?;
             ns
         }
         _ => pod_namespace,
     };
-    let interface = optional_str(index, element, "interface")?.unwrap_or_default().to_owned();
+    let interface = optional_str(index, element, "interface")?.unwrap_or_default();
+    if !interface.is_empty() {
+        check_interface(interface).map_err(|problem| invalid("interface", interface, problem))?;
+    }
     let runtime_guid = optional_str(index, element, RUNTIME_GUID_KEY)?.filter(|s| !s.is_empty());
 
     let (mut args_guid, mut configured, mut pkey) = (None, false, None);
@@ -252,7 +443,7 @@ fn read_element(index: usize, element: &Map<String, Value>, pod_namespace: &str)
             };
             args_guid = arg(CNI_ARGS_GUID)?.filter(|s| !s.is_empty());
             configured = arg(CONFIGURED_KEY)? == Some(CONFIGURED_VALUE);
-            pkey = arg(CNI_ARGS_PKEY)?.map(str::to_owned);
+            pkey = arg(CNI_ARGS_PKEY)?.map(kept);
         }
         Some(other) => {
             return Err(AnnotationError::FieldType {
@@ -264,30 +455,53 @@ fn read_element(index: usize, element: &Map<String, Value>, pod_namespace: &str)
         }
     }
     let guid = match (runtime_guid, args_guid) {
-        (Some(g), _) => Some((g.to_owned(), GuidSource::RuntimeConfig)),
-        (None, Some(g)) => Some((g.to_owned(), GuidSource::CniArgs)),
+        (Some(g), _) => Some((kept(g), GuidSource::RuntimeConfig)),
+        (None, Some(g)) => Some((kept(g), GuidSource::CniArgs)),
         (None, None) => None,
     };
-    Ok(Selection { network: NetworkRef::new(namespace, name), interface, guid, configured, pkey })
+    Ok(Selection { network: NetworkRef::new(namespace, name), interface: interface.to_owned(), guid, configured, pkey })
 }
 
-/// Fills `idx_<k>` for elements without an interface and refuses two elements with one identity.
-fn assign_interfaces(elements: &[Map<String, Value>], selections: &mut [Selection]) -> Result<(), AnnotationError> {
-    let mut seen: std::collections::HashMap<(NetworkRef, String), usize> = Default::default();
-    for index in 0..selections.len() {
-        if selections[index].interface.is_empty() {
-            // Position among all elements with the same name, named ones included, namespace ignored:
-            // the Go daemon's rule (§3.6 of its behaviour), so both daemons derive the same identity.
-            let name = &selections[index].network.name;
-            let k = selections[..index].iter().filter(|s| &s.network.name == name).count();
-            selections[index].interface = format!("idx_{k}");
-        }
-        let key = (selections[index].network.clone(), selections[index].interface.clone());
-        if let Some(first) = seen.insert(key.clone(), index) {
-            return Err(AnnotationError::DuplicateInterface { first, second: index, network: key.0, interface: key.1 });
+/// A GUID or pkey text as a [`Selection`] keeps it.
+fn kept(text: &str) -> String {
+    let mut kept = shorten(text, MAX_KEPT_VALUE_CHARS).into_owned();
+    kept.shrink_to_fit();
+    kept
+}
+
+/// Fills `idx_<k>` for elements without an interface and refuses two elements with one identity, in
+/// one pass each: k is the number of earlier elements with the same name, counted as they go by.
+fn assign_interfaces(selections: &mut [Selection]) -> Result<(), AnnotationError> {
+    // Position among all elements with the same name, named ones included, namespace ignored: the Go
+    // daemon's rule, so both daemons derive the same identity.
+    let positions: Vec<usize> = {
+        let mut per_name: HashMap<&str, usize> = HashMap::with_capacity(selections.len());
+        selections
+            .iter()
+            .map(|s| {
+                let seen = per_name.entry(s.network.name.as_str()).or_insert(0);
+                *seen += 1;
+                *seen - 1
+            })
+            .collect()
+    };
+    for (selection, k) in selections.iter_mut().zip(positions) {
+        if selection.interface.is_empty() {
+            selection.interface = format!("idx_{k}");
+            selection.interface.shrink_to_fit();
         }
     }
-    debug_assert_eq!(elements.len(), selections.len());
+    let mut seen: HashMap<(&NetworkRef, &str), usize> = HashMap::with_capacity(selections.len());
+    for (index, s) in selections.iter().enumerate() {
+        if let Some(first) = seen.insert((&s.network, s.interface.as_str()), index) {
+            return Err(AnnotationError::DuplicateInterface {
+                first,
+                second: index,
+                network: s.network.clone(),
+                interface: s.interface.clone(),
+            });
+        }
+    }
     Ok(())
 }
 
@@ -317,19 +531,40 @@ fn cni_args_mut(element: &mut Map<String, Value>) -> &mut Map<String, Value> {
     }
 }
 
-/// RFC 1123 label, the rule Multus applies to short-form names: `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, ≤ 63.
-pub fn is_dns1123_label(s: &str) -> bool {
+/// `[a-z0-9]([-a-z0-9]*[a-z0-9])?` with no length cap: one dot-free part of a Kubernetes name.
+fn is_label_chars(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
-        && b.len() <= 63
         && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
 }
 
-/// RFC 1123 subdomain: what a NAD's object name may be (labels joined by dots, ≤ 253).
+/// RFC 1123 label, what a namespace's name may be: `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63.
+pub fn is_dns1123_label(s: &str) -> bool {
+    s.len() <= MAX_NAMESPACE_BYTES && is_label_chars(s)
+}
+
+/// DNS-1123 subdomain as Kubernetes checks it, what a NAD's object name may be: at most 253 characters
+/// in all, parts joined by dots, each part `[a-z0-9]([-a-z0-9]*[a-z0-9])?` with no length cap of its own.
 pub fn is_dns1123_subdomain(s: &str) -> bool {
-    s.len() <= 253 && s.split('.').all(is_dns1123_label)
+    s.len() <= MAX_NAME_BYTES && s.split('.').all(is_label_chars)
+}
+
+/// What Linux accepts as an interface name: 1 to [`MAX_INTERFACE_BYTES`] bytes, not `.` or `..`, no
+/// `/`, `:`, whitespace or control character.
+pub fn is_interface_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_INTERFACE_BYTES
+        && s != "."
+        && s != ".."
+        && !s.chars().any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
+}
+
+/// serde_json's message for a syntax error. It names a position, not the input, but is shortened all
+/// the same (to a length no message of serde_json's reaches), as every text in an error is.
+pub(crate) fn json_reason(e: &serde_json::Error) -> String {
+    shorten(&e.to_string(), 4 * ECHO_CHARS).into_owned()
 }
 
 /// How a JSON value is named in error messages.
@@ -346,12 +581,7 @@ pub(crate) fn json_kind(v: &Value) -> &'static str {
 
 /// A value for an error message, shortened so a hostile annotation cannot flood logs and Events.
 fn describe(v: &Value) -> String {
-    let text = v.to_string();
-    let mut short: String = text.chars().take(64).collect();
-    if short.len() < text.len() {
-        short.push('…');
-    }
-    format!("{} {short}", json_kind(v))
+    format!("{} {}", json_kind(v), shorten(&v.to_string(), ECHO_CHARS))
 }
 
 #[cfg(test)]

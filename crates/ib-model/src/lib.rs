@@ -22,6 +22,7 @@ pub mod guid;
 pub mod nad;
 pub mod pkey;
 pub mod pool;
+pub mod text;
 
 pub use annotation::{NetworkRef, NetworksAnnotation, Selection};
 pub use guid::Guid;
@@ -34,7 +35,6 @@ pub mod planner;
 pub mod pod;
 pub mod records;
 pub mod state;
-pub mod text;
 
 pub use pending::{Pending, PendingReason};
 pub use pod::{InterfaceKey, PodPhase, PodRef, PodUid, PodView};

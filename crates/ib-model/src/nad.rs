@@ -8,9 +8,16 @@
 use serde_json::{Map, Value};
 
 use crate::pkey::{PKey, PKeyError};
+use crate::text::echo;
 
 /// The CNI type ib-sriov-cni registers.
 pub const IB_SRIOV_TYPE: &str = "ib-sriov";
+
+/// The longest `pkey` text a NAD may declare. `0x` and four hex digits is all a partition needs; the
+/// parser also takes leading zeros, so the cap is generous, but it is a cap: the text is copied into
+/// every pod annotation the NAD configures, and a pod's [`Selection`](crate::annotation::Selection)
+/// keeps a pkey text only up to the same length.
+pub const MAX_PKEY_BYTES: usize = crate::annotation::MAX_KEPT_VALUE_CHARS;
 
 /// How a NAD is classified.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +38,8 @@ pub struct IbSriovSpec {
     pub runtime_config_guid: bool,
 }
 
+/// Why a NAD's config was refused. Every user value it holds (a field name taken from the config, a
+/// pkey text) is already shortened (see [`text::shorten`](crate::text::shorten)).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NadError {
     #[error("spec.config is not valid JSON: {reason}")]
@@ -39,6 +48,8 @@ pub enum NadError {
     NotAnObject { found: &'static str },
     #[error("spec.config field {field:?} must be {expected}")]
     FieldType { field: String, expected: &'static str },
+    #[error("spec.config field {field:?} is {bytes} bytes, longer than the limit of {limit} for a pkey")]
+    PKeyTooLong { field: String, bytes: usize, limit: usize },
     #[error("spec.config of the ib-sriov plugin: {0}")]
     PKey(#[from] PKeyError),
 }
@@ -49,7 +60,8 @@ pub fn classify(config: Option<&str>) -> Result<NadKind, NadError> {
     let Some(config) = config.filter(|c| !c.trim().is_empty()) else {
         return Ok(NadKind::Other);
     };
-    let value: Value = serde_json::from_str(config).map_err(|e| NadError::Json { reason: e.to_string() })?;
+    let value: Value =
+        serde_json::from_str(config).map_err(|e| NadError::Json { reason: crate::annotation::json_reason(&e) })?;
     let Value::Object(top) = value else {
         return Err(NadError::NotAnObject { found: crate::annotation::json_kind(&value) });
     };
@@ -90,6 +102,13 @@ fn read_spec(plugin: &Map<String, Value>, prefix: &str) -> Result<IbSriovSpec, N
             return Err(NadError::FieldType { field: format!("{prefix}pkey"), expected: "a string such as \"0x5\"" });
         }
     };
+    if pkey_text.len() > MAX_PKEY_BYTES {
+        return Err(NadError::PKeyTooLong {
+            field: format!("{prefix}pkey"),
+            bytes: pkey_text.len(),
+            limit: MAX_PKEY_BYTES,
+        });
+    }
     let pkey = if pkey_text.is_empty() { None } else { Some(PKey::parse(&pkey_text)?) };
     let runtime_config_guid = match plugin.get("capabilities") {
         None | Some(Value::Null) => false,
@@ -98,7 +117,7 @@ fn read_spec(plugin: &Map<String, Value>, prefix: &str) -> Result<IbSriovSpec, N
             for (name, value) in caps {
                 if !value.is_boolean() {
                     return Err(NadError::FieldType {
-                        field: format!("{prefix}capabilities.{name}"),
+                        field: format!("{prefix}capabilities.{}", echo(name)),
                         expected: "a boolean",
                     });
                 }
@@ -190,6 +209,81 @@ mod tests {
             Err(NadError::FieldType { field: "capabilities.infinibandGUID".into(), expected: "a boolean" })
         );
         assert!(classify(Some(r#"{"type":7}"#)).is_err());
+    }
+
+    #[test]
+    fn pkey_text_has_a_length_limit() {
+        let at_limit = format!("0x{}5", "0".repeat(MAX_PKEY_BYTES - 3));
+        assert_eq!(at_limit.len(), MAX_PKEY_BYTES);
+        assert_eq!(
+            ib(&format!(r#"{{"type":"ib-sriov","pkey":"{at_limit}"}}"#)).pkey,
+            Some(PKey::parse("0x5").unwrap())
+        );
+        for (text, field) in [(format!("0{at_limit}"), "pkey"), (format!("0x{}", "0".repeat(200 * 1024)), "pkey")] {
+            let config = format!(r#"{{"type":"ib-sriov","pkey":"{text}"}}"#);
+            assert_eq!(
+                classify(Some(&config)),
+                Err(NadError::PKeyTooLong { field: field.into(), bytes: text.len(), limit: MAX_PKEY_BYTES })
+            );
+            let config = format!(r#"{{"plugins":[{{"type":"ib-sriov","pkey":"{text}"}}]}}"#);
+            let e = classify(Some(&config)).unwrap_err();
+            assert!(matches!(&e, NadError::PKeyTooLong { field, .. } if field == "plugins[0].pkey"), "{e}");
+            assert!(e.to_string().contains(&format!("{} bytes", text.len())) && e.to_string().len() < 200, "{e}");
+        }
+    }
+
+    /// Field names come from the config; a 200 KB one is shortened, in the error value and its message.
+    #[test]
+    fn hostile_field_names_are_shortened() {
+        let key = "k".repeat(200 * 1024);
+        let config = format!(r#"{{"type":"ib-sriov","capabilities":{{"{key}":1}}}}"#);
+        let e = classify(Some(&config)).unwrap_err();
+        assert!(matches!(&e, NadError::FieldType { field, .. } if field.ends_with("…(204800 bytes)")), "{e}");
+        assert!(e.to_string().len() < 300, "{}", e.to_string().len());
+    }
+
+    #[test]
+    fn deep_nesting_is_a_clean_error() {
+        let depth = 100_000;
+        for config in [
+            "[".repeat(depth),
+            format!("{}{}", "[".repeat(depth), "]".repeat(depth)),
+            format!(r#"{{"type":"ib-sriov","ipam":{}{}}}"#, "[".repeat(depth), "]".repeat(depth)),
+            format!(r#"{{"plugins":[{}1{}]}}"#, r#"{"k":"#.repeat(depth / 5), "}".repeat(depth / 5)),
+        ] {
+            let e = classify(Some(&config)).unwrap_err();
+            assert!(matches!(&e, NadError::Json { reason } if reason.contains("recursion limit")), "{e}");
+        }
+    }
+
+    /// NAD configs have no size limit of their own (the API server's object limit applies); a megabyte
+    /// one is read in one linear pass and means what it says.
+    #[test]
+    fn megabyte_config_is_read() {
+        let filler = "f".repeat(1 << 20);
+        let config =
+            format!(r#"{{"type":"ib-sriov","note":"{filler}","pkey":"0x7","capabilities":{{"infinibandGUID":true}}}}"#);
+        let spec = ib(&config);
+        assert_eq!((spec.pkey_text.as_str(), spec.runtime_config_guid), ("0x7", true));
+        let plugins = vec![r#"{"type":"tuning"}"#; 100_000].join(",");
+        let config = format!(r#"{{"plugins":[{plugins},{{"type":"ib-sriov","pkey":"0x8"}}]}}"#);
+        assert_eq!(ib(&config).pkey_text, "0x8");
+    }
+
+    #[test]
+    fn nul_bytes_and_bad_escapes() {
+        for config in [
+            "{\"type\":\"ib-sriov\0\"}",
+            r#"{"type":"\ud800"}"#,
+            r#"{"type":"ib-sriov","pkey":"\uZZZZ"}"#,
+            "{\"type\":\"ib-sriov\"}\0",
+        ] {
+            assert!(matches!(classify(Some(config)), Err(NadError::Json { .. })), "{config:?}");
+        }
+        // An escaped NUL is a character: the type is not ib-sriov, the pkey not a pkey.
+        assert_eq!(classify(Some(r#"{"type":"ib-sriov\u0000"}"#)), Ok(NadKind::Other));
+        let e = classify(Some(r#"{"type":"ib-sriov","pkey":"0x5\u0000"}"#)).unwrap_err();
+        assert!(e.to_string().contains(r#""0x5\0""#), "{e}");
     }
 
     proptest! {

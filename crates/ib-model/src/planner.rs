@@ -21,7 +21,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use crate::annotation::{NetworkRef, NetworksAnnotation};
+use crate::annotation::{MAX_IB_INTERFACES_PER_POD, NetworkRef, NetworksAnnotation};
 use crate::guid::Guid;
 use crate::nad::{IbSriovSpec, NadKind};
 use crate::pending::PendingReason;
@@ -36,9 +36,6 @@ const MAX_PASSES: usize = 4;
 /// Partition keys one node's ports can hold (the pkey table of current ConnectX adapters and the
 /// limit the Go daemon's README documents).
 pub const MAX_PKEYS_PER_NODE: usize = 128;
-/// InfiniBand interfaces one pod may have: a GPU node has 8 rails (sometimes 16 with two ports each),
-/// and a cap keeps one pod's share of the pool and of the state bounded.
-pub const MAX_IB_INTERFACES_PER_POD: usize = 32;
 
 /// Where an unconfigured interface's GUID comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

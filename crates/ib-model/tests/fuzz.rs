@@ -2,7 +2,7 @@
 //! edit), NAD configs, GUIDs and PKeys. The case count follows `PROPTEST_CASES` (default 2,000); the
 //! long run is `PROPTEST_CASES=1000000 cargo test --release -p ib-model --test fuzz`.
 
-use ib_model::annotation::NetworksAnnotation;
+use ib_model::annotation::{AnnotationError, MAX_ELEMENTS, NetworksAnnotation};
 use ib_model::{Guid, PKey, nad};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
@@ -90,6 +90,97 @@ proptest! {
         want[0]["cni-args"]["mellanox.infiniband.app"] = json!("configured");
         want[0]["cni-args"]["pkey"] = json!("0x5");
         prop_assert_eq!(out, want);
+    }
+
+    /// Identities, duplicates and the element limit, against the rule written out directly: an unnamed
+    /// element is `idx_<k>`, k counting every earlier element with the same name; the first repeated
+    /// (namespace, name, interface) is refused, naming both positions. Small alphabets make repeats
+    /// common; lengths go past the limit.
+    #[test]
+    fn identities_and_limits_match_the_rule(
+        list in prop::collection::vec((0..3usize, 0..3usize, 0..5usize), 0..(MAX_ELEMENTS + 40)),
+        short: bool,
+    ) {
+        const NAMES: [&str; 3] = ["a", "b", "c"];
+        const NAMESPACES: [Option<&str>; 3] = [None, Some("x"), Some("y")];
+        // The short form cannot write `idx_…` (no '_'); the JSON form can, and meets derived identities.
+        const INTERFACES: [Option<&str>; 5] = [None, Some("ib0"), Some("ib1"), Some("idx_0"), Some("idx_1")];
+        let list: Vec<(usize, usize, usize)> =
+            list.into_iter().map(|(n, ns, i)| (n, ns, if short && i > 2 { 0 } else { i })).collect();
+        let raw = if short {
+            list.iter()
+                .map(|&(n, ns, i)| {
+                    let ns = NAMESPACES[ns].map(|ns| format!("{ns}/")).unwrap_or_default();
+                    let i = INTERFACES[i].map(|i| format!("@{i}")).unwrap_or_default();
+                    format!("{ns}{}{i}", NAMES[n])
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        } else {
+            let elements: Vec<Value> = list
+                .iter()
+                .map(|&(n, ns, i)| {
+                    let mut e = json!({"name": NAMES[n]});
+                    if let Some(ns) = NAMESPACES[ns] { e["namespace"] = json!(ns); }
+                    if let Some(i) = INTERFACES[i] { e["interface"] = json!(i); }
+                    e
+                })
+                .collect();
+            Value::Array(elements).to_string()
+        };
+        let got = NetworksAnnotation::parse(&raw, "pod-ns");
+
+        if list.len() > MAX_ELEMENTS {
+            prop_assert_eq!(got, Err(AnnotationError::TooManyElements { count: list.len(), limit: MAX_ELEMENTS }));
+            return Ok(());
+        }
+        let identities: Vec<(&str, &str, String)> = list
+            .iter()
+            .enumerate()
+            .map(|(index, &(n, ns, i))| {
+                let k = list[..index].iter().filter(|e| e.0 == n).count();
+                let interface = INTERFACES[i].map_or_else(|| format!("idx_{k}"), str::to_owned);
+                (NAMESPACES[ns].unwrap_or("pod-ns"), NAMES[n], interface)
+            })
+            .collect();
+        let duplicate = (0..identities.len())
+            .find_map(|second| (0..second).find(|&first| identities[first] == identities[second]).map(|first| (first, second)));
+        match (duplicate, got) {
+            (Some((first, second)), Err(AnnotationError::DuplicateInterface { first: f, second: s, network, interface })) => {
+                prop_assert_eq!((f, s), (first, second));
+                prop_assert_eq!((network.namespace.as_str(), network.name.as_str(), interface), identities[second].clone());
+            }
+            (None, Ok(a)) => {
+                let got: Vec<(&str, &str, String)> = a
+                    .selections()
+                    .iter()
+                    .map(|s| (s.network.namespace.as_str(), s.network.name.as_str(), s.interface.clone()))
+                    .collect();
+                prop_assert_eq!(got, identities);
+            }
+            (want, got) => prop_assert!(false, "{raw}: expected duplicate {want:?}, got {got:?}"),
+        }
+    }
+
+    /// Whatever field a long hostile value lands in, the error that refuses it stays short: at most 64
+    /// characters of the value, each at most 10 bytes once escaped (`\u{1cf30}`).
+    #[test]
+    fn errors_stay_short_whatever_the_value(
+        field in prop::sample::select(vec!["name", "namespace", "interface", "infiniband-guid", "cni-args", "x"]),
+        unit in "\\PC{1,3}",
+        repeat in 1usize..20_000,
+        as_string: bool,
+    ) {
+        let text = unit.repeat(repeat);
+        let value = if as_string { json!(text) } else { json!({ "k": [text] }) };
+        let mut element = json!({"name": "a"});
+        element[field] = value;
+        for raw in [json!([element]).to_string(), format!("{text}/a"), format!("a@{text}"), format!("{text}@b@c")] {
+            if let Err(e) = NetworksAnnotation::parse(&raw, "default") {
+                let msg = e.to_string();
+                prop_assert!(msg.len() < 1024, "{} bytes: {}", msg.len(), ib_model::text::shorten(&msg, 300));
+            }
+        }
     }
 
     #[test]

@@ -3,11 +3,11 @@ use proptest::prelude::*;
 use serde_json::json;
 
 fn parse(raw: &str) -> NetworksAnnotation {
-    NetworksAnnotation::parse(raw, "default").unwrap_or_else(|e| panic!("{raw}: {e}"))
+    NetworksAnnotation::parse(raw, "default").unwrap_or_else(|e| panic!("{}: {e}", crate::text::shorten(raw, 200)))
 }
 
 fn err(raw: &str) -> AnnotationError {
-    NetworksAnnotation::parse(raw, "default").expect_err(raw)
+    NetworksAnnotation::parse(raw, "default").expect_err(&crate::text::shorten(raw, 200))
 }
 
 fn g(s: &str) -> Guid {
@@ -48,12 +48,18 @@ fn short_form_as_multus_parses_it() {
 fn short_form_errors_name_the_item() {
     assert_eq!(err("a/b/c"), AnnotationError::ShortForm { item: "a/b/c".into(), separator: '/' });
     assert_eq!(err("a@b@c"), AnnotationError::ShortForm { item: "a@b@c".into(), separator: '@' });
-    assert_eq!(err("Net1"), AnnotationError::InvalidName { index: 0, field: "name", value: "Net1".into() });
-    assert_eq!(
+    assert!(matches!(
+        err("Net1"),
+        AnnotationError::InvalidName { index: 0, field: "name", value, .. } if value == "Net1"
+    ));
+    assert!(matches!(
         err("ok, bad_ns/x"),
-        AnnotationError::InvalidName { index: 1, field: "namespace", value: "bad_ns".into() }
-    );
-    assert_eq!(err("x@-if"), AnnotationError::InvalidName { index: 0, field: "interface", value: "-if".into() });
+        AnnotationError::InvalidName { index: 1, field: "namespace", value, .. } if value == "bad_ns"
+    ));
+    assert!(matches!(
+        err("x@-if"),
+        AnnotationError::InvalidName { index: 0, field: "interface", value, .. } if value == "-if"
+    ));
     assert_eq!(err("a,,b"), AnnotationError::MissingName { index: 1 });
     assert!(err("Net1").to_string().contains("\"Net1\""));
 }
@@ -87,7 +93,8 @@ fn json_errors_are_clear() {
     ));
     assert!(matches!(err(r#"[{"name":"a b"}]"#), AnnotationError::InvalidName { field: "name", .. }));
     let big = format!("[{{\"name\":\"a\",\"x\":\"{}\"}}]", "y".repeat(MAX_ANNOTATION_BYTES));
-    assert!(matches!(err(&big), AnnotationError::TooLarge { .. }));
+    assert_eq!(err(&big), AnnotationError::TooLarge { bytes: big.len(), limit: MAX_ANNOTATION_BYTES });
+    assert!(err(&big).to_string().contains(&format!("{} bytes", big.len())));
 }
 
 #[test]
@@ -250,6 +257,10 @@ fn dns_names() {
     assert!(!is_dns1123_label("") && !is_dns1123_label("-a") && !is_dns1123_label("a-") && !is_dns1123_label("A"));
     assert!(!is_dns1123_label(&"a".repeat(64)));
     assert!(is_dns1123_subdomain("a.b-c.d") && !is_dns1123_subdomain("a..b"));
+    // Kubernetes caps a subdomain at 253 in all, with no cap per dot-separated part.
+    assert!(is_dns1123_subdomain(&"a".repeat(253)) && !is_dns1123_subdomain(&"a".repeat(254)));
+    assert!(is_dns1123_subdomain(&format!("{}.{}", "a".repeat(100), "b".repeat(152))));
+    assert!(!is_dns1123_subdomain(".a") && !is_dns1123_subdomain("a.") && !is_dns1123_subdomain("a.-b"));
 }
 
 fn arb_json() -> impl Strategy<Value = Value> {
@@ -311,4 +322,345 @@ proptest! {
         let reparsed = NetworksAnnotation::parse(&a.to_json(), "ns").unwrap();
         prop_assert_eq!(reparsed.selections(), a.selections());
     }
+}
+
+/// `n` short-form items `a,a,…`.
+fn short_list(n: usize) -> String {
+    vec!["a"; n].join(",")
+}
+
+/// A JSON list of `n` copies of `element`.
+fn json_list(element: &str, n: usize) -> String {
+    format!("[{}]", vec![element; n].join(","))
+}
+
+#[test]
+fn element_limit_holds_in_both_forms() {
+    for n in [1, MAX_ELEMENTS - 1, MAX_ELEMENTS] {
+        assert_eq!(parse(&short_list(n)).len(), n);
+        assert_eq!(parse(&json_list(r#"{"name":"a"}"#, n)).len(), n);
+    }
+    let n = MAX_ELEMENTS + 1;
+    assert_eq!(err(&short_list(n)), AnnotationError::TooManyElements { count: n, limit: MAX_ELEMENTS });
+    assert_eq!(
+        err(&json_list(r#"{"name":"a"}"#, n)),
+        AnnotationError::TooManyElements { count: n, limit: MAX_ELEMENTS }
+    );
+    let msg = err(&short_list(n)).to_string();
+    assert!(msg.contains(&format!("has {n} network selection elements")) && msg.contains("limit of 64"), "{msg}");
+    // Empty short-form items count: they are elements Multus would refuse anyway.
+    let commas = ",".repeat(MAX_ELEMENTS);
+    assert_eq!(err(&commas), AnnotationError::TooManyElements { count: n, limit: MAX_ELEMENTS });
+}
+
+/// The attack that took 54–96 s per parse: 240 KB of `a,a,…`. The answer is the refusal, and it names
+/// the exact count without building any element.
+#[test]
+fn a_240_kb_short_form_is_refused_with_its_count() {
+    let raw = short_list(120 * 1024);
+    assert_eq!(raw.len(), 240 * 1024 - 1);
+    assert_eq!(err(&raw), AnnotationError::TooManyElements { count: 120 * 1024, limit: MAX_ELEMENTS });
+}
+
+#[test]
+fn a_240_kb_json_list_is_refused_with_its_count() {
+    let element = r#"{"name":"a"}"#;
+    let n = 240 * 1024 / (element.len() + 1);
+    assert_eq!(err(&json_list(element, n)), AnnotationError::TooManyElements { count: n, limit: MAX_ELEMENTS });
+    // Elements past the limit are skipped, not read: their contents do not change the answer, even
+    // when they are not objects or are nested far deeper than serde_json would build.
+    let mut raw = json_list(element, MAX_ELEMENTS);
+    raw.pop();
+    raw.push_str(&format!(",7,\"x\",{}{}]", "[".repeat(50_000), "]".repeat(50_000)));
+    assert_eq!(err(&raw), AnnotationError::TooManyElements { count: MAX_ELEMENTS + 3, limit: MAX_ELEMENTS });
+    // Broken JSON past the limit is still broken JSON.
+    let mut raw = json_list(element, MAX_ELEMENTS + 1);
+    raw.pop();
+    assert!(matches!(err(&raw), AnnotationError::Json { .. }));
+}
+
+/// The largest annotation that is accepted: as many elements as allowed, padded with user fields up to
+/// nearly the byte limit (leaving room for what configuring adds, so the result parses too). Every
+/// identity, edit and byte of the output is checked.
+#[test]
+fn the_largest_accepted_annotation_is_handled_exactly() {
+    let pad = "p".repeat((MAX_ANNOTATION_BYTES - 16 * 1024) / MAX_ELEMENTS - 64);
+    let elements: Vec<Value> = (0..MAX_ELEMENTS)
+        .map(|i| {
+            let name = ["a", "b", "c"][i % 3];
+            json!({"name": name, "x-pad": pad, "i": i})
+        })
+        .collect();
+    let raw = Value::Array(elements.clone()).to_string();
+    assert!(raw.len() > MAX_ANNOTATION_BYTES - 20 * 1024 && raw.len() <= MAX_ANNOTATION_BYTES, "{}", raw.len());
+
+    let mut a = parse(&raw);
+    assert_eq!(a.len(), MAX_ELEMENTS);
+    for (i, s) in a.selections().iter().enumerate() {
+        assert_eq!(s.interface, format!("idx_{}", i / 3), "element {i}");
+    }
+    for i in 0..MAX_ELEMENTS {
+        a.set_guid(i, Guid::from_u64(0x0200_0000_0000_0000 + i as u64), i % 2 == 0);
+        a.mark_configured(i, "0x5");
+    }
+    assert!(a.to_json().len() <= MAX_ANNOTATION_BYTES);
+    let out: Value = serde_json::from_str(&a.to_json()).unwrap();
+    let mut want = Value::Array(elements);
+    for i in 0..MAX_ELEMENTS {
+        let guid = json!(Guid::from_u64(0x0200_0000_0000_0000 + i as u64).to_string());
+        if i % 2 == 0 {
+            want[i]["infiniband-guid"] = guid;
+        } else {
+            want[i]["cni-args"]["guid"] = guid;
+        }
+        want[i]["cni-args"]["mellanox.infiniband.app"] = json!("configured");
+        want[i]["cni-args"]["pkey"] = json!("0x5");
+    }
+    assert_eq!(out, want);
+    assert_eq!(NetworksAnnotation::parse(&a.to_json(), "default").unwrap().selections(), a.selections());
+}
+
+/// The identity rule on far more elements than an annotation may hold, against a direct count.
+#[test]
+fn interface_identities_are_right_for_many_elements() {
+    let names = ["a", "b", "c", "d", "e"];
+    let mut selections: Vec<Selection> = (0..100_000)
+        .map(|i| Selection {
+            network: NetworkRef::new(if i % 2 == 0 { "x" } else { "y" }, names[(i * 7 + i / 3) % 5]),
+            interface: if i % 11 == 0 { format!("ib{i}") } else { String::new() },
+            guid: None,
+            configured: false,
+            pkey: None,
+        })
+        .collect();
+    let named: Vec<bool> = selections.iter().map(|s| !s.interface.is_empty()).collect();
+    assign_interfaces(&mut selections).unwrap();
+    let mut counts = std::collections::HashMap::new();
+    for (i, s) in selections.iter().enumerate() {
+        let k = counts.entry(s.network.name.clone()).or_insert(0usize);
+        let want = if named[i] { format!("ib{i}") } else { format!("idx_{k}") };
+        assert_eq!(s.interface, want, "element {i}");
+        *k += 1;
+    }
+    // One duplicate at the very end is still found, and named by both positions.
+    let last = selections.len();
+    selections.push(selections[last - 1].clone());
+    assert!(matches!(
+        assign_interfaces(&mut selections),
+        Err(AnnotationError::DuplicateInterface { first, second, .. }) if first == last - 1 && second == last
+    ));
+}
+
+#[test]
+fn nad_names_are_kubernetes_subdomains_without_a_cap_per_part() {
+    let long = "n".repeat(200);
+    for raw in [format!(r#"[{{"name":"{long}"}}]"#), long.clone(), format!("ns/{long}@ib0")] {
+        assert_eq!(parse(&raw).selections()[0].network.name, long, "{raw}");
+    }
+    let max = format!("{}.{}", "a".repeat(126), "b".repeat(126));
+    assert_eq!(max.len(), 253);
+    assert_eq!(parse(&format!(r#"[{{"name":"{max}"}}]"#)).selections()[0].network.name, max);
+    let single = "m".repeat(253);
+    assert_eq!(parse(&single).selections()[0].network.name, single);
+
+    for raw in [format!(r#"[{{"name":"{}x"}}]"#, max), "m".repeat(254)] {
+        let e = err(&raw);
+        assert!(
+            matches!(&e, AnnotationError::InvalidName { field: "name", problem, .. } if problem.contains("253")),
+            "{e}"
+        );
+        assert!(e.to_string().contains("(254 bytes)"), "{e}");
+    }
+    // Dots are for the JSON form; Multus' short form takes no dots.
+    assert!(matches!(err("a.b"), AnnotationError::InvalidName { field: "name", .. }));
+}
+
+#[test]
+fn namespaces_are_dns_labels() {
+    let ns63 = "s".repeat(63);
+    assert_eq!(parse(&format!("{ns63}/a")).selections()[0].network.namespace, ns63);
+    assert_eq!(parse(&format!(r#"[{{"name":"a","namespace":"{ns63}"}}]"#)).selections()[0].network.namespace, ns63);
+    let ns64 = "s".repeat(64);
+    for raw in [format!("{ns64}/a"), format!(r#"[{{"name":"a","namespace":"{ns64}"}}]"#)] {
+        let e = err(&raw);
+        assert!(
+            matches!(&e, AnnotationError::InvalidName { field: "namespace", problem, .. } if problem.contains("63")),
+            "{e}"
+        );
+    }
+    assert!(matches!(
+        err(r#"[{"name":"a","namespace":"a.b"}]"#),
+        AnnotationError::InvalidName { field: "namespace", .. }
+    ));
+}
+
+/// Linux takes at most 15 bytes; the short form follows Multus' character rule too, the JSON form only
+/// what Linux refuses.
+#[test]
+fn interface_names_fit_linux() {
+    let if15 = "i".repeat(15);
+    assert_eq!(parse(&format!("a@{if15}")).selections()[0].interface, if15);
+    assert_eq!(parse(&format!(r#"[{{"name":"a","interface":"{if15}"}}]"#)).selections()[0].interface, if15);
+    // Linux names Multus passes on from the JSON form.
+    for name in ["IB_0", "ib0.100", "enp1s0f0v1", "é0"] {
+        assert_eq!(parse(&format!(r#"[{{"name":"a","interface":"{name}"}}]"#)).selections()[0].interface, name);
+    }
+    let if16 = "i".repeat(16);
+    for raw in [format!("a@{if16}"), format!(r#"[{{"name":"a","interface":"{if16}"}}]"#)] {
+        let e = err(&raw);
+        assert!(
+            matches!(&e, AnnotationError::InvalidName { field: "interface", problem, .. } if problem.contains("15")),
+            "{e}"
+        );
+    }
+    // 8 characters, 16 bytes.
+    assert!(matches!(err(r#"[{"name":"a","interface":"éééééééé"}]"#), AnnotationError::InvalidName { .. }));
+    for bad in [".", "..", "a/b", "a:b", "a b", "a\\tb", "a\\u0000", "a\\n"] {
+        let raw = format!(r#"[{{"name":"a","interface":"{bad}"}}]"#);
+        assert!(matches!(err(&raw), AnnotationError::InvalidName { field: "interface", .. }), "{raw}");
+    }
+    assert!(matches!(err("a@IB0"), AnnotationError::InvalidName { field: "interface", .. }));
+}
+
+/// A hostile value is echoed at most `ECHO_CHARS` characters long, in the message and in the error
+/// value itself (which a pending pod keeps).
+#[test]
+fn errors_never_carry_a_whole_hostile_value() {
+    let huge = "z".repeat(200 * 1024);
+    let cases = [
+        format!(r#"[{{"name":"{huge}"}}]"#),
+        format!(r#"[{{"name":"a","namespace":"{huge}"}}]"#),
+        format!(r#"[{{"name":"a","interface":"{huge}"}}]"#),
+        format!(r#"[{{"name":"a","cni-args":{{"guid":{{"k":"{huge}"}}}}}}]"#),
+        format!(r#"[{{"name":"a","cni-args":"{huge}"}}]"#),
+        format!("{huge}/x/y"),
+        format!("a@{huge}@c"),
+        format!("A{huge}"),
+        format!("[{huge}"),
+    ];
+    for raw in &cases {
+        let e = err(raw);
+        let msg = e.to_string();
+        assert!(msg.len() < 400, "{} bytes: {}", msg.len(), &msg[..200]);
+        assert!(format!("{e:?}").len() < 500);
+        if !matches!(e, AnnotationError::Json { .. }) {
+            assert!(msg.contains("bytes)"), "{msg}");
+        }
+    }
+}
+
+/// What a pod's selections keep is bounded, whatever the annotation holds.
+#[test]
+fn kept_selections_are_small() {
+    let guid = "0".repeat(80 * 1024);
+    let raw = format!(
+        r#"[{{"name":"{}","namespace":"{}","interface":"{}","cni-args":{{"guid":"{guid}","pkey":"{guid}","mellanox.infiniband.app":"configured","x":"{guid}"}}}}]"#,
+        "n".repeat(253),
+        "s".repeat(63),
+        "i".repeat(15)
+    );
+    let a = parse(&raw);
+    let s = &a.selections()[0];
+    let (text, _) = s.guid.as_ref().unwrap();
+    assert!(text.ends_with("…(81920 bytes)"), "{text}");
+    assert!(Guid::parse(text).is_err() && crate::PKey::parse(s.pkey.as_deref().unwrap()).is_err());
+    assert!(s.heap_bytes() <= 253 + 63 + 15 + 2 * (MAX_KEPT_VALUE_CHARS + 20), "{}", s.heap_bytes());
+    // Valid values are kept exactly as written.
+    let a = parse(
+        r#"[{"name":"a","cni-args":{"guid":"02:00:00:00:00:00:AB:CD","pkey":"0x00000000000000000000000000000000000000000000000000000000000005"}}]"#,
+    );
+    let s = &a.selections()[0];
+    assert_eq!(s.guid.as_ref().unwrap().0, "02:00:00:00:00:00:AB:CD");
+    assert_eq!(crate::PKey::parse(s.pkey.as_deref().unwrap()).unwrap().get(), 5);
+
+    // The fixed part, on 64-bit targets: three strings, an optional string with its source, an
+    // optional string and a flag.
+    if cfg!(target_pointer_width = "64") {
+        assert_eq!(std::mem::size_of::<Selection>(), 136);
+    }
+    let a = parse(r#"[{"name":"ib-a"},{"name":"ib-b","interface":"ib1"}]"#);
+    assert_eq!(a.selections()[0].heap_bytes(), "default".len() + "ib-a".len() + "idx_0".len());
+    let kept = a.clone().into_selections();
+    assert_eq!((kept.as_slice(), a.len()), (a.selections(), 2));
+}
+
+#[test]
+fn megabyte_inputs_are_refused_by_size_alone() {
+    for raw in ["a".repeat(1 << 20), json_list(r#"{"name":"a"}"#, (1 << 20) / 13), "[".repeat(1 << 20)] {
+        assert_eq!(err(&raw), AnnotationError::TooLarge { bytes: raw.len(), limit: MAX_ANNOTATION_BYTES });
+    }
+}
+
+/// serde_json's nesting limit answers deep JSON with an error, never a stack overflow.
+#[test]
+fn deep_nesting_is_a_clean_error() {
+    let depth = 100_000;
+    let cases = [
+        "[".repeat(depth),
+        format!("{}{}", "[".repeat(depth), "]".repeat(depth)),
+        format!(r#"[{{"name":"a","x":{}{}}}]"#, "[".repeat(depth), "]".repeat(depth)),
+        format!(r#"[{{"name":"a","cni-args":{}1{}}}]"#, r#"{"k":"#.repeat(depth / 5), "}".repeat(depth / 5)),
+        format!("{}1{}", r#"{"k":"#.repeat(depth / 5), "}".repeat(depth / 5)),
+    ];
+    for raw in &cases {
+        let e = err(raw);
+        assert!(
+            matches!(&e, AnnotationError::Json { reason } if reason.contains("recursion limit")),
+            "{}: {e}",
+            &raw[..40]
+        );
+    }
+    // Within the limit, nesting is just data, kept as written.
+    let nested = format!(r#"[{{"name":"a","x":{}{}}}]"#, "[".repeat(100), "]".repeat(100));
+    assert_eq!(parse(&nested).to_json(), nested);
+}
+
+#[test]
+fn duplicate_heavy_lists() {
+    let e = err(&vec!["a@ib0"; MAX_ELEMENTS].join(","));
+    assert_eq!(
+        e,
+        AnnotationError::DuplicateInterface {
+            first: 0,
+            second: 1,
+            network: NetworkRef::new("default", "a"),
+            interface: "ib0".into()
+        }
+    );
+    let e = err(&json_list(r#"{"name":"a","interface":"ib0","namespace":"x"}"#, MAX_ELEMENTS));
+    assert!(matches!(e, AnnotationError::DuplicateInterface { first: 0, second: 1, .. }));
+    // An explicit `idx_<k>` meets the derived one.
+    let e = err(r#"[{"name":"a"},{"name":"a","interface":"idx_0"}]"#);
+    assert!(matches!(e, AnnotationError::DuplicateInterface { first: 0, second: 1, .. }), "{e}");
+    // Many unnamed copies are many interfaces.
+    let a = parse(&json_list(r#"{"name":"a"}"#, MAX_ELEMENTS));
+    assert_eq!(a.selections()[MAX_ELEMENTS - 1].interface, format!("idx_{}", MAX_ELEMENTS - 1));
+}
+
+#[test]
+fn nul_bytes_and_bad_escapes() {
+    // Short form: refused, and the NUL is escaped in the message.
+    let e = err("a\0b");
+    assert!(matches!(&e, AnnotationError::InvalidName { field: "name", value, .. } if value == "a\0b"));
+    assert!(e.to_string().contains(r#""a\0b""#), "{e}");
+    // JSON escapes that decode to NUL or a control character.
+    assert!(matches!(err(r#"[{"name":"a\u0000"}]"#), AnnotationError::InvalidName { field: "name", .. }));
+    assert!(matches!(err(r#"[{"name":"a","namespace":"\u0000"}]"#), AnnotationError::InvalidName { .. }));
+    // A raw control character inside a JSON string, escapes that are not UTF-8, and bad escapes.
+    for raw in [
+        "[{\"name\":\"a\0\"}]",
+        r#"[{"name":"\ud800"}]"#,
+        r#"[{"name":"a","cni-args":{"guid":"\udc00\ud800"}}]"#,
+        r#"[{"name":"\uZZZZ"}]"#,
+        r#"[{"name":"\x41"}]"#,
+        "[{\"name\":\"a\"}]\0",
+    ] {
+        assert!(matches!(err(raw), AnnotationError::Json { .. }), "{raw:?}");
+    }
+    // A NUL in a value ib-kubernetes does not interpret is the user's business, kept as written.
+    let raw = r#"[{"name":"a","x":"\u0000","cni-args":{"other":"\u0000"}}]"#;
+    assert_eq!(parse(raw).to_json(), raw);
+    // Escaped surrogate pairs are valid UTF-16 and decode to one character.
+    let raw = r#"[{"name":"a","x":"\ud83e\udd80"}]"#;
+    assert_eq!(parse(raw).to_json(), r#"[{"name":"a","x":"🦀"}]"#);
 }
