@@ -538,13 +538,14 @@ impl State {
                     self.sm_failed.remove(&g);
                     self.dirty_guids.insert(g);
                 }
-                Err(failure) if failure.unknown => {
-                    // Maybe applied, maybe not: neither given away nor changed again until a listing
-                    // asked for after now says which.
-                    self.uncertain.insert(g, (request.op, request.pkey));
-                    self.list_wanted = true;
-                }
                 Err(failure) => {
+                    if failure.unknown {
+                        // Maybe applied, maybe not: neither given away nor changed again until a
+                        // listing asked for after now says which.
+                        self.uncertain.insert(g, (request.op, request.pkey));
+                        self.list_wanted = true;
+                    }
+                    // Either way the next attempt waits for the caller's backoff.
                     self.sm_failed.insert(g, failure.kind);
                 }
             }

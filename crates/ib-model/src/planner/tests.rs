@@ -1429,7 +1429,7 @@ fn an_unknown_outcome_holds_the_guid_until_a_listing_settles_it() {
     let guid = g_("00");
     assert_eq!(w.state.uncertain_count(), 1);
     assert_eq!(w.records[&guid].state, crate::records::RecordState::Unknown);
-    assert_eq!(w.reason(&p), None);
+    assert_eq!(w.reason(&p), Some("SubnetManagerFailed"));
     assert!(!w.log.iter().any(|l| matches!(l, Logged::Configured(..))));
     // The owner leaves: the GUID stays held, nothing is decided for it until the listing.
     w.delete(&p);
@@ -1440,6 +1440,11 @@ fn an_unknown_outcome_holds_the_guid_until_a_listing_settles_it() {
     while !w.queue.is_empty() {
         w.complete(0);
     }
+    w.settle();
+    // The listing settled where it is; the removal waits for the backoff like any retry.
+    assert_eq!(w.state.uncertain_count(), 0);
+    assert!(w.members("0x5").contains(&guid));
+    w.state.retry_guids(&[guid]);
     w.settle();
     assert!(w.members("0x5").is_empty());
     assert!(!w.state.pool().is_allocated(guid));
