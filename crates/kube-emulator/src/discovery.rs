@@ -44,8 +44,11 @@ pub(crate) fn has_group(group: &str) -> bool {
     groups().contains(&group)
 }
 
+/// The group's entry: the one version its resources are served at (`v1`, or `v1alpha1` for the
+/// ownership records).
 fn group_entry(group: &str) -> Value {
-    let gv = json!({ "groupVersion": format!("{group}/v1"), "version": "v1" });
+    let version = Resource::ALL.iter().find(|r| r.group() == group).map_or("v1", |r| r.version());
+    let gv = json!({ "groupVersion": format!("{group}/{version}"), "version": version });
     json!({ "name": group, "versions": [gv.clone()], "preferredVersion": gv })
 }
 
@@ -123,9 +126,35 @@ mod tests {
         let names: Vec<&str> = list["groups"].as_array().unwrap().iter().filter_map(|g| g["name"].as_str()).collect();
         assert_eq!(
             names,
-            vec!["apps", "coordination.k8s.io", "events.k8s.io", "k8s.cni.cncf.io", "rbac.authorization.k8s.io"]
+            vec![
+                "admissionregistration.k8s.io",
+                "apiextensions.k8s.io",
+                "apps",
+                "coordination.k8s.io",
+                "events.k8s.io",
+                "ib-kubernetes.mellanox.com",
+                "k8s.cni.cncf.io",
+                "rbac.authorization.k8s.io"
+            ]
         );
         assert!(resources("k8s.cni.cncf.io", "v2").is_none());
+    }
+
+    #[test]
+    fn guidblocks_are_discovered_at_their_version() {
+        let entry = group("ib-kubernetes.mellanox.com");
+        assert_eq!(entry["preferredVersion"]["groupVersion"], "ib-kubernetes.mellanox.com/v1alpha1");
+        assert_eq!(entry["versions"][0]["version"], "v1alpha1");
+        assert!(resources("ib-kubernetes.mellanox.com", "v1").is_none());
+        let list = resources("ib-kubernetes.mellanox.com", "v1alpha1").unwrap();
+        assert_eq!(list["groupVersion"], "ib-kubernetes.mellanox.com/v1alpha1");
+        let r = &list["resources"][0];
+        assert_eq!(
+            (r["name"].as_str(), r["kind"].as_str(), r["namespaced"].as_bool()),
+            (Some("guidblocks"), Some("GuidBlock"), Some(false))
+        );
+        assert_eq!(r["shortNames"], json!(["gb"]));
+        assert_eq!(list["resources"].as_array().map(Vec::len), Some(1), "no status subresource");
     }
 
     #[test]

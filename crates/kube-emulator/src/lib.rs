@@ -1,5 +1,7 @@
-//! An in-process Kubernetes API server emulator (pods, NADs, leases, events, plus the types of the
-//! deployment manifests: ConfigMaps, Secrets, ServiceAccounts, Deployments and RBAC) for tests.
+//! An in-process Kubernetes API server emulator (pods, NADs, leases, events, the controller's
+//! GuidBlock ownership records, plus the types of the deployment manifests: ConfigMaps, Secrets,
+//! ServiceAccounts, Deployments, RBAC, CustomResourceDefinitions and ValidatingAdmissionPolicies
+//! with their bindings, stored only) for tests.
 //!
 //! The real controller, kube-rs client and kubectl talk to it over plain HTTP/1.1 on loopback,
 //! so tests exercise the same LIST/WATCH/PATCH wire protocol a cluster serves: one global

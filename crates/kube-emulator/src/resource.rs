@@ -1,10 +1,13 @@
 //! The fixed set of resource types the emulator serves, and their wire names.
 //!
-//! The controller touches only the first five (all namespaced); the rest are here so that kubectl
-//! can create every object of the deployment manifests (ConfigMap, Secret, ServiceAccount,
-//! Deployment and RBAC), two of which (ClusterRole, ClusterRoleBinding) are cluster-scoped. Adding a
-//! type means one enum variant and one row in each `match`: the store, router and discovery derive
-//! everything else from these tables.
+//! The controller touches the first five (all namespaced) and its ownership records, GuidBlocks
+//! (cluster-scoped, a custom resource of version `v1alpha1`); the rest are here so that kubectl can
+//! create every object of the deployment manifests (ConfigMap, Secret, ServiceAccount, Deployment,
+//! RBAC, the CustomResourceDefinition and the admission policy with its binding), of which the
+//! cluster-wide RBAC, the CRD and the admission objects are cluster-scoped. Those are stored only:
+//! a stored CRD serves nothing new (GuidBlocks are served whether or not their CRD is), and a stored
+//! admission policy refuses nothing. Adding a type means one enum variant and one row in each
+//! `match`: the store, router and discovery derive everything else from these tables.
 
 /// A resource type served by the emulator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -35,11 +38,21 @@ pub enum Resource {
     ClusterRoles,
     /// `rbac.authorization.k8s.io/v1` `clusterrolebindings` (cluster-scoped).
     ClusterRoleBindings,
+    /// `ib-kubernetes.mellanox.com/v1alpha1` `guidblocks`: the controller's ownership records (a
+    /// cluster-scoped custom resource without a status subresource).
+    GuidBlocks,
+    /// `apiextensions.k8s.io/v1` `customresourcedefinitions` (cluster-scoped; stored only).
+    CustomResourceDefinitions,
+    /// `admissionregistration.k8s.io/v1` `validatingadmissionpolicies` (cluster-scoped; stored only).
+    ValidatingAdmissionPolicies,
+    /// `admissionregistration.k8s.io/v1` `validatingadmissionpolicybindings` (cluster-scoped; stored
+    /// only).
+    ValidatingAdmissionPolicyBindings,
 }
 
 impl Resource {
     /// All served resources, in a fixed order used to index per-resource tables.
-    pub const ALL: [Resource; 13] = [
+    pub const ALL: [Resource; 17] = [
         Resource::Pods,
         Resource::NetworkAttachmentDefinitions,
         Resource::Leases,
@@ -53,6 +66,10 @@ impl Resource {
         Resource::RoleBindings,
         Resource::ClusterRoles,
         Resource::ClusterRoleBindings,
+        Resource::GuidBlocks,
+        Resource::CustomResourceDefinitions,
+        Resource::ValidatingAdmissionPolicies,
+        Resource::ValidatingAdmissionPolicyBindings,
     ];
 
     pub(crate) fn index(self) -> usize {
@@ -70,6 +87,10 @@ impl Resource {
             Resource::RoleBindings => 10,
             Resource::ClusterRoles => 11,
             Resource::ClusterRoleBindings => 12,
+            Resource::GuidBlocks => 13,
+            Resource::CustomResourceDefinitions => 14,
+            Resource::ValidatingAdmissionPolicies => 15,
+            Resource::ValidatingAdmissionPolicyBindings => 16,
         }
     }
 
@@ -88,17 +109,34 @@ impl Resource {
             Resource::Roles | Resource::RoleBindings | Resource::ClusterRoles | Resource::ClusterRoleBindings => {
                 "rbac.authorization.k8s.io"
             }
+            Resource::GuidBlocks => "ib-kubernetes.mellanox.com",
+            Resource::CustomResourceDefinitions => "apiextensions.k8s.io",
+            Resource::ValidatingAdmissionPolicies | Resource::ValidatingAdmissionPolicyBindings => {
+                "admissionregistration.k8s.io"
+            }
         }
     }
 
-    /// Whether objects live in a namespace; ClusterRoles and ClusterRoleBindings don't.
+    /// Whether objects live in a namespace; the cluster-wide RBAC, GuidBlocks, CRDs and admission
+    /// policies don't.
     pub fn namespaced(self) -> bool {
-        !matches!(self, Resource::ClusterRoles | Resource::ClusterRoleBindings)
+        !matches!(
+            self,
+            Resource::ClusterRoles
+                | Resource::ClusterRoleBindings
+                | Resource::GuidBlocks
+                | Resource::CustomResourceDefinitions
+                | Resource::ValidatingAdmissionPolicies
+                | Resource::ValidatingAdmissionPolicyBindings
+        )
     }
 
-    /// API version within the group.
+    /// API version within the group: the one version served for it.
     pub fn version(self) -> &'static str {
-        "v1"
+        match self {
+            Resource::GuidBlocks => "v1alpha1",
+            _ => "v1",
+        }
     }
 
     /// The `apiVersion` field value: `v1` for core, `group/v1` otherwise.
@@ -115,6 +153,11 @@ impl Resource {
             Resource::Deployments => "apps/v1",
             Resource::Roles | Resource::RoleBindings | Resource::ClusterRoles | Resource::ClusterRoleBindings => {
                 "rbac.authorization.k8s.io/v1"
+            }
+            Resource::GuidBlocks => "ib-kubernetes.mellanox.com/v1alpha1",
+            Resource::CustomResourceDefinitions => "apiextensions.k8s.io/v1",
+            Resource::ValidatingAdmissionPolicies | Resource::ValidatingAdmissionPolicyBindings => {
+                "admissionregistration.k8s.io/v1"
             }
         }
     }
@@ -134,6 +177,10 @@ impl Resource {
             Resource::RoleBindings => "rolebindings",
             Resource::ClusterRoles => "clusterroles",
             Resource::ClusterRoleBindings => "clusterrolebindings",
+            Resource::GuidBlocks => "guidblocks",
+            Resource::CustomResourceDefinitions => "customresourcedefinitions",
+            Resource::ValidatingAdmissionPolicies => "validatingadmissionpolicies",
+            Resource::ValidatingAdmissionPolicyBindings => "validatingadmissionpolicybindings",
         }
     }
 
@@ -152,6 +199,10 @@ impl Resource {
             Resource::RoleBindings => "rolebinding",
             Resource::ClusterRoles => "clusterrole",
             Resource::ClusterRoleBindings => "clusterrolebinding",
+            Resource::GuidBlocks => "guidblock",
+            Resource::CustomResourceDefinitions => "customresourcedefinition",
+            Resource::ValidatingAdmissionPolicies => "validatingadmissionpolicy",
+            Resource::ValidatingAdmissionPolicyBindings => "validatingadmissionpolicybinding",
         }
     }
 
@@ -170,6 +221,10 @@ impl Resource {
             Resource::RoleBindings => "RoleBinding",
             Resource::ClusterRoles => "ClusterRole",
             Resource::ClusterRoleBindings => "ClusterRoleBinding",
+            Resource::GuidBlocks => "GuidBlock",
+            Resource::CustomResourceDefinitions => "CustomResourceDefinition",
+            Resource::ValidatingAdmissionPolicies => "ValidatingAdmissionPolicy",
+            Resource::ValidatingAdmissionPolicyBindings => "ValidatingAdmissionPolicyBinding",
         }
     }
 
@@ -187,12 +242,16 @@ impl Resource {
             Resource::ConfigMaps => &["cm"],
             Resource::ServiceAccounts => &["sa"],
             Resource::Deployments => &["deploy"],
+            Resource::GuidBlocks => &["gb"],
+            Resource::CustomResourceDefinitions => &["crd", "crds"],
             Resource::Leases
             | Resource::Secrets
             | Resource::Roles
             | Resource::RoleBindings
             | Resource::ClusterRoles
-            | Resource::ClusterRoleBindings => &[],
+            | Resource::ClusterRoleBindings
+            | Resource::ValidatingAdmissionPolicies
+            | Resource::ValidatingAdmissionPolicyBindings => &[],
         }
     }
 
@@ -210,13 +269,22 @@ impl Resource {
     /// Whether `metadata.generation` is maintained. Built-in Leases, Events, ConfigMaps, Secrets,
     /// ServiceAccounts and RBAC objects don't set it.
     pub(crate) fn tracks_generation(self) -> bool {
-        matches!(self, Resource::Pods | Resource::NetworkAttachmentDefinitions | Resource::Deployments)
+        matches!(
+            self,
+            Resource::Pods
+                | Resource::NetworkAttachmentDefinitions
+                | Resource::Deployments
+                | Resource::GuidBlocks
+                | Resource::CustomResourceDefinitions
+                | Resource::ValidatingAdmissionPolicies
+                | Resource::ValidatingAdmissionPolicyBindings
+        )
     }
 
     /// Whether DELETE answers with the deleted object (the apiserver's `ReturnDeletedObject`,
     /// true for pods and for custom resources) rather than a `Status` of `Success`.
     pub(crate) fn returns_deleted_object(self) -> bool {
-        matches!(self, Resource::Pods | Resource::NetworkAttachmentDefinitions)
+        matches!(self, Resource::Pods | Resource::NetworkAttachmentDefinitions | Resource::GuidBlocks)
     }
 
     /// Finds the resource served at `group/version` under `plural`.
@@ -254,10 +322,42 @@ mod tests {
     }
 
     #[test]
-    fn only_cluster_rbac_is_cluster_scoped() {
+    fn cluster_scoped_types_are_the_cluster_wide_ones() {
         let cluster: Vec<Resource> = Resource::ALL.into_iter().filter(|r| !r.namespaced()).collect();
-        assert_eq!(cluster, vec![Resource::ClusterRoles, Resource::ClusterRoleBindings]);
+        assert_eq!(
+            cluster,
+            vec![
+                Resource::ClusterRoles,
+                Resource::ClusterRoleBindings,
+                Resource::GuidBlocks,
+                Resource::CustomResourceDefinitions,
+                Resource::ValidatingAdmissionPolicies,
+                Resource::ValidatingAdmissionPolicyBindings,
+            ]
+        );
         assert_eq!(Resource::from_path("apps", "v1", "deployments"), Some(Resource::Deployments));
         assert_eq!(Resource::from_path("", "v1", "configmaps"), Some(Resource::ConfigMaps));
+    }
+
+    #[test]
+    fn guidblocks_are_served_at_v1alpha1_only() {
+        let group = "ib-kubernetes.mellanox.com";
+        assert_eq!(Resource::from_path(group, "v1alpha1", "guidblocks"), Some(Resource::GuidBlocks));
+        assert_eq!(Resource::from_path(group, "v1", "guidblocks"), None);
+        assert_eq!(Resource::GuidBlocks.api_version(), "ib-kubernetes.mellanox.com/v1alpha1");
+        assert_eq!(Resource::GuidBlocks.qualified_plural(), "guidblocks.ib-kubernetes.mellanox.com");
+        assert_eq!(
+            Resource::from_path("admissionregistration.k8s.io", "v1", "validatingadmissionpolicybindings"),
+            Some(Resource::ValidatingAdmissionPolicyBindings)
+        );
+    }
+
+    #[test]
+    fn api_version_is_group_slash_version() {
+        for r in Resource::ALL {
+            let expected =
+                if r.group().is_empty() { r.version().to_string() } else { format!("{}/{}", r.group(), r.version()) };
+            assert_eq!(r.api_version(), expected, "{r:?}");
+        }
     }
 }

@@ -900,11 +900,15 @@ fn copy_top(new: &mut Value, old: &Value, field: &str) {
     }
 }
 
-/// Pods bump `generation` on spec changes; a CRD without a status subresource on any change
-/// outside `metadata`.
+/// Pods, Deployments, CRDs and admission policies bump `generation` on spec changes; a custom
+/// resource without a status subresource (NADs, GuidBlocks) on any change outside `metadata`.
 fn spec_changed(resource: Resource, old: &Value, new: &Value) -> bool {
     match resource {
-        Resource::Pods | Resource::Deployments => old.get("spec") != new.get("spec"),
+        Resource::Pods
+        | Resource::Deployments
+        | Resource::CustomResourceDefinitions
+        | Resource::ValidatingAdmissionPolicies
+        | Resource::ValidatingAdmissionPolicyBindings => old.get("spec") != new.get("spec"),
         _ => {
             let strip = |v: &Value| {
                 v.as_object().map(|m| {

@@ -2,8 +2,9 @@
 //!
 //! kubectl sends `Accept: application/json;as=Table;v=v1;g=meta.k8s.io,…,application/json`.
 //! A server may answer with plain JSON, but kubectl then prints only NAME and AGE, so we serve
-//! the columns the apiserver's printers serve for pods (NAME READY STATUS RESTARTS AGE) and the
-//! default NAME AGE for everything else.
+//! the columns the apiserver's printers serve for pods (NAME READY STATUS RESTARTS AGE), the
+//! printer columns of the GuidBlock CRD (NAME START AGE) and the default NAME AGE for everything
+//! else.
 
 use crate::meta;
 use crate::resource::Resource;
@@ -58,6 +59,11 @@ fn columns(resource: Resource) -> Value {
             { "name": "IP", "type": "string", "format": "", "description": "The IP address assigned to this pod.", "priority": 1 },
             { "name": "Node", "type": "string", "format": "", "description": "The node the pod is scheduled on.", "priority": 1 },
         ]),
+        Resource::GuidBlocks => json!([
+            name,
+            { "name": "Start", "type": "string", "format": "", "description": "The block's first GUID.", "priority": 0 },
+            age,
+        ]),
         _ => json!([name, age]),
     }
 }
@@ -87,6 +93,11 @@ fn cells(resource: Resource, obj: &Value, now: jiff::Timestamp) -> Value {
             let ip = obj.pointer("/status/podIP").and_then(Value::as_str).unwrap_or("<none>");
             let node = obj.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("<none>");
             json!([name, format!("{ready}/{containers}"), status, restarts, age, ip, node])
+        }
+        Resource::GuidBlocks => {
+            // A missing value is a null cell, as the apiserver sends it; kubectl prints `<none>`.
+            let start = obj.pointer("/spec/start").cloned().unwrap_or(Value::Null);
+            json!([name, start, age])
         }
         _ => json!([name, age]),
     }
@@ -182,6 +193,23 @@ mod tests {
         assert_eq!(cells[6], "n1");
         assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
         assert_eq!(t["columnDefinitions"].as_array().map(Vec::len), Some(7));
+    }
+
+    #[test]
+    fn guidblock_row_has_the_crd_printer_columns() {
+        let block = json!({
+            "metadata": { "name": "0200000000000100", "creationTimestamp": "2020-01-01T00:00:00Z" },
+            "spec": { "start": "02:00:00:00:00:00:01:00" }
+        });
+        let t = table(Resource::GuidBlocks, &[&block], IncludeObject::None, json!({}));
+        let names: Vec<&str> =
+            t["columnDefinitions"].as_array().unwrap().iter().filter_map(|c| c["name"].as_str()).collect();
+        assert_eq!(names, ["Name", "Start", "Age"]);
+        assert_eq!(t["rows"][0]["cells"][0], "0200000000000100");
+        assert_eq!(t["rows"][0]["cells"][1], "02:00:00:00:00:00:01:00");
+        let bare = json!({ "metadata": { "name": "x" } });
+        let t = table(Resource::GuidBlocks, &[&bare], IncludeObject::None, json!({}));
+        assert_eq!(t["rows"][0]["cells"][1], Value::Null);
     }
 
     #[test]

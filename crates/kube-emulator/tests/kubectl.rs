@@ -194,3 +194,60 @@ async fn kubectl_round_trip() {
     assert_eq!(serde_json::from_str::<Value>(&empty).unwrap()["items"], json!([]));
     emulator.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_shows_guidblocks_with_their_printer_columns() {
+    let Some(binary) = kubectl_path() else {
+        println!("SKIP: kubectl not on PATH");
+        return;
+    };
+    let (emulator, _client) = start(test_config()).await;
+    let handle = emulator.handle();
+    let dir = tempfile::tempdir().unwrap();
+    let kubectl = setup(&emulator, dir.path(), binary).await;
+
+    let block = write(
+        dir.path(),
+        "block.json",
+        &json!({
+            "apiVersion": "ib-kubernetes.mellanox.com/v1alpha1",
+            "kind": "GuidBlock",
+            "metadata": { "name": "0200000000000100" },
+            "spec": { "start": "02:00:00:00:00:00:01:00", "allocations": {
+                "02:00:00:00:00:00:01:05": { "podUid": "u1", "namespace": "a", "pod": "p", "network": "a/ib",
+                                             "interface": "net1", "pkey": "0x0005", "state": "Member" } } }
+        }),
+    );
+    let out = kubectl.run(&["apply", "-f", &block, "--validate=false"]).await;
+    assert!(out.contains("guidblock.ib-kubernetes.mellanox.com/0200000000000100 created"), "{out}");
+    assert!(handle.get(Resource::GuidBlocks, "", "0200000000000100").is_some());
+
+    let table = kubectl.run(&["get", "gb"]).await;
+    let header: Vec<&str> = table.lines().next().unwrap_or("").split_whitespace().collect();
+    assert_eq!(header, ["NAME", "START", "AGE"], "{table}");
+    let row: Vec<&str> = table.lines().nth(1).unwrap_or("").split_whitespace().collect();
+    assert_eq!(&row[..2], ["0200000000000100", "02:00:00:00:00:00:01:00"], "{table}");
+    let name = kubectl.run(&["get", "guidblocks.ib-kubernetes.mellanox.com", "-o", "name"]).await;
+    assert_eq!(name.trim(), "guidblock.ib-kubernetes.mellanox.com/0200000000000100");
+
+    let out = kubectl
+        .run(&[
+            "patch",
+            "gb",
+            "0200000000000100",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"allocations":{"02:00:00:00:00:00:01:05":{"state":"Releasing"}}}}"#,
+        ])
+        .await;
+    assert!(out.contains("patched"), "{out}");
+    let stored = handle.get(Resource::GuidBlocks, "", "0200000000000100").unwrap();
+    assert_eq!(stored["spec"]["allocations"]["02:00:00:00:00:00:01:05"]["state"], "Releasing");
+    assert_eq!(stored["spec"]["allocations"]["02:00:00:00:00:00:01:05"]["pod"], "p");
+
+    let out = kubectl.run(&["delete", "gb", "0200000000000100"]).await;
+    assert!(out.contains("deleted"), "{out}");
+    assert!(handle.get(Resource::GuidBlocks, "", "0200000000000100").is_none());
+    emulator.shutdown().await;
+}

@@ -36,9 +36,13 @@ async fn discovery_finds_every_resource() {
     assert_eq!(
         found,
         vec![
+            "admissionregistration.k8s.io/v1/validatingadmissionpolicies",
+            "admissionregistration.k8s.io/v1/validatingadmissionpolicybindings",
+            "apiextensions.k8s.io/v1/customresourcedefinitions",
             "apps/v1/deployments",
             "coordination.k8s.io/v1/leases",
             "events.k8s.io/v1/events",
+            "ib-kubernetes.mellanox.com/v1alpha1/guidblocks",
             "k8s.cni.cncf.io/v1/network-attachment-definitions",
             "rbac.authorization.k8s.io/v1/clusterrolebindings",
             "rbac.authorization.k8s.io/v1/clusterroles",
