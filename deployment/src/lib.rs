@@ -8,8 +8,30 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-/// The manifests a user applies, in order.
-pub const MANIFESTS: &[&str] = &["ib-kubernetes-configmap.yaml", "ib-kubernetes-ufm-secret.yaml", "ib-kubernetes.yaml"];
+/// The manifests a user applies, in order: the record type comes before the controller that writes it.
+pub const MANIFESTS: &[&str] =
+    &["ib-kubernetes-configmap.yaml", "ib-kubernetes-ufm-secret.yaml", "ib-kubernetes-crd.yaml", "ib-kubernetes.yaml"];
+
+/// Manifests a user may add: the admission guard that refuses a forged `configured` marker.
+pub const OPTIONAL: &[&str] = &["ib-kubernetes-admission.yaml"];
+
+/// The ownership record type the controller writes (`ib-kubernetes-crd.yaml`).
+pub mod record {
+    pub const GROUP: &str = "ib-kubernetes.mellanox.com";
+    pub const VERSION: &str = "v1alpha1";
+    pub const KIND: &str = "GuidBlock";
+    pub const LIST_KIND: &str = "GuidBlockList";
+    pub const PLURAL: &str = "guidblocks";
+    pub const SINGULAR: &str = "guidblock";
+    pub const SHORT_NAME: &str = "gb";
+    /// GUIDs per record: a block of 256 consecutive GUIDs aligned on 256.
+    pub const BLOCK_SIZE: usize = 256;
+    /// The states of an allocation.
+    pub const STATES: &[&str] = &["Reserved", "Member", "Unknown", "Releasing"];
+}
+
+/// The controller's identity at the API server: the ServiceAccount `ib-kubernetes` of `kube-system`.
+pub const CONTROLLER_USERNAME: &str = "system:serviceaccount:kube-system:ib-kubernetes";
 
 /// The examples: a NAD, the SR-IOV device plugin's resource, a test pod.
 pub const EXAMPLES: &[&str] = &["examples/ib-crd.yaml", "examples/sriov-dp-configmap.yaml", "examples/test-pod.yaml"];
@@ -54,6 +76,12 @@ pub const CONTROLLER_USES: &[Permission] = &[
     p("k8s.cni.cncf.io", "network-attachment-definitions", "watch", Scope::Cluster, "ib-controller/src/watch.rs"),
     p("events.k8s.io", "events", "create", Scope::Cluster, "ib-controller/src/events.rs: kube Recorder, new event"),
     p("events.k8s.io", "events", "patch", Scope::Cluster, "ib-controller/src/events.rs: kube Recorder, event series"),
+    p(record::GROUP, record::PLURAL, "list", Scope::Cluster, "ownership records: read at leader start"),
+    p(record::GROUP, record::PLURAL, "watch", Scope::Cluster, "ownership records: kept current while leading"),
+    p(record::GROUP, record::PLURAL, "get", Scope::Cluster, "ownership records: re-read after a conflict"),
+    p(record::GROUP, record::PLURAL, "create", Scope::Cluster, "ownership records: a block's first allocation"),
+    p(record::GROUP, record::PLURAL, "update", Scope::Cluster, "ownership records: PUT with resourceVersion"),
+    p(record::GROUP, record::PLURAL, "delete", Scope::Cluster, "ownership records: a block with no allocation left"),
     p("coordination.k8s.io", "leases", "get", Scope::OwnNamespace, "ib-controller/src/leader.rs"),
     p("coordination.k8s.io", "leases", "create", Scope::OwnNamespace, "ib-controller/src/leader.rs"),
     p("coordination.k8s.io", "leases", "update", Scope::OwnNamespace, "ib-controller/src/leader.rs: PUT"),
@@ -129,10 +157,10 @@ fn load_path(path: &Path, file: &str) -> Result<Vec<Object>, ManifestError> {
     Ok(objects)
 }
 
-/// Every object of every manifest and example.
+/// Every object of every manifest, optional manifest and example.
 pub fn load_all() -> Result<Vec<Object>, ManifestError> {
     let mut all = Vec::new();
-    for file in MANIFESTS.iter().chain(EXAMPLES) {
+    for file in MANIFESTS.iter().chain(OPTIONAL).chain(EXAMPLES) {
         all.extend(load(file)?);
     }
     Ok(all)

@@ -1,5 +1,6 @@
-//! kubectl applies every manifest and example to the Kubernetes emulator, and every object of every
-//! file ends up stored as written. Skipped (with a note) when kubectl is not on PATH.
+//! kubectl applies every manifest (the record CRD and the optional admission guard included) and
+//! every example to the Kubernetes emulator, and every object of every file ends up stored as
+//! written. Skipped (with a note) when kubectl is not on PATH.
 //!
 //! Files whose objects all have a `metadata.name` go through `kubectl apply` (GET, then POST for a new
 //! object); `kubectl apply` refuses `generateName`, so a file using it (the test pod) goes through
@@ -8,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use ib_kubernetes_deployment::{EXAMPLES, MANIFESTS, Object, dir, load};
+use ib_kubernetes_deployment::{EXAMPLES, MANIFESTS, OPTIONAL, Object, dir, load};
 use kube_emulator::{EmulatorConfig, EmulatorHandle, KubeEmulator, Resource};
 use serde_json::Value;
 
@@ -92,7 +93,7 @@ async fn kubectl_applies_every_manifest_and_example_to_the_emulator() {
     let kubeconfig = temp.path().join("kubeconfig");
     emulator.write_kubeconfig(&kubeconfig).expect("kubeconfig written");
 
-    let files: Vec<&str> = MANIFESTS.iter().chain(EXAMPLES).copied().collect();
+    let files: Vec<&str> = MANIFESTS.iter().chain(OPTIONAL).chain(EXAMPLES).copied().collect();
     let objects: Vec<Object> = files.iter().flat_map(|f| load(f).unwrap_or_else(|e| panic!("{e}"))).collect();
     let (created, applied): (Vec<&str>, Vec<&str>) =
         files.iter().partition(|f| objects.iter().any(|o| o.file == **f && generated(o)));
@@ -106,6 +107,9 @@ async fn kubectl_applies_every_manifest_and_example_to_the_emulator() {
     }
 
     let handle = emulator.handle();
+    for kind in ["CustomResourceDefinition", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] {
+        assert!(objects.iter().any(|o| o.kind() == kind), "no {kind} was applied");
+    }
     for object in &objects {
         let stored = stored(&handle, object);
         let what = format!("{}: {} {}", object.file, object.kind(), object.name());

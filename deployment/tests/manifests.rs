@@ -1,13 +1,18 @@
 //! Every manifest and example parses into its Kubernetes type; the RBAC rules grant exactly what the
-//! controller uses; the Deployment has the properties the README and docs promise.
+//! controller uses and nothing reaches tenants; the record CRD is structural and accepts exactly the
+//! record shape; the Deployment has the properties the README and docs promise.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ib_kubernetes_deployment::{CONTROLLER_USES, EXAMPLES, MANIFESTS, Object, Scope, load, load_all};
+use ib_kubernetes_deployment::{CONTROLLER_USES, EXAMPLES, MANIFESTS, OPTIONAL, Object, Scope, load, load_all, record};
+use k8s_openapi::api::admissionregistration::v1::{ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
-use serde_json::Value;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, Subject};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
+};
+use serde_json::{Value, json};
 
 const NAMESPACE: &str = "kube-system";
 const ACCOUNT: &str = "ib-kubernetes";
@@ -38,7 +43,7 @@ fn container() -> Container {
 #[test]
 fn every_file_parses_into_its_kubernetes_type() {
     let all = load_all().unwrap_or_else(|e| panic!("{e}"));
-    assert!(all.len() >= MANIFESTS.len() + EXAMPLES.len());
+    assert!(all.len() >= MANIFESTS.len() + OPTIONAL.len() + EXAMPLES.len());
     for o in &all {
         let typed = match o.kind() {
             "ConfigMap" => o.to::<ConfigMap>().map(|_| ()),
@@ -49,6 +54,9 @@ fn every_file_parses_into_its_kubernetes_type() {
             "Role" => o.to::<Role>().map(|_| ()),
             "RoleBinding" => o.to::<RoleBinding>().map(|_| ()),
             "Deployment" => o.to::<Deployment>().map(|_| ()),
+            "CustomResourceDefinition" => o.to::<CustomResourceDefinition>().map(|_| ()),
+            "ValidatingAdmissionPolicy" => o.to::<ValidatingAdmissionPolicy>().map(|_| ()),
+            "ValidatingAdmissionPolicyBinding" => o.to::<ValidatingAdmissionPolicyBinding>().map(|_| ()),
             "Pod" => o.to::<Pod>().map(|_| ()),
             // No k8s-openapi type for this CRD: its config is checked in examples_fit_together.
             "NetworkAttachmentDefinition" => Ok(()),
@@ -303,4 +311,313 @@ fn examples_fit_together() {
         format!("{}/{}", r["resourcePrefix"].as_str().unwrap_or(""), r["resourceName"].as_str().unwrap_or("")),
         resource
     );
+}
+
+fn is_ours(subject: &Subject) -> bool {
+    subject.kind == "ServiceAccount" && subject.name == ACCOUNT && subject.namespace.as_deref() == Some(NAMESPACE)
+}
+
+/// Whether `rules` give anything on the ownership records (wildcards included).
+fn reaches_records(rules: &[PolicyRule]) -> bool {
+    rules.iter().any(|rule| {
+        let groups = rule.api_groups.as_deref().unwrap_or_default();
+        let resources = rule.resources.as_deref().unwrap_or_default();
+        groups.iter().any(|g| g == record::GROUP || g == "*")
+            && resources
+                .iter()
+                .any(|r| r == record::PLURAL || r.starts_with(&format!("{}/", record::PLURAL)) || r == "*")
+    })
+}
+
+#[test]
+fn no_role_shares_the_records_with_tenants() {
+    let all = load_all().unwrap_or_else(|e| panic!("{e}"));
+    let mut roles: BTreeMap<(&str, String), Vec<PolicyRule>> = BTreeMap::new();
+    for o in &all {
+        let (labels, rules) = match o.kind() {
+            "ClusterRole" => {
+                let role: ClusterRole = o.to().unwrap_or_else(|e| panic!("{e}"));
+                // An aggregated role takes its rules from whatever matches its selector.
+                assert!(role.aggregation_rule.is_none(), "{}: ClusterRole {} aggregates", o.file, o.name());
+                (role.metadata.labels, role.rules.unwrap_or_default())
+            }
+            "Role" => {
+                let role: Role = o.to().unwrap_or_else(|e| panic!("{e}"));
+                (role.metadata.labels, role.rules.unwrap_or_default())
+            }
+            _ => continue,
+        };
+        // rbac.authorization.k8s.io/aggregate-to-{admin,edit,view} copies a role's rules into the
+        // roles given to namespace users.
+        for key in labels.unwrap_or_default().keys() {
+            assert!(!key.contains("aggregate-to"), "{}: {} {} carries {key}", o.file, o.kind(), o.name());
+        }
+        roles.insert((o.kind(), o.name().to_owned()), rules);
+    }
+    let mut records_bound = 0;
+    for o in &all {
+        let (role_kind, role_name, subjects) = match o.kind() {
+            "ClusterRoleBinding" => {
+                let b: ClusterRoleBinding = o.to().unwrap_or_else(|e| panic!("{e}"));
+                (b.role_ref.kind, b.role_ref.name, b.subjects.unwrap_or_default())
+            }
+            "RoleBinding" => {
+                let b: RoleBinding = o.to().unwrap_or_else(|e| panic!("{e}"));
+                (b.role_ref.kind, b.role_ref.name, b.subjects.unwrap_or_default())
+            }
+            _ => continue,
+        };
+        let Some(rules) = roles.get(&(role_kind.as_str(), role_name.clone())) else {
+            panic!("{}: {} {} binds {role_kind} {role_name}, which no manifest defines", o.file, o.kind(), o.name());
+        };
+        if reaches_records(rules) {
+            records_bound += 1;
+            assert!(
+                subjects.iter().all(is_ours),
+                "{}: {} {} gives the ownership records to {subjects:?}",
+                o.file,
+                o.kind(),
+                o.name()
+            );
+        }
+    }
+    assert_eq!(records_bound, 1, "exactly one binding gives the controller its records");
+}
+
+fn crd() -> CustomResourceDefinition {
+    one("ib-kubernetes-crd.yaml", "CustomResourceDefinition")
+}
+
+fn record_schema() -> JSONSchemaProps {
+    let crd = crd();
+    let version = crd.spec.versions.into_iter().next().expect("a version");
+    version.schema.and_then(|s| s.open_api_v3_schema).expect("openAPIV3Schema")
+}
+
+#[test]
+fn the_record_crd_names_the_type_the_controller_writes() {
+    let crd = crd();
+    assert!(crd.metadata.labels.is_none(), "no labels (no aggregation, no selection by tenants' tools)");
+    assert_eq!(crd.metadata.name.as_deref(), Some(format!("{}.{}", record::PLURAL, record::GROUP).as_str()));
+    let spec = &crd.spec;
+    assert_eq!(spec.group, record::GROUP);
+    assert_eq!(spec.scope, "Cluster");
+    let names = &spec.names;
+    assert_eq!(names.kind, record::KIND);
+    assert_eq!(names.list_kind.as_deref(), Some(record::LIST_KIND));
+    assert_eq!(names.plural, record::PLURAL);
+    assert_eq!(names.singular.as_deref(), Some(record::SINGULAR));
+    assert_eq!(names.short_names.as_deref(), Some(&[record::SHORT_NAME.to_owned()][..]));
+    assert!(names.categories.is_none(), "not in `kubectl get all`");
+    assert_eq!(spec.versions.len(), 1);
+    let version = &spec.versions[0];
+    assert_eq!((version.name.as_str(), version.served, version.storage), (record::VERSION, true, true));
+    assert!(version.subresources.is_none(), "no status subresource: one PUT writes the whole record");
+    let columns: Vec<(&str, &str, &str)> = version
+        .additional_printer_columns
+        .iter()
+        .flatten()
+        .map(|c| (c.name.as_str(), c.type_.as_str(), c.json_path.as_str()))
+        .collect();
+    assert_eq!(columns, [("Start", "string", ".spec.start"), ("Age", "date", ".metadata.creationTimestamp")]);
+}
+
+/// The rules of a structural schema the API server enforces: every node has a type, a node has
+/// either `properties` or `additionalProperties`, and the root's `metadata` is only an object.
+fn assert_structural(schema: &JSONSchemaProps, path: &str) {
+    assert!(schema.type_.as_deref().is_some_and(|t| !t.is_empty()), "{path}: no type");
+    assert!(schema.x_kubernetes_preserve_unknown_fields.is_none(), "{path}: unknown fields kept");
+    assert!(
+        schema.properties.is_none() || schema.additional_properties.is_none(),
+        "{path}: properties and additionalProperties together"
+    );
+    for (name, child) in schema.properties.iter().flatten() {
+        if path == "<root>" && name == "metadata" {
+            assert_eq!(child, &JSONSchemaProps { type_: Some("object".into()), ..JSONSchemaProps::default() });
+            continue;
+        }
+        assert_structural(child, &format!("{path}.{name}"));
+    }
+    if let Some(JSONSchemaPropsOrBool::Schema(child)) = &schema.additional_properties {
+        assert_structural(child, &format!("{path}[*]"));
+    }
+    if let Some(JSONSchemaPropsOrArray::Schema(child)) = &schema.items {
+        assert_structural(child, &format!("{path}[]"));
+    }
+}
+
+/// What the API server would refuse (or prune) in `value`, checked against `schema`: type,
+/// required, enum, pattern, maxProperties, and fields the schema does not know (pruned silently by
+/// the server, which for a record means data lost, so it counts as an error here).
+fn violations(schema: &JSONSchemaProps, value: &Value, path: &str, out: &mut Vec<String>) {
+    let type_ok = match schema.type_.as_deref() {
+        Some("object") => value.is_object(),
+        Some("string") => value.is_string(),
+        Some("array") => value.is_array(),
+        Some("boolean") => value.is_boolean(),
+        Some("integer") => value.is_i64() || value.is_u64(),
+        Some("number") => value.is_number(),
+        other => panic!("{path}: type {other:?} not handled"),
+    };
+    if !type_ok {
+        out.push(format!("{path}: not a {}", schema.type_.as_deref().unwrap_or_default()));
+        return;
+    }
+    if let Some(values) = &schema.enum_
+        && !values.iter().any(|v| &v.0 == value)
+    {
+        out.push(format!("{path}: {value} not one of the enum"));
+    }
+    if let (Some(pattern), Some(text)) = (&schema.pattern, value.as_str()) {
+        let re = regex::Regex::new(pattern).unwrap_or_else(|e| panic!("{path}: pattern {pattern:?}: {e}"));
+        if !re.is_match(text) {
+            out.push(format!("{path}: {text:?} does not match {pattern}"));
+        }
+    }
+    let Some(map) = value.as_object() else { return };
+    if let Some(max) = schema.max_properties
+        && map.len() as i64 > max
+    {
+        out.push(format!("{path}: {} properties, at most {max}", map.len()));
+    }
+    for required in schema.required.iter().flatten() {
+        if !map.contains_key(required) {
+            out.push(format!("{path}.{required}: required"));
+        }
+    }
+    for (key, child) in map {
+        let child_path = format!("{path}.{key}");
+        if path.is_empty() && key == "metadata" {
+            continue;
+        }
+        match (schema.properties.as_ref().and_then(|p| p.get(key)), &schema.additional_properties) {
+            (Some(s), _) => violations(s, child, &child_path, out),
+            (None, Some(JSONSchemaPropsOrBool::Schema(s))) => violations(s, child, &child_path, out),
+            (None, Some(JSONSchemaPropsOrBool::Bool(true))) => {}
+            (None, _) => out.push(format!("{child_path}: unknown field, pruned")),
+        }
+    }
+}
+
+fn check(value: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    violations(&record_schema(), value, "", &mut out);
+    out
+}
+
+/// A record exactly as the controller writes it: one allocation with a pkey, one GUID-only.
+fn sample_record() -> Value {
+    json!({
+        "apiVersion": format!("{}/{}", record::GROUP, record::VERSION),
+        "kind": record::KIND,
+        "metadata": { "name": "0200000000000100" },
+        "spec": {
+            "start": "02:00:00:00:00:00:01:00",
+            "allocations": {
+                "02:00:00:00:00:00:01:05": {
+                    "podUid": "6f1c2b0e-5b7d-4c1e-9a63-0c1a8f7b2d11", "namespace": "tenant-a", "pod": "trainer-0",
+                    "network": "tenant-a/ib-sriov", "interface": "net1", "pkey": "0x0005", "state": "Member"
+                },
+                "02:00:00:00:00:00:01:06": {
+                    "podUid": "0b1c2d3e-0000-4000-8000-000000000001", "namespace": "tenant-b", "pod": "web",
+                    "network": "tenant-b/guid-only", "interface": "net2", "state": "Reserved"
+                }
+            }
+        }
+    })
+}
+
+#[test]
+fn the_record_schema_is_structural_and_accepts_the_record_shape() {
+    let schema = record_schema();
+    assert_structural(&schema, "<root>");
+    assert_eq!(check(&sample_record()), Vec::<String>::new());
+
+    // Every state, a block with no allocation, and a full block of 256.
+    let mut record = sample_record();
+    for state in record::STATES {
+        record["spec"]["allocations"]["02:00:00:00:00:00:01:05"]["state"] = json!(state);
+        assert_eq!(check(&record), Vec::<String>::new(), "{state}");
+    }
+    let mut empty = sample_record();
+    remove(&mut empty["spec"], "allocations");
+    assert_eq!(check(&empty), Vec::<String>::new());
+    let allocation = sample_record()["spec"]["allocations"]["02:00:00:00:00:00:01:05"].clone();
+    let full: serde_json::Map<String, Value> =
+        (0..record::BLOCK_SIZE).map(|i| (format!("02:00:00:00:00:00:01:{i:02x}"), allocation.clone())).collect();
+    let mut block = sample_record();
+    block["spec"]["allocations"] = Value::Object(full.clone());
+    assert_eq!(check(&block), Vec::<String>::new());
+
+    // The schema's enum is the controller's list of states.
+    let states = schema
+        .properties
+        .as_ref()
+        .and_then(|p| p.get("spec"))
+        .and_then(|s| s.properties.as_ref())
+        .and_then(|p| p.get("allocations"))
+        .and_then(|a| match &a.additional_properties {
+            Some(JSONSchemaPropsOrBool::Schema(s)) => s.properties.as_ref().and_then(|p| p.get("state")).cloned(),
+            _ => None,
+        })
+        .and_then(|s| s.enum_)
+        .expect("state enum");
+    assert_eq!(
+        states.iter().map(|v| v.0.clone()).collect::<Vec<_>>(),
+        record::STATES.iter().map(|s| json!(s)).collect::<Vec<_>>()
+    );
+}
+
+/// A change to a sample record.
+type Mutation = Box<dyn Fn(&mut Value)>;
+
+fn remove(object: &mut Value, field: &str) {
+    object.as_object_mut().expect("an object").remove(field);
+}
+
+#[test]
+fn the_record_schema_refuses_malformed_records() {
+    const GUID: &str = "02:00:00:00:00:00:01:05";
+    let cases: Vec<(&str, Mutation, &str)> = vec![
+        ("unknown state", Box::new(|r| r["spec"]["allocations"][GUID]["state"] = json!("Owned")), ".state"),
+        ("lower-case state", Box::new(|r| r["spec"]["allocations"][GUID]["state"] = json!("member")), ".state"),
+        ("short pkey", Box::new(|r| r["spec"]["allocations"][GUID]["pkey"] = json!("0x5")), ".pkey"),
+        ("pkey without 0x", Box::new(|r| r["spec"]["allocations"][GUID]["pkey"] = json!("0005")), ".pkey"),
+        ("long pkey", Box::new(|r| r["spec"]["allocations"][GUID]["pkey"] = json!("0x00005")), ".pkey"),
+        ("pkey not hex", Box::new(|r| r["spec"]["allocations"][GUID]["pkey"] = json!("0xzzzz")), ".pkey"),
+        ("pkey as a number", Box::new(|r| r["spec"]["allocations"][GUID]["pkey"] = json!(5)), ".pkey"),
+        ("start not aligned", Box::new(|r| r["spec"]["start"] = json!("02:00:00:00:00:00:01:05")), ".spec.start"),
+        ("start in upper case", Box::new(|r| r["spec"]["start"] = json!("0A:00:00:00:00:00:01:00")), ".spec.start"),
+        ("start without colons", Box::new(|r| r["spec"]["start"] = json!("0200000000000100")), ".spec.start"),
+        ("start too long", Box::new(|r| r["spec"]["start"] = json!("02:00:00:00:00:00:00:01:00")), ".spec.start"),
+        ("no start", Box::new(|r| remove(&mut r["spec"], "start")), ".spec.start"),
+        ("no spec", Box::new(|r| remove(r, "spec")), ".spec"),
+        ("allocation not an object", Box::new(|r| r["spec"]["allocations"][GUID] = json!("tenant-a/p")), GUID),
+        ("allocations a list", Box::new(|r| r["spec"]["allocations"] = json!([])), ".allocations"),
+        ("unknown field", Box::new(|r| r["spec"]["allocations"][GUID]["owner"] = json!("x")), ".owner"),
+        ("unknown spec field", Box::new(|r| r["spec"]["pkeys"] = json!(["0x0005"])), ".pkeys"),
+        (
+            "257 allocations",
+            Box::new(|r| {
+                let a = r["spec"]["allocations"][GUID].clone();
+                r["spec"]["allocations"] = Value::Object((0..=256).map(|i| (format!("k{i}"), a.clone())).collect());
+            }),
+            ".allocations",
+        ),
+    ];
+    for (what, mutate, field) in cases {
+        let mut record = sample_record();
+        mutate(&mut record);
+        let errors = check(&record);
+        assert!(errors.iter().any(|e| e.contains(field)), "{what}: expected an error at {field}, got {errors:?}");
+    }
+    for field in ["podUid", "namespace", "pod", "network", "interface", "state"] {
+        let mut record = sample_record();
+        remove(&mut record["spec"]["allocations"][GUID], field);
+        let errors = check(&record);
+        assert!(errors.iter().any(|e| e.ends_with(&format!(".{field}: required"))), "{field}: {errors:?}");
+    }
+    let mut guid_only = sample_record();
+    remove(&mut guid_only["spec"]["allocations"][GUID], "pkey");
+    assert_eq!(check(&guid_only), Vec::<String>::new(), "pkey is optional");
 }
