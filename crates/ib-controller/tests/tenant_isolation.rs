@@ -9,7 +9,8 @@ use serde_json::json;
 use ufm_emulator::{Endpoint, FaultRule as UfmFault, Member, Method};
 
 fn forged(nad: &str, guid: &str) -> String {
-    json!([{"name": nad, "cni-args": {"mellanox.infiniband.app": "configured", "guid": guid, "pkey": "0x5"}}]).to_string()
+    json!([{"name": nad, "cni-args": {"mellanox.infiniband.app": "configured", "guid": guid, "pkey": "0x5"}}])
+        .to_string()
 }
 
 /// Another namespace's pods carry `configured` markers with a live pod's GUID, scheduled or not, on a
