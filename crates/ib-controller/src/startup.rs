@@ -7,7 +7,6 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use tracing::{info, warn};
 
 use ib_sm::exec::{ExecConfig, ExecPlugin, find_plugin};
-use ib_sm::ufm::TlsTrust;
 use ib_sm::{EnvMap, Noop, SmError, SubnetManager, Ufm};
 
 use crate::config::{Config, SmSelection};
@@ -39,15 +38,19 @@ pub fn subnet_manager(config: &Config) -> Result<Arc<dyn SubnetManager>, Startup
         SmSelection::Ufm(_) => "ufm",
         SmSelection::External(name) => name.as_str(),
     };
-    if let SmSelection::Ufm(ufm) = &config.sm
-        && ufm.tls == TlsTrust::InsecureSkipVerify
-    {
-        warn!("UFM_INSECURE_SKIP_VERIFY=true: the UFM server certificate is not verified");
+    if let SmSelection::Ufm(ufm) = &config.sm {
+        // Plain HTTP and UFM_INSECURE_SKIP_VERIFY; the texts name no credential.
+        for warning in ufm.warnings() {
+            warn!("{warning}");
+        }
     }
     if let Some(path) = find_plugin(&config.sm_plugin_path, name) {
-        // The plugin inherits the daemon's environment, UFM_* included; it reports its own config errors.
-        info!(plugin = %path.display(), "subnet manager: exec plugin");
-        return Ok(Arc::new(ExecPlugin::new(ExecConfig::new(path))));
+        // The plugin inherits only what it needs of the daemon's environment (UFM_*, IB_PLUGIN_*, its own
+        // prefix, PATH, locale, proxies; never KUBECONFIG or KUBERNETES_*), and reports its own
+        // configuration errors. Calls are bounded by the host's one timeout, SubnetManager::call_timeout.
+        let sm = ExecPlugin::new(ExecConfig::new(path));
+        info!(plugin = %sm.path().display(), timeout_s = sm.call_timeout().as_secs(), "subnet manager: exec plugin");
+        return Ok(Arc::new(sm));
     }
     Ok(match &config.sm {
         SmSelection::Noop => Arc::new(Noop),

@@ -9,6 +9,7 @@ pub mod env;
 pub mod exec;
 pub mod manager;
 pub mod noop;
+mod redact;
 pub mod secret;
 pub mod ufm;
 

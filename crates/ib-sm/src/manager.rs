@@ -34,6 +34,12 @@ pub trait SubnetManager: Send + Sync + fmt::Debug {
     /// Every (partition, GUID) membership of the fabric, the partition named exactly as the manager
     /// writes it (UFM: `0x5`, `0x7fff`), including partitions and GUIDs ib-kubernetes does not manage.
     fn list_guids(&self) -> BoxFuture<'_, Result<Vec<(String, Guid)>, SmError>>;
+
+    /// The longest time one call of this manager may take, any wait for a concurrency slot included:
+    /// every method's future ends with a result or an error by then. A caller that bounds a call with
+    /// its own timeout sets it slightly above this, so that the manager's own, more precise, error is
+    /// the one reported.
+    fn call_timeout(&self) -> Duration;
 }
 
 /// Longest part of an error response kept in an [`SmError::Status`]: enough for UFM's one-line JSON
@@ -43,27 +49,36 @@ pub const BODY_EXCERPT_BYTES: usize = 512;
 /// Why a subnet-manager call failed. Messages name the call and what went wrong, never a credential.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SmError {
-    /// The request did not complete: connection refused or reset, DNS, protocol errors.
+    /// The request did not complete: connection refused or reset, DNS, protocol errors; an exec plugin
+    /// that could not be started, crashed or exited non-zero without a JSON error.
+    ///
+    /// `sent`: the request may have reached the subnet manager (it was being written or had been, or the
+    /// plugin was running), so the change may have been applied. `false` only when it certainly did not
+    /// (connection refused, name resolution, a plugin that could not be started).
     #[error("{call}: cannot reach the subnet manager: {reason}")]
-    Transport { call: String, reason: String },
-    /// No complete answer within the configured time.
+    Transport { call: String, reason: String, sent: bool },
+    /// No complete answer within the configured time. `sent` as for [`SmError::Transport`]: `false`
+    /// when the time ran out before the request could have reached the subnet manager (connecting, or
+    /// waiting for an exec-plugin slot or for the protocol version).
     #[error("{call}: no answer within {timeout:?}")]
-    Timeout { call: String, timeout: Duration },
+    Timeout { call: String, timeout: Duration, sent: bool },
     /// An answer other than success; `body` is an excerpt of at most [`BODY_EXCERPT_BYTES`].
     #[error("{call}: status {status}, expected 200: {body}")]
     Status { call: String, status: u16, body: String },
     /// A success whose content could not be understood.
     #[error("{call}: unreadable response: {reason}")]
     Decode { call: String, reason: String },
-    /// The server's certificate was refused, or TLS could not be set up.
+    /// The server's certificate was refused, or TLS could not be set up: before any request was sent.
     #[error("{call}: TLS: {reason}")]
     Tls { call: String, reason: String },
     /// The manager cannot be built from its settings.
     #[error("invalid subnet manager configuration: {0}")]
     Config(String),
     /// An exec plugin reported an error (its JSON error object: `code`, and `msg` with any `details`).
+    /// `outcome_unknown` is the object's `outcomeUnknown` or, when the plugin does not say, whether the
+    /// code leaves it open (see [`crate::exec::protocol::ErrorResult::outcome_unknown`]).
     #[error("{call}: plugin error {code}: {msg}")]
-    Plugin { call: String, code: u32, msg: String },
+    Plugin { call: String, code: u32, msg: String, outcome_unknown: bool },
 }
 
 impl SmError {
@@ -85,6 +100,27 @@ impl SmError {
         match self {
             SmError::Status { status, .. } => Some(*status),
             _ => None,
+        }
+    }
+
+    /// Whether a write that failed with this error may nevertheless have been applied by the subnet
+    /// manager. `true`: the request may have reached it and no answer says it was refused (a timeout or
+    /// a broken connection after sending, a 5xx or other non-4xx answer, a success whose body could not
+    /// be read, an exec plugin killed on timeout or dead without a JSON error); the membership must be
+    /// treated as possibly present until a listing settles it. `false`: it certainly was not applied
+    /// (connection refused, a certificate refused before anything was sent, a 4xx answer, a
+    /// configuration error, a plugin's JSON error that says so).
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            SmError::Transport { sent, .. } | SmError::Timeout { sent, .. } => *sent,
+            // 4xx: the request was refused as a whole. Anything else but 200 (5xx, a redirect left
+            // unfollowed, 201/204) leaves the effect open.
+            SmError::Status { status, .. } => !(400..500).contains(status),
+            // The manager answered success (UFM's 200, a plugin's exit status 0) with something that
+            // cannot be read: the change may well be in place.
+            SmError::Decode { .. } => true,
+            SmError::Tls { .. } | SmError::Config(_) => false,
+            SmError::Plugin { outcome_unknown, .. } => *outcome_unknown,
         }
     }
 }
@@ -109,18 +145,55 @@ mod tests {
     fn labels_are_distinct_per_kind() {
         let call = || "GET /x".to_owned();
         let all = [
-            SmError::Transport { call: call(), reason: "r".into() },
-            SmError::Timeout { call: call(), timeout: Duration::from_secs(1) },
+            SmError::Transport { call: call(), reason: "r".into(), sent: false },
+            SmError::Timeout { call: call(), timeout: Duration::from_secs(1), sent: true },
             SmError::Status { call: call(), status: 500, body: String::new() },
             SmError::Decode { call: call(), reason: "r".into() },
             SmError::Tls { call: call(), reason: "r".into() },
             SmError::Config("c".into()),
-            SmError::Plugin { call: call(), code: 5, msg: "m".into() },
+            SmError::Plugin { call: call(), code: 5, msg: "m".into(), outcome_unknown: true },
         ];
         let labels: std::collections::BTreeSet<_> = all.iter().map(SmError::label).collect();
         assert_eq!(labels.len(), all.len());
         assert_eq!(all[2].status(), Some(500));
         assert_eq!(all[0].status(), None);
+    }
+
+    #[test]
+    fn outcome_is_unknown_only_when_the_write_may_have_been_applied() {
+        let call = || "POST /ufmRest/resources/pkeys (pkey 0x0005, 1 GUIDs)".to_owned();
+        let t = Duration::from_secs(30);
+        let status = |status| SmError::Status { call: call(), status, body: String::new() };
+        let plugin = |code, outcome_unknown| SmError::Plugin { call: call(), code, msg: "m".into(), outcome_unknown };
+        let unknown = [
+            SmError::Timeout { call: call(), timeout: t, sent: true },
+            SmError::Transport { call: call(), reason: "connection reset".into(), sent: true },
+            status(500),
+            status(502),
+            status(503),
+            status(201),
+            status(302),
+            SmError::Decode { call: call(), reason: "body larger than the limit".into() },
+            plugin(5, true),
+        ];
+        let not_applied = [
+            SmError::Timeout { call: call(), timeout: t, sent: false },
+            SmError::Transport { call: call(), reason: "connection refused".into(), sent: false },
+            SmError::Tls { call: call(), reason: "invalid peer certificate: UnknownIssuer".into() },
+            status(400),
+            status(401),
+            status(403),
+            status(404),
+            status(499),
+            SmError::Config("UFM_TOKEN".into()),
+            plugin(6, false),
+        ];
+        for e in &unknown {
+            assert!(e.outcome_unknown(), "{e:?}");
+        }
+        for e in &not_applied {
+            assert!(!e.outcome_unknown(), "{e:?}");
+        }
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The `noop` subnet manager: accepts everything and holds nothing, like the Go noop plugin. For clusters
 //! whose partitions are managed elsewhere, and for GUID-only use.
 
+use std::time::Duration;
+
 use ib_model::{Guid, PKey};
 
 use crate::manager::{BoxFuture, SmError, SubnetManager};
@@ -36,5 +38,10 @@ impl SubnetManager for Noop {
 
     fn list_guids(&self) -> BoxFuture<'_, Result<Vec<(String, Guid)>, SmError>> {
         Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Nothing waits: every call answers at once.
+    fn call_timeout(&self) -> Duration {
+        Duration::from_secs(1)
     }
 }

@@ -210,9 +210,11 @@ async fn a_json_error_is_a_plugin_error_with_code_and_details() {
     ] {
         assert_eq!(e.label(), "plugin");
         match e {
-            SmError::Plugin { code, msg, call } => {
+            SmError::Plugin { code, msg, call, outcome_unknown } => {
                 assert_eq!((code, msg.as_str()), (6, "UFM refused: status 403"));
                 assert!(call.contains("error_json"), "{call}");
+                // Code 6 without `outcomeUnknown`: the plugin may have reached the subnet manager.
+                assert!(outcome_unknown);
             }
             other => panic!("{other:?}"),
         }

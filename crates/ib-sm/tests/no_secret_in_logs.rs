@@ -1,10 +1,12 @@
 //! Credentials appear nowhere: not in any tracing output at TRACE (ours, the HTTP stack's, the
-//! emulator's), not in any error's `Display` or `Debug`, not even when UFM echoes them back. Alone in its
-//! binary because the subscriber is process-global.
+//! emulator's), not in any error's `Display` or `Debug`, not even when UFM echoes them back or an exec
+//! plugin prints them. Alone in its binary because the subscriber is process-global.
 
 mod common;
 
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,10 +15,53 @@ use base64::engine::general_purpose::STANDARD;
 use common::{config, guid, pkey, start, within};
 use ib_sm::secret::Secret;
 use ib_sm::ufm::Auth;
-use ib_sm::{SmError, SubnetManager, Ufm};
+use ib_sm::{ExecConfig, ExecPlugin, SmError, SubnetManager, Ufm};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use ufm_emulator::{FaultRule, Method, RunningUfm, UfmConfig};
+
+/// Exec plugins, each leaking the UFM credentials it was given in another place.
+const LEAKY_PLUGINS: [(&str, &str); 5] = [
+    (
+        "stderr",
+        r#"#!/bin/sh
+if [ "$1" = VERSION ]; then echo '{"protocolVersion":"1.0.0","supportedVersions":["1.0.0"]}'; exit 0; fi
+echo "login $UFM_USERNAME:$UFM_PASSWORD refused; Authorization: Basic $(printf '%s' "$UFM_USERNAME:$UFM_PASSWORD" | base64)" >&2
+exit 3
+"#,
+    ),
+    (
+        "json",
+        r#"#!/bin/sh
+if [ "$1" = VERSION ]; then echo '{"protocolVersion":"1.0.0","supportedVersions":["1.0.0"]}'; exit 0; fi
+printf '{"protocolVersion":"1.0.0","code":6,"msg":"bad password %s","details":"token %s"}
+' "$UFM_PASSWORD" "$UFM_TOKEN"
+exit 1
+"#,
+    ),
+    (
+        "stdout",
+        r#"#!/bin/sh
+if [ "$1" = VERSION ]; then echo '{"protocolVersion":"1.0.0","supportedVersions":["1.0.0"]}'; exit 0; fi
+echo "logged in with $UFM_PASSWORD"
+"#,
+    ),
+    (
+        "version",
+        r#"#!/bin/sh
+printf '{"protocolVersion":"1.0.0","supportedVersions":["%s"]}
+' "$UFM_TOKEN"
+"#,
+    ),
+    (
+        "crash",
+        r#"#!/bin/sh
+if [ "$1" = VERSION ]; then echo '{"protocolVersion":"1.0.0","supportedVersions":["1.0.0"]}'; exit 0; fi
+echo "panic: password=$UFM_PASSWORD" >&2
+kill -SEGV $$
+"#,
+    ),
+];
 
 const USER: &str = "admin";
 const PASSWORD: &str = "canary-PASSWORD-1234";
@@ -133,8 +178,24 @@ async fn canaries_never_leak() {
     ufm.shutdown().await;
     errors.push(within(sm.validate()).await.unwrap_err());
 
+    // Exec plugins that print the credentials of their environment every way they can.
+    for (name, body) in LEAKY_PLUGINS {
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("leaky-{}-{name}", std::process::id()));
+        std::fs::write(&path, body).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let sm = ExecPlugin::new(
+            ExecConfig::new(&path)
+                .with_env("UFM_USERNAME", USER)
+                .with_env("UFM_PASSWORD", PASSWORD)
+                .with_env("UFM_TOKEN", TOKEN),
+        );
+        shown.push(format!("{sm:?}"));
+        let leaked = within(sm.add_guids(pkey(5), &[guid(1)])).await.expect_err(name);
+        errors.push(leaked);
+    }
+
     let labels: std::collections::BTreeSet<&str> = errors.iter().map(SmError::label).collect();
-    assert!(labels.is_superset(&["status", "decode", "timeout", "transport"].into()), "{labels:?}");
+    assert!(labels.is_superset(&["status", "decode", "timeout", "transport", "plugin", "config"].into()), "{labels:?}");
     for e in &errors {
         tracing::error!(error = %e, debug = ?e, "recorded failure");
         shown.push(format!("{e} {e:?} {e:#?}"));

@@ -1,5 +1,6 @@
 //! `ufm`: the NVIDIA UFM subnet manager as an exec plugin. Reads the same `UFM_*` variables as the
-//! built-in (the daemon passes its environment through) and speaks exactly the same REST wire format.
+//! built-in (the daemon passes them on) and speaks exactly the same REST wire format. Its errors say
+//! whether a failed change may nevertheless have been applied (`outcomeUnknown`).
 #![forbid(unsafe_code)]
 
 use ib_sm::exec::plugin::{self, code_of};

@@ -11,9 +11,13 @@
 //! | exits non-zero with a JSON error | [`SmError::Plugin`] with its `code` and `msg` |
 //! | exits non-zero without one, or dies by a signal | [`SmError::Transport`], with an excerpt of its stderr |
 //! | VERSION names no version this daemon speaks | [`SmError::Config`] |
+//!
+//! Every text a plugin controls (its error message, stderr, stdout quoted in an error) is scrubbed of
+//! the credentials in the plugin's environment before it reaches an error or a log line.
 
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ib_model::{Guid, PKey};
@@ -23,21 +27,27 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{OnceCell, Semaphore};
 use tracing::{debug, warn};
 
+use super::environment;
+use super::process::Run;
 use super::protocol::{
     Command, EmptyResult, ErrorResult, ListResult, MAX_OUTPUT_BYTES, PROTOCOL_VERSION, Request, SUPPORTED_VERSIONS,
     VersionResult, negotiate, parse_guid,
 };
 use crate::manager::{BODY_EXCERPT_BYTES, BoxFuture, SmError, SubnetManager, excerpt};
+use crate::redact::Redactor;
 
-/// Time one call may take, start to exit. Longer than the UFM plugin's own request timeout (30 s by
-/// default), so that a plugin that times out itself reports its own, more precise, error first.
+/// Time one call may take, from the call to its result: the wait for a slot, the VERSION call that
+/// precedes the first call, and the plugin's run. Longer than the UFM plugin's own request timeout (30 s
+/// by default), so that a plugin that times out itself reports its own, more precise, error first.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Plugin processes running at once. The controller may issue calls for many partitions together; a
-/// bound keeps a burst from forking hundreds of processes (later calls wait for a slot, untimed).
+/// bound keeps a burst from forking hundreds of processes (later calls wait for a slot, within their
+/// timeout).
 pub const MAX_CONCURRENT_CALLS: usize = 8;
 
-/// How much of stderr is kept for error messages; the rest is read and dropped so the plugin never blocks.
+/// How much of the end of stderr is kept for error messages; the rest is read and dropped so the plugin
+/// never blocks.
 const STDERR_KEEP_BYTES: usize = 16 * 1024;
 
 /// How to run one plugin.
@@ -45,9 +55,10 @@ const STDERR_KEEP_BYTES: usize = 16 * 1024;
 pub struct ExecConfig {
     /// The executable.
     pub path: PathBuf,
-    /// Time one call may take before the plugin is killed.
+    /// Time one call may take, slot wait and VERSION included, before it fails and the plugin is killed.
     pub timeout: Duration,
-    /// Variables set for the plugin on top of the daemon's own environment, which it inherits.
+    /// Variables set for the plugin on top of those it inherits from the daemon's environment (only
+    /// those [`environment::is_inherited`] allows).
     pub env: Vec<(String, String)>,
 }
 
@@ -79,10 +90,13 @@ impl std::fmt::Debug for ExecConfig {
 }
 
 /// A subnet manager implemented by an executable speaking the exec protocol.
-#[derive(Debug)]
 pub struct ExecPlugin {
     name: String,
     config: ExecConfig,
+    /// Exactly the plugin's environment: what it inherits, then [`ExecConfig::env`].
+    env: Vec<(String, String)>,
+    /// The credentials of `env`, kept out of every error and log line.
+    redactor: Redactor,
     /// The version agreed through VERSION; asked once, before the first other call, and kept once known.
     version: OnceCell<&'static str>,
     slots: Semaphore,
@@ -92,17 +106,33 @@ pub struct ExecPlugin {
 struct Output {
     status: ExitStatus,
     stdout: Vec<u8>,
+    /// The end of stderr; `stderr_cut` when earlier output was dropped.
     stderr: Vec<u8>,
+    stderr_cut: bool,
 }
 
 impl ExecPlugin {
-    /// The plugin's name in log lines is its file name (`DAEMON_SM_PLUGIN`).
+    /// The plugin's name in log lines is its file name (`DAEMON_SM_PLUGIN`). Its environment is taken
+    /// from the daemon's now.
     pub fn new(config: ExecConfig) -> Self {
         let name = config
             .path
             .file_name()
             .map_or_else(|| config.path.display().to_string(), |n| n.to_string_lossy().into_owned());
-        ExecPlugin { name, config, version: OnceCell::new(), slots: Semaphore::new(MAX_CONCURRENT_CALLS) }
+        let mut env = environment::inherited(&name, environment::process_vars());
+        for (key, value) in &config.env {
+            env.retain(|(k, _)| k != key);
+            env.push((key.clone(), value.clone()));
+        }
+        let redactor = Redactor::for_environment(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        ExecPlugin {
+            name,
+            config,
+            env,
+            redactor,
+            version: OnceCell::new(),
+            slots: Semaphore::new(MAX_CONCURRENT_CALLS),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -110,19 +140,24 @@ impl ExecPlugin {
     }
 
     /// Runs VERSION (once; a failure is asked again next time) and returns the protocol version both sides
-    /// speak.
+    /// speak. Bounded by the timeout like any call.
     pub async fn version(&self) -> Result<&'static str, SmError> {
+        let started = AtomicBool::new(false);
+        self.bounded(Command::Version, &started, self.agreed_version()).await
+    }
+
+    async fn agreed_version(&self) -> Result<&'static str, SmError> {
         self.version.get_or_try_init(|| self.negotiate()).await.copied()
     }
 
     async fn negotiate(&self) -> Result<&'static str, SmError> {
         let call = self.call_name(Command::Version);
         let request = Request::plain(PROTOCOL_VERSION, Command::Version);
-        let result: VersionResult = self.call(Command::Version, &request, None).await?;
+        let result: VersionResult = self.call(Command::Version, &request, None, None).await?;
         let agreed = negotiate(&result.supported_versions).ok_or_else(|| {
             SmError::Config(format!(
                 "{call}: the plugin speaks protocol versions [{}], this daemon speaks [{}]",
-                result.supported_versions.join(", "),
+                excerpt(&result.supported_versions.join(", "), BODY_EXCERPT_BYTES),
                 SUPPORTED_VERSIONS.join(", ")
             ))
         })?;
@@ -134,57 +169,96 @@ impl ExecPlugin {
         format!("exec plugin {} {command}", self.config.path.display())
     }
 
-    /// One call: runs the plugin and decodes its result as `T`, which must carry `protocolVersion` equal
+    /// The one timeout of a call: `work` (slot waits, VERSION, the run) ends within it or is dropped,
+    /// which kills the plugin's process group. `started` tells whether the command's own run had begun,
+    /// that is whether the request may have been acted on.
+    async fn bounded<T>(
+        &self,
+        command: Command,
+        started: &AtomicBool,
+        work: impl Future<Output = Result<T, SmError>>,
+    ) -> Result<T, SmError> {
+        let timeout = self.config.timeout;
+        match tokio::time::timeout(timeout, work).await {
+            Ok(done) => done.map_err(|e| self.redact(e)),
+            Err(_) => {
+                let sent = started.load(Ordering::SeqCst);
+                if sent {
+                    warn!(plugin = %self.name, %command, timeout_s = timeout.as_secs_f64(),
+                          "exec plugin overran its time; it was killed with its process group");
+                } else {
+                    warn!(plugin = %self.name, %command, timeout_s = timeout.as_secs_f64(),
+                          "exec plugin call ran out of time waiting for a slot or for VERSION; the command never ran");
+                }
+                Err(SmError::Timeout { call: self.call_name(command), timeout, sent })
+            }
+        }
+    }
+
+    /// Every text of `error` with the credentials of the plugin's environment scrubbed.
+    fn redact(&self, error: SmError) -> SmError {
+        let scrub = |text: String| self.redactor.scrub(&text);
+        match error {
+            SmError::Transport { call, reason, sent } => SmError::Transport { call, reason: scrub(reason), sent },
+            SmError::Status { call, status, body } => SmError::Status { call, status, body: scrub(body) },
+            SmError::Decode { call, reason } => SmError::Decode { call, reason: scrub(reason) },
+            SmError::Tls { call, reason } => SmError::Tls { call, reason: scrub(reason) },
+            SmError::Config(text) => SmError::Config(scrub(text)),
+            SmError::Plugin { call, code, msg, outcome_unknown } => {
+                SmError::Plugin { call, code, msg: scrub(msg), outcome_unknown }
+            }
+            timeout @ SmError::Timeout { .. } => timeout,
+        }
+    }
+
+    /// One run: runs the plugin and decodes its result as `T`, which must carry `protocolVersion` equal
     /// to `version` (VERSION passes `None`: its reply is what tells the version).
     async fn call<T: DeserializeOwned>(
         &self,
         command: Command,
         request: &Request,
         version: Option<&str>,
+        started: Option<&AtomicBool>,
     ) -> Result<T, SmError> {
         let call = self.call_name(command);
-        let input = serde_json::to_vec(request)
-            .map_err(|e| SmError::Decode { call: call.clone(), reason: format!("cannot encode the request: {e}") })?;
-        let started = Instant::now();
-        let output = self.run(&call, command, input).await?;
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        debug!(plugin = %self.name, %command, elapsed_ms = started.elapsed().as_millis() as u64,
-               status = %output.status, stderr = %excerpt(stderr.trim(), BODY_EXCERPT_BYTES), "exec plugin call");
+        let input = serde_json::to_vec(&request)
+            .map_err(|e| SmError::Config(format!("{call}: cannot encode the request: {e}")))?;
+        let began = Instant::now();
+        let output = self.run(&call, command, input, started).await?;
+        let stderr = self.redactor.scrub_bytes(&output.stderr, output.stderr_cut, false);
+        debug!(plugin = %self.name, %command, elapsed_ms = began.elapsed().as_millis() as u64,
+               status = %output.status, stderr = %tail(stderr.trim(), BODY_EXCERPT_BYTES), "exec plugin call");
         if !output.status.success() {
-            return Err(failure(&call, output.status, &output.stdout, &stderr));
+            return Err(failure(&call, output.status, &output.stdout, &stderr, &self.redactor));
         }
-        decode(&call, &output.stdout, version)
+        decode(&call, &output.stdout, version, &self.redactor)
     }
 
-    /// Starts the plugin, feeds it `input`, collects its output within the timeout and the size limit.
-    async fn run(&self, call: &str, command: Command, input: Vec<u8>) -> Result<Output, SmError> {
+    /// Starts the plugin, feeds it `input`, collects its output within the size limit, and leaves nothing
+    /// of it running. Not timed itself: dropping it (when [`ExecPlugin::bounded`] gives up) kills the
+    /// plugin's process group.
+    async fn run(
+        &self,
+        call: &str,
+        command: Command,
+        input: Vec<u8>,
+        started: Option<&AtomicBool>,
+    ) -> Result<Output, SmError> {
+        let transport = |reason: String, sent: bool| SmError::Transport { call: call.to_owned(), reason, sent };
         // The semaphore is never closed, so acquiring only waits.
-        let _slot = self.slots.acquire().await.map_err(|e| SmError::Transport {
-            call: call.to_owned(),
-            reason: format!("no slot to run the plugin: {e}"),
-        })?;
-        let mut cmd = tokio::process::Command::new(&self.config.path);
-        cmd.arg(command.as_str())
-            .envs(self.config.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Dropping the call (controller shutdown, a cancelled task) must not leave the plugin running.
-            .kill_on_drop(true)
-            // Its own process group, so that a timeout also kills whatever the plugin started (a shell
-            // plugin's `curl`), which would otherwise keep the output pipe open.
-            .process_group(0);
-        let mut child = cmd.spawn().map_err(|e| SmError::Transport {
-            call: call.to_owned(),
-            reason: format!("cannot start {}: {e}", self.config.path.display()),
-        })?;
-        let pid = child.id();
-        let (Some(mut stdin), Some(stdout), Some(stderr)) =
-            (child.stdin.take(), child.stdout.take(), child.stderr.take())
-        else {
-            kill_group(pid);
-            return Err(SmError::Transport { call: call.to_owned(), reason: "the plugin's pipes are missing".into() });
-        };
+        let _slot =
+            self.slots.acquire().await.map_err(|e| transport(format!("no slot to run the plugin: {e}"), false))?;
+        let mut cmd = std::process::Command::new(&self.config.path);
+        cmd.arg(command.as_str()).env_clear().envs(self.env.iter().map(|(k, v)| (k, v)));
+        let mut run = Run::start(&mut cmd)
+            .map_err(|e| transport(format!("cannot start {}: {e}", self.config.path.display()), false))?;
+        if let Some(started) = started {
+            started.store(true, Ordering::SeqCst);
+        }
+        // From here on the plugin may act on the request, and dropping `run` kills its group.
+        let pipes = run.pipes().map_err(|e| transport(format!("the plugin's pipes: {e}"), true))?;
+        let (mut stdin, stdout, stderr) = (pipes.stdin, pipes.stdout, pipes.stderr);
+        let killer = run.killer();
 
         let write = async move {
             // A plugin may exit without reading its request (VERSION usually does): a broken pipe is
@@ -194,90 +268,97 @@ impl ExecPlugin {
             }
             drop(stdin);
         };
-        let read_stderr = read_capped(stderr, STDERR_KEEP_BYTES);
+        let read_stderr = read_tail(stderr, STDERR_KEEP_BYTES);
         let collect = async {
             let mut stdout_buf = Vec::new();
             let read = stdout.take(MAX_OUTPUT_BYTES as u64 + 1).read_to_end(&mut stdout_buf).await;
             let oversized = stdout_buf.len() > MAX_OUTPUT_BYTES;
             if oversized {
                 // It may still be writing: stop it now rather than waiting for the timeout.
-                kill_group(pid);
-                let _ = child.start_kill();
+                killer.kill();
             }
-            (read, oversized, stdout_buf, child.wait().await)
+            (read, oversized, stdout_buf)
         };
-        let work = async { tokio::join!(write, read_stderr, collect) };
-        let ((), stderr_buf, (read, oversized, stdout_buf, status)) =
-            match tokio::time::timeout(self.config.timeout, work).await {
-                Ok(done) => done,
-                Err(_) => {
-                    kill_group(pid);
-                    let _ = child.start_kill();
-                    // Reap it so no zombie is left; it was just killed, so this is quick.
-                    let _ = child.wait().await;
-                    warn!(plugin = %self.name, %command, timeout_s = self.config.timeout.as_secs_f64(),
-                          "exec plugin overran its time and was killed");
-                    return Err(SmError::Timeout { call: call.to_owned(), timeout: self.config.timeout });
-                }
-            };
+        let exit = async {
+            let exited = run.exited().await;
+            // The call ends with the plugin: whatever it left in its group dies now, which also closes
+            // the pipes it may still hold.
+            killer.kill();
+            exited
+        };
+        let ((), (stderr_buf, stderr_cut), (read, oversized, stdout_buf), exited) =
+            tokio::join!(write, read_stderr, collect, exit);
+        exited.map_err(|e| transport(format!("waiting for the plugin: {e}"), true))?;
+        let status = run.finish().map_err(|e| transport(format!("waiting for the plugin: {e}"), true))?;
         if oversized {
             return Err(SmError::Decode {
                 call: call.to_owned(),
                 reason: format!("the plugin printed more than {MAX_OUTPUT_BYTES} bytes; it was killed"),
             });
         }
-        read.map_err(|e| SmError::Transport {
-            call: call.to_owned(),
-            reason: format!("reading the plugin's output: {e}"),
-        })?;
-        let status = status.map_err(|e| SmError::Transport {
-            call: call.to_owned(),
-            reason: format!("waiting for the plugin: {e}"),
-        })?;
-        Ok(Output { status, stdout: stdout_buf, stderr: stderr_buf })
+        read.map_err(|e| transport(format!("reading the plugin's output: {e}"), true))?;
+        Ok(Output { status, stdout: stdout_buf, stderr: stderr_buf, stderr_cut })
     }
 
     async fn membership(&self, command: Command, pkey: PKey, guids: &[Guid]) -> Result<(), SmError> {
-        let version = self.version().await?;
-        let request = Request::membership(version, command, pkey, guids);
-        let _: EmptyResult = self.call(command, &request, Some(version)).await?;
-        Ok(())
+        let started = AtomicBool::new(false);
+        let work = async {
+            let version = self.agreed_version().await?;
+            let request = Request::membership(version, command, pkey, guids);
+            let _: EmptyResult = self.call(command, &request, Some(version), Some(&started)).await?;
+            Ok(())
+        };
+        self.bounded(command, &started, work).await
     }
 }
 
-/// Reads up to `keep` bytes and discards the rest until end of file, so the writer never blocks.
-async fn read_capped(mut reader: impl AsyncRead + Unpin, keep: usize) -> Vec<u8> {
+/// The name, path, timeout and variable names; never a value.
+impl std::fmt::Debug for ExecPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecPlugin")
+            .field("name", &self.name)
+            .field("config", &self.config)
+            .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field("version", &self.version.get())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads to end of file, keeping the last `keep` bytes (the end is where a failure reports itself) and
+/// dropping the rest, so the writer never blocks. Also tells whether anything was dropped.
+async fn read_tail(mut reader: impl AsyncRead + Unpin, keep: usize) -> (Vec<u8>, bool) {
     let mut kept = Vec::new();
+    let mut cut = false;
     let mut chunk = [0u8; 4096];
     loop {
         match reader.read(&mut chunk).await {
-            Ok(0) | Err(_) => return kept,
+            Ok(0) | Err(_) => break,
             Ok(n) => {
-                let room = keep.saturating_sub(kept.len());
-                kept.extend_from_slice(&chunk[..n.min(room)]);
+                kept.extend_from_slice(&chunk[..n]);
+                // Trim in batches, not at every read.
+                if kept.len() > 2 * keep {
+                    kept.drain(..kept.len() - keep);
+                    cut = true;
+                }
             }
         }
     }
+    if kept.len() > keep {
+        kept.drain(..kept.len() - keep);
+        cut = true;
+    }
+    (kept, cut)
 }
 
-/// Kills the plugin's process group (the plugin and anything it started). The group still exists: the
-/// plugin has not been reaped yet, so its id cannot have been reused.
-fn kill_group(pid: Option<u32>) {
-    let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()).and_then(rustix::process::Pid::from_raw) else {
-        return;
-    };
-    // Already gone is fine: that is what we want.
-    let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-}
-
-/// The error for a plugin that exited unsuccessfully.
-fn failure(call: &str, status: ExitStatus, stdout: &[u8], stderr: &str) -> SmError {
+/// The error for a plugin that exited unsuccessfully; `stderr` is already scrubbed.
+fn failure(call: &str, status: ExitStatus, stdout: &[u8], stderr: &str, redactor: &Redactor) -> SmError {
     use std::os::unix::process::ExitStatusExt;
     if let Ok(error) = serde_json::from_slice::<ErrorResult>(stdout) {
         return SmError::Plugin {
             call: call.to_owned(),
             code: error.code,
-            msg: excerpt(&error.message(), BODY_EXCERPT_BYTES),
+            msg: excerpt(&redactor.scrub(&error.message()), BODY_EXCERPT_BYTES),
+            outcome_unknown: error.outcome_unknown(),
         };
     }
     let how = match (status.code(), status.signal()) {
@@ -292,7 +373,8 @@ fn failure(call: &str, status: ExitStatus, stdout: &[u8], stderr: &str) -> SmErr
         // The end of stderr is where a crash reports itself.
         format!("{how}; stderr: {}", tail(stderr, BODY_EXCERPT_BYTES))
     };
-    SmError::Transport { call: call.to_owned(), reason }
+    // It ran, and may have done part of its work before failing.
+    SmError::Transport { call: call.to_owned(), reason, sent: true }
 }
 
 /// The last `max` bytes of `text`, cut at a character boundary, marked with `…` when cut.
@@ -307,36 +389,47 @@ fn tail(text: &str, max: usize) -> String {
     format!("…{}", &text[start..])
 }
 
+/// An excerpt of what the plugin printed, scrubbed before it is cut.
+fn quoted(text: &str, redactor: &Redactor) -> String {
+    excerpt(redactor.scrub(text).trim(), BODY_EXCERPT_BYTES)
+}
+
 /// Decodes a successful call's stdout as `T`, checking the protocol version when `version` is given.
-fn decode<T: DeserializeOwned>(call: &str, stdout: &[u8], version: Option<&str>) -> Result<T, SmError> {
+fn decode<T: DeserializeOwned>(
+    call: &str,
+    stdout: &[u8],
+    version: Option<&str>,
+    redactor: &Redactor,
+) -> Result<T, SmError> {
     let bad = |reason: String| SmError::Decode { call: call.to_owned(), reason };
     if stdout.iter().all(u8::is_ascii_whitespace) {
         return Err(bad("the plugin exited 0 and printed nothing; a result object was expected".into()));
     }
-    let value: Value = serde_json::from_slice(stdout).map_err(|e| {
-        bad(format!("not JSON ({e}): {}", excerpt(String::from_utf8_lossy(stdout).trim(), BODY_EXCERPT_BYTES)))
-    })?;
+    let value: Value = serde_json::from_slice(stdout)
+        .map_err(|e| bad(format!("not JSON ({e}): {}", quoted(&String::from_utf8_lossy(stdout), redactor))))?;
     let Some(object) = value.as_object() else {
-        return Err(bad(format!(
-            "a JSON object was expected, got {}",
-            excerpt(&value.to_string(), BODY_EXCERPT_BYTES)
-        )));
+        return Err(bad(format!("a JSON object was expected, got {}", quoted(&value.to_string(), redactor))));
     };
     if object.contains_key("code") && object.contains_key("msg") {
         // Errors must come with a non-zero exit; reporting one as success would hide a failure.
         return Err(bad(format!(
             "the plugin exited 0 but printed an error object: {}",
-            excerpt(&value.to_string(), BODY_EXCERPT_BYTES)
+            quoted(&value.to_string(), redactor)
         )));
     }
     if let Some(expected) = version {
         match object.get("protocolVersion").and_then(Value::as_str) {
             Some(got) if got == expected => {}
-            Some(got) => return Err(bad(format!("protocolVersion {got:?}, expected {expected:?}"))),
+            Some(got) => {
+                return Err(bad(format!(
+                    "protocolVersion {}, expected {expected:?}",
+                    quoted(&format!("{got:?}"), redactor)
+                )));
+            }
             None => return Err(bad(format!("protocolVersion missing, expected {expected:?}"))),
         }
     }
-    serde_json::from_value(value).map_err(|e| bad(format!("not a valid result: {e}")))
+    serde_json::from_value(value).map_err(|e| bad(format!("not a valid result: {}", quoted(&e.to_string(), redactor))))
 }
 
 impl SubnetManager for ExecPlugin {
@@ -346,10 +439,14 @@ impl SubnetManager for ExecPlugin {
 
     fn validate(&self) -> BoxFuture<'_, Result<(), SmError>> {
         Box::pin(async move {
-            let version = self.version().await?;
-            let request = Request::plain(version, Command::Validate);
-            let _: EmptyResult = self.call(Command::Validate, &request, Some(version)).await?;
-            Ok(())
+            let started = AtomicBool::new(false);
+            let work = async {
+                let version = self.agreed_version().await?;
+                let request = Request::plain(version, Command::Validate);
+                let _: EmptyResult = self.call(Command::Validate, &request, Some(version), Some(&started)).await?;
+                Ok(())
+            };
+            self.bounded(Command::Validate, &started, work).await
         })
     }
 
@@ -363,25 +460,38 @@ impl SubnetManager for ExecPlugin {
 
     fn list_guids(&self) -> BoxFuture<'_, Result<Vec<(String, Guid)>, SmError>> {
         Box::pin(async move {
-            let version = self.version().await?;
-            let request = Request::plain(version, Command::List);
-            let result: ListResult = self.call(Command::List, &request, Some(version)).await?;
-            let call = self.call_name(Command::List);
-            result
-                .memberships
-                .into_iter()
-                .map(|m| {
-                    if m.pkey.is_empty() {
-                        return Err(SmError::Decode {
+            let started = AtomicBool::new(false);
+            let work = async {
+                let version = self.agreed_version().await?;
+                let request = Request::plain(version, Command::List);
+                let result: ListResult = self.call(Command::List, &request, Some(version), Some(&started)).await?;
+                let call = self.call_name(Command::List);
+                result
+                    .memberships
+                    .into_iter()
+                    .map(|m| {
+                        if m.pkey.is_empty() {
+                            return Err(SmError::Decode {
+                                call: call.clone(),
+                                reason: "a membership has an empty pkey".into(),
+                            });
+                        }
+                        let guid = parse_guid(&m.guid).map_err(|reason| SmError::Decode {
                             call: call.clone(),
-                            reason: "a membership has an empty pkey".into(),
-                        });
-                    }
-                    let guid = parse_guid(&m.guid).map_err(|reason| SmError::Decode { call: call.clone(), reason })?;
-                    Ok((m.pkey, guid))
-                })
-                .collect()
+                            reason: quoted(&reason, &self.redactor),
+                        })?;
+                        Ok((m.pkey, guid))
+                    })
+                    .collect()
+            };
+            self.bounded(Command::List, &started, work).await
         })
+    }
+
+    /// The one timeout covers everything a call does: the wait for a slot, VERSION before the first
+    /// call, and the plugin's run. Killing and reaping the plugin after it happens in the background.
+    fn call_timeout(&self) -> Duration {
+        self.config.timeout
     }
 }
 
@@ -391,9 +501,10 @@ mod tests {
 
     #[test]
     fn decode_checks_shape_and_version() {
-        let ok: EmptyResult = decode("c", br#"{"protocolVersion":"1.0.0"}"#, Some("1.0.0")).unwrap();
+        let none = Redactor::none();
+        let ok: EmptyResult = decode("c", br#"{"protocolVersion":"1.0.0"}"#, Some("1.0.0"), &none).unwrap();
         assert_eq!(ok.protocol_version, "1.0.0");
-        let kind = |out: &[u8]| decode::<EmptyResult>("c", out, Some("1.0.0")).unwrap_err();
+        let kind = |out: &[u8]| decode::<EmptyResult>("c", out, Some("1.0.0"), &none).unwrap_err();
         for out in [&b""[..], b"  \n", b"garbage", b"[1]", br#"{"protocolVersion":"9.9.9"}"#, b"{}"] {
             assert!(matches!(kind(out), SmError::Decode { .. }), "{}", String::from_utf8_lossy(out));
         }
@@ -405,6 +516,30 @@ mod tests {
     fn tails_cut_at_char_boundaries() {
         assert_eq!(tail("short", 10), "short");
         assert_eq!(tail(&"é".repeat(10), 5), "…éé");
+    }
+
+    #[tokio::test]
+    async fn stderr_tails_keep_the_end_and_say_when_cut() {
+        let (kept, cut) = read_tail(&b"short"[..], 16).await;
+        assert_eq!((kept.as_slice(), cut), (&b"short"[..], false));
+        let long: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let (kept, cut) = read_tail(long.as_slice(), 1000).await;
+        assert!(cut);
+        assert_eq!(kept.as_slice(), &long[long.len() - 1000..]);
+    }
+
+    #[test]
+    fn plugin_text_is_scrubbed_before_it_is_cut() {
+        let redactor = Redactor::for_environment([("UFM_USERNAME", "admin"), ("UFM_PASSWORD", "canary-pw")]);
+        // A JSON error whose message holds the password, long enough to be cut after it.
+        let msg = format!("{}canary-pw{}", "x".repeat(BODY_EXCERPT_BYTES - 4), "y".repeat(100));
+        let stdout = serde_json::json!({"code": 6, "msg": msg, "details": "admin:canary-pw"}).to_string();
+        let status = <ExitStatus as std::os::unix::process::ExitStatusExt>::from_raw(1 << 8);
+        let e = failure("c", status, stdout.as_bytes(), "", &redactor);
+        assert!(!format!("{e} {e:?}").contains("canary"), "{e}");
+        // Output that is not JSON is quoted, scrubbed.
+        let e = decode::<EmptyResult>("c", b"login admin:canary-pw failed", Some("1.0.0"), &redactor).unwrap_err();
+        assert!(!e.to_string().contains("canary") && e.to_string().contains("<redacted>"), "{e}");
     }
 
     #[test]
@@ -458,10 +593,11 @@ mod fuzz {
 
         #[test]
         fn plugin_output_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..256), v in json()) {
+            let none = Redactor::none();
             for out in [bytes, v.to_string().into_bytes()] {
-                let _ = decode::<ListResult>("LIST", &out, Some(PROTOCOL_VERSION));
-                let _ = decode::<EmptyResult>("ADD", &out, Some(PROTOCOL_VERSION));
-                let _ = decode::<VersionResult>("VERSION", &out, None);
+                let _ = decode::<ListResult>("LIST", &out, Some(PROTOCOL_VERSION), &none);
+                let _ = decode::<EmptyResult>("ADD", &out, Some(PROTOCOL_VERSION), &none);
+                let _ = decode::<VersionResult>("VERSION", &out, None, &none);
                 let _ = serde_json::from_slice::<ErrorResult>(&out);
             }
         }
@@ -469,7 +605,8 @@ mod fuzz {
         /// A decoded LIST result names only memberships that were in the output.
         #[test]
         fn decoded_lists_come_from_the_output(v in json()) {
-            if let Ok(list) = decode::<ListResult>("LIST", v.to_string().as_bytes(), Some(PROTOCOL_VERSION)) {
+            let out = v.to_string();
+            if let Ok(list) = decode::<ListResult>("LIST", out.as_bytes(), Some(PROTOCOL_VERSION), &Redactor::none()) {
                 prop_assert_eq!(v["memberships"].as_array().map_or(0, Vec::len), list.memberships.len());
             }
         }

@@ -3,7 +3,8 @@
 //! The Go daemon loaded Go plugins (`.so` built with its exact toolchain); here a plugin is any executable
 //! in `DAEMON_SM_PLUGIN_PATH`, run once per call with the command in `argv[1]`, a JSON request on stdin and
 //! a JSON result or error on stdout. A plugin cannot crash the daemon: everything it prints is checked,
-//! it is killed when it overruns its time, and every failure is an ordinary [`crate::SmError`] that the
+//! it is killed with everything it started when it overruns its time, it sees only the environment it
+//! needs ([`environment`]), and every failure is an ordinary [`crate::SmError`] that the
 //! controller retries like any other subnet-manager failure.
 //!
 //! - [`protocol`]: the JSON types and constants, shared by both sides.
@@ -11,8 +12,10 @@
 //! - [`plugin`]: the plugin's side, so that a subnet manager written in Rust becomes a plugin in one line
 //!   (`plugins/noop`, `plugins/ufm`).
 
+pub mod environment;
 mod host;
 pub mod plugin;
+mod process;
 pub mod protocol;
 
 use std::path::{Path, PathBuf};

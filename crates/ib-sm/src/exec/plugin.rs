@@ -60,6 +60,8 @@ fn sm_error(error: &SmError, version: &str) -> ErrorResult {
         code: code_of(error),
         msg: error.to_string(),
         details: None,
+        // The daemon keeps a GUID whose add may have been applied until a listing settles it.
+        outcome_unknown: Some(error.outcome_unknown()),
     }
 }
 
@@ -264,9 +266,25 @@ mod tests {
     #[test]
     fn sm_errors_map_to_codes() {
         let call = || "c".to_owned();
-        assert_eq!(code_of(&SmError::Transport { call: call(), reason: String::new() }), codes::UNREACHABLE);
+        assert_eq!(
+            code_of(&SmError::Transport { call: call(), reason: String::new(), sent: false }),
+            codes::UNREACHABLE
+        );
         assert_eq!(code_of(&SmError::Status { call: call(), status: 401, body: String::new() }), codes::REFUSED);
         assert_eq!(code_of(&SmError::Decode { call: call(), reason: String::new() }), codes::BAD_RESPONSE);
-        assert_eq!(code_of(&SmError::Plugin { call: call(), code: 123, msg: String::new() }), 123);
+        let plugin = SmError::Plugin { call: call(), code: 123, msg: String::new(), outcome_unknown: false };
+        assert_eq!(code_of(&plugin), 123);
+    }
+
+    #[test]
+    fn errors_carry_whether_the_change_may_have_been_applied() {
+        let call = || "c".to_owned();
+        let timeout = SmError::Timeout { call: call(), timeout: std::time::Duration::from_secs(1), sent: true };
+        assert_eq!(sm_error(&timeout, "1.0.0").outcome_unknown, Some(true));
+        let refused = SmError::Status { call: call(), status: 401, body: String::new() };
+        let e = sm_error(&refused, "1.0.0");
+        assert_eq!((e.code, e.outcome_unknown), (codes::REFUSED, Some(false)));
+        let down = SmError::Status { call: call(), status: 503, body: String::new() };
+        assert_eq!(sm_error(&down, "1.0.0").outcome_unknown, Some(true));
     }
 }

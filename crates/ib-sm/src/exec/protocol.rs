@@ -15,9 +15,12 @@ pub const PROTOCOL_VERSION: &str = "1.0.0";
 /// Every protocol version this build can speak, oldest first.
 pub const SUPPORTED_VERSIONS: &[&str] = &[PROTOCOL_VERSION];
 
-/// Largest stdout the daemon accepts from one call. A LIST of a large fabric (tens of thousands of
-/// memberships at about 50 bytes each) fits many times over; anything bigger is a runaway plugin.
-pub const MAX_OUTPUT_BYTES: usize = 1024 * 1024;
+/// Largest stdout the daemon accepts from one call; a plugin that prints more is killed. Sized for the
+/// LIST of the largest fabric `docs/plugins.md` documents: 100,000 GUIDs, each a member of two
+/// partitions, is 200,000 memberships; at about 50 bytes each as the protocol's types print them
+/// (`{"pkey":"0x7fff","guid":"02:00:00:00:00:00:00:01"},`) and up to about 100 pretty-printed, at most
+/// 20 MB.
+pub const MAX_OUTPUT_BYTES: usize = 32 * 1024 * 1024;
 
 /// Error codes of [`ErrorResult::code`]. 1–99 are reserved for this protocol; plugins may use 100 and
 /// above for their own conditions.
@@ -169,11 +172,29 @@ pub struct ErrorResult {
     pub msg: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<String>,
+    /// ADD and REMOVE: whether the subnet manager may have applied the change although the call failed
+    /// (`true`: a timeout or a broken connection after the request was sent, a server error), or certainly
+    /// did not (`false`). Optional; see [`ErrorResult::outcome_unknown`] for what its absence means.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "outcomeUnknown")]
+    pub outcome_unknown: Option<bool>,
 }
 
 impl ErrorResult {
     pub fn new(code: u32, msg: impl Into<String>) -> Self {
-        ErrorResult { protocol_version: Some(PROTOCOL_VERSION.to_owned()), code, msg: msg.into(), details: None }
+        ErrorResult {
+            protocol_version: Some(PROTOCOL_VERSION.to_owned()),
+            code,
+            msg: msg.into(),
+            details: None,
+            outcome_unknown: None,
+        }
+    }
+
+    /// Whether the change may have been applied: `outcomeUnknown` when the plugin says, otherwise `false`
+    /// only for codes 1–4, which mean the request never reached the subnet manager (version, command,
+    /// request, configuration), and `true` for every other code, which may come after it did.
+    pub fn outcome_unknown(&self) -> bool {
+        self.outcome_unknown.unwrap_or(!matches!(self.code, codes::INCOMPATIBLE_VERSION..=codes::INVALID_CONFIG))
     }
 
     pub fn with_details(mut self, details: impl Into<String>) -> Self {
@@ -279,6 +300,23 @@ mod tests {
         assert_eq!(negotiate(&["0.9.0".into(), "1.0.0".into()]), Some("1.0.0"));
         assert_eq!(negotiate(&["2.0.0".into()]), None);
         assert!(is_supported("1.0.0") && !is_supported("1.1.0"));
+    }
+
+    #[test]
+    fn errors_say_whether_the_outcome_is_unknown_or_leave_it_to_the_code() {
+        let read = |text: &str| serde_json::from_str::<ErrorResult>(text).unwrap().outcome_unknown();
+        for code in 1..=4 {
+            assert!(!read(&format!(r#"{{"code":{code},"msg":"m"}}"#)), "code {code}");
+        }
+        for code in [5, 6, 7, 100] {
+            assert!(read(&format!(r#"{{"code":{code},"msg":"m"}}"#)), "code {code}");
+        }
+        assert!(!read(r#"{"code":5,"msg":"m","outcomeUnknown":false}"#));
+        assert!(read(r#"{"code":3,"msg":"m","outcomeUnknown":true}"#));
+        let mut e = ErrorResult::new(6, "refused");
+        assert_eq!(serde_json::to_value(&e).unwrap(), json!({"protocolVersion": "1.0.0", "code": 6, "msg": "refused"}));
+        e.outcome_unknown = Some(false);
+        assert_eq!(serde_json::to_value(&e).unwrap()["outcomeUnknown"], json!(false));
     }
 
     #[test]

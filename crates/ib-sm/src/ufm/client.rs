@@ -12,9 +12,9 @@ use tracing::Instrument;
 
 use super::config::{Auth, Scheme, TlsTrust, UfmConfig};
 use super::http::{build_client, classify};
-use super::redact::Redactor;
 use super::wire;
 use crate::manager::{BODY_EXCERPT_BYTES, BoxFuture, SmError, SubnetManager, excerpt};
+use crate::redact::Redactor;
 
 /// Sent on every request, GETs included, exactly as the Go plugin did.
 const JSON_CONTENT_TYPE: &str = "application/json; charset=utf-8";
@@ -27,6 +27,15 @@ const REMOVE_PATH: &str = "/actions/remove_guids_from_pkey";
 const LIST_PATH: &str = "/resources/pkeys/";
 const LIST_QUERY: &str = "guids_data=true";
 
+/// Largest response body read from UFM; a larger one fails the call instead of being buffered. The
+/// largest answer is the partition listing, at about 65 bytes per membership as UFM writes it
+/// (`{"guid": "946dae03005985c8", "membership": "full", "index0": true}, `) and up to about 130 when
+/// pretty-printed: a fabric of 100,000 GUIDs, each a member of two partitions, lists in at most 26 MB.
+pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+
+/// Added to a refused certificate when `UFM_CERTIFICATE` is set: what was checked.
+const PIN_HINT: &str = "the server's certificate is neither a certificate of UFM_CERTIFICATE nor issued by one of them";
+
 /// A UFM reached over REST. Cheap to share: one client with a connection pool.
 pub struct Ufm {
     client: reqwest::Client,
@@ -37,6 +46,8 @@ pub struct Ufm {
     redactor: Redactor,
     timeout: Duration,
     tls: TlsMode,
+    /// Added to certificate errors.
+    tls_hint: Option<&'static str>,
 }
 
 /// What goes into the `Authorization` header.
@@ -76,7 +87,9 @@ impl Ufm {
             (Scheme::Https, TlsTrust::InsecureSkipVerify) => TlsMode::Insecure,
             (Scheme::Https, _) => TlsMode::Verified,
         };
+        let tls_hint = matches!((config.scheme, &config.tls), (Scheme::Https, TlsTrust::Pinned(_))).then_some(PIN_HINT);
         Ok(Ufm {
+            tls_hint,
             client,
             api: format!("{}{}", config.base_url(), config.api_prefix()),
             prefix: config.api_prefix(),
@@ -146,30 +159,47 @@ impl Ufm {
         if let Some(body) = call.body {
             request = request.body(body);
         }
-        let fail = |err: reqwest::Error| classify(name, self.timeout, &err, &self.redactor);
-        let response = request.send().await.map_err(fail)?;
+        let fail = |err: reqwest::Error| classify(name, self.timeout, &err, &self.redactor, self.tls_hint);
+        let mut response = request.send().await.map_err(fail)?;
         let status = response.status();
         if status != StatusCode::OK {
             let body = read_excerpt(response, &self.redactor).await;
             return Err(SmError::Status { call: name.to_owned(), status: status.as_u16(), body });
         }
-        response.bytes().await.map_err(fail)
+        let too_large = || SmError::Decode {
+            call: name.to_owned(),
+            reason: format!("the response body is larger than {MAX_RESPONSE_BYTES} bytes; it was not read further"),
+        };
+        if response.content_length().is_some_and(|n| n > MAX_RESPONSE_BYTES as u64) {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(fail)? {
+            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(body))
     }
 }
 
 /// At most [`BODY_EXCERPT_BYTES`] of an error body, however large it is, with our credentials scrubbed.
 /// Reading stops a credential's length past the limit, so that a credential straddling the cut is still
-/// seen whole and replaced. A body that fails midway still yields what arrived: the status is what matters.
+/// seen whole and replaced, and a credential cut by where reading stopped is dropped. A body that fails
+/// midway still yields what arrived: the status is what matters.
 async fn read_excerpt(mut response: reqwest::Response, redactor: &Redactor) -> String {
     let enough = BODY_EXCERPT_BYTES + redactor.longest();
     let mut buf = Vec::new();
+    let mut cut = false;
     while let Ok(Some(chunk)) = response.chunk().await {
         buf.extend_from_slice(&chunk);
         if buf.len() > enough {
+            cut = true;
             break;
         }
     }
-    let text = redactor.scrub(&String::from_utf8_lossy(&buf));
+    let text = redactor.scrub_bytes(&buf, false, cut);
     excerpt(&text, BODY_EXCERPT_BYTES)
 }
 
@@ -229,6 +259,12 @@ impl SubnetManager for Ufm {
             let body = wire::remove_body(pkey, guids);
             self.exchange(Call::post(REMOVE_PATH, pkey, guids.len(), body)).await.map(drop)
         })
+    }
+
+    /// Every call is one HTTP request, and the request timeout covers all of it: connecting, sending,
+    /// and reading the whole body.
+    fn call_timeout(&self) -> Duration {
+        self.timeout
     }
 
     fn list_guids(&self) -> BoxFuture<'_, Result<Vec<(String, Guid)>, SmError>> {

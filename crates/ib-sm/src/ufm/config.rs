@@ -90,7 +90,13 @@ impl UfmConfig {
         if address.is_empty() {
             errors.push(EnvError::new("UFM_ADDRESS", "", "required: the UFM host name or IP address"));
         } else if address.contains(['/', ' ', '@', '?', '#']) {
-            errors.push(EnvError::new("UFM_ADDRESS", &address, "must be a host name or IP address, not a URL"));
+            // A URL can carry `user:password@`: only a redacted form is shown.
+            errors.push(EnvError::new(
+                "UFM_ADDRESS",
+                redact_userinfo(&address),
+                "must be a host name or IP address, not a URL (scheme, port and credentials have variables of \
+                 their own: UFM_HTTP_SCHEMA, UFM_PORT, UFM_USERNAME and UFM_PASSWORD or UFM_TOKEN)",
+            ));
         }
 
         let auth = match (env.get("UFM_TOKEN"), env.get("UFM_USERNAME"), env.get("UFM_PASSWORD")) {
@@ -165,6 +171,23 @@ impl UfmConfig {
         format!("{scheme}://{host}:{}", self.port)
     }
 
+    /// What an operator should be told at start about how UFM is reached; no credential in any of them.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        match (self.scheme, &self.tls) {
+            (Scheme::Http, _) => out.push(format!(
+                "UFM_HTTP_SCHEMA=http: UFM at {} is reached over plain HTTP; the UFM credentials and every \
+                 partition change travel unencrypted and unauthenticated",
+                self.base_url()
+            )),
+            (Scheme::Https, TlsTrust::InsecureSkipVerify) => {
+                out.push("UFM_INSECURE_SKIP_VERIFY=true: the UFM server certificate is not verified".to_owned())
+            }
+            (Scheme::Https, _) => {}
+        }
+        out
+    }
+
     /// `/ufmRest` for Basic authentication, `/ufmRestV3` for tokens.
     pub fn api_prefix(&self) -> &'static str {
         match self.auth {
@@ -172,6 +195,25 @@ impl UfmConfig {
             Auth::Token(_) => "/ufmRestV3",
         }
     }
+}
+
+/// What may be shown of an address that is a URL: its scheme and host, with any user information
+/// (`user:password@`, found by the last `@`, as a password may hold `/`, `?` or `#`) and anything after
+/// the host (a path or query can carry a token) replaced.
+fn redact_userinfo(value: &str) -> String {
+    let (scheme, rest) = match value.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), value),
+    };
+    let (userinfo, rest) = match rest.rsplit_once('@') {
+        Some((_, host)) => ("<redacted>@", host),
+        None => ("", rest),
+    };
+    let (host, more) = match rest.find(['/', '?', '#', ' ']) {
+        Some(end) => (&rest[..end], "/…"),
+        None => (rest, ""),
+    };
+    format!("{scheme}{userinfo}{host}{more}")
 }
 
 /// At least one certificate, and nothing unreadable.
@@ -275,6 +317,44 @@ xBswlBpW
             let err = UfmConfig::from_env(&env(&e)).unwrap_err().to_string();
             assert!(err.contains(var) && err.contains(words), "{err}");
         }
+    }
+
+    #[test]
+    fn an_address_with_credentials_is_refused_without_echoing_them() {
+        for address in [
+            "https://admin:canary-pw@ufm.example/",
+            "admin:canary-pw@ufm.example",
+            "canary-pw@ufm.example",
+            "https://admin:canary/pw@ufm.example:443/ufmRest",
+            "admin:canary@pw@ufm.example",
+            "https://ufm.example@/?token=canary",
+        ] {
+            let mut e = base();
+            e[2] = ("UFM_ADDRESS", address);
+            let err = UfmConfig::from_env(&env(&e)).unwrap_err();
+            let shown = format!("{err} {err:?}");
+            assert!(!shown.contains("canary"), "{shown}");
+            assert!(shown.contains("UFM_ADDRESS") && shown.contains("not a URL"), "{shown}");
+            assert!(shown.contains("<redacted>@"), "a redacted form: {shown}");
+        }
+        assert_eq!(redact_userinfo("https://u:p@ufm/x"), "https://<redacted>@ufm/…");
+        assert_eq!(redact_userinfo("https://ufm.example/?token=canary"), "https://ufm.example/…");
+        assert_eq!(redact_userinfo("ufm canary"), "ufm/…");
+    }
+
+    #[test]
+    fn plain_http_and_skipped_verification_are_warned_about_without_credentials() {
+        let mut e = base();
+        e.push(("UFM_HTTP_SCHEMA", "http"));
+        let warnings = UfmConfig::from_env(&env(&e)).unwrap().warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("plain HTTP") && warnings[0].contains("http://ufm.example:80"), "{warnings:?}");
+        assert!(!warnings[0].contains("canary-pw") && !warnings[0].contains("admin"), "{warnings:?}");
+        let mut e = base();
+        e.push(("UFM_INSECURE_SKIP_VERIFY", "true"));
+        let warnings = UfmConfig::from_env(&env(&e)).unwrap().warnings();
+        assert!(warnings.len() == 1 && warnings[0].contains("not verified"), "{warnings:?}");
+        assert!(UfmConfig::from_env(&env(&base())).unwrap().warnings().is_empty());
     }
 
     #[test]

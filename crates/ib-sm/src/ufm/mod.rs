@@ -3,8 +3,8 @@
 mod client;
 pub mod config;
 mod http;
-mod redact;
+mod pin;
 mod wire;
 
-pub use client::Ufm;
+pub use client::{MAX_RESPONSE_BYTES, Ufm};
 pub use config::{Auth, Scheme, TlsTrust, UfmConfig};
