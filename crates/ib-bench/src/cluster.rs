@@ -191,11 +191,59 @@ impl Cluster {
         self.api()
             .seed(Resource::Pods, objects)
             .map_err(|e| ClusterError::Create { what: format!("seeded pods {prefix}-*"), source: Box::new(e) })?;
+        self.seed_records(&names[..ib], pkeys)?;
         let ufm = self.ufm.handle();
         for (p, members) in members.into_iter().enumerate() {
             ufm.seed_members(FIRST_PKEY + p as u16, members);
         }
         Ok(names)
+    }
+
+    /// The ownership records a controller would have written for the seeded InfiniBand pods (`names[i]`
+    /// owns GUID `SEEDED_GUID_BASE + i`), so that a leader start reads them instead of importing.
+    fn seed_records(&self, names: &[String], pkeys: usize) -> Result<(), ClusterError> {
+        let api = self.api();
+        let mut blocks: std::collections::BTreeMap<ib_model::BlockId, serde_json::Map<String, Value>> =
+            std::collections::BTreeMap::new();
+        for (i, name) in names.iter().enumerate() {
+            let guid = Guid::from_u64(SEEDED_GUID_BASE + i as u64);
+            let uid = api
+                .get(Resource::Pods, NAMESPACE, name)
+                .and_then(|p| p["metadata"]["uid"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let p = (i % pkeys) as u16;
+            let allocation = json!({
+                "podUid": uid, "namespace": NAMESPACE, "pod": name,
+                "network": format!("{NAMESPACE}/{}", network(p)), "interface": "net1",
+                "pkey": format!("0x{:04x}", pkey_of(p)), "state": "Member",
+            });
+            blocks.entry(ib_model::BlockId::of(guid)).or_default().insert(guid.to_string(), allocation);
+        }
+        let objects = blocks.into_iter().map(|(block, allocations)| {
+            json!({
+                "apiVersion": "ib-kubernetes.mellanox.com/v1alpha1", "kind": "GuidBlock",
+                "metadata": {"name": block.name()},
+                "spec": {"start": block.start().to_string(), "allocations": allocations},
+            })
+        });
+        api.seed(Resource::GuidBlocks, objects)
+            .map_err(|e| ClusterError::Create { what: "seeded ownership records".into(), source: Box::new(e) })?;
+        Ok(())
+    }
+
+    /// Ownership-record writes (GuidBlock creates, patches and deletes) and pod patches the API server
+    /// has answered so far, from its request log.
+    pub fn api_writes(&self) -> ApiWrites {
+        let mut writes = ApiWrites::default();
+        for r in self.api().requests() {
+            let write = matches!(r.method.as_str(), "POST" | "PATCH" | "PUT" | "DELETE");
+            if write && r.path.contains("/guidblocks") {
+                writes.records += 1;
+            } else if r.method == "PATCH" && r.path.contains("/pods/") {
+                writes.pod_patches += 1;
+            }
+        }
+        writes
     }
 
     /// Successful UFM add requests so far and the GUIDs they carried, from the emulator's request log.
@@ -296,6 +344,19 @@ fn configured_pod(name: &str, index: usize, pkey_index: u16, guid: Guid) -> Valu
         pkey_of(pkey_index)
     );
     pod(name, index, Some(networks))
+}
+
+/// API writes counted from the API server's log.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct ApiWrites {
+    pub records: u64,
+    pub pod_patches: u64,
+}
+
+impl ApiWrites {
+    pub fn since(self, before: ApiWrites) -> ApiWrites {
+        ApiWrites { records: self.records - before.records, pod_patches: self.pod_patches - before.pod_patches }
+    }
 }
 
 #[cfg(test)]

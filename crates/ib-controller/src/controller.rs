@@ -128,7 +128,7 @@ impl Controller {
         let settings = TaskSettings {
             max_retry: config.periodic_update,
             drift_grace: config.lease.duration,
-            sm_timeout: sm_timeout(&config),
+            sm_timeout: sm_timeout(sm.as_ref()),
             api_timeout: API_TIMEOUT,
             patch_concurrency: PATCH_CONCURRENCY,
         };
@@ -191,12 +191,10 @@ impl Drop for Controller {
     }
 }
 
-/// The SM call bound: the UFM client's own request timeout plus a margin, so its clearer error wins.
-fn sm_timeout(config: &Config) -> Duration {
-    match &config.sm {
-        crate::config::SmSelection::Ufm(ufm) => ufm.request_timeout + Duration::from_secs(5),
-        _ => Duration::from_secs(60),
-    }
+/// The bound on one subnet-manager call: the manager's own longest call (its timeouts, any wait for a
+/// plugin slot) plus a margin, so that its own clearer error wins; the lease time left bounds it further.
+fn sm_timeout(sm: &dyn SubnetManager) -> Duration {
+    sm.call_timeout() + Duration::from_secs(2)
 }
 
 async fn forward_leadership(mut leading: watch::Receiver<bool>, tx: mpsc::Sender<Input>) {

@@ -710,12 +710,7 @@ impl StateTask {
 
 /// What decisions need of a subnet-manager error; its text stays in the controller's log.
 fn sm_failure(e: &SmError) -> SmFailure {
-    let unknown = match e {
-        SmError::Timeout { .. } | SmError::Transport { .. } => true,
-        SmError::Status { status, .. } => *status >= 500,
-        _ => false,
-    };
-    SmFailure { kind: e.label(), unknown }
+    SmFailure { kind: e.label(), unknown: e.outcome_unknown() }
 }
 
 fn op_name(op: SmOp) -> &'static str {

@@ -7,7 +7,7 @@ use ib_sim::demo::stats::Percentiles;
 use serde::{Deserialize, Serialize};
 
 use super::{Bench, CONFIGURE_DEADLINE, ScenarioError, not_configured};
-use crate::cluster::{Cluster, UfmAdds};
+use crate::cluster::{ApiWrites, Cluster, UfmAdds};
 use crate::process::Usage;
 use crate::report::{Machine, mib, table};
 
@@ -36,6 +36,9 @@ pub struct ThroughputReport {
     pub latency: Percentiles,
     pub ufm_adds: UfmAdds,
     pub guids_per_add: f64,
+    /// Ownership-record writes and pod patches during the burst.
+    #[serde(default)]
+    pub api_writes: ApiWrites,
     pub controller_cpu_seconds: f64,
     pub controller_at_end: Usage,
 }
@@ -48,6 +51,7 @@ pub async fn run(bench: &Bench, options: &ThroughputOptions) -> Result<Throughpu
     let (mut controller, observer) = bench.leading_controller(&cluster, "throughput").await?;
     let names: Vec<String> = (0..options.pods).map(|i| format!("burst-{i}")).collect();
     let adds_before = cluster.ufm_adds();
+    let writes_before = cluster.api_writes();
     let cpu_before = controller.usage()?.cpu_seconds;
     let started = Instant::now();
     for (i, name) in names.iter().enumerate() {
@@ -64,6 +68,7 @@ pub async fn run(bench: &Bench, options: &ThroughputOptions) -> Result<Throughpu
     let all_configured_seconds = last.saturating_duration_since(started).as_secs_f64();
     let controller_at_end = controller.usage()?;
     let adds = cluster.ufm_adds().since(adds_before);
+    let api_writes = cluster.api_writes().since(writes_before);
     let latencies: Vec<Duration> = names.iter().filter_map(|n| observer.latency(n)).collect();
     Ok(ThroughputReport {
         machine: Machine::this(),
@@ -75,6 +80,7 @@ pub async fn run(bench: &Bench, options: &ThroughputOptions) -> Result<Throughpu
         latency: Percentiles::of(&latencies),
         ufm_adds: adds,
         guids_per_add: adds.guids_per_request(),
+        api_writes,
         controller_cpu_seconds: controller_at_end.cpu_seconds - cpu_before,
         controller_at_end,
     })
@@ -93,6 +99,15 @@ impl ThroughputReport {
             ],
             vec!["UFM add requests".into(), self.ufm_adds.requests.to_string()],
             vec!["GUIDs per add request".into(), format!("{:.1}", self.guids_per_add)],
+            vec![
+                "record writes (per pod) / pod patches".into(),
+                format!(
+                    "{} ({:.3}) / {}",
+                    self.api_writes.records,
+                    self.api_writes.records as f64 / self.pods.max(1) as f64,
+                    self.api_writes.pod_patches
+                ),
+            ],
             vec!["controller CPU".into(), format!("{:.2} s", self.controller_cpu_seconds)],
             vec![
                 "controller RSS (peak)".into(),
