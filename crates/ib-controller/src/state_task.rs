@@ -298,7 +298,8 @@ impl StateTask {
             self.lanes.clear();
             info!(term = self.term, "leading: reading the subnet manager, then reconciling every pod");
             self.state.begin_leading();
-            self.spawn_fresh_list(0);
+            // Records first: a pod that owns GUIDs by record must be kept even if its annotation is gone,
+            // which is known only once the records are read.
             self.spawn_record_list(0);
             let (tx, term, grace) = (self.tx.clone(), self.term, self.settings.drift_grace);
             tokio::spawn(async move {
@@ -522,6 +523,7 @@ impl StateTask {
                 info!(records = count, blocks_exist = any, "ownership records read for this leadership");
                 self.record_list_failures = 0;
                 self.state.records_listed(any, listed.records);
+                self.spawn_fresh_list(0);
             }
             Err(_) => {
                 self.record_list_failures += 1;

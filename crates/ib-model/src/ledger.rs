@@ -45,6 +45,11 @@ impl Ledger {
         guids.iter().copied().find(|g| self.by_guid.get(g).is_some_and(|c| &c.owner == owner))
     }
 
+    /// Whether the pod owns any GUID.
+    pub fn owns_any(&self, pod: &PodUid) -> bool {
+        self.by_pod.contains_key(pod)
+    }
+
     pub fn contains(&self, guid: Guid) -> bool {
         self.by_guid.contains_key(&guid)
     }

@@ -263,8 +263,11 @@ impl State {
     /// Most pods of a cluster have no networks annotation: they need nothing and own nothing, so they are
     /// not kept (at 100,000 pods that is half the controller's memory). One already kept stays until it
     /// is gone: its annotation was removed, and what it owned is released by planning it.
+    ///
+    /// A pod that owns GUIDs by record is kept whatever its annotation says: its VFs may carry them. So
+    /// that it is known before the pods are read, a leader reads the records first.
     fn worth_keeping(&self, view: &PodView) -> bool {
-        view.networks.is_some() || self.pods.contains_key(&view.uid)
+        view.networks.is_some() || self.pods.contains_key(&view.uid) || self.ledger.owns_any(&view.uid)
     }
 
     /// Every pod kept, for the one-time import.

@@ -279,12 +279,13 @@ impl World {
         for (network, config) in &self.nads {
             self.state.apply_nad(network.clone(), Some(config));
         }
+        self.state.nads_synced();
+        // As the controller does: the records first, then every pod.
+        self.read_records();
         for view in self.pods.values().rev() {
             self.state.apply_pod(view.clone());
         }
         self.state.pods_synced();
-        self.state.nads_synced();
-        self.read_records();
     }
 
     fn sm_request(&mut self, req: &SmRequest) {
@@ -1529,4 +1530,26 @@ fn unscheduled_pods_keep_no_annotation_text() {
     assert_eq!(w.state.pod(&p).unwrap().networks.as_deref(), Some(""));
     w.settle();
     assert_eq!(w.state.pool().allocated_count(), 0);
+}
+
+/// A configured pod whose annotation is removed keeps its GUID and partition until it ends, across a new
+/// leader too: its VF carries the GUID, and handing it to another pod would put it on the fabric twice.
+#[test]
+fn a_configured_pod_keeps_its_guid_when_its_annotation_is_removed() {
+    let mut w = World::default_range().synced();
+    w.nad("default", "ib5", IB5);
+    let p = w.pod("default", "p", "ib5");
+    w.settle();
+    w.edit(&p, |v| v.networks = None);
+    w.settle();
+    w.restart();
+    w.settle();
+    let q = w.pod("default", "q", r#"[{"name":"ib5","cni-args":{"guid":"02:00:00:00:00:00:00:00"}}]"#);
+    w.settle();
+    assert_eq!(w.members("0x5"), BTreeSet::from([g_("00")]));
+    assert_eq!(w.recorded_owner(g_("00")).as_deref(), Some("p"));
+    assert_eq!(w.reason(&q), Some("GUIDInUse"));
+    w.delete(&p);
+    w.settle();
+    assert_eq!(w.recorded_owner(g_("00")).as_deref(), Some("q"));
 }
