@@ -64,7 +64,8 @@ impl Cluster {
             // falls behind and has to re-list in the middle of a measurement.
             history_capacity: 1 << 18,
             watch_queue_capacity: 1 << 18,
-            request_log_capacity: 1_000,
+            // Every request of a burst, so that record writes and pod patches can be counted from it.
+            request_log_capacity: 1 << 18,
             ..EmulatorConfig::default()
         };
         let kube = KubeEmulator::start(config).await?;
@@ -355,7 +356,10 @@ pub struct ApiWrites {
 
 impl ApiWrites {
     pub fn since(self, before: ApiWrites) -> ApiWrites {
-        ApiWrites { records: self.records - before.records, pod_patches: self.pod_patches - before.pod_patches }
+        ApiWrites {
+            records: self.records.saturating_sub(before.records),
+            pod_patches: self.pod_patches.saturating_sub(before.pod_patches),
+        }
     }
 }
 

@@ -23,8 +23,9 @@ pub const GROUP: &str = "ib-kubernetes.mellanox.com";
 pub const VERSION: &str = "v1alpha1";
 pub const KIND: &str = "GuidBlock";
 pub const PLURAL: &str = "guidblocks";
-/// Blocks listed per page at leader start.
-const LIST_PAGE: u32 = 200;
+/// Blocks listed per page at leader start: 16 full blocks are about 1 MB of JSON, so a large cluster's
+/// records never sit in memory as one response (the allocator keeps such peaks as resident memory).
+const LIST_PAGE: u32 = 16;
 
 /// One stored block.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]

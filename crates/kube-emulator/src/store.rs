@@ -28,6 +28,9 @@
 //! continue token, and clients restart the LIST.
 
 use crate::meta;
+
+/// Changes of `guidblocks` kept for watches to resume from.
+const GUIDBLOCK_HISTORY: usize = 1024;
 use crate::patch::{self, PatchKind};
 use crate::resource::Resource;
 use crate::selector::Filter;
@@ -821,7 +824,13 @@ impl Store {
             meta.insert("resourceVersion".into(), json!(rv.to_string()));
         }
         let object = Arc::new(obj);
-        let capacity = self.config.history_capacity;
+        // Ownership records are large objects (up to 256 entries), rewritten by every allocation and
+        // watched by nobody at scale: like a compacted etcd, their history is short, and a watch
+        // resuming from before it answers 410. A full history of them would hold gigabytes.
+        let capacity = match resource {
+            Resource::GuidBlocks => self.config.history_capacity.min(GUIDBLOCK_HISTORY),
+            _ => self.config.history_capacity,
+        };
         let table = &mut inner.tables[resource.index()];
         match kind {
             ChangeKind::Deleted => {
@@ -1210,6 +1219,26 @@ mod tests {
         s.compact();
         assert!(s.changes_since(Resource::Pods, 3).is_err());
         assert!(s.changes_since(Resource::Pods, 4).unwrap().is_empty());
+    }
+
+    #[test]
+    fn ownership_record_history_is_short_whatever_the_capacity() {
+        let s = store(1 << 18);
+        let block = |i: usize| {
+            json!({"apiVersion": "ib-kubernetes.mellanox.com/v1alpha1", "kind": "GuidBlock",
+                   "metadata": {"name": format!("{i:016x}")}, "spec": {"allocations": {}}})
+        };
+        for i in 0..(GUIDBLOCK_HISTORY + 10) {
+            s.create(Resource::GuidBlocks, "", block(i), false).unwrap();
+        }
+        let first_kept = s.resource_version() - GUIDBLOCK_HISTORY as u64;
+        assert_eq!(s.changes_since(Resource::GuidBlocks, first_kept).unwrap().len(), GUIDBLOCK_HISTORY);
+        assert!(s.changes_since(Resource::GuidBlocks, first_kept - 1).is_err());
+        // Other resources keep the configured history.
+        for i in 0..(GUIDBLOCK_HISTORY + 10) {
+            s.create(Resource::Pods, "ns", pod(&format!("p{i}")), false).unwrap();
+        }
+        assert!(s.changes_since(Resource::Pods, 1).is_ok());
     }
 
     #[test]
