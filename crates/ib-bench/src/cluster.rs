@@ -192,7 +192,9 @@ impl Cluster {
         self.api()
             .seed(Resource::Pods, objects)
             .map_err(|e| ClusterError::Create { what: format!("seeded pods {prefix}-*"), source: Box::new(e) })?;
-        self.seed_records(&names[..ib], pkeys)?;
+        if std::env::var_os("IB_BENCH_NO_RECORDS").is_none() {
+            self.seed_records(&names[..ib], pkeys)?;
+        }
         let ufm = self.ufm.handle();
         for (p, members) in members.into_iter().enumerate() {
             ufm.seed_members(FIRST_PKEY + p as u16, members);

@@ -44,6 +44,68 @@ pub struct GuidBlockSpec {
     pub allocations: BTreeMap<String, Allocation>,
 }
 
+/// What a write needs of the API server's answer: the version, and whether any record is left. The
+/// records themselves are not decoded: a full block is some 60 KB of JSON.
+#[derive(Clone, Debug, Default, Deserialize)]
+struct Answer {
+    #[serde(default)]
+    metadata: ObjectMeta,
+    #[serde(default)]
+    spec: AnswerSpec,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+struct AnswerSpec {
+    #[serde(default, deserialize_with = "count_entries")]
+    allocations: usize,
+}
+
+/// The number of entries of a JSON object, without keeping any of them.
+fn count_entries<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<usize, D::Error> {
+    struct Count;
+    impl<'de> serde::de::Visitor<'de> for Count {
+        type Value = usize;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<usize, A::Error> {
+            let mut n = 0;
+            while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {
+                n += 1;
+            }
+            Ok(n)
+        }
+        fn visit_unit<E>(self) -> Result<usize, E> {
+            Ok(0)
+        }
+    }
+    deserializer.deserialize_any(Count)
+}
+
+impl Resource for Answer {
+    type DynamicType = ();
+    type Scope = ClusterResourceScope;
+
+    fn kind(_: &()) -> Cow<'_, str> {
+        KIND.into()
+    }
+    fn group(_: &()) -> Cow<'_, str> {
+        GROUP.into()
+    }
+    fn version(_: &()) -> Cow<'_, str> {
+        VERSION.into()
+    }
+    fn plural(_: &()) -> Cow<'_, str> {
+        PLURAL.into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
 /// One record as stored; every field is the controller's own writing.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -204,7 +266,8 @@ pub async fn write(
     timeout: Duration,
 ) -> Result<(), RecordsError> {
     let span = info_span!("records", operation = "write", block = %write.block, changes = write.changes.len());
-    let api: Api<GuidBlock> = Api::all(client);
+    let api: Api<Answer> = Api::all(client.clone());
+    let create_api: Api<GuidBlock> = Api::all(client);
     let name = write.block.name();
     let apply = async {
         let body = patch_body(write);
@@ -220,8 +283,11 @@ pub async fn write(
                         block.spec.allocations.insert(guid.to_string(), allocation(record));
                     }
                 }
-                match api.create(&PostParams::default(), &block).await {
-                    Ok(block) => block,
+                match create_api.create(&PostParams::default(), &block).await {
+                    Ok(block) => Answer {
+                        metadata: block.metadata,
+                        spec: AnswerSpec { allocations: block.spec.allocations.len() },
+                    },
                     // Created meanwhile (by an earlier attempt whose answer was lost): patch it.
                     Err(kube::Error::Api(status)) if status.code == 409 => api
                         .patch(&name, &PatchParams::default(), &Patch::Merge(&body))
@@ -232,7 +298,7 @@ pub async fn write(
             }
             Err(source) => return Err(RecordsError::Api { operation: "patch", source }),
         };
-        if patched.spec.allocations.is_empty() && write.block != anchor {
+        if patched.spec.allocations == 0 && write.block != anchor {
             // Only if nothing was written to it since: the precondition makes the delete a no-op then.
             let preconditions =
                 Preconditions { resource_version: patched.metadata.resource_version.clone(), uid: None };
@@ -291,6 +357,19 @@ mod tests {
             assert_eq!(record("02:00:00:00:00:00:01:05", &bad), None, "{bad:?}");
         }
         assert_eq!(record("not-a-guid", &a), None);
+    }
+
+    #[test]
+    fn an_answer_is_read_without_its_records() {
+        let full = json!({"metadata": {"name": "0200000000000100", "resourceVersion": "7"},
+                          "spec": {"start": "02:00:00:00:00:00:01:00",
+                                   "allocations": {"02:00:00:00:00:00:01:05": allocation(&sample()),
+                                                   "02:00:00:00:00:00:01:06": allocation(&sample())}}});
+        let answer: Answer = serde_json::from_value(full).unwrap();
+        assert_eq!((answer.spec.allocations, answer.metadata.resource_version.as_deref()), (2, Some("7")));
+        for empty in [json!({"metadata": {}}), json!({"spec": {}}), json!({"spec": {"allocations": null}})] {
+            assert_eq!(serde_json::from_value::<Answer>(empty).unwrap().spec.allocations, 0);
+        }
     }
 
     #[test]
