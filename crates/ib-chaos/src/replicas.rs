@@ -12,6 +12,8 @@ pub struct ReplicaSettings {
     pub ufm_port: u16,
     pub ufm_user: String,
     pub ufm_password: String,
+    /// `GUID_POOL_RANGE_START` and `_END`; `None`: the controller's default range.
+    pub guid_range: Option<(String, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,8 +58,12 @@ impl ReplicaSet {
         let log = s.work_dir.join(format!("replica-{slot}-{generation}.log"));
         let file = File::create(&log).map_err(|source| ReplicaError::Log { path: log.clone(), source })?;
         let plugins = s.work_dir.join("no-plugins");
-        let child = Command::new(&s.binary)
-            .env_clear()
+        let mut command = Command::new(&s.binary);
+        command.env_clear();
+        if let Some((start, end)) = &s.guid_range {
+            command.env("GUID_POOL_RANGE_START", start).env("GUID_POOL_RANGE_END", end);
+        }
+        let child = command
             .env("DAEMON_SM_PLUGIN", "ufm")
             .env("DAEMON_SM_PLUGIN_PATH", plugins)
             .env("UFM_USERNAME", &s.ufm_user)

@@ -3,7 +3,13 @@
 //! The merge patch carries `metadata.uid` and `metadata.resourceVersion`. The API server then refuses
 //! it (409 Conflict) if the pod changed since it was planned, and refuses it (422, uid is immutable) if
 //! the name now belongs to a re-created pod, so a concurrent edit or a new pod with the same name is
-//! never overwritten (Go bug B16). Both mean "plan again on the newer pod".
+//! never overwritten. Both mean "plan again on the newer pod".
+//!
+//! A 422 can also refuse this very change on this very pod: an admission policy's denial, or the
+//! annotation size limit. Planning again would send the same patch at once and be refused again, GET and
+//! PATCH back to back forever. So a 422 is followed by a re-read: if the pod is still the one the patch
+//! was planned on (same uid and resourceVersion), the refusal is a failure, retried with backoff and
+//! reported on the pod; otherwise it is a conflict as above.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +18,7 @@ use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 use tokio::sync::Semaphore;
-use tracing::{Instrument, debug, info_span};
+use tracing::{Instrument, debug, info_span, warn};
 
 use ib_model::annotation::NETWORKS_ANNOTATION;
 use ib_model::{PatchOutcome, PodPatch};
@@ -61,8 +67,13 @@ pub async fn patch_pod(ctx: &PatchContext, patch: &PodPatch) -> PatchOutcome {
                 debug!(code = status.code, reason = %status.reason, "patch refused");
                 match status.code {
                     404 => PatchOutcome::NotFound,
-                    409 | 422 => PatchOutcome::Conflict,
-                    code => PatchOutcome::Failed(format!("{code} {}: {}", status.reason, status.message)),
+                    409 => PatchOutcome::Conflict,
+                    422 => unprocessable(&api, patch, &status, ctx.timeout).await,
+                    code => PatchOutcome::Failed(format!(
+                        "{code} {}: {}",
+                        status.reason,
+                        shorten(&status.message, MAX_MESSAGE_CHARS)
+                    )),
                 }
             }
             Ok(Err(e)) => PatchOutcome::Failed(e.to_string()),
@@ -71,6 +82,49 @@ pub async fn patch_pod(ctx: &PatchContext, patch: &PodPatch) -> PatchOutcome {
     }
     .instrument(span)
     .await
+}
+
+/// The API server's message is cut here: it lands in an Event and a log line, and it may quote the
+/// refused value (an annotation of up to 256 KiB).
+const MAX_MESSAGE_CHARS: usize = 300;
+
+/// Tells a refusal of this exact patch (the pod is as planned) from a stale plan (the pod changed or is
+/// another pod now) by reading the pod again.
+async fn unprocessable(
+    api: &Api<CompactPod>,
+    patch: &PodPatch,
+    status: &kube::core::Status,
+    timeout: Duration,
+) -> PatchOutcome {
+    let refusal = format!("422 {}: {}", status.reason, shorten(&status.message, MAX_MESSAGE_CHARS));
+    match tokio::time::timeout(timeout, api.get_opt(&patch.pod.name)).await {
+        Ok(Ok(Some(pod))) => match pod.into_view() {
+            Some(view) if view.uid == patch.pod.uid && view.resource_version == patch.resource_version => {
+                PatchOutcome::Failed(format!("the API server refused the patch: {refusal}"))
+            }
+            // Changed since it was planned, or the name belongs to a new pod: plan again on what is there.
+            _ => PatchOutcome::Conflict,
+        },
+        // Gone: the re-read after a conflict finds that out and forgets the pod.
+        Ok(Ok(None)) => PatchOutcome::Conflict,
+        // Unknown whether the pod changed; a failure is retried with backoff, which a conflict is not.
+        Ok(Err(e)) => {
+            warn!(error = %e, "re-reading the pod after a refused patch failed");
+            PatchOutcome::Failed(format!("the API server refused the patch: {refusal} (re-reading the pod failed)"))
+        }
+        Err(_) => PatchOutcome::Failed(format!(
+            "the API server refused the patch: {refusal} (re-reading the pod timed out after {}s)",
+            timeout.as_secs()
+        )),
+    }
+}
+
+/// At most `max` characters of `text`, with `…` when cut.
+fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_owned(),
+        Some((end, _)) => format!("{}…", &text[..end]),
+    }
 }
 
 /// What a fresh read of a pod whose patch conflicted says.
@@ -94,5 +148,18 @@ pub async fn refresh(client: &Client, patch: &PodPatch, timeout: Duration) -> Re
         },
         Ok(Ok(None)) => Refreshed::Gone,
         _ => Refreshed::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shorten;
+
+    #[test]
+    fn shorten_cuts_on_a_character_boundary() {
+        assert_eq!(shorten("abc", 3), "abc");
+        assert_eq!(shorten("abcd", 3), "abc…");
+        assert_eq!(shorten("ééé", 2), "éé…");
+        assert_eq!(shorten(&"a,".repeat(100_000), 300).chars().count(), 301);
     }
 }

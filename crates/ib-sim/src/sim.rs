@@ -89,12 +89,12 @@ impl RunningSim {
             certificate: ufm.ca_pem().map(str::to_owned),
         };
         if let Some(pem) = ufm.ca_pem() {
-            write_atomically(&dir.join("ufm-ca.pem"), pem)?;
+            write_private(&dir.join("ufm-ca.pem"), pem)?;
         }
-        write_atomically(&dir.join("ufm.env"), &ufm_env.render())?;
+        write_private(&dir.join("ufm.env"), &ufm_env.render())?;
         // Last, so that a script waiting for the kubeconfig finds everything else in place.
         let kubeconfig = kube.kubeconfig().replace(&kube.url(), &format!("http://{api_addr}"));
-        write_atomically(&dir.join("kubeconfig"), &kubeconfig)?;
+        write_private(&dir.join("kubeconfig"), &kubeconfig)?;
 
         let kubelet = options.kubelet.then(|| Kubelet::start(kube.handle()));
         Ok(RunningSim { kube, ufm, kubelet, _forwarders: forwarders, api_addr, ufm_env, dir })
@@ -182,10 +182,29 @@ fn generated_password() -> String {
     format!("sim-{:016x}{:016x}", a.finish(), b.finish())
 }
 
-/// Writes through a temporary name and renames, so a reader never sees half a file.
-fn write_atomically(path: &Path, text: &str) -> Result<(), SimError> {
-    let tmp = path.with_extension("partial");
-    std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|source| SimError::Write { path: path.to_owned(), source })
+/// Writes `text` to `path` so that only this user can read it and nobody can redirect the write.
+///
+/// The text goes into a new file with a random name in the same directory, created exclusively
+/// (`O_EXCL`) with mode 0600, which is then renamed over `path`. So a reader never sees half a file; a
+/// file or symlink already at `path` is replaced, never written through (a symlink's target and other
+/// hard links of an old file keep what they had); and there is no predictable temporary name another
+/// user could plant a symlink at beforehand. `ufm.env` holds the UFM password; the kubeconfig and CA are
+/// written the same way.
+fn write_private(path: &Path, text: &str) -> Result<(), SimError> {
+    use std::io::Write as _;
+    let error = |source| SimError::Write { path: path.to_owned(), source };
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let prefix = format!(".{name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        builder.permissions(std::fs::Permissions::from_mode(0o600));
+    }
+    let mut file = builder.tempfile_in(dir).map_err(error)?;
+    file.write_all(text.as_bytes()).and_then(|()| file.as_file().sync_all()).map_err(error)?;
+    file.persist(path).map_err(|e| error(e.error))?;
+    Ok(())
 }

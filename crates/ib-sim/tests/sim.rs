@@ -103,3 +103,57 @@ async fn fixed_ports_are_honoured_through_a_relay() {
     assert!(err.to_string().contains(&format!("127.0.0.1:{port}")), "{err}");
     sim.shutdown().await;
 }
+
+/// `ufm.env` holds the UFM password: only its owner may read it, and nothing planted in the directory
+/// beforehand (a symlink at the file's name or at the temporary name an earlier version used, a hard
+/// link to an old file) can make the password land anywhere else.
+#[cfg(unix)]
+#[tokio::test]
+async fn secret_files_are_private_and_never_written_through_planted_links() {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("sim");
+    std::fs::create_dir(&dir).unwrap();
+    // Files another user would like to receive the password in.
+    let via_env = tmp.path().join("stolen-via-env");
+    let via_partial = tmp.path().join("stolen-via-partial");
+    let via_kubeconfig = tmp.path().join("stolen-via-kubeconfig");
+    for f in [&via_env, &via_partial] {
+        std::fs::write(f, "untouched").unwrap();
+    }
+    std::os::unix::fs::symlink(&via_env, dir.join("ufm.env")).unwrap();
+    std::os::unix::fs::symlink(&via_partial, dir.join("ufm.partial")).unwrap();
+    // An old kubeconfig, readable by all, with a second hard link outside the directory.
+    std::fs::write(dir.join("kubeconfig"), "untouched").unwrap();
+    std::fs::set_permissions(dir.join("kubeconfig"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::hard_link(dir.join("kubeconfig"), &via_kubeconfig).unwrap();
+
+    let sim = RunningSim::start(options(tmp.path())).await.unwrap();
+    let password = sim.ufm_env().password.clone();
+
+    for file in ["ufm.env", "kubeconfig", "ufm-ca.pem"] {
+        let meta = std::fs::symlink_metadata(dir.join(file)).unwrap();
+        assert!(meta.file_type().is_file(), "{file} is a regular file, not the planted link");
+        assert_eq!(meta.mode() & 0o777, 0o600, "{file} mode {:o}", meta.mode() & 0o777);
+        assert_eq!(meta.nlink(), 1, "{file} is a fresh file, not the old one with its other links");
+    }
+    let env = std::fs::read_to_string(dir.join("ufm.env")).unwrap();
+    assert!(env.contains(&password), "ufm.env holds the password");
+    for f in [&via_env, &via_partial, &via_kubeconfig] {
+        assert_eq!(std::fs::read_to_string(f).unwrap(), "untouched", "{} was written through", f.display());
+    }
+    // No temporary file is left behind; the planted `ufm.partial` link is simply not used.
+    let mut names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names, ["kubeconfig", "ufm-ca.pem", "ufm.env", "ufm.partial"]);
+
+    // A second start in the same directory replaces the files the same way.
+    let again = RunningSim::start(options(tmp.path())).await.unwrap();
+    let env = std::fs::read_to_string(dir.join("ufm.env")).unwrap();
+    assert!(env.contains(&again.ufm_env().password) && !env.contains(&password));
+    assert_eq!(std::fs::metadata(dir.join("ufm.env")).unwrap().mode() & 0o777, 0o600);
+    again.shutdown().await;
+    sim.shutdown().await;
+}

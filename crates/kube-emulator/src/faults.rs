@@ -24,6 +24,9 @@ pub enum Fault {
     ServiceUnavailable,
     /// 504 `Timeout`, as the apiserver's request-timeout filter answers.
     GatewayTimeout,
+    /// 422 `Invalid` with this message, as an admission policy's denial or the annotation size limit
+    /// answers: the same request is refused every time it is sent.
+    Unprocessable(String),
     /// Served normally after this extra delay.
     Latency(Duration),
     /// Held until `EmulatorHandle::release_hung` or until `max` elapses, then served normally.
@@ -167,6 +170,7 @@ impl Faults {
                     .into(),
                 retry_after_seconds: None,
             }),
+            Fault::Unprocessable(message) => Some(ApiError::Unprocessable(message)),
             Fault::Latency(delay) => {
                 tokio::time::sleep(delay).await;
                 None
@@ -207,6 +211,9 @@ mod tests {
         assert_eq!(first.map(|e| e.code()), Some(503));
         let other = faults.intercept("POST", "/api/v1/pods", "").await;
         assert_eq!(other.map(|e| e.code()), Some(500));
+        faults.add(FaultRule::new(Fault::Unprocessable("denied".into())).method("PATCH"));
+        let refused = faults.intercept("PATCH", "/api/v1/pods", "").await;
+        assert_eq!(refused.map(|e| (e.code(), e.reason(), e.to_string())), Some((422, "Invalid", "denied".into())));
         assert_eq!(faults.intercept("GET", "/api/v1/pods", "").await.map(|e| e.code()), Some(503));
         assert!(faults.intercept("GET", "/api/v1/pods", "").await.is_none());
     }
