@@ -73,7 +73,11 @@ impl State {
                 if self.records_read == Some(true) {
                     self.import_from_annotations();
                 }
-                self.plan_dirty();
+                if self.anchor_pending {
+                    self.send_anchor();
+                } else {
+                    self.plan_dirty();
+                }
             }
             // After planning: exhaustion found while planning asks for a listing at once.
             if self.list_wanted && self.listing.is_none() {
@@ -152,10 +156,20 @@ impl State {
             }
             self.dirty_pods.insert(uid);
         }
-        let anchor = self.anchor_block();
-        self.records.set_busy(anchor);
-        self.out.records.push(RecordWrite { block: anchor, changes: BTreeMap::new() });
+        self.anchor_pending = true;
+        self.anchor_may_send = true;
         self.out.imported = Some(imported);
+    }
+
+    /// The anchor block's write, which makes the import final: sent at once, and again after each
+    /// failure once the caller's backoff is over. Nothing else is decided meanwhile.
+    fn send_anchor(&mut self) {
+        let anchor = self.anchor_block();
+        if self.anchor_may_send && !self.records.is_busy(anchor) {
+            self.anchor_may_send = false;
+            self.records.set_busy(anchor);
+            self.out.records.push(RecordWrite { block: anchor, changes: BTreeMap::new() });
+        }
     }
 
     fn plan_pod(&mut self, uid: &PodUid) {

@@ -182,6 +182,11 @@ pub struct State {
     pub(crate) records: Records,
     /// The records have been read for this leadership (`Some(true)`: there were none at all).
     pub(crate) records_read: Option<bool>,
+    /// Annotations were imported but the anchor block is not stored yet: until it is, a later leader
+    /// would import again (reading whatever markers tenants wrote meanwhile), so nothing is decided.
+    pub(crate) anchor_pending: bool,
+    /// The anchor write may be sent (again): at once after the import, then after each backoff.
+    pub(crate) anchor_may_send: bool,
     /// GUIDs whose last change has an unknown outcome, with that change: held, and left alone, until
     /// a listing asked for after the outcome says where they are.
     pub(crate) uncertain: HashMap<Guid, (SmOp, PKey)>,
@@ -229,6 +234,8 @@ impl State {
             node_pkeys: HashMap::new(),
             records: Records::default(),
             records_read: None,
+            anchor_pending: false,
+            anchor_may_send: false,
             uncertain: HashMap::new(),
             unrecorded: HashSet::new(),
             told_kept: HashSet::new(),
@@ -401,6 +408,8 @@ impl State {
         self.unrecorded.clear();
         self.records.clear();
         self.records_read = None;
+        self.anchor_pending = false;
+        self.anchor_may_send = false;
         self.pool = GuidPool::new(self.range);
         self.pending.clear();
         self.blocked_on_release.clear();
@@ -436,11 +445,15 @@ impl State {
     /// Record writes that failed may be tried again (the caller's backoff is over).
     pub fn retry_records(&mut self) {
         self.records.retry();
+        self.anchor_may_send = true;
     }
 
     /// A record write ended.
     pub fn records_written(&mut self, write: &RecordWrite, ok: bool) {
         self.records.written(write, ok);
+        if ok && write.block == self.anchor_block() && write.changes.is_empty() {
+            self.anchor_pending = false;
+        }
         for guid in write.changes.keys() {
             self.dirty_guids.insert(*guid);
             if let Some(claim) = self.ledger.get(*guid) {
@@ -652,7 +665,8 @@ impl State {
 
     /// Whether anything is still in flight or waiting to be planned.
     pub fn is_settled(&self) -> bool {
-        self.sm_ops.is_empty()
+        !self.anchor_pending
+            && self.sm_ops.is_empty()
             && self.patches.is_empty()
             && self.dirty_pods.is_empty()
             && self.dirty_guids.is_empty()

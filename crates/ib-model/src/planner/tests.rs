@@ -67,6 +67,8 @@ struct World {
     nads: BTreeMap<NetworkRef, String>,
     /// Subnet-manager requests are applied but their answer is lost (a timeout).
     answers_lost: bool,
+    /// Record writes fail (the API server answers 500).
+    records_failing: bool,
 }
 
 enum Work {
@@ -99,6 +101,7 @@ impl World {
             policy: Policy::default(),
             nads: BTreeMap::new(),
             answers_lost: false,
+            records_failing: false,
         }
     }
 
@@ -215,6 +218,10 @@ impl World {
     }
 
     fn write_records(&mut self, write: RecordWrite) {
+        if self.records_failing {
+            self.state.records_written(&write, false);
+            return;
+        }
         self.blocks.insert(write.block);
         for (guid, change) in &write.changes {
             assert_eq!(BlockId::of(*guid), write.block, "{guid} written to block {}", write.block);
@@ -1552,4 +1559,42 @@ fn a_configured_pod_keeps_its_guid_when_its_annotation_is_removed() {
     w.delete(&p);
     w.settle();
     assert_eq!(w.recorded_owner(g_("00")).as_deref(), Some("q"));
+}
+
+/// The import becomes final only once a block exists: until the anchor block is stored, nothing is
+/// decided (no add, no patch), and a failed anchor write is retried after the backoff, even when the
+/// import found nothing. Once it is stored, a marker forged later is never imported by a new leader.
+#[test]
+fn nothing_is_decided_before_the_import_is_made_final() {
+    let mut w = World::default_range().first_start();
+    w.nad("default", "ib5", IB5);
+    w.nad("evil", "ib5", IB5);
+    let mut w = w.synced();
+    w.records_failing = true;
+    // The listing, then the import and its anchor write, which fails.
+    for _ in 0..2 {
+        let plan = w.state.plan();
+        w.execute(plan);
+    }
+    let fresh = w.pod("default", "fresh", "ib5");
+    for _ in 0..3 {
+        let plan = w.state.plan();
+        assert!(plan.sm.is_empty() && plan.patches.is_empty() && plan.records.is_empty(), "{plan:?}");
+        w.execute(plan);
+    }
+    assert!(w.blocks.is_empty());
+    // After the backoff the anchor is written again, and then everything proceeds.
+    w.records_failing = false;
+    w.state.retry_records();
+    w.settle();
+    assert!(!w.blocks.is_empty());
+    assert_eq!(w.reason(&fresh), None);
+    assert_eq!(w.annotation(&fresh)[0]["cni-args"]["mellanox.infiniband.app"], "configured");
+    // A tenant forges a marker for a GUID the fabric holds; a new leader does not import it.
+    w.sm_seed("0x5", "02:00:00:00:00:00:00:10");
+    let forger = w.pod("evil", "forger", &configured_with("02:00:00:00:00:00:00:10", "0x5"));
+    w.restart();
+    w.settle();
+    assert_eq!(w.recorded_owner(g_("10")), None);
+    assert_eq!(w.reason(&forger), Some("GUIDInUse"));
 }
