@@ -140,6 +140,7 @@ impl State {
                     self.set_pending(&uid, reason);
                     continue;
                 }
+                let nad = self.nads.get(&key.network);
                 let nad_pkey = self.nad_pkey(&key.network);
                 let written = match s.pkey.as_deref() {
                     Some(p) => PKey::parse(p).ok(),
@@ -147,10 +148,18 @@ impl State {
                     // pods are in their NAD's partition.
                     None => nad_pkey,
                 };
-                // A partition other than the NAD's is kept only where the fabric really has the
-                // membership: anyone who can edit a pod could have written it.
-                let pkey =
-                    if written == nad_pkey || written.is_some_and(|p| self.sm.has(guid, p)) { written } else { None };
+                // Anyone who can edit a pod could have written the marker: it is imported only with
+                // evidence, the membership it names in the subnet manager, or, for a GUID-only network
+                // (which the subnet manager knows nothing of), an existing GUID-only NAD. Without it the
+                // marker is a request like any other once the import is final.
+                let evidence = match written {
+                    Some(p) => self.sm.has(guid, p),
+                    None => matches!(nad, Some(Ok(NadKind::InfiniBand(spec))) if spec.pkey.is_none()),
+                };
+                if !evidence {
+                    continue;
+                }
+                let pkey = written;
                 imported.interfaces += 1;
                 self.claim(guid, key, pkey, true);
             }

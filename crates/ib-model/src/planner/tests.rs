@@ -741,8 +741,9 @@ fn unrecorded_memberships_are_reported_and_removed_only_by_opt_in() {
     assert_eq!(w.annotation(&q)[0]["cni-args"]["mellanox.infiniband.app"], "configured");
 }
 
-/// A pod author can write a `configured` annotation with any pkey; that must not make the controller add
-/// the GUID to a partition the pod's NAD does not give. The GUID is still owned (its VF carries it).
+/// A pod author can write a `configured` annotation with any pkey; even at the first start, that must not
+/// make the controller add the GUID to a partition the pod's NAD does not give. Without evidence in the
+/// subnet manager the marker is not imported: it is a request on the pod's own NAD.
 #[test]
 fn a_self_written_configured_annotation_gains_no_membership() {
     let mut w = World::default_range().first_start().synced();
@@ -760,16 +761,16 @@ fn a_self_written_configured_annotation_gains_no_membership() {
     w.settle();
     assert!(w.members("0x9").is_empty(), "{:?}", w.sm);
     assert_eq!(w.state.ledger().get(g("02:00:00:00:00:00:00:33")).unwrap().owner.pod, p);
-    // A pod configured for its own NAD's pkey (by a previous leader, say) gets its membership back.
-    assert_eq!(w.members("0x5"), BTreeSet::from([g("02:00:00:00:00:00:00:34")]));
+    // Both get their own NAD's partition, the one a pod configured by a previous leader was in.
+    assert_eq!(w.members("0x5"), BTreeSet::from([g_("33"), g_("34")]));
     assert_eq!(w.state.ledger().get(g("02:00:00:00:00:00:00:34")).unwrap().owner.pod, honest);
-    // A membership the unentitled claim already has is kept (removing it could cut off a pod whose
-    // NAD changed after it was configured), and nothing is added for it.
+    // A membership no record explains is left alone (and reported), and nothing is added for it.
     w.sm_seed("0x9", "02:00:00:00:00:00:00:33");
     w.state.resync();
     w.settle();
-    assert_eq!(w.members("0x9"), BTreeSet::from([g("02:00:00:00:00:00:00:33")]));
-    assert_eq!(w.members("0x5"), BTreeSet::from([g("02:00:00:00:00:00:00:34")]));
+    assert_eq!(w.members("0x9"), BTreeSet::from([g_("33")]));
+    assert_eq!(w.members("0x5"), BTreeSet::from([g_("33"), g_("34")]));
+    assert_eq!(w.unrecorded, vec![g_("33")]);
 }
 
 /// A pod refused a GUID that another live pod holds as configured gets it as soon as that pod is gone,
@@ -1597,4 +1598,27 @@ fn nothing_is_decided_before_the_import_is_made_final() {
     w.settle();
     assert_eq!(w.recorded_owner(g_("10")), None);
     assert_eq!(w.reason(&forger), Some("GUIDInUse"));
+}
+
+/// At the first start, markers without evidence (a missing NAD, a GUID in no partition) are not
+/// imported: a tenant who forged them before the import got nothing by it.
+#[test]
+fn the_import_takes_only_markers_with_evidence() {
+    let mut w = World::default_range().first_start();
+    w.nad("default", "ib5", IB5);
+    w.nad("evil", "t-ib", r#"{"type":"ib-sriov","pkey":"0x20"}"#);
+    w.sm_seed("0x5", "02:00:00:00:00:00:00:12");
+    let missing = w.pod(
+        "evil",
+        "missing-nad",
+        r#"[{"name":"no-such-nad","cni-args":{"guid":"02:00:00:00:00:00:00:10","mellanox.infiniband.app":"configured"}}]"#,
+    );
+    let honest = w.pod("default", "honest", &configured_with("02:00:00:00:00:00:00:12", "0x5"));
+    let mut w = w.synced();
+    w.settle();
+    assert_eq!(w.recorded_owner(g_("10")), None);
+    assert_eq!(w.reason(&missing), Some("NetworkNotFound"));
+    assert_eq!(w.recorded_owner(g_("12")).as_deref(), Some("honest"));
+    assert_eq!(w.reason(&honest), None);
+    assert!(w.sm_requests().is_empty(), "{:?}", w.sm_requests());
 }
