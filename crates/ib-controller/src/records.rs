@@ -82,30 +82,6 @@ fn count_entries<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<us
     deserializer.deserialize_any(Count)
 }
 
-impl Resource for Answer {
-    type DynamicType = ();
-    type Scope = ClusterResourceScope;
-
-    fn kind(_: &()) -> Cow<'_, str> {
-        KIND.into()
-    }
-    fn group(_: &()) -> Cow<'_, str> {
-        GROUP.into()
-    }
-    fn version(_: &()) -> Cow<'_, str> {
-        VERSION.into()
-    }
-    fn plural(_: &()) -> Cow<'_, str> {
-        PLURAL.into()
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
-
 /// One record as stored; every field is the controller's own writing.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -121,29 +97,37 @@ pub struct Allocation {
     pub state: String,
 }
 
-impl Resource for GuidBlock {
-    type DynamicType = ();
-    type Scope = ClusterResourceScope;
+/// The `GuidBlock` resource's identity, for the full object and for the slim answer to a write.
+macro_rules! guidblock_resource {
+    ($t:ty) => {
+        impl Resource for $t {
+            type DynamicType = ();
+            type Scope = ClusterResourceScope;
 
-    fn kind(_: &()) -> Cow<'_, str> {
-        KIND.into()
-    }
-    fn group(_: &()) -> Cow<'_, str> {
-        GROUP.into()
-    }
-    fn version(_: &()) -> Cow<'_, str> {
-        VERSION.into()
-    }
-    fn plural(_: &()) -> Cow<'_, str> {
-        PLURAL.into()
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
+            fn kind(_: &()) -> Cow<'_, str> {
+                KIND.into()
+            }
+            fn group(_: &()) -> Cow<'_, str> {
+                GROUP.into()
+            }
+            fn version(_: &()) -> Cow<'_, str> {
+                VERSION.into()
+            }
+            fn plural(_: &()) -> Cow<'_, str> {
+                PLURAL.into()
+            }
+            fn meta(&self) -> &ObjectMeta {
+                &self.metadata
+            }
+            fn meta_mut(&mut self) -> &mut ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
 }
+
+guidblock_resource!(GuidBlock);
+guidblock_resource!(Answer);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecordsError {
