@@ -17,6 +17,14 @@ use ib_sim::demo::progress::ProgressMode;
 use ib_sim::{RunningSim, SimOptions};
 use ib_sm::EnvMap;
 
+/// jemalloc, with a background thread that returns freed pages to the system about a second after they
+/// are freed (`.cargo/config.toml` sets that default at build time). With glibc's allocator the transient
+/// buffers of a leader's start (the pod and record lists, the subnet manager's listing) stayed resident
+/// beside the long-lived state, and the settled RSS was about three times the live heap (BENCHMARKS.md,
+/// memory).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse_from(cli::normalize_go_flags(std::env::args())) {
         Ok(cli) => cli,
