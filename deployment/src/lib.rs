@@ -24,8 +24,8 @@ pub mod record {
     pub const PLURAL: &str = "guidblocks";
     pub const SINGULAR: &str = "guidblock";
     pub const SHORT_NAME: &str = "gb";
-    /// GUIDs per record: a block of 256 consecutive GUIDs aligned on 256.
-    pub const BLOCK_SIZE: usize = 256;
+    /// GUIDs per record: a block of 64 consecutive GUIDs aligned on 64.
+    pub const BLOCK_SIZE: usize = 64;
     /// The states of an allocation.
     pub const STATES: &[&str] = &["Reserved", "Member", "Unknown", "Releasing"];
 }

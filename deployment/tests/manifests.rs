@@ -533,7 +533,7 @@ fn the_record_schema_is_structural_and_accepts_the_record_shape() {
     assert_structural(&schema, "<root>");
     assert_eq!(check(&sample_record()), Vec::<String>::new());
 
-    // Every state, a block with no allocation, and a full block of 256.
+    // Every state, a block with no allocation, and a full block.
     let mut record = sample_record();
     for state in record::STATES {
         record["spec"]["allocations"]["02:00:00:00:00:00:01:05"]["state"] = json!(state);
@@ -548,6 +548,14 @@ fn the_record_schema_is_structural_and_accepts_the_record_shape() {
     let mut block = sample_record();
     block["spec"]["allocations"] = Value::Object(full.clone());
     assert_eq!(check(&block), Vec::<String>::new());
+    // Every block start the controller can write (blocks are aligned on their size).
+    for start in
+        ["02:00:00:00:00:00:01:00", "02:00:00:00:00:00:01:40", "02:00:00:00:00:00:01:80", "02:00:00:00:00:00:01:c0"]
+    {
+        let mut block = sample_record();
+        block["spec"]["start"] = json!(start);
+        assert_eq!(check(&block), Vec::<String>::new(), "{start}");
+    }
 
     // The schema's enum is the controller's list of states.
     let states = schema
@@ -596,11 +604,13 @@ fn the_record_schema_refuses_malformed_records() {
         ("allocations a list", Box::new(|r| r["spec"]["allocations"] = json!([])), ".allocations"),
         ("unknown field", Box::new(|r| r["spec"]["allocations"][GUID]["owner"] = json!("x")), ".owner"),
         ("unknown spec field", Box::new(|r| r["spec"]["pkeys"] = json!(["0x0005"])), ".pkeys"),
+        ("start on 32", Box::new(|r| r["spec"]["start"] = json!("02:00:00:00:00:00:01:20")), ".spec.start"),
         (
-            "257 allocations",
+            "one allocation more than a block holds",
             Box::new(|r| {
                 let a = r["spec"]["allocations"][GUID].clone();
-                r["spec"]["allocations"] = Value::Object((0..=256).map(|i| (format!("k{i}"), a.clone())).collect());
+                r["spec"]["allocations"] =
+                    Value::Object((0..=record::BLOCK_SIZE).map(|i| (format!("k{i}"), a.clone())).collect());
             }),
             ".allocations",
         ),

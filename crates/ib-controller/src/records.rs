@@ -1,5 +1,5 @@
 //! Ownership records in the cluster: `GuidBlock` objects (`ib-kubernetes.mellanox.com/v1alpha1`,
-//! cluster-scoped, one per 256 GUIDs), which only the controller's ServiceAccount may write.
+//! cluster-scoped, one per 64 GUIDs), which only the controller's ServiceAccount may write.
 //!
 //! A block write is a JSON merge patch of only the entries that change, so a burst of allocations in
 //! one block is one small request; a missing block is created. A block left empty is deleted, except

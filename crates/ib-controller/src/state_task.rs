@@ -37,6 +37,9 @@ const MAX_BATCH: usize = 1024;
 const GAUGE_INTERVAL: Duration = Duration::from_millis(250);
 /// First retry delay after a failure; doubled per failure up to `DAEMON_PERIODIC_UPDATE`.
 const FIRST_RETRY: Duration = Duration::from_millis(250);
+/// How long record changes that can wait (`Member`, `Releasing`) wait at most for their block's next
+/// write before they are written on their own.
+const RECORD_FLUSH_DELAY: Duration = Duration::from_secs(1);
 
 /// Everything that can change the state.
 #[derive(Debug)]
@@ -79,6 +82,8 @@ pub enum Input {
     },
     RetryRecords(u64),
     RetryRecordWrites,
+    /// Write the record changes that waited for their block's next write.
+    FlushRecords,
     PatchDone {
         term: u64,
         patch: PodPatch,
@@ -131,6 +136,8 @@ pub struct StateTask {
     sm_failures: HashMap<Guid, u32>,
     patch_failures: HashMap<PodUid, u32>,
     gauges_updated: Instant,
+    /// A [`Input::FlushRecords`] is on its way.
+    flush_armed: bool,
     /// Failed attempts of the fresh pod list, of the subnet-manager listing and of the record list, each
     /// with its own backoff.
     list_failures: u32,
@@ -174,6 +181,7 @@ impl StateTask {
             sm_failures: HashMap::new(),
             patch_failures: HashMap::new(),
             gauges_updated: Instant::now(),
+            flush_armed: false,
             list_failures: 0,
             sm_list_failures: 0,
             record_list_failures: 0,
@@ -200,6 +208,7 @@ impl StateTask {
                     if self.leading {
                         let plan = self.state.plan();
                         self.dispatch(plan);
+                        self.arm_record_flush();
                     }
                 }
                 _ = tick.tick() => {}
@@ -260,6 +269,10 @@ impl StateTask {
             Input::RecordsListed { term, result } => self.records_listed(term, result),
             Input::RecordsWritten { term, write, ok } => self.records_written(term, write, ok),
             Input::RetryRecordWrites => self.state.retry_records(),
+            Input::FlushRecords => {
+                self.flush_armed = false;
+                self.state.flush_records();
+            }
             Input::RetryRecords(term) => {
                 if term == self.term && self.leading {
                     self.spawn_record_list(0);
@@ -686,6 +699,20 @@ impl StateTask {
     }
 
     /// Sends `input` back after an exponential backoff capped at `DAEMON_PERIODIC_UPDATE`.
+    /// Once record changes wait for their block's next write, they are written a moment later anyway,
+    /// so stored states catch up in a quiet cluster too.
+    fn arm_record_flush(&mut self) {
+        if self.flush_armed || !self.state.records_waiting() {
+            return;
+        }
+        self.flush_armed = true;
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(RECORD_FLUSH_DELAY).await;
+            let _ = tx.send(Input::FlushRecords).await;
+        });
+    }
+
     fn retry_later(&self, input: Input, attempt: u32) {
         let delay = retry_delay(attempt, self.settings.max_retry);
         let tx = self.tx.clone();

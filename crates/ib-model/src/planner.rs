@@ -174,10 +174,11 @@ impl State {
     /// failure once the caller's backoff is over. Nothing else is decided meanwhile.
     fn send_anchor(&mut self) {
         let anchor = self.anchor_block();
-        if self.anchor_may_send && !self.records.is_busy(anchor) {
+        if self.anchor_may_send && self.records.writes_to(anchor) == 0 {
             self.anchor_may_send = false;
-            self.records.set_busy(anchor);
-            self.out.records.push(RecordWrite { block: anchor, changes: BTreeMap::new() });
+            let write = RecordWrite { block: anchor, changes: BTreeMap::new() };
+            self.records.sent(&write);
+            self.out.records.push(write);
         }
     }
 
@@ -585,26 +586,56 @@ impl State {
     }
 
     /// Record writes for every GUID whose stored record differs from what is wanted, one merge patch per
-    /// block; a block with a write in flight waits for it.
+    /// block; a GUID already in a write in flight, or a block with as many writes in flight as it may
+    /// have, waits for one to end.
+    ///
+    /// A change that [can wait](RecordChange::can_wait) goes only with a write the block gets anyway,
+    /// or when the caller flushes.
     fn plan_records(&mut self) {
+        let flush = self.records.take_flush();
         let mut writes: BTreeMap<BlockId, BTreeMap<Guid, RecordChange>> = BTreeMap::new();
         let mut deferred = Vec::new();
+        let mut can_wait = Vec::new();
         for g in self.records.take_dirty() {
+            self.records.stop_waiting(g);
             let block = BlockId::of(g);
-            if self.records.is_busy(block) {
+            if self.records.is_in_flight(g) || self.records.is_full(block) {
                 deferred.push(g);
                 continue;
             }
-            if let Some(change) = self.record_change(g) {
-                writes.entry(block).or_default().insert(g, change);
+            match self.record_change(g) {
+                Some(change) if change.can_wait() && !flush => can_wait.push((g, change)),
+                Some(change) => {
+                    writes.entry(block).or_default().insert(g, change);
+                }
+                None => {}
             }
         }
         for g in deferred {
             self.records.mark(g);
         }
+        for (g, change) in can_wait {
+            match writes.get_mut(&BlockId::of(g)) {
+                Some(changes) => {
+                    changes.insert(g, change);
+                }
+                None => self.records.wait(g),
+            }
+        }
+        // Changes that waited in an earlier plan go with this plan's write to their block.
+        for (block, changes) in &mut writes {
+            for g in self.records.take_waiting_in(*block) {
+                if self.records.is_in_flight(g) {
+                    self.records.mark(g);
+                } else if let Some(change) = self.record_change(g) {
+                    changes.insert(g, change);
+                }
+            }
+        }
         for (block, changes) in writes {
-            self.records.set_busy(block);
-            self.out.records.push(RecordWrite { block, changes });
+            let write = RecordWrite { block, changes };
+            self.records.sent(&write);
+            self.out.records.push(write);
         }
     }
 

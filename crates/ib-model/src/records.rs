@@ -1,5 +1,5 @@
 //! Ownership records: who owns which GUID, in which partition, in what state, as stored in the cluster
-//! in objects only the controller writes (`GuidBlock` custom resources, one per block of 256 GUIDs).
+//! in objects only the controller writes (`GuidBlock` custom resources, one per block of 64 GUIDs).
 //!
 //! What a pod author writes is a request; a record is the only proof of ownership. A record is written
 //! before its GUID joins a partition, and the partition a record names is the only membership the
@@ -10,6 +10,10 @@
 //! record (enough to tell whether it matches what the ledger wants), and per block whether a write is in
 //! flight. Writes are merge patches of only the entries that change, so a burst of allocations in one
 //! block costs one write, and a state change costs a few bytes.
+//!
+//! Merge patches of different entries commute (the API server applies each one to the object as it is
+//! then), so a block may have several writes in flight as long as no GUID is in two of them: one GUID's
+//! changes stay in the order they were decided, and a pod does not wait for another pod's write.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -19,8 +23,15 @@ use crate::pkey::PKey;
 use crate::pod::{InterfaceKey, PodUid};
 
 /// GUIDs per block: a burst of generated GUIDs (consecutive) shares few blocks, and a full block's
-/// object (about 250 bytes per entry) stays far below the API server's object size limit.
-pub const BLOCK_SIZE: u64 = 256;
+/// object (about 250 bytes per entry, 16 KB) stays small, since the API server stores the whole object
+/// again at every write (blocks of 256 made each write four times as costly and churn latency
+/// rose with it).
+pub const BLOCK_SIZE: u64 = 64;
+
+/// Writes in flight to one block at most. Consecutive pods usually get GUIDs of the same block, so one
+/// write at a time would make each wait for the previous pod's; a few let them overlap, and beyond that
+/// changes gather into the next write.
+pub const WRITES_PER_BLOCK: usize = 4;
 
 /// A block of [`BLOCK_SIZE`] GUIDs, named by its first GUID.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -112,6 +123,17 @@ pub enum RecordChange {
     Delete,
 }
 
+impl RecordChange {
+    /// A change that only brings a stored state up to date (`Member` after the add, `Releasing` before
+    /// the remove). Nothing waits for it: a later leader learns the same from the subnet manager's
+    /// listing. It goes with the block's next write, or with the caller's periodic flush
+    /// ([`State::flush_records`](crate::State::flush_records)), so a pod's life costs two writes
+    /// (reserve, delete) instead of four.
+    pub fn can_wait(&self) -> bool {
+        matches!(self, RecordChange::State(RecordState::Member | RecordState::Releasing))
+    }
+}
+
 /// Make block `block` hold these changes (a merge patch; the block is created when missing).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordWrite {
@@ -140,13 +162,19 @@ pub(crate) fn owner_hash(owner: &InterfaceKey) -> u64 {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Records {
     stored: HashMap<Guid, Stored>,
-    /// Blocks with a write in flight: nothing else is written to them until it ends, so writes to one
-    /// block are applied in the order they were decided.
-    busy: HashSet<BlockId>,
+    /// Writes in flight per block (at most [`WRITES_PER_BLOCK`]).
+    writing: HashMap<BlockId, usize>,
+    /// GUIDs in a write in flight: nothing else is written for them until it ends, so one GUID's writes
+    /// are applied in the order they were decided.
+    in_flight: HashSet<Guid>,
     /// GUIDs whose record may differ from what is wanted.
     dirty: BTreeSet<Guid>,
     /// GUIDs whose last write failed: written again only after the caller's backoff (`retry`).
     failed: BTreeSet<Guid>,
+    /// GUIDs whose only change [can wait](RecordChange::can_wait).
+    waiting: BTreeSet<Guid>,
+    /// The next plan writes waiting changes too.
+    flush: bool,
 }
 
 impl Records {
@@ -189,17 +217,38 @@ impl Records {
         std::mem::take(&mut self.dirty)
     }
 
-    pub(crate) fn is_busy(&self, block: BlockId) -> bool {
-        self.busy.contains(&block)
+    /// Whether `block` takes no further write until one of its writes ends.
+    pub(crate) fn is_full(&self, block: BlockId) -> bool {
+        self.writing.get(&block).is_some_and(|n| *n >= WRITES_PER_BLOCK)
     }
 
-    pub(crate) fn set_busy(&mut self, block: BlockId) {
-        self.busy.insert(block);
+    /// Whether a write in flight holds a change for `guid`.
+    pub(crate) fn is_in_flight(&self, guid: Guid) -> bool {
+        self.in_flight.contains(&guid)
+    }
+
+    /// Writes to `block` in flight.
+    pub(crate) fn writes_to(&self, block: BlockId) -> usize {
+        self.writing.get(&block).copied().unwrap_or(0)
+    }
+
+    /// `write` was handed to the executor.
+    pub(crate) fn sent(&mut self, write: &RecordWrite) {
+        *self.writing.entry(write.block).or_default() += 1;
+        self.in_flight.extend(write.changes.keys().copied());
     }
 
     /// A write ended. On success the stored records are what it wrote.
     pub(crate) fn written(&mut self, write: &RecordWrite, ok: bool) {
-        self.busy.remove(&write.block);
+        if let Some(n) = self.writing.get_mut(&write.block) {
+            *n -= 1;
+            if *n == 0 {
+                self.writing.remove(&write.block);
+            }
+        }
+        for guid in write.changes.keys() {
+            self.in_flight.remove(guid);
+        }
         for (guid, change) in &write.changes {
             if ok {
                 match change {
@@ -228,8 +277,44 @@ impl Records {
         self.dirty.append(&mut self.failed);
     }
 
+    /// `guid`'s change can wait for the block's next write.
+    pub(crate) fn wait(&mut self, guid: Guid) {
+        self.waiting.insert(guid);
+    }
+
+    /// `guid` is being planned again: whatever waited for it is decided anew.
+    pub(crate) fn stop_waiting(&mut self, guid: Guid) {
+        self.waiting.remove(&guid);
+    }
+
+    /// The waiting GUIDs of `block`, taken to go with a write to it.
+    pub(crate) fn take_waiting_in(&mut self, block: BlockId) -> Vec<Guid> {
+        let end = Guid::from_u64(block.start().as_u64().saturating_add(BLOCK_SIZE - 1));
+        let taken: Vec<Guid> = self.waiting.range(block.start()..=end).copied().collect();
+        for g in &taken {
+            self.waiting.remove(g);
+        }
+        taken
+    }
+
+    pub(crate) fn has_waiting(&self) -> bool {
+        !self.waiting.is_empty()
+    }
+
+    /// Everything waiting is planned, and written, in the next plan.
+    pub(crate) fn flush(&mut self) {
+        if !self.waiting.is_empty() {
+            self.dirty.append(&mut self.waiting);
+            self.flush = true;
+        }
+    }
+
+    pub(crate) fn take_flush(&mut self) -> bool {
+        std::mem::take(&mut self.flush)
+    }
+
     pub(crate) fn is_settled(&self) -> bool {
-        self.busy.is_empty() && self.dirty.is_empty() && self.failed.is_empty()
+        self.writing.is_empty() && self.dirty.is_empty() && self.failed.is_empty() && self.waiting.is_empty()
     }
 }
 

@@ -448,6 +448,18 @@ impl State {
         self.anchor_may_send = true;
     }
 
+    /// Writes the record changes that [can wait](crate::RecordChange::can_wait) in the next plan. The
+    /// caller does this a moment after [`records_waiting`](Self::records_waiting) turns true, so stored
+    /// states catch up in a quiet cluster too.
+    pub fn flush_records(&mut self) {
+        self.records.flush();
+    }
+
+    /// Whether record changes are waiting for a write to their block or a flush.
+    pub fn records_waiting(&self) -> bool {
+        self.records.has_waiting()
+    }
+
     /// A record write ended.
     pub fn records_written(&mut self, write: &RecordWrite, ok: bool) {
         self.records.written(write, ok);

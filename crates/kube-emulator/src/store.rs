@@ -824,7 +824,7 @@ impl Store {
             meta.insert("resourceVersion".into(), json!(rv.to_string()));
         }
         let object = Arc::new(obj);
-        // Ownership records are large objects (up to 256 entries), rewritten by every allocation and
+        // Ownership records are large objects (up to 64 entries), rewritten by every allocation and
         // watched by nobody at scale: like a compacted etcd, their history is short, and a watch
         // resuming from before it answers 410. A full history of them would hold gigabytes.
         let capacity = match resource {

@@ -11,7 +11,7 @@ use kube_emulator::Resource;
 use serde::{Deserialize, Serialize};
 
 use super::{Bench, CONFIGURE_DEADLINE, ScenarioError, not_configured};
-use crate::cluster::{Cluster, NAMESPACE, pkey_of};
+use crate::cluster::{ApiWrites, Cluster, NAMESPACE, pkey_of};
 use crate::report::{Machine, mib, table};
 
 const CONVERGE_DEADLINE: Duration = Duration::from_secs(120);
@@ -64,6 +64,8 @@ pub struct ChurnReport {
     pub ufm_missing: usize,
     pub ufm_extra: usize,
     pub converged_after_s: f64,
+    /// Writes to the API server during the churn: ownership record writes and pod patches.
+    pub api_writes: ApiWrites,
 }
 
 struct Live {
@@ -109,6 +111,7 @@ pub async fn run(bench: &Bench, options: &ChurnOptions) -> Result<ChurnReport, S
     let mut next_sample = window;
     let mut last_cpu = controller.usage()?.cpu_seconds;
     let mut deleted = 0;
+    let writes_before = cluster.api_writes();
     for i in 0..total {
         let due = Duration::from_secs_f64(i as f64 / options.rate);
         tokio::time::sleep_until(start + due).await;
@@ -143,6 +146,7 @@ pub async fn run(bench: &Bench, options: &ChurnOptions) -> Result<ChurnReport, S
             observer.configured(&l.name).map(|c| c.guids).unwrap_or_default().into_iter().map(move |g| (pkey, g))
         })
         .collect();
+    let api_writes = cluster.api_writes().since(writes_before);
     let converge_start = Instant::now();
     let deadline = tokio::time::Instant::now() + CONVERGE_DEADLINE;
     let mut actual = cluster.ufm_memberships();
@@ -176,6 +180,7 @@ pub async fn run(bench: &Bench, options: &ChurnOptions) -> Result<ChurnReport, S
         ufm_missing: expected.difference(&actual).count(),
         ufm_extra: actual.difference(&expected).count(),
         converged_after_s,
+        api_writes,
     })
 }
 
@@ -225,7 +230,8 @@ impl ChurnReport {
             "churn: {} pods alive, {}/s created and deleted for {:.0} s ({} created, {} deleted)\n{}\n{}\n\
              overall latency p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms\n\
              RSS first fifth {}, last fifth {} ({:+.1}%)\n\
-             UFM verified: {} (missing {}, extra {}, after {:.1} s)",
+             UFM verified: {} (missing {}, extra {}, after {:.1} s)\n\
+             API writes: {} record writes ({:.2} per pod created), {} pod patches",
             self.alive,
             self.rate_per_s,
             self.seconds,
@@ -243,6 +249,9 @@ impl ChurnReport {
             self.ufm_missing,
             self.ufm_extra,
             self.converged_after_s,
+            self.api_writes.records,
+            self.api_writes.records as f64 / self.created.max(1) as f64,
+            self.api_writes.pod_patches,
         )
     }
 }

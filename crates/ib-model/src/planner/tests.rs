@@ -12,7 +12,7 @@ use crate::pending::PendingReason;
 use crate::pkey::PKey;
 use crate::pod::{PodPhase, PodUid, PodView};
 use crate::pool::GuidRange;
-use crate::records::{BlockId, Record, RecordChange, RecordWrite};
+use crate::records::{BlockId, Record, RecordChange, RecordWrite, WRITES_PER_BLOCK};
 use crate::state::{PatchOutcome, Plan, Policy, SmFailure, SmOp, SmRequest, State};
 
 const IB5: &str =
@@ -69,6 +69,8 @@ struct World {
     answers_lost: bool,
     /// Record writes fail (the API server answers 500).
     records_failing: bool,
+    /// GUIDs in a record write handed out and not yet done: never two at once for one GUID.
+    records_in_flight: BTreeSet<Guid>,
 }
 
 enum Work {
@@ -102,6 +104,7 @@ impl World {
             nads: BTreeMap::new(),
             answers_lost: false,
             records_failing: false,
+            records_in_flight: BTreeSet::new(),
         }
     }
 
@@ -201,7 +204,15 @@ impl World {
         }
         self.queue.extend(plan.sm.into_iter().map(Work::Sm));
         self.queue.extend(plan.patches.into_iter().map(Work::Patch));
-        self.queue.extend(plan.records.into_iter().map(Work::Records));
+        for write in &plan.records {
+            for guid in write.changes.keys() {
+                assert!(self.records_in_flight.insert(*guid), "{guid} is in two record writes at once");
+            }
+            let to_block =
+                self.queue.iter().filter(|w| matches!(w, Work::Records(r) if r.block == write.block)).count();
+            assert!(to_block < WRITES_PER_BLOCK, "more than {WRITES_PER_BLOCK} writes to block {}", write.block);
+            self.queue.push(Work::Records(write.clone()));
+        }
     }
 
     /// Does one queued piece of work.
@@ -218,6 +229,9 @@ impl World {
     }
 
     fn write_records(&mut self, write: RecordWrite) {
+        for guid in write.changes.keys() {
+            self.records_in_flight.remove(guid);
+        }
         if self.records_failing {
             self.state.records_written(&write, false);
             return;
@@ -282,6 +296,8 @@ impl World {
     fn restart(&mut self) {
         let range = self.state.pool().range();
         self.queue.clear();
+        // The old leader's writes are lost with it (or landed already).
+        self.records_in_flight.clear();
         self.state = State::with_policy(range, self.policy.clone());
         for (network, config) in &self.nads {
             self.state.apply_nad(network.clone(), Some(config));
@@ -330,6 +346,11 @@ impl World {
             let plan = self.state.plan();
             let idle = plan.is_idle();
             self.execute(plan);
+            if idle && self.state.records_waiting() {
+                // As the controller's timer does a moment later.
+                self.state.flush_records();
+                continue;
+            }
             if idle && self.state.is_settled() {
                 assert!(self.violations.is_empty(), "{:?}", self.violations);
                 return;
@@ -423,6 +444,94 @@ fn generated_guid_joins_the_pkey_before_the_pod_is_configured() {
     assert_eq!(w.members("0x5"), BTreeSet::from([guid]));
     assert!(w.state.ledger().get(guid).unwrap().configured);
     assert_eq!(w.state.pool().allocated_count(), 1);
+}
+
+/// Consecutive pods get GUIDs of one block. Each pod's record write goes out at once instead of after
+/// the previous pod's (a pod never waits for another pod's write), up to a few per block; a GUID is never
+/// in two writes at once (checked by `World::enqueue` in every test).
+#[test]
+fn record_writes_of_one_block_overlap_up_to_a_limit() {
+    let mut w = World::default_range().synced();
+    w.nad("default", "ib", IB5);
+    w.settle();
+    let mut sent = Vec::new();
+    for i in 0..=WRITES_PER_BLOCK {
+        w.pod("default", &format!("p{i}"), r#"[{"name": "ib"}]"#);
+        let plan = w.state.plan();
+        sent.push(plan.records.iter().flat_map(|r| r.changes.keys().copied()).collect::<Vec<_>>());
+        // Nothing completes: every write stays in flight.
+        w.enqueue(plan);
+    }
+    let guid = |i: u64| Guid::from_u64(g("02:00:00:00:00:00:00:00").as_u64() + i);
+    for (i, guids) in sent.iter().enumerate().take(WRITES_PER_BLOCK) {
+        assert_eq!(guids, &vec![guid(i as u64)], "pod {i}'s record is written at once");
+    }
+    assert!(sent[WRITES_PER_BLOCK].is_empty(), "the block has {WRITES_PER_BLOCK} writes in flight: the next waits");
+    let first = w.queue.iter().position(|x| matches!(x, Work::Records(_))).unwrap();
+    w.complete(first);
+    let plan = w.state.plan();
+    let next: Vec<Guid> = plan.records.iter().flat_map(|r| r.changes.keys().copied()).collect();
+    assert!(next.contains(&guid(WRITES_PER_BLOCK as u64)), "{next:?}");
+    w.enqueue(plan);
+    w.settle();
+    for i in 0..=WRITES_PER_BLOCK {
+        assert_eq!(w.records[&guid(i as u64)].state, crate::records::RecordState::Member);
+    }
+    assert_eq!(w.members("0x5").len(), WRITES_PER_BLOCK + 1);
+}
+
+/// A pod's life costs two record writes: the reservation before its add and the delete after its remove.
+/// `Member` and `Releasing` go with the block's next write, or when the caller flushes.
+#[test]
+fn state_only_record_changes_wait_for_the_blocks_next_write_or_a_flush() {
+    use crate::records::RecordState;
+    let mut w = World::default_range().synced();
+    w.nad("default", "ib", IB5);
+    w.settle();
+    // Plans and executes until idle without flushing; the record writes on the way.
+    fn run(w: &mut World) -> Vec<RecordWrite> {
+        let mut writes = Vec::new();
+        loop {
+            let plan = w.state.plan();
+            if plan.is_idle() {
+                return writes;
+            }
+            writes.extend(plan.records.iter().cloned());
+            w.execute(plan);
+        }
+    }
+    let (g0, g1) = (g("02:00:00:00:00:00:00:00"), g("02:00:00:00:00:00:00:01"));
+    let p = w.pod("default", "p", "ib");
+    let writes = run(&mut w);
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert!(matches!(writes[0].changes.get(&g0), Some(RecordChange::Set(_))));
+    assert_eq!(w.annotation(&p)[0]["cni-args"]["guid"], "02:00:00:00:00:00:00:00");
+    assert_eq!(w.records[&g0].state, RecordState::Reserved);
+    assert!(w.state.records_waiting() && !w.state.is_settled());
+
+    // The next pod's reservation in the same block carries p's Member.
+    w.pod("default", "q", "ib");
+    let writes = run(&mut w);
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert_eq!(writes[0].changes.get(&g0), Some(&RecordChange::State(RecordState::Member)));
+    assert!(matches!(writes[0].changes.get(&g1), Some(RecordChange::Set(_))));
+    assert_eq!(w.records[&g0].state, RecordState::Member);
+
+    // A flush writes what is left.
+    w.state.flush_records();
+    let writes = run(&mut w);
+    assert_eq!(writes.len(), 1);
+    assert_eq!(writes[0].changes, BTreeMap::from([(g1, RecordChange::State(RecordState::Member))]));
+    assert!(w.state.is_settled());
+
+    // Deleting p: the remove goes out without waiting for a Releasing write; then one write deletes.
+    w.delete(&p);
+    let writes = run(&mut w);
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert_eq!(writes[0].changes, BTreeMap::from([(g0, RecordChange::Delete)]));
+    assert!(!w.records.contains_key(&g0));
+    assert_eq!(w.members("0x5"), BTreeSet::from([g1]));
+    assert!(w.state.is_settled());
 }
 
 /// Go example 5: a NAD without pkey is GUID-only: no subnet-manager call, still configured.
