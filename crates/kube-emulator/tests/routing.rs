@@ -50,6 +50,7 @@ async fn discovery_finds_every_resource() {
             "rbac.authorization.k8s.io/v1/roles",
             "v1/configmaps",
             "v1/events",
+            "v1/nodes",
             "v1/pods",
             "v1/secrets",
             "v1/serviceaccounts",
