@@ -42,8 +42,10 @@ impl ApiRequest {
         self.query.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
+    /// A boolean query parameter in every form Go's `strconv.ParseBool` takes: clients differ
+    /// (the Python client sends `watch=True`).
     fn flag(&self, name: &str) -> bool {
-        matches!(self.param(name), Some("true" | "1"))
+        matches!(self.param(name), Some("1" | "t" | "T" | "true" | "TRUE" | "True"))
     }
 }
 
