@@ -5,8 +5,15 @@
 //! sandbox retries would (see [`admission`]). Pods without networks run at once; a pod that names a
 //! missing NAD stays Pending, as Multus fails it. Pods end on request ([`Kubelet::finish`]). It
 //! records when it started each pod, so the demo and tests can measure "time until the pod runs".
+//!
+//! It also plays the nodes and the default scheduler ([`scheduler`]): it registers `node-01` …
+//! `node-16` as Node objects and binds a pod that names no node to one of them. With
+//! [`KubeletOptions::record_events`] it writes the Events a scheduler and kubelet write
+//! (Scheduled, FailedScheduling, FailedCreatePodSandBox with the CNI's reason, Started), which
+//! `kubectl describe pod` shows.
 
 pub mod admission;
+pub mod scheduler;
 pub mod status;
 
 use std::collections::HashMap;
@@ -31,6 +38,14 @@ pub enum KubeletError {
     Api { namespace: String, name: String, source: Box<ApiError> },
 }
 
+/// What the kubelet does besides running pods.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KubeletOptions {
+    /// Write core `v1` Events for scheduling, sandbox failures and starts (off by default: runs
+    /// that count Events, like the demo's, see only the controller's).
+    pub record_events: bool,
+}
+
 /// When the kubelet moved a pod to Running.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Started {
@@ -48,10 +63,13 @@ struct Records {
     started: HashMap<PodKey, Started>,
     /// Pods held in Pending and why; re-examined whenever a NAD changes.
     waiting: HashMap<PodKey, WaitReason>,
+    /// Pods no node fits; re-examined whenever a node changes.
+    unschedulable: HashMap<PodKey, String>,
 }
 
 struct Inner {
     api: EmulatorHandle,
+    options: KubeletOptions,
     records: Mutex<Records>,
     /// Bumped on every start, so waiters re-check without polling.
     starts: watch::Sender<u64>,
@@ -73,14 +91,23 @@ pub struct Kubelet {
 impl Kubelet {
     /// Starts watching pods and NADs through `api`. Must be called inside a Tokio runtime.
     pub fn start(api: EmulatorHandle) -> Kubelet {
-        let inner = Arc::new(Inner { api, records: Mutex::default(), starts: watch::Sender::new(0) });
+        Kubelet::start_with(api, KubeletOptions::default())
+    }
+
+    /// [`Kubelet::start`] with options.
+    pub fn start_with(api: EmulatorHandle, options: KubeletOptions) -> Kubelet {
+        let inner = Arc::new(Inner { api, options, records: Mutex::default(), starts: watch::Sender::new(0) });
+        let nodes = inner.api.subscribe(Resource::Nodes);
+        if let Err(e) = scheduler::register_nodes(&inner.api) {
+            tracing::warn!(error = %e, "the simulated kubelet could not register its nodes");
+        }
         // NADs first: a NAD created while pods are being listed is then seen as a change.
         let nads = inner.api.subscribe(Resource::NetworkAttachmentDefinitions);
         let (pods, pod_changes) = inner.api.list_and_subscribe(Resource::Pods, None);
         for pod in &pods {
             evaluate(&inner, pod);
         }
-        let task = tokio::spawn(run(Arc::clone(&inner), pod_changes, nads));
+        let task = tokio::spawn(run(Arc::clone(&inner), pod_changes, nads, nodes));
         Kubelet { inner, task }
     }
 
@@ -164,13 +191,15 @@ fn finish(api: &EmulatorHandle, namespace: &str, name: &str, outcome: PodOutcome
     }
 }
 
-async fn run(inner: Arc<Inner>, mut pods: Subscription, mut nads: Subscription) {
+async fn run(inner: Arc<Inner>, mut pods: Subscription, mut nads: Subscription, mut nodes: Subscription) {
     loop {
         tokio::select! {
             change = pods.recv() => match change {
                 Ok(change) if change.kind == ChangeKind::Deleted => {
                     if let Some(key) = key_of(&change.object) {
-                        inner.records().waiting.remove(&key);
+                        let mut records = inner.records();
+                        records.waiting.remove(&key);
+                        records.unschedulable.remove(&key);
                     }
                 }
                 Ok(change) => evaluate(&inner, &change.object),
@@ -184,6 +213,10 @@ async fn run(inner: Arc<Inner>, mut pods: Subscription, mut nads: Subscription) 
             },
             change = nads.recv() => match change {
                 Ok(_) | Err(SubscriptionError::Lagged(_)) => reevaluate_waiting(&inner),
+                Err(SubscriptionError::Closed) => return,
+            },
+            change = nodes.recv() => match change {
+                Ok(_) | Err(SubscriptionError::Lagged(_)) => reevaluate_unschedulable(&inner),
                 Err(SubscriptionError::Closed) => return,
             },
         }
@@ -209,8 +242,64 @@ fn reevaluate_waiting(inner: &Inner) {
     }
 }
 
+fn reevaluate_unschedulable(inner: &Inner) {
+    let keys: Vec<PodKey> = inner.records().unschedulable.keys().cloned().collect();
+    for (namespace, name) in keys {
+        match inner.api.get(Resource::Pods, &namespace, &name) {
+            Some(pod) => evaluate(inner, &pod),
+            None => {
+                inner.records().unschedulable.remove(&(namespace, name));
+            }
+        }
+    }
+}
+
+/// Writes an Event about `pod` when the kubelet records Events; a failed write is only logged,
+/// as a real kubelet's event recorder drops what it cannot send.
+fn record_event(inner: &Inner, pod: &Value, kind: &str, reason: &str, message: &str, component: &str, host: &str) {
+    if !inner.options.record_events {
+        return;
+    }
+    let event = scheduler::pod_event(pod, kind, reason, message, component, host);
+    if let Err(e) = inner.api.create(Resource::CoreEvents, event) {
+        tracing::debug!(error = %e, reason, "the simulated kubelet could not record an Event");
+    }
+}
+
+fn schedule(inner: &Inner, key: PodKey, pod: &Value) {
+    let nodes = inner.api.list(Resource::Nodes, None).1;
+    let pods = inner.api.list(Resource::Pods, None).1;
+    match scheduler::choose(pod, &nodes, &pods) {
+        Err(message) => {
+            let first = inner.records().unschedulable.insert(key, message.clone()).as_ref() != Some(&message);
+            if first {
+                record_event(inner, pod, "Warning", "FailedScheduling", &message, scheduler::DEFAULT_SCHEDULER, "");
+            }
+        }
+        Ok(node) => {
+            inner.records().unschedulable.remove(&key);
+            let uid = pod.pointer("/metadata/uid").cloned();
+            let mut bound = false;
+            let result = inner.api.mutate(Resource::Pods, &key.0, &key.1, |live| {
+                // Bind only the pod that was judged, and only once.
+                if live.pointer("/metadata/uid").cloned() == uid && scheduler::wants_scheduling(live) {
+                    live["spec"]["nodeName"] = Value::String(node.clone());
+                    bound = true;
+                }
+            });
+            if result.is_ok() && bound {
+                let message = format!("Successfully assigned {}/{} to {node}", key.0, key.1);
+                record_event(inner, pod, "Normal", "Scheduled", &message, scheduler::DEFAULT_SCHEDULER, "");
+            }
+        }
+    }
+}
+
 fn evaluate(inner: &Inner, pod: &Value) {
     let Some(key) = key_of(pod) else { return };
+    if scheduler::wants_scheduling(pod) {
+        return schedule(inner, key, pod);
+    }
     let admission =
         admit(pod, |namespace, name| inner.api.get(Resource::NetworkAttachmentDefinitions, namespace, name));
     match admission {
@@ -218,7 +307,12 @@ fn evaluate(inner: &Inner, pod: &Value) {
             inner.records().waiting.remove(&key);
         }
         Admission::Wait(reason) => {
-            inner.records().waiting.insert(key, reason);
+            let changed = inner.records().waiting.insert(key, reason.clone()).as_ref() != Some(&reason);
+            if changed {
+                let node = pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or_default();
+                let message = format!("Failed to create pod sandbox: {reason}");
+                record_event(inner, pod, "Warning", "FailedCreatePodSandBox", &message, "kubelet", node);
+            }
         }
         Admission::Start => start(inner, key, pod),
     }
@@ -247,6 +341,21 @@ fn start(inner: &Inner, key: PodKey, seen: &Value) {
         records.waiting.remove(&key);
         records.started.insert(key.clone(), Started { namespace: key.0, name: key.1, uid, at: now });
         drop(records);
+        let node = seen.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or_default();
+        let names: Vec<&str> = seen
+            .pointer("/spec/containers")
+            .and_then(Value::as_array)
+            .map(|list| list.iter().filter_map(|c| c.get("name").and_then(Value::as_str)).collect())
+            .unwrap_or_default();
+        record_event(
+            inner,
+            seen,
+            "Normal",
+            "Started",
+            &format!("Started container {}", names.join(", ")),
+            "kubelet",
+            node,
+        );
         inner.starts.send_modify(|n| *n += 1);
     }
 }

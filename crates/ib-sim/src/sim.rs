@@ -10,7 +10,7 @@ use ufm_emulator::{RunningUfm, UfmConfig, UfmEmulator};
 
 use crate::envfile::UfmEnv;
 use crate::forward::{ForwardError, Forwarder};
-use crate::kubelet::Kubelet;
+use crate::kubelet::{Kubelet, KubeletOptions};
 
 /// UFM's factory-default user, which every UFM client documents.
 pub const UFM_USERNAME: &str = "admin";
@@ -96,7 +96,8 @@ impl RunningSim {
         let kubeconfig = kube.kubeconfig().replace(&kube.url(), &format!("http://{api_addr}"));
         write_private(&dir.join("kubeconfig"), &kubeconfig)?;
 
-        let kubelet = options.kubelet.then(|| Kubelet::start(kube.handle()));
+        let kubelet =
+            options.kubelet.then(|| Kubelet::start_with(kube.handle(), KubeletOptions { record_events: true }));
         Ok(RunningSim { kube, ufm, kubelet, _forwarders: forwarders, api_addr, ufm_env, dir })
     }
 
@@ -141,9 +142,9 @@ impl RunningSim {
         let ufm_url = format!("{}://{}:{}", env.schema, env.address, env.port);
         let cacert = self.ca_path().map(|p| format!("--cacert {} ", p.display())).unwrap_or_default();
         let kubelet = if self.kubelet.is_some() {
-            "on (scheduled pods start once their InfiniBand networks are configured)"
+            "on (nodes node-01..node-16; pods are scheduled and start once their InfiniBand networks are configured)"
         } else {
-            "off (pods stay Pending; pass --kubelet to simulate nodes)"
+            "off (pods stay Pending; pass --kubelet to simulate nodes and a scheduler)"
         };
         format!(
             "ib-kubernetes sim: emulated Kubernetes API server and UFM are running.\n\

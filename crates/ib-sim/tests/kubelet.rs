@@ -5,8 +5,9 @@ mod common;
 use std::time::Duration;
 
 use common::{DEADLINE, IB_RUNTIME, IB5, MACVLAN, MGMT, eventually, nad, phase, pod, set_networks};
-use ib_sim::kubelet::{Kubelet, KubeletError, PodOutcome, WaitReason};
+use ib_sim::kubelet::{Kubelet, KubeletError, KubeletOptions, PodOutcome, WaitReason};
 use kube_emulator::{EmulatorConfig, KubeEmulator, Resource};
+use serde_json::json;
 
 const NS: &str = "team";
 
@@ -63,7 +64,7 @@ async fn runtime_config_guid_counts_only_with_the_capability() {
 }
 
 #[tokio::test]
-async fn plain_pods_run_at_once_and_unscheduled_ones_are_left_alone() {
+async fn plain_pods_run_at_once_and_unscheduled_ones_are_scheduled() {
     let kube = KubeEmulator::start(EmulatorConfig::default()).await.unwrap();
     let api = kube.handle();
     // Created before the kubelet starts: picked up from the initial list.
@@ -71,11 +72,64 @@ async fn plain_pods_run_at_once_and_unscheduled_ones_are_left_alone() {
     let kubelet = Kubelet::start(api.clone());
     pod(&api, NS, "web", None, Some("node-1"));
     pod(&api, NS, "unscheduled", None, None);
+    let mut other = api.get(Resource::Pods, NS, "web").unwrap().as_ref().clone();
+    other["metadata"] = json!({ "name": "custom", "namespace": NS });
+    other["spec"] = json!({ "schedulerName": "volcano", "containers": [{ "name": "c", "image": "i" }] });
+    api.create(Resource::Pods, other).unwrap();
 
     assert!(kubelet.wait_running(NS, "early", DEADLINE).await);
     assert!(kubelet.wait_running(NS, "web", DEADLINE).await);
-    assert!(!kubelet.wait_running(NS, "unscheduled", Duration::from_millis(200)).await);
-    assert_eq!(phase(&api, NS, "unscheduled"), "Pending");
+    assert!(kubelet.wait_running(NS, "unscheduled", DEADLINE).await);
+    let bound = api.get(Resource::Pods, NS, "unscheduled").unwrap();
+    let node = bound["spec"]["nodeName"].as_str().unwrap().to_owned();
+    assert!(api.get(Resource::Nodes, "", &node).is_some(), "bound to a registered node, not {node}");
+    // Another scheduler's pod is not ours to place.
+    assert!(!kubelet.wait_running(NS, "custom", Duration::from_millis(200)).await);
+    assert!(api.get(Resource::Pods, NS, "custom").unwrap()["spec"].get("nodeName").is_none());
+    assert_eq!(api.list(Resource::Nodes, None).1.len(), 16);
+    // Without record_events the kubelet writes no Events.
+    assert!(api.list(Resource::CoreEvents, None).1.is_empty());
+}
+
+#[tokio::test]
+async fn a_pod_no_node_fits_waits_for_one_and_every_step_is_an_event() {
+    let kube = KubeEmulator::start(EmulatorConfig::default()).await.unwrap();
+    let api = kube.handle();
+    let kubelet = Kubelet::start_with(api.clone(), KubeletOptions { record_events: true });
+    let mut pinned = json!({
+        "metadata": { "name": "pinned", "namespace": NS },
+        "spec": { "nodeSelector": { "kubernetes.io/hostname": "node-03" }, "containers": [{ "name": "c", "image": "i" }] }
+    });
+    api.mutate(Resource::Nodes, "", "node-03", |n| n["spec"]["unschedulable"] = json!(true)).unwrap();
+    api.create(Resource::Pods, pinned.take()).unwrap();
+    let reasons = |api: &kube_emulator::EmulatorHandle| -> Vec<String> {
+        let mut events = api.list(Resource::CoreEvents, Some(NS)).1;
+        events.sort_by_key(|e| e["metadata"]["resourceVersion"].as_str().unwrap_or("").parse::<u64>().unwrap_or(0));
+        events.iter().map(|e| e["reason"].as_str().unwrap_or("").to_owned()).collect()
+    };
+    eventually("FailedScheduling", || reasons(&api) == ["FailedScheduling"]).await;
+    assert_eq!(phase(&api, NS, "pinned"), "Pending");
+
+    // Uncordoning the node is a node change: the pod is placed there and runs.
+    api.mutate(Resource::Nodes, "", "node-03", |n| n["spec"]["unschedulable"] = json!(false)).unwrap();
+    assert!(kubelet.wait_running(NS, "pinned", DEADLINE).await);
+    assert_eq!(api.get(Resource::Pods, NS, "pinned").unwrap()["spec"]["nodeName"], "node-03");
+    eventually("Scheduled and Started", || reasons(&api) == ["FailedScheduling", "Scheduled", "Started"]).await;
+    let scheduled = api.list(Resource::Events, Some(NS)).1;
+    assert!(
+        scheduled.iter().any(|e| e["note"] == "Successfully assigned team/pinned to node-03"),
+        "visible through events.k8s.io too: {scheduled:?}"
+    );
+
+    // A pod held by its network says why, once.
+    pod(&api, NS, "no-nad", Some("missing-net"), None);
+    eventually("sandbox failure", || reasons(&api).iter().filter(|r| *r == "FailedCreatePodSandBox").count() == 1)
+        .await;
+    let events = api.list(Resource::CoreEvents, Some(NS)).1;
+    let failure = events.iter().find(|e| e["reason"] == "FailedCreatePodSandBox").unwrap();
+    assert!(failure["message"].as_str().unwrap().contains("missing-net"), "{failure}");
+    assert_eq!(failure["involvedObject"]["name"], "no-nad");
+    assert_eq!(failure["type"], "Warning");
 }
 
 #[tokio::test]

@@ -157,3 +157,66 @@ async fn secret_files_are_private_and_never_written_through_planted_links() {
     again.shutdown().await;
     sim.shutdown().await;
 }
+
+/// The README's newcomer path on `ib-kubernetes sim --kubelet`, with kubectl and no extra flags:
+/// apply the example NAD, create the example pod (which names no node), and watch it be scheduled
+/// to a simulated node, configured by the controller and started, `kubectl describe pod` telling
+/// each step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_runs_the_example_pod_with_kubectl() {
+    if !on_path("kubectl") {
+        println!("SKIP: kubectl not on PATH");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = RunningSim::start(options(tmp.path())).await.unwrap();
+    let kubeconfig = sim.kubeconfig_path();
+    let kubectl = |args: &[&str]| {
+        let mut command = Command::new("kubectl");
+        command.arg("--kubeconfig").arg(&kubeconfig).arg("--cache-dir").arg(tmp.path().join("cache")).args(args);
+        command
+    };
+    let example = |name: &str| {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deployment/examples").join(name).display().to_string()
+    };
+    let ok = |out: &Output| {
+        assert!(out.status.success(), "kubectl failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+
+    let nodes = ok(&run(&mut kubectl(&["get", "nodes"])).await);
+    assert!(nodes.contains("node-01") && nodes.contains("Ready"), "{nodes}");
+    let out = ok(&run(&mut kubectl(&["apply", "-f", &example("ib-crd.yaml")])).await);
+    assert!(out.contains("created"), "{out}");
+    let out = ok(&run(&mut kubectl(&["create", "-f", &example("test-pod.yaml")])).await);
+    let name = out.split_whitespace().next().unwrap_or("").trim_start_matches("pod/").to_owned();
+    assert!(name.starts_with("my-test-pod-"), "{out}");
+
+    // Before the controller runs, the pod is scheduled but held: the CNI wants a GUID.
+    let api = sim.kube().handle();
+    common::eventually("held by the CNI", || sim.kubelet().unwrap().waiting_reason("default", &name).is_some()).await;
+    let described = ok(&run(&mut kubectl(&["describe", "pod", &name])).await);
+    assert!(described.contains("Scheduled") && described.contains("to node-"), "{described}");
+    assert!(described.contains("FailedCreatePodSandBox"), "{described}");
+
+    let mut env: ib_sm::EnvMap = sim.ufm_env().variables().into_iter().collect();
+    env.set("DAEMON_SM_PLUGIN", "ufm");
+    env.set("KUBECONFIG", kubeconfig.display().to_string());
+    env.set("ADMIN_ADDRESS", "127.0.0.1:0");
+    env.set("POD_NAMESPACE", "kube-system");
+    env.set("POD_UID", "newcomer");
+    env.set("K8S_NODE", "node-01");
+    let config = ib_controller::Config::from_env(&env, None).unwrap();
+    let controller = ib_controller::startup::start(config, &env).await.unwrap();
+    assert!(sim.kubelet().unwrap().wait_running("default", &name, DEADLINE).await, "the example pod runs");
+    let pod = api.get(kube_emulator::Resource::Pods, "default", &name).unwrap();
+    let networks = pod["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"].as_str().unwrap();
+    assert!(networks.contains("\"configured\""), "{networks}");
+    let described = ok(&run(&mut kubectl(&["describe", "pod", &name])).await);
+    let events = described.split("Events:").nth(1).unwrap_or("");
+    assert!(events.contains("Started"), "{described}");
+    let pods = ok(&run(&mut kubectl(&["get", "pods", "-o", "wide"])).await);
+    assert!(pods.contains(&name) && pods.contains("Running") && pods.contains("node-"), "{pods}");
+    controller.shutdown().await;
+    sim.shutdown().await;
+}

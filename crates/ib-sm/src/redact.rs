@@ -39,7 +39,9 @@ impl Redactor {
         if let Some(token) = get("UFM_TOKEN") {
             secrets.extend(auth_forms(&Auth::Token(crate::Secret::new(token))));
         }
-        if let (Some(username), Some(password)) = (get("UFM_USERNAME"), get("UFM_PASSWORD")) {
+        // The user name may come under its older key, UFM_USER, as UfmConfig reads it.
+        let username = get("UFM_USERNAME").or_else(|| get(crate::ufm::config::LEGACY_USERNAME_VARIABLE));
+        if let (Some(username), Some(password)) = (username, get("UFM_PASSWORD")) {
             secrets.extend(auth_forms(&Auth::Basic {
                 username: username.to_owned(),
                 password: crate::Secret::new(password),
@@ -198,6 +200,13 @@ mod tests {
         // Uncut pieces keep text that merely looks like a part.
         assert_eq!(r.scrub_bytes(b"before canary-TOK", false, false), "before canary-TOK");
         assert_eq!(r.scrub_bytes(b"can", true, true), "");
+    }
+
+    #[test]
+    fn the_older_user_name_key_still_yields_the_basic_credential() {
+        let r = Redactor::for_environment([("UFM_USER", "legacy"), ("UFM_PASSWORD", "canary-pw")]);
+        let clean = r.scrub(&format!("Authorization: Basic {}", STANDARD.encode("legacy:canary-pw")));
+        assert!(!clean.contains(&STANDARD.encode("legacy:canary-pw")), "{clean}");
     }
 
     #[test]

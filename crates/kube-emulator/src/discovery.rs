@@ -116,7 +116,10 @@ mod tests {
         let list = resources("", "v1").unwrap();
         let names: Vec<&str> =
             list["resources"].as_array().unwrap().iter().filter_map(|r| r["name"].as_str()).collect();
-        assert_eq!(names, vec!["pods", "pods/status", "events", "configmaps", "secrets", "serviceaccounts"]);
+        assert_eq!(
+            names,
+            vec!["pods", "pods/status", "events", "configmaps", "secrets", "serviceaccounts", "nodes", "nodes/status"]
+        );
         assert_eq!(list["groupVersion"], "v1");
     }
 

@@ -48,11 +48,14 @@ pub enum Resource {
     /// `admissionregistration.k8s.io/v1` `validatingadmissionpolicybindings` (cluster-scoped; stored
     /// only).
     ValidatingAdmissionPolicyBindings,
+    /// core `v1` `nodes` (cluster-scoped, with a `status` subresource): registered by whoever plays
+    /// the kubelet; the emulator itself runs nothing on them.
+    Nodes,
 }
 
 impl Resource {
     /// All served resources, in a fixed order used to index per-resource tables.
-    pub const ALL: [Resource; 17] = [
+    pub const ALL: [Resource; 18] = [
         Resource::Pods,
         Resource::NetworkAttachmentDefinitions,
         Resource::Leases,
@@ -70,6 +73,7 @@ impl Resource {
         Resource::CustomResourceDefinitions,
         Resource::ValidatingAdmissionPolicies,
         Resource::ValidatingAdmissionPolicyBindings,
+        Resource::Nodes,
     ];
 
     pub(crate) fn index(self) -> usize {
@@ -91,6 +95,7 @@ impl Resource {
             Resource::CustomResourceDefinitions => 14,
             Resource::ValidatingAdmissionPolicies => 15,
             Resource::ValidatingAdmissionPolicyBindings => 16,
+            Resource::Nodes => 17,
         }
     }
 
@@ -98,6 +103,7 @@ impl Resource {
     pub fn group(self) -> &'static str {
         match self {
             Resource::Pods
+            | Resource::Nodes
             | Resource::CoreEvents
             | Resource::ConfigMaps
             | Resource::Secrets
@@ -124,6 +130,7 @@ impl Resource {
             self,
             Resource::ClusterRoles
                 | Resource::ClusterRoleBindings
+                | Resource::Nodes
                 | Resource::GuidBlocks
                 | Resource::CustomResourceDefinitions
                 | Resource::ValidatingAdmissionPolicies
@@ -143,6 +150,7 @@ impl Resource {
     pub fn api_version(self) -> &'static str {
         match self {
             Resource::Pods
+            | Resource::Nodes
             | Resource::CoreEvents
             | Resource::ConfigMaps
             | Resource::Secrets
@@ -166,6 +174,7 @@ impl Resource {
     pub fn plural(self) -> &'static str {
         match self {
             Resource::Pods => "pods",
+            Resource::Nodes => "nodes",
             Resource::NetworkAttachmentDefinitions => "network-attachment-definitions",
             Resource::Leases => "leases",
             Resource::Events | Resource::CoreEvents => "events",
@@ -188,6 +197,7 @@ impl Resource {
     pub fn singular(self) -> &'static str {
         match self {
             Resource::Pods => "pod",
+            Resource::Nodes => "node",
             Resource::NetworkAttachmentDefinitions => "network-attachment-definition",
             Resource::Leases => "lease",
             Resource::Events | Resource::CoreEvents => "event",
@@ -210,6 +220,7 @@ impl Resource {
     pub fn kind(self) -> &'static str {
         match self {
             Resource::Pods => "Pod",
+            Resource::Nodes => "Node",
             Resource::NetworkAttachmentDefinitions => "NetworkAttachmentDefinition",
             Resource::Leases => "Lease",
             Resource::Events | Resource::CoreEvents => "Event",
@@ -237,6 +248,7 @@ impl Resource {
     pub fn short_names(self) -> &'static [&'static str] {
         match self {
             Resource::Pods => &["po"],
+            Resource::Nodes => &["no"],
             Resource::NetworkAttachmentDefinitions => &["net-attach-def"],
             Resource::Events | Resource::CoreEvents => &["ev"],
             Resource::ConfigMaps => &["cm"],
@@ -263,7 +275,7 @@ impl Resource {
 
     /// Whether the type has a `status` subresource.
     pub fn has_status_subresource(self) -> bool {
-        matches!(self, Resource::Pods)
+        matches!(self, Resource::Pods | Resource::Nodes)
     }
 
     /// Whether `metadata.generation` is maintained. Built-in Leases, Events, ConfigMaps, Secrets,
@@ -333,6 +345,7 @@ mod tests {
                 Resource::CustomResourceDefinitions,
                 Resource::ValidatingAdmissionPolicies,
                 Resource::ValidatingAdmissionPolicyBindings,
+                Resource::Nodes,
             ]
         );
         assert_eq!(Resource::from_path("apps", "v1", "deployments"), Some(Resource::Deployments));

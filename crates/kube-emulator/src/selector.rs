@@ -167,33 +167,57 @@ fn parse_requirement(part: &str) -> Result<LabelRequirement, SelectorError> {
     Ok(LabelRequirement { key: checked_key(part)?, op: LabelOp::Exists })
 }
 
-/// A field the emulator can select on, with the JSON pointer that holds it.
+/// A field the emulator can select on: the JSON pointer that holds it. The selectable fields
+/// are the apiserver's for each type: every type has `metadata.name` and `metadata.namespace`;
+/// pods, nodes and both Event views add their own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Field {
-    Name,
-    Namespace,
-    NodeName,
-    Phase,
-}
+struct Field(&'static str);
 
 impl Field {
     fn lookup(resource: Resource, label: &str) -> Option<Field> {
-        match (label, resource) {
-            ("metadata.name", _) => Some(Field::Name),
-            ("metadata.namespace", _) => Some(Field::Namespace),
-            ("spec.nodeName", Resource::Pods) => Some(Field::NodeName),
-            ("status.phase", Resource::Pods) => Some(Field::Phase),
-            _ => None,
-        }
+        const CORE_EVENT: [(&str, &str); 11] = [
+            ("involvedObject.kind", "/involvedObject/kind"),
+            ("involvedObject.namespace", "/involvedObject/namespace"),
+            ("involvedObject.name", "/involvedObject/name"),
+            ("involvedObject.uid", "/involvedObject/uid"),
+            ("involvedObject.apiVersion", "/involvedObject/apiVersion"),
+            ("involvedObject.resourceVersion", "/involvedObject/resourceVersion"),
+            ("involvedObject.fieldPath", "/involvedObject/fieldPath"),
+            ("reason", "/reason"),
+            ("reportingComponent", "/reportingComponent"),
+            ("source", "/source/component"),
+            ("type", "/type"),
+        ];
+        const EVENT_V1: [(&str, &str); 10] = [
+            ("regarding.kind", "/regarding/kind"),
+            ("regarding.namespace", "/regarding/namespace"),
+            ("regarding.name", "/regarding/name"),
+            ("regarding.uid", "/regarding/uid"),
+            ("regarding.apiVersion", "/regarding/apiVersion"),
+            ("regarding.resourceVersion", "/regarding/resourceVersion"),
+            ("regarding.fieldPath", "/regarding/fieldPath"),
+            ("reason", "/reason"),
+            ("reportingController", "/reportingController"),
+            ("type", "/type"),
+        ];
+        const POD: [(&str, &str); 2] = [("spec.nodeName", "/spec/nodeName"), ("status.phase", "/status/phase")];
+        const NODE: [(&str, &str); 1] = [("spec.unschedulable", "/spec/unschedulable")];
+        let own: &[(&str, &str)] = match resource {
+            Resource::Pods => &POD,
+            Resource::Nodes => &NODE,
+            Resource::CoreEvents => &CORE_EVENT,
+            Resource::Events => &EVENT_V1,
+            _ => &[],
+        };
+        [("metadata.name", "/metadata/name"), ("metadata.namespace", "/metadata/namespace")]
+            .iter()
+            .chain(own)
+            .find(|(name, _)| *name == label)
+            .map(|(_, pointer)| Field(pointer))
     }
 
     fn pointer(self) -> &'static str {
-        match self {
-            Field::Name => "/metadata/name",
-            Field::Namespace => "/metadata/namespace",
-            Field::NodeName => "/spec/nodeName",
-            Field::Phase => "/status/phase",
-        }
+        self.0
     }
 }
 
@@ -242,7 +266,13 @@ impl FieldSelector {
     /// Whether `object` satisfies every requirement. A missing field compares as "".
     pub fn matches(&self, object: &Value) -> bool {
         self.requirements.iter().all(|req| {
-            let actual = object.pointer(req.field.pointer()).and_then(Value::as_str).unwrap_or("");
+            // Booleans and numbers (`spec.unschedulable`, say) select by their printed form.
+            let actual = match object.pointer(req.field.pointer()) {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Bool(b)) => b.to_string(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => String::new(),
+            };
             (actual == req.value) != req.negated
         })
     }

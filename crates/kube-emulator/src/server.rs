@@ -5,6 +5,7 @@
 
 use crate::control::Shared;
 use crate::discovery;
+use crate::openapi::{self, FieldValidation};
 use crate::patch::PatchKind;
 use crate::resource::Resource;
 use crate::selector::{FieldSelector, Filter, LabelSelector};
@@ -41,8 +42,10 @@ impl ApiRequest {
         self.query.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
+    /// A boolean query parameter in every form Go's `strconv.ParseBool` takes: clients differ
+    /// (the Python client sends `watch=True`).
     fn flag(&self, name: &str) -> bool {
-        matches!(self.param(name), Some("true" | "1"))
+        matches!(self.param(name), Some("1" | "t" | "T" | "true" | "TRUE" | "True"))
     }
 }
 
@@ -52,6 +55,8 @@ enum Route {
     Groups,
     Group(String),
     GroupResources(String, String),
+    OpenApiIndex,
+    OpenApiDocument(String),
     Collection { resource: Resource, namespace: Option<String> },
     Object { resource: Resource, namespace: String, name: String, status: bool },
 }
@@ -110,6 +115,8 @@ fn parse_route(path: &str) -> Result<Route, ApiError> {
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     match segs.as_slice() {
         ["version"] => Ok(Route::Version),
+        ["openapi", "v3"] => Ok(Route::OpenApiIndex),
+        ["openapi", "v3", rest @ ..] => Ok(Route::OpenApiDocument(rest.join("/"))),
         ["api"] => Ok(Route::CoreVersions),
         ["api", "v1"] => Ok(Route::GroupResources(String::new(), "v1".into())),
         ["api", "v1", rest @ ..] => resource_route("", "v1", rest),
@@ -164,6 +171,8 @@ fn dispatch(shared: &Arc<Shared>, path: &str, req: ApiRequest) -> Result<Respons
         Route::GroupResources(group, version) => {
             read_only(discovery::resources(&group, &version).ok_or(ApiError::NoRoute)?)
         }
+        Route::OpenApiIndex => read_only(openapi::index().clone()),
+        Route::OpenApiDocument(path) => read_only(openapi::document(&path).ok_or(ApiError::NoRoute)?.clone()),
         Route::Collection { resource, namespace } => match req.method {
             Method::GET if req.flag("watch") => start_watch(shared, resource, namespace, &req),
             Method::GET => list(shared, resource, namespace, &req),
@@ -186,20 +195,129 @@ fn dispatch(shared: &Arc<Shared>, path: &str, req: ApiRequest) -> Result<Respons
                 Method::PUT => {
                     reject_dry_run(&req)?;
                     let body = json_body(resource, &req)?;
+                    let warnings = field_warnings(resource, &body, &req)?;
                     let obj = shared.store.update(resource, &namespace, &name, body, target, true)?;
-                    Ok(json_response(StatusCode::OK, &*obj))
+                    Ok(with_warnings(json_response(StatusCode::OK, &*obj), &warnings))
                 }
                 Method::PATCH => {
                     reject_dry_run(&req)?;
                     let kind = PatchKind::from_content_type(req.content_type.as_deref().unwrap_or(""))
                         .map_err(|e| ApiError::UnsupportedMediaType(e.to_string()))?;
+                    if kind == PatchKind::Apply {
+                        return server_side_apply(shared, resource, &namespace, &name, target, &req);
+                    }
+                    // A merge patch has the object's shape, so its fields are checked as the object's.
+                    let warnings = match kind {
+                        PatchKind::Merge | PatchKind::Strategic => match serde_json::from_slice::<Value>(&req.body) {
+                            Ok(body) => field_warnings(resource, &body, &req)?,
+                            Err(_) => Vec::new(),
+                        },
+                        PatchKind::Json | PatchKind::Apply => Vec::new(),
+                    };
                     let obj = shared.store.patch(resource, &namespace, &name, kind, &req.body, target, true)?;
-                    Ok(json_response(StatusCode::OK, &*obj))
+                    Ok(with_warnings(json_response(StatusCode::OK, &*obj), &warnings))
                 }
                 Method::DELETE if !status => delete(shared, resource, &namespace, &name, &req),
                 _ => Err(ApiError::MethodNotAllowed),
             }
         }
+    }
+}
+
+/// Server-side apply: creates the object from the applied configuration when it does not exist
+/// yet, merges the configuration into it otherwise, and records the manager in `managedFields`.
+fn server_side_apply(
+    shared: &Arc<Shared>,
+    resource: Resource,
+    namespace: &str,
+    name: &str,
+    target: Target,
+    req: &ApiRequest,
+) -> Result<Response, ApiError> {
+    let manager = req
+        .param("fieldManager")
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| ApiError::BadRequest("PATCH /apply requires the fieldManager query parameter".to_string()))?;
+    if manager.len() > 128 {
+        return Err(ApiError::BadRequest(format!(
+            "fieldManager: Too long: may not be more than 128 bytes (got {})",
+            manager.len()
+        )));
+    }
+    let mut applied =
+        crate::patch::applied_configuration(&req.body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let warnings = field_warnings(resource, &applied, req)?;
+    match applied.pointer("/metadata/name").and_then(Value::as_str) {
+        Some(n) if n == name => {}
+        Some(n) => {
+            return Err(ApiError::BadRequest(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )));
+        }
+        None => {
+            return Err(ApiError::BadRequest("metadata.name is required in an applied configuration".into()));
+        }
+    }
+    let entry = json!({
+        "manager": manager,
+        "operation": "Apply",
+        "apiVersion": resource.api_version(),
+        "time": crate::meta::now(),
+        "fieldsType": "FieldsV1",
+        "fieldsV1": fields_v1(&applied),
+    });
+    for _ in 0..2 {
+        if shared.store.get(resource, namespace, name).is_none() && target == Target::Main {
+            let mut fresh = applied.clone();
+            if let Some(meta) = crate::meta::meta_mut(&mut fresh) {
+                meta.insert("managedFields".into(), json!([entry.clone()]));
+            }
+            match shared.store.create(resource, namespace, fresh, false) {
+                Ok(obj) => return Ok(with_warnings(json_response(StatusCode::CREATED, &*obj), &warnings)),
+                // Created concurrently: apply to what is there now.
+                Err(ApiError::AlreadyExists { .. }) => continue,
+                Err(other) => return Err(other),
+            }
+        }
+        let entry = entry.clone();
+        let applied = std::mem::take(&mut applied);
+        let obj = shared.store.apply(resource, namespace, name, target, move |live| {
+            crate::patch::merge_applied(live, &applied);
+            record_manager(live, entry);
+        })?;
+        return Ok(with_warnings(json_response(StatusCode::OK, &*obj), &warnings));
+    }
+    Err(ApiError::Conflict {
+        resource,
+        name: name.to_string(),
+        detail: "the object was created and deleted while being applied; try again".into(),
+    })
+}
+
+/// Replaces the applying manager's `managedFields` entry (keyed by manager and operation).
+fn record_manager(live: &mut Value, entry: Value) {
+    let Some(meta) = crate::meta::meta_mut(live) else { return };
+    let mut fields: Vec<Value> = meta.get("managedFields").and_then(Value::as_array).cloned().unwrap_or_default();
+    fields.retain(|f| f.get("manager") != entry.get("manager") || f.get("operation") != entry.get("operation"));
+    fields.push(entry);
+    meta.insert("managedFields".into(), Value::Array(fields));
+}
+
+/// The fields an applied configuration sets, in the apiserver's `FieldsV1` shape for maps
+/// (`f:<name>`); a list counts as one field.
+fn fields_v1(applied: &Value) -> Value {
+    match applied {
+        Value::Object(map) => {
+            let mut out = serde_json::Map::new();
+            for (key, value) in map {
+                if key == "apiVersion" || key == "kind" || value.is_null() {
+                    continue;
+                }
+                out.insert(format!("f:{key}"), fields_v1(value));
+            }
+            Value::Object(out)
+        }
+        _ => json!({}),
     }
 }
 
@@ -363,8 +481,31 @@ fn get(
 fn create(shared: &Arc<Shared>, resource: Resource, namespace: &str, req: &ApiRequest) -> Result<Response, ApiError> {
     reject_dry_run(req)?;
     let body = json_body(resource, req)?;
+    let warnings = field_warnings(resource, &body, req)?;
     let obj = shared.store.create(resource, namespace, body, false)?;
-    Ok(json_response(StatusCode::CREATED, &*obj))
+    Ok(with_warnings(json_response(StatusCode::CREATED, &*obj), &warnings))
+}
+
+/// Unknown fields in a request body, per the `fieldValidation` parameter: refused (`Strict`) or
+/// returned as warnings for the response's `Warning` headers.
+fn field_warnings(resource: Resource, body: &Value, req: &ApiRequest) -> Result<Vec<String>, ApiError> {
+    let mode = FieldValidation::parse(req.param("fieldValidation"))?;
+    openapi::validate_fields(resource, body, mode)
+}
+
+/// Adds one `Warning: 299 - "<text>"` header per warning, the apiserver's form (RFC 7234).
+fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
+    // A hostile body can name thousands of unknown fields; the apiserver also caps its warnings.
+    const MAX_WARNINGS: usize = 50;
+    let more = warnings.len().saturating_sub(MAX_WARNINGS);
+    let extra = (more > 0).then(|| format!("{more} more unknown fields not listed"));
+    for warning in warnings.iter().take(MAX_WARNINGS).chain(extra.as_ref()) {
+        let text = warning.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(value) = HeaderValue::from_str(&format!("299 - \"{text}\"")) {
+            response.headers_mut().append(header::WARNING, value);
+        }
+    }
+    response
 }
 
 #[derive(Deserialize, Default)]

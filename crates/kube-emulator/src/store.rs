@@ -27,6 +27,7 @@
 //! A token whose snapshot was evicted answers 410 Expired, as the apiserver does for a compacted
 //! continue token, and clients restart the LIST.
 
+use crate::event_views;
 use crate::meta;
 
 /// Changes of `guidblocks` kept for watches to resume from.
@@ -568,6 +569,24 @@ impl Store {
         self.commit_update(&mut inner, resource, &current, new, target)
     }
 
+    /// Server-side apply onto the stored object: `merge` edits a copy, which is committed through
+    /// the same checks as a PATCH (a `metadata.resourceVersion` left in it is a precondition).
+    pub(crate) fn apply(
+        &self,
+        resource: Resource,
+        namespace: &str,
+        name: &str,
+        target: Target,
+        merge: impl FnOnce(&mut Value),
+    ) -> Result<Arc<Value>, ApiError> {
+        let mut inner = self.lock();
+        let current = current(&inner, resource, namespace, name)?;
+        let mut new = Value::clone(&current);
+        merge(&mut new);
+        take_forced_conflict(&mut inner, resource, namespace, name)?;
+        self.commit_update(&mut inner, resource, &current, new, target)
+    }
+
     /// Applies `mutate` to a copy of the stored object and commits it unconditionally.
     pub(crate) fn mutate(
         &self,
@@ -778,7 +797,7 @@ impl Store {
                 });
             }
         }
-        if resource == Resource::Pods {
+        if resource.has_status_subresource() {
             match target {
                 Target::Main => copy_top(&mut new, current, "status"),
                 Target::Status => {
@@ -824,6 +843,29 @@ impl Store {
             meta.insert("resourceVersion".into(), json!(rv.to_string()));
         }
         let object = Arc::new(obj);
+        // An Event is one object with two views: the other view is written in the same step, under
+        // the same resourceVersion, so a watcher of either sees every change exactly once.
+        if let Some(other) = event_views::mirror(resource) {
+            let mirrored = Arc::new(event_views::convert(resource, other, &object));
+            let previous = inner.tables[other.index()].objects.get(&k).cloned();
+            self.record(inner, other, k.clone(), kind, rv, mirrored, previous);
+        }
+        self.record(inner, resource, k, kind, rv, Arc::clone(&object), previous);
+        object
+    }
+
+    /// Applies one committed change to `resource`'s table, history and watchers.
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        inner: &mut Inner,
+        resource: Resource,
+        k: Key,
+        kind: ChangeKind,
+        rv: u64,
+        object: Arc<Value>,
+        previous: Option<Arc<Value>>,
+    ) {
         // Ownership records are large objects (up to 64 entries), rewritten by every allocation and
         // watched by nobody at scale: like a compacted etcd, their history is short, and a watch
         // resuming from before it answers 410. A full history of them would hold gigabytes.
@@ -840,7 +882,7 @@ impl Store {
                 table.objects.insert(k, Arc::clone(&object));
             }
         }
-        let change = Arc::new(Change { resource, kind, resource_version: rv, object: Arc::clone(&object), previous });
+        let change = Arc::new(Change { resource, kind, resource_version: rv, object, previous });
         if capacity == 0 {
             table.floor = rv;
         } else {
@@ -853,7 +895,6 @@ impl Store {
         }
         // An error only means nobody is listening right now.
         let _ = table.sender.send(change);
-        object
     }
 }
 

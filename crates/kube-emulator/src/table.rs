@@ -64,8 +64,93 @@ fn columns(resource: Resource) -> Value {
             { "name": "Start", "type": "string", "format": "", "description": "The block's first GUID.", "priority": 0 },
             age,
         ]),
+        Resource::Events | Resource::CoreEvents => {
+            let column = |name: &str, kind: &str, priority: u8, description: &str| json!({ "name": name, "type": kind, "format": "", "description": description, "priority": priority });
+            json!([
+                column("Last Seen", "string", 0, "When the event was last observed."),
+                column("Type", "string", 0, "Type of this event (Normal, Warning)."),
+                column("Reason", "string", 0, "Why the action was taken."),
+                column("Object", "string", 0, "The object this event is about."),
+                column("Subobject", "string", 1, "The part of the object this event is about."),
+                column("Source", "string", 1, "The component reporting this event."),
+                column("Message", "string", 0, "A human-readable description of the event."),
+                column("First Seen", "string", 1, "When the event was first observed."),
+                column("Count", "integer", 1, "How often the event occurred."),
+                column("Name", "string", 1, "The event's name."),
+            ])
+        }
+        Resource::Nodes => json!([
+            name,
+            { "name": "Status", "type": "string", "format": "", "description": "The status of the node.", "priority": 0 },
+            { "name": "Roles", "type": "string", "format": "", "description": "The roles of the node.", "priority": 0 },
+            age,
+            { "name": "Version", "type": "string", "format": "", "description": "Kubelet Version reported by the node.", "priority": 0 },
+        ]),
         _ => json!([name, age]),
     }
+}
+
+/// The apiserver's Event printer, which serves both Event views from the core fields.
+fn event_cells(obj: &Value, now: jiff::Timestamp) -> Value {
+    let core;
+    let obj = if obj.get("apiVersion").and_then(Value::as_str) == Some(Resource::Events.api_version()) {
+        core = crate::event_views::convert(Resource::Events, Resource::CoreEvents, obj);
+        &core
+    } else {
+        obj
+    };
+    let since = |pointer: &str| {
+        obj.pointer(pointer)
+            .and_then(Value::as_str)
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map(|t| human_duration(now.as_second() - t.as_second()))
+    };
+    let first = since("/firstTimestamp").or_else(|| since("/eventTime")).unwrap_or_else(|| "<unknown>".into());
+    let (last, count) = match obj.get("series").filter(|s| s.is_object()) {
+        Some(series) => (
+            since("/series/lastObservedTime").unwrap_or_else(|| "<unknown>".into()),
+            series.get("count").and_then(Value::as_i64).unwrap_or(1),
+        ),
+        None => (
+            since("/lastTimestamp").unwrap_or_else(|| first.clone()),
+            obj.get("count").and_then(Value::as_i64).filter(|c| *c > 0).unwrap_or(1),
+        ),
+    };
+    let text = |pointer: &str| obj.pointer(pointer).and_then(Value::as_str).unwrap_or("");
+    let object = format!("{}/{}", text("/involvedObject/kind").to_lowercase(), text("/involvedObject/name"));
+    let component =
+        [text("/source/component"), text("/reportingComponent")].into_iter().find(|c| !c.is_empty()).unwrap_or("");
+    let host = [text("/source/host"), text("/reportingInstance")].into_iter().find(|c| !c.is_empty()).unwrap_or("");
+    let source = if host.is_empty() { component.to_string() } else { format!("{component}, {host}") };
+    json!([
+        last,
+        text("/type"),
+        text("/reason"),
+        object,
+        text("/involvedObject/fieldPath"),
+        source,
+        text("/message").trim(),
+        first,
+        count,
+        meta::str_field(obj, "name").unwrap_or(""),
+    ])
+}
+
+fn node_status(obj: &Value) -> String {
+    let ready = obj
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|conditions| conditions.iter().find(|c| c.get("type").and_then(Value::as_str) == Some("Ready")))
+        .and_then(|c| c.get("status").and_then(Value::as_str));
+    let mut status = match ready {
+        Some("True") => "Ready".to_string(),
+        Some(_) => "NotReady".to_string(),
+        None => "Unknown".to_string(),
+    };
+    if obj.pointer("/spec/unschedulable").and_then(Value::as_bool) == Some(true) {
+        status.push_str(",SchedulingDisabled");
+    }
+    status
 }
 
 fn cells(resource: Resource, obj: &Value, now: jiff::Timestamp) -> Value {
@@ -98,6 +183,18 @@ fn cells(resource: Resource, obj: &Value, now: jiff::Timestamp) -> Value {
             // A missing value is a null cell, as the apiserver sends it; kubectl prints `<none>`.
             let start = obj.pointer("/spec/start").cloned().unwrap_or(Value::Null);
             json!([name, start, age])
+        }
+        Resource::Events | Resource::CoreEvents => event_cells(obj, now),
+        Resource::Nodes => {
+            let mut roles: Vec<&str> = obj
+                .pointer("/metadata/labels")
+                .and_then(Value::as_object)
+                .map(|labels| labels.keys().filter_map(|k| k.strip_prefix("node-role.kubernetes.io/")).collect())
+                .unwrap_or_default();
+            roles.sort_unstable();
+            let roles = if roles.is_empty() { "<none>".to_string() } else { roles.join(",") };
+            let version = obj.pointer("/status/nodeInfo/kubeletVersion").and_then(Value::as_str).unwrap_or("");
+            json!([name, node_status(obj), roles, age, version])
         }
         _ => json!([name, age]),
     }

@@ -1,6 +1,6 @@
 //! PATCH dispatch by Content-Type: JSON patch `test` failures are 422, undecodable patches 400,
-//! server-side apply and unknown types 415, strategic directives refused; no-op writes keep the
-//! resourceVersion and emit no watch event.
+//! unknown types 415, strategic directives refused; server-side apply creates and merges; no-op
+//! writes keep the resourceVersion and emit no watch event.
 
 mod common;
 
@@ -67,8 +67,9 @@ async fn content_types_and_malformed_bodies() {
     assert_eq!((code, status["reason"].as_str()), (400, Some("BadRequest")));
     let (code, _) = raw_patch(&url, "application/json-patch+json", r#"[{"op":"jump","path":"/a"}]"#).await;
     assert_eq!(code, 400);
-    let (code, status) = raw_patch(&url, "application/apply-patch+yaml", "metadata: {}").await;
-    assert_eq!((code, status["reason"].as_str()), (415, Some("UnsupportedMediaType")));
+    let (code, status) = raw_patch(&url, "application/apply-patch+yaml", "metadata: {name: p}").await;
+    assert_eq!((code, status["reason"].as_str()), (400, Some("BadRequest")));
+    assert!(status["message"].as_str().unwrap().contains("fieldManager"), "{status}");
     let (code, _) = raw_patch(&url, "text/plain", "{}").await;
     assert_eq!(code, 415);
     let (code, status) = raw_patch(
@@ -85,7 +86,57 @@ async fn content_types_and_malformed_bodies() {
     let status = api_error(
         api.patch("p", &PatchParams::apply("test"), &Patch::Apply(json!({ "metadata": {} }))).await.unwrap_err(),
     );
-    assert_eq!(status.code, 415);
+    assert_eq!(status.code, 400);
+    assert!(status.message.contains("metadata.name"), "{}", status.message);
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn server_side_apply_creates_then_merges() {
+    let (emulator, client) = start(test_config()).await;
+    let api: Api<Pod> = Api::namespaced(client, "default");
+    let applied = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": { "name": "ssa", "labels": { "a": "1" } },
+        "spec": { "nodeName": "n1", "containers": [{ "name": "c", "image": "one" }, { "name": "d", "image": "d" }] }
+    });
+    let created = api.patch("ssa", &PatchParams::apply("tool"), &Patch::Apply(&applied)).await.unwrap();
+    assert_eq!(created.labels().get("a").map(String::as_str), Some("1"));
+    let managers = created.metadata.managed_fields.clone().unwrap_or_default();
+    assert_eq!(managers.len(), 1);
+    assert_eq!((managers[0].manager.as_deref(), managers[0].operation.as_deref()), (Some("tool"), Some("Apply")));
+
+    let second = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": { "name": "ssa", "labels": { "b": "2" } },
+        "spec": { "containers": [{ "name": "c", "image": "two" }] }
+    });
+    let merged = api.patch("ssa", &PatchParams::apply("other"), &Patch::Apply(&second)).await.unwrap();
+    assert_eq!(merged.labels().len(), 2);
+    let spec = merged.spec.unwrap();
+    let images: Vec<(&str, Option<&str>)> =
+        spec.containers.iter().map(|c| (c.name.as_str(), c.image.as_deref())).collect();
+    assert_eq!(images, [("c", Some("two")), ("d", Some("d"))]);
+    assert_eq!(spec.node_name.as_deref(), Some("n1"));
+    assert_eq!(merged.metadata.managed_fields.unwrap_or_default().len(), 2);
+
+    // A stale resourceVersion in the configuration is a precondition, as in any PATCH.
+    let stale = json!({ "apiVersion": "v1", "kind": "Pod",
+                        "metadata": { "name": "ssa", "resourceVersion": "1", "labels": { "c": "3" } } });
+    let status = api_error(api.patch("ssa", &PatchParams::apply("tool"), &Patch::Apply(&stale)).await.unwrap_err());
+    assert_eq!(status.code, 409);
+    // Another kind in the body, or another name than the URL's, is refused.
+    let wrong = json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "ssa" } });
+    assert_eq!(
+        api_error(api.patch("ssa", &PatchParams::apply("t"), &Patch::Apply(&wrong)).await.unwrap_err()).code,
+        400
+    );
+    let renamed = json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "other" } });
+    assert_eq!(
+        api_error(api.patch("ssa", &PatchParams::apply("t"), &Patch::Apply(&renamed)).await.unwrap_err()).code,
+        400
+    );
+    assert!(api.get_opt("other").await.unwrap().is_none());
     emulator.shutdown().await;
 }
 

@@ -50,6 +50,7 @@ async fn discovery_finds_every_resource() {
             "rbac.authorization.k8s.io/v1/roles",
             "v1/configmaps",
             "v1/events",
+            "v1/nodes",
             "v1/pods",
             "v1/secrets",
             "v1/serviceaccounts",
@@ -139,5 +140,26 @@ async fn errors_for_paths_methods_and_bodies() {
     assert_eq!((code, status["reason"].as_str()), (400, Some("BadRequest")));
     let (code, groups) = raw(&client, "GET", "/apis", vec![]).await;
     assert_eq!((code, groups["kind"].as_str()), (200, Some("APIGroupList")));
+    emulator.shutdown().await;
+}
+
+/// Boolean query parameters take every form Go's ParseBool does: the Python client sends
+/// `watch=True` and `allowWatchBookmarks=True`, and must get a watch, not a list.
+#[tokio::test]
+async fn capitalised_booleans_start_a_watch() {
+    let (emulator, client) = start(test_config()).await;
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(client.clone(), "default");
+    pods.create(&Default::default(), &common::pod("default", "p")).await.unwrap();
+    for flag in ["True", "TRUE", "t", "1", "true"] {
+        let request = http::Request::get(format!(
+            "/api/v1/namespaces/default/pods?watch={flag}&allowWatchBookmarks={flag}&timeoutSeconds=1"
+        ))
+        .body(Vec::new())
+        .unwrap();
+        let text = client.request_text(request).await.unwrap();
+        assert!(text.starts_with(r#"{"type":"ADDED""#), "watch={flag}: {text}");
+    }
+    let request = http::Request::get("/api/v1/namespaces/default/pods?watch=False").body(Vec::new()).unwrap();
+    assert!(client.request_text(request).await.unwrap().contains(r#""kind":"PodList""#));
     emulator.shutdown().await;
 }

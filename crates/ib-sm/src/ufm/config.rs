@@ -44,6 +44,24 @@ pub enum TlsTrust {
     InsecureSkipVerify,
 }
 
+/// `UFM_USER`: the Go daemon's README creates the Secret with this key, while both daemons read
+/// `UFM_USERNAME`. It is accepted as the older spelling, with a warning naming the new key.
+pub const LEGACY_USERNAME_VARIABLE: &str = "UFM_USER";
+
+/// What to tell the operator about `UFM_USER`, if it is set: read in place of an unset
+/// `UFM_USERNAME`, or ignored beside a set one. Never contains the value.
+pub fn legacy_username_warning(env: &EnvMap) -> Option<String> {
+    env.get(LEGACY_USERNAME_VARIABLE)?;
+    Some(if env.get("UFM_USERNAME").is_some() {
+        format!("{LEGACY_USERNAME_VARIABLE} is ignored because UFM_USERNAME is set; remove the older spelling")
+    } else {
+        format!(
+            "{LEGACY_USERNAME_VARIABLE} is the older spelling of UFM_USERNAME and was read in its place; rename the \
+             key to UFM_USERNAME (in the Secret ib-kubernetes-ufm-secret when deployed from deployment/)"
+        )
+    })
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UfmConfig {
     pub address: String,
@@ -99,7 +117,11 @@ impl UfmConfig {
             ));
         }
 
-        let auth = match (env.get("UFM_TOKEN"), env.get("UFM_USERNAME"), env.get("UFM_PASSWORD")) {
+        if let Some(warning) = legacy_username_warning(env) {
+            tracing::warn!("{warning}");
+        }
+        let username = env.get("UFM_USERNAME").or_else(|| env.get(LEGACY_USERNAME_VARIABLE));
+        let auth = match (env.get("UFM_TOKEN"), username, env.get("UFM_PASSWORD")) {
             (Some(token), _, _) => Some(Auth::Token(Secret::new(token))),
             (None, Some(user), Some(password)) => {
                 Some(Auth::Basic { username: user.to_owned(), password: Secret::new(password) })
@@ -340,6 +362,32 @@ xBswlBpW
         assert_eq!(redact_userinfo("https://u:p@ufm/x"), "https://<redacted>@ufm/…");
         assert_eq!(redact_userinfo("https://ufm.example/?token=canary"), "https://ufm.example/…");
         assert_eq!(redact_userinfo("ufm canary"), "ufm/…");
+    }
+
+    #[test]
+    fn ufm_user_is_the_older_spelling_of_ufm_username() {
+        let mut e = base();
+        e.retain(|(k, _)| *k != "UFM_USERNAME");
+        e.push(("UFM_USER", "legacy-admin"));
+        let config = UfmConfig::from_env(&env(&e)).unwrap();
+        assert!(matches!(&config.auth, Auth::Basic { username, .. } if username == "legacy-admin"));
+        let warning = legacy_username_warning(&env(&e)).unwrap();
+        assert!(warning.contains("UFM_USER ") && warning.contains("rename the key to UFM_USERNAME"), "{warning}");
+        assert!(!warning.contains("legacy-admin") && !warning.contains("canary-pw"), "{warning}");
+
+        // Both set: the new key wins, and the warning says the old one is ignored.
+        e.push(("UFM_USERNAME", "admin"));
+        let config = UfmConfig::from_env(&env(&e)).unwrap();
+        assert!(matches!(&config.auth, Auth::Basic { username, .. } if username == "admin"));
+        assert!(legacy_username_warning(&env(&e)).unwrap().contains("UFM_USER is ignored"));
+
+        // An empty UFM_USER (an optional Secret key left blank) is unset, as every variable is.
+        let mut e = base();
+        e.retain(|(k, _)| *k != "UFM_USERNAME");
+        e.push(("UFM_USER", ""));
+        let err = UfmConfig::from_env(&env(&e)).unwrap_err();
+        assert!(err.to_string().contains("UFM_USERNAME"), "{err}");
+        assert!(legacy_username_warning(&env(&base())).is_none());
     }
 
     #[test]
