@@ -15,6 +15,15 @@ pub const MANIFESTS: &[&str] =
 /// Manifests a user may add: the admission guard that refuses a forged `configured` marker.
 pub const OPTIONAL: &[&str] = &["ib-kubernetes-admission.yaml"];
 
+/// The monitoring objects a Prometheus Operator user may add: the alerts of docs/operations.md.
+pub const MONITORING: &[&str] = &["ib-kubernetes-prometheusrule.yaml"];
+
+/// The Grafana dashboard (also `files/` of the chart).
+pub const DASHBOARD: &str = "ib-kubernetes-dashboard.json";
+
+/// The Helm chart, relative to [`dir`].
+pub const CHART: &str = "../charts/ib-kubernetes";
+
 /// The ownership record type the controller writes (`ib-kubernetes-crd.yaml`).
 pub mod record {
     pub const GROUP: &str = "ib-kubernetes.mellanox.com";
@@ -91,6 +100,29 @@ pub const CONTROLLER_USES: &[Permission] = &[
     p("coordination.k8s.io", "leases", "update", Scope::OwnNamespace, "ib-controller/src/leader.rs: PUT"),
 ];
 
+/// One granted or used permission: (API group, resource, verb, scope).
+pub type Grant = (String, String, String, Scope);
+
+/// Every permission [`CONTROLLER_USES`] lists.
+pub fn used() -> std::collections::BTreeSet<Grant> {
+    CONTROLLER_USES.iter().map(|p| (p.group.to_owned(), p.resource.to_owned(), p.verb.to_owned(), p.scope)).collect()
+}
+
+/// Every permission `rules` grant at `scope`, wildcards included as written (the tests refuse them).
+pub fn grants(rules: &[k8s_openapi::api::rbac::v1::PolicyRule], scope: Scope) -> std::collections::BTreeSet<Grant> {
+    let mut granted = std::collections::BTreeSet::new();
+    for rule in rules {
+        for group in rule.api_groups.iter().flatten() {
+            for resource in rule.resources.iter().flatten() {
+                for verb in &rule.verbs {
+                    granted.insert((group.clone(), resource.clone(), verb.clone(), scope));
+                }
+            }
+        }
+    }
+    granted
+}
+
 /// Why a manifest could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -126,6 +158,35 @@ impl Object {
         self.value["metadata"]["name"].as_str().or(self.value["metadata"]["generateName"].as_str()).unwrap_or_default()
     }
 
+    /// Reads the object as the `k8s-openapi` type of its kind: `None` for a kind without one here.
+    pub fn check_type(&self) -> Option<Result<(), ManifestError>> {
+        use k8s_openapi::api::admissionregistration::v1::{
+            ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+        };
+        use k8s_openapi::api::apps::v1::Deployment;
+        use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
+        use k8s_openapi::api::networking::v1::NetworkPolicy;
+        use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+        Some(match self.kind() {
+            "ConfigMap" => self.to::<ConfigMap>().map(drop),
+            "Secret" => self.to::<Secret>().map(drop),
+            "ServiceAccount" => self.to::<ServiceAccount>().map(drop),
+            "Service" => self.to::<Service>().map(drop),
+            "Pod" => self.to::<Pod>().map(drop),
+            "ClusterRole" => self.to::<ClusterRole>().map(drop),
+            "ClusterRoleBinding" => self.to::<ClusterRoleBinding>().map(drop),
+            "Role" => self.to::<Role>().map(drop),
+            "RoleBinding" => self.to::<RoleBinding>().map(drop),
+            "Deployment" => self.to::<Deployment>().map(drop),
+            "NetworkPolicy" => self.to::<NetworkPolicy>().map(drop),
+            "CustomResourceDefinition" => self.to::<CustomResourceDefinition>().map(drop),
+            "ValidatingAdmissionPolicy" => self.to::<ValidatingAdmissionPolicy>().map(drop),
+            "ValidatingAdmissionPolicyBinding" => self.to::<ValidatingAdmissionPolicyBinding>().map(drop),
+            _ => return None,
+        })
+    }
+
     /// The object as a typed Kubernetes resource.
     pub fn to<T: DeserializeOwned>(&self) -> Result<T, ManifestError> {
         serde_json::from_value(self.value.clone()).map_err(|source| ManifestError::Type {
@@ -144,8 +205,14 @@ pub fn load(file: &str) -> Result<Vec<Object>, ManifestError> {
 
 fn load_path(path: &Path, file: &str) -> Result<Vec<Object>, ManifestError> {
     let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read { path: file.to_owned(), source })?;
+    parse(&text, file)
+}
+
+/// Every object of the multi-document YAML `text` (from `file`, for messages), as [`load`] reads a file:
+/// used for `helm template` output too.
+pub fn parse(text: &str, file: &str) -> Result<Vec<Object>, ManifestError> {
     let mut objects = Vec::new();
-    for document in serde_norway::Deserializer::from_str(&text) {
+    for document in serde_norway::Deserializer::from_str(text) {
         let value: Value = serde::Deserialize::deserialize(document)
             .map_err(|source| ManifestError::Yaml { path: file.to_owned(), source })?;
         if value.is_null() {
@@ -168,6 +235,25 @@ pub fn load_all() -> Result<Vec<Object>, ManifestError> {
         all.extend(load(file)?);
     }
     Ok(all)
+}
+
+/// The `helm` the chart tests use: `$IB_KUBERNETES_HELM` (what `.ci/run` installs), else
+/// `target/tools/bin/helm`, else `helm` in Go's bin directory or on PATH. `None` when there is none.
+pub fn helm() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("IB_KUBERNETES_HELM").map(PathBuf::from) {
+        return path.is_file().then_some(path);
+    }
+    let mut candidates = vec![dir().join("../target/tools/bin/helm")];
+    if let Some(gobin) = std::env::var_os("GOBIN") {
+        candidates.push(PathBuf::from(gobin).join("helm"));
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        candidates.push(PathBuf::from(home).join("go/bin/helm"));
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        candidates.extend(std::env::split_paths(&path).map(|d| d.join("helm")));
+    }
+    candidates.into_iter().find(|p| p.is_file())
 }
 
 #[cfg(test)]

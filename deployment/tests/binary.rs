@@ -3,35 +3,11 @@
 //! the Dockerfile inject. The binary is the one `cargo build` makes for this workspace; building it here
 //! reuses the shared target directory, so it costs a link when the workspace is already built.
 
-use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 
-/// Builds `ib-kubernetes` (once per test binary) and returns its path, read from cargo's own report so
-/// that any target directory works.
-fn binary() -> &'static PathBuf {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let out = Command::new(cargo)
-            .args(["build", "--quiet", "--package", "ib-kubernetes", "--bin", "ib-kubernetes", "--message-format=json"])
-            .current_dir(ib_kubernetes_deployment::dir().join(".."))
-            .output()
-            .expect("cargo runs");
-        let messages: Vec<serde_json::Value> =
-            String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-        if !out.status.success() {
-            // With JSON output the compiler's diagnostics are on stdout, rendered inside the messages.
-            let rendered: Vec<&str> = messages.iter().filter_map(|m| m["message"]["rendered"].as_str()).collect();
-            panic!("cargo build failed: {}\n{}", String::from_utf8_lossy(&out.stderr), rendered.join("\n"));
-        }
-        messages
-            .into_iter()
-            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "ib-kubernetes")
-            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .expect("cargo reports the executable")
-    })
-}
+mod common;
+
+use common::binary;
 
 #[test]
 fn an_empty_environment_is_a_clear_configuration_error() {

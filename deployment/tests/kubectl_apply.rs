@@ -5,25 +5,29 @@
 //! Files whose objects all have a `metadata.name` go through `kubectl apply` (GET, then POST for a new
 //! object); `kubectl apply` refuses `generateName`, so a file using it (the test pod) goes through
 //! `kubectl create`, as a user would. `--validate=false` because the emulator serves no OpenAPI schema.
+//!
+//! The Helm chart's rendering (every option on) goes the same way, when helm is installed.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
 use ib_kubernetes_deployment::{EXAMPLES, MANIFESTS, OPTIONAL, Object, dir, load};
 use kube_emulator::{EmulatorConfig, EmulatorHandle, KubeEmulator, Resource};
 use serde_json::Value;
 
-fn kubectl_on_path() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join("kubectl")).find(|p| p.is_file())
+use common::kubectl_on_path;
+
+fn served(object: &Object) -> Option<Resource> {
+    let api_version = object.value["apiVersion"].as_str().unwrap_or_default();
+    Resource::ALL.into_iter().find(|r| r.kind() == object.kind() && r.api_version() == api_version)
 }
 
 fn resource_of(object: &Object) -> Resource {
-    let api_version = object.value["apiVersion"].as_str().unwrap_or_default();
-    Resource::ALL
-        .into_iter()
-        .find(|r| r.kind() == object.kind() && r.api_version() == api_version)
-        .unwrap_or_else(|| panic!("{}: the emulator serves no {api_version} {}", object.file, object.kind()))
+    served(object).unwrap_or_else(|| {
+        panic!("{}: the emulator serves no {} {}", object.file, object.value["apiVersion"], object.kind())
+    })
 }
 
 fn generated(object: &Object) -> bool {
@@ -34,8 +38,7 @@ fn generated(object: &Object) -> bool {
 async fn kubectl(kubectl: &Path, kubeconfig: &Path, args: Vec<String>) -> String {
     let mut command = Command::new(kubectl);
     command.arg("--kubeconfig").arg(kubeconfig).args(&args).current_dir(dir());
-    let out: Output =
-        tokio::task::spawn_blocking(move || command.output()).await.expect("kubectl task").expect("kubectl runs");
+    let out: Output = tokio::task::spawn_blocking(move || common::run(command)).await.expect("kubectl task");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     println!("kubectl {}:\n{stdout}", args.join(" "));
     assert!(
@@ -110,30 +113,69 @@ async fn kubectl_applies_every_manifest_and_example_to_the_emulator() {
     for kind in ["CustomResourceDefinition", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] {
         assert!(objects.iter().any(|o| o.kind() == kind), "no {kind} was applied");
     }
+    // Everything outside metadata arrives as written (the emulator stores objects untyped and defaults
+    // nothing), except a new pod's status, which the apiserver resets.
     for object in &objects {
-        let stored = stored(&handle, object);
-        let what = format!("{}: {} {}", object.file, object.kind(), object.name());
-        assert_eq!(stored["kind"], object.value["kind"], "{what}");
-        assert_eq!(stored["apiVersion"], object.value["apiVersion"], "{what}");
-        // Everything outside metadata arrives as written (the emulator stores objects untyped and
-        // defaults nothing), except a new pod's status, which the apiserver resets.
-        for (field, value) in object.value.as_object().expect("object").iter() {
-            if !matches!(field.as_str(), "apiVersion" | "kind" | "metadata" | "status") {
-                assert_eq!(&stored[field], value, "{what}: {field}");
-            }
-        }
-        for field in ["labels", "annotations"] {
-            if let Some(written) = object.value["metadata"][field].as_object() {
-                for (key, value) in written {
-                    assert_eq!(&stored["metadata"][field][key], value, "{what}: metadata.{field}.{key}");
-                }
-            }
-        }
+        assert_stored_as_written(&handle, object);
     }
 
     // A second apply of unchanged files changes nothing.
     let out = kubectl(&kubectl_path, &kubeconfig, file_args("apply", &applied)).await;
     assert!(out.lines().all(|l| l.ends_with(" unchanged")), "second kubectl apply said:\n{out}");
 
+    emulator.shutdown().await;
+}
+
+/// Stored as written: everything outside metadata, and the labels and annotations.
+fn assert_stored_as_written(handle: &EmulatorHandle, object: &Object) {
+    let stored = stored(handle, object);
+    let what = format!("{}: {} {}", object.file, object.kind(), object.name());
+    assert_eq!(stored["kind"], object.value["kind"], "{what}");
+    for (field, value) in object.value.as_object().expect("object").iter() {
+        if !matches!(field.as_str(), "apiVersion" | "kind" | "metadata" | "status") {
+            assert_eq!(&stored[field], value, "{what}: {field}");
+        }
+    }
+    for field in ["labels", "annotations"] {
+        for (key, value) in object.value["metadata"][field].as_object().into_iter().flatten() {
+            assert_eq!(&stored["metadata"][field][key], value, "{what}: metadata.{field}.{key}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_applies_the_rendered_chart_to_the_emulator() {
+    let Some(kubectl_path) = kubectl_on_path() else {
+        println!("SKIP: kubectl not on PATH");
+        return;
+    };
+    let Some(helm) = common::Helm::find() else { return };
+    let set = "admission.enabled=true,serviceMonitor.enabled=true,networkPolicy.enabled=true,prometheusRule.enabled=true,dashboard.enabled=true";
+    let objects = helm.objects("kube-system", &["--set", set]);
+    // The emulator serves what the controller and these manifests need; the Service, the
+    // NetworkPolicy and the Prometheus Operator kinds only matter to other components.
+    let (applied, unserved): (Vec<&Object>, Vec<&Object>) = objects.iter().partition(|o| served(o).is_some());
+    let mut unserved_kinds: Vec<&str> = unserved.iter().map(|o| o.kind()).collect();
+    unserved_kinds.sort_unstable();
+    assert_eq!(unserved_kinds, ["NetworkPolicy", "PrometheusRule", "Service", "ServiceMonitor"]);
+    println!("note: not applied, the emulator does not serve them: {unserved_kinds:?}");
+
+    let emulator = KubeEmulator::start(EmulatorConfig::default()).await.expect("emulator starts");
+    let temp = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = temp.path().join("kubeconfig");
+    emulator.write_kubeconfig(&kubeconfig).expect("kubeconfig written");
+    let rendered = temp.path().join("chart.yaml");
+    let text: Vec<String> = applied.iter().map(|o| serde_json::to_string(&o.value).expect("JSON")).collect();
+    // JSON documents are YAML documents.
+    std::fs::write(&rendered, text.join("\n---\n")).expect("rendered chart written");
+    let args = vec!["apply".to_owned(), "--validate=false".to_owned(), "-f".to_owned(), rendered.display().to_string()];
+    let out = kubectl(&kubectl_path, &kubeconfig, args.clone()).await;
+    assert_eq!(out.lines().filter(|l| l.ends_with(" created")).count(), applied.len(), "kubectl apply said:\n{out}");
+    let handle = emulator.handle();
+    for object in &applied {
+        assert_stored_as_written(&handle, object);
+    }
+    let out = kubectl(&kubectl_path, &kubeconfig, args).await;
+    assert!(out.lines().all(|l| l.ends_with(" unchanged")), "second kubectl apply said:\n{out}");
     emulator.shutdown().await;
 }

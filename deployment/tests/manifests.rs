@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ib_kubernetes_deployment::{CONTROLLER_USES, EXAMPLES, MANIFESTS, OPTIONAL, Object, Scope, load, load_all, record};
-use k8s_openapi::api::admissionregistration::v1::{ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, Subject};
@@ -46,21 +45,9 @@ fn every_file_parses_into_its_kubernetes_type() {
     assert!(all.len() >= MANIFESTS.len() + OPTIONAL.len() + EXAMPLES.len());
     for o in &all {
         let typed = match o.kind() {
-            "ConfigMap" => o.to::<ConfigMap>().map(|_| ()),
-            "Secret" => o.to::<Secret>().map(|_| ()),
-            "ServiceAccount" => o.to::<ServiceAccount>().map(|_| ()),
-            "ClusterRole" => o.to::<ClusterRole>().map(|_| ()),
-            "ClusterRoleBinding" => o.to::<ClusterRoleBinding>().map(|_| ()),
-            "Role" => o.to::<Role>().map(|_| ()),
-            "RoleBinding" => o.to::<RoleBinding>().map(|_| ()),
-            "Deployment" => o.to::<Deployment>().map(|_| ()),
-            "CustomResourceDefinition" => o.to::<CustomResourceDefinition>().map(|_| ()),
-            "ValidatingAdmissionPolicy" => o.to::<ValidatingAdmissionPolicy>().map(|_| ()),
-            "ValidatingAdmissionPolicyBinding" => o.to::<ValidatingAdmissionPolicyBinding>().map(|_| ()),
-            "Pod" => o.to::<Pod>().map(|_| ()),
             // No k8s-openapi type for this CRD: its config is checked in examples_fit_together.
             "NetworkAttachmentDefinition" => Ok(()),
-            other => panic!("{}: unexpected kind {other}", o.file),
+            kind => o.check_type().unwrap_or_else(|| panic!("{}: unexpected kind {kind}", o.file)),
         };
         typed.unwrap_or_else(|e| panic!("{e}"));
     }
