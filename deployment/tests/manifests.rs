@@ -535,6 +535,8 @@ fn the_record_schema_is_structural_and_accepts_the_record_shape() {
     let mut block = sample_record();
     block["spec"]["allocations"] = Value::Object(full.clone());
     assert_eq!(check(&block), Vec::<String>::new());
+    // The schema's block is the controller's.
+    assert_eq!(record::BLOCK_SIZE as u64, ib_model::records::BLOCK_SIZE);
     // Every block start the controller can write (blocks are aligned on their size).
     for start in
         ["02:00:00:00:00:00:01:00", "02:00:00:00:00:00:01:40", "02:00:00:00:00:00:01:80", "02:00:00:00:00:00:01:c0"]
