@@ -698,7 +698,6 @@ impl StateTask {
         self.state.patch_done(&uid, outcome);
     }
 
-    /// Sends `input` back after an exponential backoff capped at `DAEMON_PERIODIC_UPDATE`.
     /// Once record changes wait for their block's next write, they are written a moment later anyway,
     /// so stored states catch up in a quiet cluster too.
     fn arm_record_flush(&mut self) {
@@ -713,6 +712,7 @@ impl StateTask {
         });
     }
 
+    /// Sends `input` back after an exponential backoff capped at `DAEMON_PERIODIC_UPDATE`.
     fn retry_later(&self, input: Input, attempt: u32) {
         let delay = retry_delay(attempt, self.settings.max_retry);
         let tx = self.tx.clone();
