@@ -16,7 +16,7 @@
 //! | deep JSON | `cni-args` nested far deeper than any parser's recursion limit |
 //! | requested GUID, owned | `cni-args.guid` of a live honest pod |
 //! | requested GUID, free | `cni-args.guid` of a GUID nobody holds |
-//! | squeeze | one free requested GUID plus more unnamed interfaces than the pool has free |
+//! | squeeze | one free requested GUID plus more unnamed interfaces than the pool has free (small pools) |
 //! | cross-namespace | `otherns/nad` in short and JSON form, to another tenant's and to the honest NADs |
 //!
 //! Each is scheduled or not at random (an unscheduled pod is never configured, but a controller
@@ -130,8 +130,9 @@ impl Attack {
 
 /// The attacks of a run, in order: the forged claims first (so that leader starts happen with them in
 /// place), then every other attack once in a seed-chosen order, then a seed-chosen mix weighted towards
-/// forged claims and requested GUIDs. `only`, when not empty, limits the kinds.
-pub fn plan(rng: &mut SplitMix64, count: usize, only: &[Attack]) -> Vec<Attack> {
+/// forged claims and requested GUIDs (and squeezes, on a `small_pool`). `only`, when not empty, limits
+/// the kinds.
+pub fn plan(rng: &mut SplitMix64, count: usize, only: &[Attack], small_pool: bool) -> Vec<Attack> {
     let kinds: Vec<Attack> = Attack::ALL.into_iter().filter(|a| only.is_empty() || only.contains(a)).collect();
     let (mut forged, mut rest): (Vec<Attack>, Vec<Attack>) = kinds.iter().partition(|a| a.forged());
     rng.shuffle(&mut forged);
@@ -141,6 +142,7 @@ pub fn plan(rng: &mut SplitMix64, count: usize, only: &[Attack]) -> Vec<Attack> 
         .iter()
         .map(|a| match a {
             a if a.forged() => 4,
+            Attack::Squeeze if small_pool => 4,
             Attack::RequestOwnedGuid | Attack::RequestFreeGuid | Attack::CrossNamespace => 2,
             _ => 1,
         })
@@ -169,8 +171,9 @@ pub struct Target<'a> {
     pub victims: &'a [Victim],
     /// GUIDs of the pool range nobody holds, a few, in a seed-chosen order.
     pub free: &'a [Guid],
-    /// How many GUIDs of the range are free (saturated for a large range).
+    /// How many GUIDs of the range are free, and how many it has.
     pub free_count: u64,
+    pub pool_len: u64,
     /// The honest namespace and its NAD names.
     pub honest_namespace: &'a str,
     pub honest_networks: &'a [String],
@@ -218,7 +221,8 @@ fn forged_args(
 /// Builds the pod for `attack`. With nothing to aim at yet (no live honest GUID, no free one) the GUID
 /// is the zero GUID, outside any pool: still an attack, refused as out of range.
 pub fn build(attack: Attack, rng: &mut SplitMix64, target: &Target<'_>, options: &HostileOptions) -> HostilePod {
-    let scheduled = rng.below(3) != 0;
+    // An unscheduled pod is never planned: a squeeze must be scheduled to be felt.
+    let scheduled = attack == Attack::Squeeze || rng.below(3) != 0;
     // A victim with a partition, when there is one: a GUID-only interface has no membership to lose.
     let partitioned: Vec<Victim> = target.victims.iter().filter(|v| v.pkey.is_some()).cloned().collect();
     let victim = pick(rng, if partitioned.is_empty() { target.victims } else { &partitioned }).cloned();
@@ -305,9 +309,14 @@ pub fn build(attack: Attack, rng: &mut SplitMix64, target: &Target<'_>, options:
             json!([{"name": "t-ib", "cni-args": {"guid": guid.to_string()}}]).to_string()
         }
         Attack::Squeeze => {
-            // One requested free GUID plus as many unnamed interfaces as there are free GUIDs (at least
-            // three): together one more than the pool can give.
-            let unnamed = if target.free_count <= 64 { target.free_count.max(3) } else { 3 };
+            // One requested free GUID plus one to three more unnamed interfaces than there are free
+            // GUIDs: more than the pool can give. The pod waits and is planned again as GUIDs are
+            // released, so the free count rises through "exactly the unnamed interfaces" (with the
+            // requested one, one short). In a large range: three unnamed interfaces.
+            let unnamed = match target.pool_len {
+                n if n <= 64 => (target.free_count + 1 + rng.below(3)).min(n - 1).max(1),
+                _ => 3,
+            };
             let guid = free.unwrap_or(Guid::from_u64(0));
             let mut items = vec![json!({"name": "t-ib", "cni-args": {"guid": guid.to_string()}})];
             items.extend((0..unnamed).map(|_| json!({"name": "t-ib"})));
@@ -340,6 +349,7 @@ mod tests {
             victims,
             free,
             free_count: 3,
+            pool_len: 8,
             honest_namespace: "chaos",
             honest_networks: networks,
             honest_pkeys: pkeys,
@@ -348,15 +358,15 @@ mod tests {
 
     #[test]
     fn every_attack_is_planned_forged_first_and_deterministically() {
-        let plan_a = plan(&mut SplitMix64::new(3), 14, &[]);
-        assert_eq!(plan_a, plan(&mut SplitMix64::new(3), 14, &[]));
+        let plan_a = plan(&mut SplitMix64::new(3), 14, &[], false);
+        assert_eq!(plan_a, plan(&mut SplitMix64::new(3), 14, &[], false));
         assert!(plan_a[..3].iter().all(|a| a.forged()));
         for attack in Attack::ALL {
             assert!(plan_a.contains(&attack), "{attack:?} planned");
             assert_eq!(Attack::from_label(attack.label()), Some(attack));
         }
-        assert_eq!(plan(&mut SplitMix64::new(3), 2, &[]).len(), 2);
-        let only = plan(&mut SplitMix64::new(3), 9, &[Attack::Squeeze, Attack::ForgedMissingNad]);
+        assert_eq!(plan(&mut SplitMix64::new(3), 2, &[], false).len(), 2);
+        let only = plan(&mut SplitMix64::new(3), 9, &[Attack::Squeeze, Attack::ForgedMissingNad], true);
         assert_eq!(only.len(), 9);
         assert_eq!(only[0], Attack::ForgedMissingNad);
         assert!(only.iter().all(|a| matches!(a, Attack::Squeeze | Attack::ForgedMissingNad)));
@@ -402,7 +412,8 @@ mod tests {
                 Attack::RequestFreeGuid => assert_eq!(elements.unwrap()[0].guid, Some(free[0])),
                 Attack::Squeeze => {
                     let e = elements.unwrap();
-                    assert_eq!(e.len(), 4, "one requested and three unnamed with 3 free");
+                    assert!(pod.scheduled);
+                    assert!((5..=7).contains(&e.len()), "one requested and four to six unnamed with 3 free");
                     assert_eq!(e[0].guid, Some(free[0]));
                 }
                 Attack::CrossNamespace => {

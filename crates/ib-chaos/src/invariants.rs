@@ -28,6 +28,10 @@
 //!   pkey. A pod that merely requests a GUID and waits holds nothing: a controller that reserves GUIDs
 //!   for a pod it cannot configure starves honest pods, and that is reported; so is a membership nobody
 //!   explains (a leak), which holds nothing either.
+//! - The judge reads annotations itself ([`crate::reading`]), linearly, so a hostile annotation can
+//!   neither slow it down nor hide behind a parser bug it shares with the controller. Patches come from
+//!   the API server's request log, which keeps the first 64 KiB of a body; a larger patch (only a hostile
+//!   pod's, with tens of thousands of elements) cannot be read and is not judged by 3 to 6.
 //!
 //! # The invariants
 //!

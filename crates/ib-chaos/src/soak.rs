@@ -9,7 +9,10 @@
 //! pods, and a victim that ends at once shows nothing), and the last tenth of the honest pods is created
 //! after the last hostile pod, so that invariant 6 always has pods to judge. With a small pool, honest
 //! pods keep at most three fewer interfaces live than the pool has GUIDs (a pod is ended before one is
-//! created that would not fit), so the pool is tight but honest pods alone never exhaust it.
+//! created that would not fit), so the pool is tight but honest pods alone never exhaust it; and once
+//! the last hostile pod is created, every hostile pod but the squeezes still waiting ends (their jobs
+//! are done), so the late honest pods find room unless the controller holds GUIDs for pods it cannot
+//! configure.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -138,8 +141,8 @@ struct World {
     created: usize,
     faults: BTreeMap<String, usize>,
     hostile_rng: SplitMix64,
-    /// Live hostile pods: (name, uid).
-    hostile_live: Vec<(String, String)>,
+    /// Live hostile pods: (name, uid, attack).
+    hostile_live: Vec<(String, String, Attack)>,
     /// Hostile pod uid → the configured markers its author wrote.
     own_markers: BTreeMap<String, Vec<PatchedElement>>,
     hostile_created: usize,
@@ -217,7 +220,7 @@ pub async fn run(options: &SoakOptions) -> Result<SoakReport, SoakError> {
 
     // Churn and faults, and the hostile tenants' pods at their times.
     let attacks = match &options.hostile {
-        Some(h) => hostile::plan(&mut world.hostile_rng, h.pods, &h.only),
+        Some(h) => hostile::plan(&mut world.hostile_rng, h.pods, &h.only, options.small_pool.is_some()),
         None => Vec::new(),
     };
     let attack_at = |i: usize| options.fault_time.mul_f64(0.2 + 0.6 * i as f64 / attacks.len().max(1) as f64);
@@ -267,6 +270,9 @@ pub async fn run(options: &SoakOptions) -> Result<SoakReport, SoakError> {
     if let Some(hostile) = &options.hostile {
         for attack in &attacks[next_attack..] {
             world.attack(*attack, hostile)?;
+        }
+        if options.small_pool.is_some() {
+            world.end_hostile_pods_but_waiting_squeezes();
         }
     }
     while world.created < options.pods {
@@ -615,6 +621,7 @@ impl World {
             victims: &victims,
             free: &free,
             free_count,
+            pool_len: self.range.len(),
             honest_namespace: NAMESPACE,
             honest_networks: &self.networks,
             honest_pkeys: &honest_pkeys,
@@ -644,7 +651,7 @@ impl World {
         if let Some(victim) = pod.victim {
             self.victims.insert(victim);
         }
-        self.hostile_live.push((name, uid));
+        self.hostile_live.push((name, uid, attack));
         *self.attacks.entry(attack.label().to_owned()).or_insert(0) += 1;
         Ok(())
     }
@@ -655,10 +662,31 @@ impl World {
             return;
         }
         let i = self.hostile_rng.below(self.hostile_live.len() as u64) as usize;
-        let (name, uid) = self.hostile_live.swap_remove(i);
+        self.end_hostile_pod_at(i);
+    }
+
+    fn end_hostile_pod_at(&mut self, i: usize) {
+        let (name, uid, _) = self.hostile_live.swap_remove(i);
         let order = self.next_order();
         self.ends.insert(uid, order);
         let _ = self.api().delete_with_grace(Resource::Pods, hostile::TENANT, &name, Some(0));
+    }
+
+    /// Deletes every live hostile pod that holds a GUID the controller gave it, and every one but the
+    /// waiting squeezes: what the other attacks may legitimately hold (a free GUID they asked for, a
+    /// cross-namespace interface) would otherwise fill a small pool.
+    fn end_hostile_pods_but_waiting_squeezes(&mut self) {
+        let (live, _) = self.live_interfaces();
+        let holding: BTreeSet<String> = live
+            .iter()
+            .filter(|i| !i.honest && i.given)
+            .filter_map(|i| i.pod.strip_prefix(&format!("{}/", hostile::TENANT)).map(str::to_owned))
+            .collect();
+        while let Some(i) =
+            self.hostile_live.iter().position(|(name, _, attack)| *attack != Attack::Squeeze || holding.contains(name))
+        {
+            self.end_hostile_pod_at(i);
+        }
     }
 
     /// SIGKILLs the replica holding the Lease and restarts it after a pause; `false` if no one holds it.
