@@ -413,7 +413,9 @@ async fn partitions_reach_the_ports_of_a_real_opensm() {
     let burst_elapsed = burst_started.elapsed();
     let after = sm.stats();
     let (rewrites, reloads) = (after.rewrites - before.rewrites, after.reloads - before.reloads);
-    assert!(rewrites < 12 && reloads <= rewrites + 1, "group commit: {rewrites} rewrites, {reloads} reloads");
+    // How many batches a burst takes depends on timing (the deterministic check of group commit is in
+    // ib-sm's unit tests); what holds always: one reload per rewrite at most.
+    assert!(rewrites <= 12 && reloads <= rewrites, "{rewrites} rewrites, {reloads} reloads");
     for name in &burst {
         cluster.api().delete_with_grace(Resource::Pods, "default", name, Some(0)).expect("delete");
     }
@@ -475,6 +477,40 @@ async fn partitions_reach_the_ports_of_a_real_opensm() {
     assert!(!fabric.log().contains("PARSE ERROR"), "OpenSM never refused the file");
     second.end(true);
 
+    // 200 calls at once on 4 P_Keys, straight to the backend (the controller would send fewer: one call
+    // per P_Key at a time): four of the GUIDs are fabric ports, the others are not on this fabric.
+    let direct = Arc::new(OpenSm::new(sm_config()));
+    let burst_started = Instant::now();
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..200u64 {
+        let sm = Arc::clone(&direct);
+        let guid = if i < 4 { POOL_FIRST + i } else { 0x0500_0000_0000_0000 + i };
+        let pkey = ib_model::PKey::new(0x21 + (i % 4) as u32).expect("pkey");
+        calls.spawn(async move {
+            ib_sm::SubnetManager::add_guids(sm.as_ref(), pkey, &[ib_model::Guid::from_u64(guid)]).await
+        });
+    }
+    while let Some(done) = calls.join_next().await {
+        done.expect("task").expect("add");
+    }
+    let written = burst_started.elapsed();
+    let want: BTreeSet<(u16, u64, bool)> = (0..4).map(|i| (0x21 + i as u16, POOL_FIRST + i, true)).collect();
+    wait("the direct burst on the ports", || (fabric.pool_memberships() == want).then_some(())).await;
+    let visible = burst_started.elapsed();
+    let burst200 = direct.stats();
+    assert!(burst200.rewrites <= burst200.batches && burst200.reloads <= burst200.batches, "{burst200:?}");
+    let everything: Vec<(ib_model::PKey, ib_model::Guid)> = (0..200u64)
+        .map(|i| {
+            let guid = if i < 4 { POOL_FIRST + i } else { 0x0500_0000_0000_0000 + i };
+            (ib_model::PKey::new(0x21 + (i % 4) as u32).expect("pkey"), ib_model::Guid::from_u64(guid))
+        })
+        .collect();
+    for (pkey, guid) in &everything {
+        ib_sm::SubnetManager::remove_guids(direct.as_ref(), *pkey, &[*guid]).await.expect("remove");
+    }
+    wait("the direct burst to leave the ports", || fabric.pool_memberships().is_empty().then_some(())).await;
+    assert_eq!(fabric.pkeys(SITE_HOST), site_host_before);
+
     let ms = |d: &Duration| d.as_millis();
     println!(
         "opensm fabric: pod created -> P_Key on its port: {:?} ms (one at a time); burst of 12 pods on 2 P_Keys: \
@@ -483,5 +519,14 @@ async fn partitions_reach_the_ports_of_a_real_opensm() {
         burst_elapsed.as_millis(),
         sm2.stats().rewrites,
         sm2.stats().reloads,
+    );
+    println!(
+        "opensm fabric: 200 calls at once on 4 P_Keys: {} batches, {} rewrites, {} reloads; all written after {} ms, \
+         on the ports after {} ms",
+        burst200.batches,
+        burst200.rewrites,
+        burst200.reloads,
+        written.as_millis(),
+        visible.as_millis()
     );
 }

@@ -239,9 +239,12 @@ struct Prepared {
 async fn commit(inner: &Arc<Inner>, changes: Vec<(Op, PKey, Vec<Guid>)>) -> Result<(), OpenSmError> {
     inner.batches.fetch_add(1, Ordering::Relaxed);
     let deadline = Instant::now() + inner.config.timeout;
+    // Half the time at most for another writer's lock: a call that could not get it ends with that
+    // precise error (nothing written) rather than with its caller's timeout (outcome unknown).
+    let lock_deadline = Instant::now() + inner.config.timeout / 2;
     let owed = inner.reload_owed.load(Ordering::Relaxed);
     let worker = Arc::clone(inner);
-    let prepared = tokio::task::spawn_blocking(move || prepare(&worker.config, &changes, deadline, owed))
+    let prepared = tokio::task::spawn_blocking(move || prepare(&worker.config, &changes, lock_deadline, owed))
         .await
         .map_err(|e| OpenSmError::Task(e.to_string()))??;
     let Some(prepared) = prepared else { return Ok(()) };
@@ -282,11 +285,11 @@ async fn commit(inner: &Arc<Inner>, changes: Vec<(Op, PKey, Vec<Guid>)>) -> Resu
 fn prepare(
     config: &OpenSmConfig,
     changes: &[(Op, PKey, Vec<Guid>)],
-    deadline: Instant,
+    lock_deadline: Instant,
     owed: bool,
 ) -> Result<Option<Prepared>, OpenSmError> {
     let path = file::resolve(&config.partitions_file)?;
-    let lock = file::lock(&path, deadline)?;
+    let lock = file::lock(&path, lock_deadline)?;
     let shown = || path.display().to_string();
     for attempt in 1..=CHANGED_MEANWHILE_TRIES {
         let snapshot = file::read(&path)?;
@@ -368,7 +371,7 @@ impl SubnetManager for OpenSm {
     fn validate(&self) -> BoxFuture<'_, Result<(), SmError>> {
         Box::pin(async move {
             let call = self.call_name("validate");
-            let deadline = Instant::now() + self.inner.config.timeout;
+            let deadline = Instant::now() + self.inner.config.timeout / 2;
             self.blocking(&call, move |config| {
                 let path = file::resolve(&config.partitions_file)?;
                 let _lock = file::lock(&path, deadline)?;
