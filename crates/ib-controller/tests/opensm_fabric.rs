@@ -121,6 +121,8 @@ impl Fabric {
             .env("LD_PRELOAD", UMAD2SIM)
             .env("IBSIM_SOCKNAME", &self.socket)
             .env("SIM_HOST", "H-sm")
+            // libumad2sim keeps a sys-<pid> directory in the working directory of each process.
+            .current_dir(self.dir.path())
             .stdin(Stdio::null());
         command
     }
