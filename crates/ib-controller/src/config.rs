@@ -9,6 +9,7 @@ use std::time::Duration;
 use ib_model::annotation::is_dns1123_label;
 use ib_model::{Guid, GuidRange, Policy};
 use ib_sm::env::{EnvError, EnvErrors, EnvMap};
+use ib_sm::opensm::OpenSmConfig;
 use ib_sm::ufm::UfmConfig;
 
 /// The Go daemon's period; here it bounds how long failed work waits before it is retried.
@@ -67,6 +68,8 @@ pub struct LeaseTimings {
 pub enum SmSelection {
     Noop,
     Ufm(UfmConfig),
+    /// OpenSM through its partitions file (`OPENSM_*`).
+    OpenSm(OpenSmConfig),
     /// Any other name: resolved against `DAEMON_SM_PLUGIN_PATH` when plugins are loaded.
     External(String),
 }
@@ -140,11 +143,16 @@ impl Config {
 
         let sm = match env.get("DAEMON_SM_PLUGIN").map(str::trim) {
             None | Some("") => {
-                errors.push(EnvError::new("DAEMON_SM_PLUGIN", "", "required: the subnet manager plugin, ufm or noop"));
+                errors.push(EnvError::new(
+                    "DAEMON_SM_PLUGIN",
+                    "",
+                    "required: the subnet manager plugin, ufm, opensm or noop",
+                ));
                 None
             }
             Some("noop") => Some(SmSelection::Noop),
             Some("ufm") => UfmConfig::from_env(env).map(SmSelection::Ufm).map_err(|e| errors.extend(e.0)).ok(),
+            Some("opensm") => OpenSmConfig::from_env(env).map(SmSelection::OpenSm).map_err(|e| errors.extend(e.0)).ok(),
             Some(name) if name.contains('/') || name.starts_with('.') => {
                 errors.push(EnvError::new("DAEMON_SM_PLUGIN", name, "must be a plugin name, not a path"));
                 None

@@ -7,7 +7,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use tracing::{info, warn};
 
 use ib_sm::exec::{ExecConfig, ExecPlugin, find_plugin};
-use ib_sm::{EnvMap, Noop, SmError, SubnetManager, Ufm};
+use ib_sm::{EnvMap, Noop, OpenSm, SmError, SubnetManager, Ufm};
 
 use crate::config::{Config, SmSelection};
 use crate::controller::{Controller, ControllerError};
@@ -15,7 +15,7 @@ use crate::controller::{Controller, ControllerError};
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error(
-        "subnet manager plugin {name:?}: no executable {path}/{name} and no built-in plugin of that name (built-in: ufm, noop)"
+        "subnet manager plugin {name:?}: no executable {path}/{name} and no built-in plugin of that name (built-in: ufm, opensm, noop)"
     )]
     UnknownPlugin { name: String, path: String },
     #[error("cannot set up the UFM client: {0}")]
@@ -36,6 +36,7 @@ pub fn subnet_manager(config: &Config) -> Result<Arc<dyn SubnetManager>, Startup
     let name = match &config.sm {
         SmSelection::Noop => "noop",
         SmSelection::Ufm(_) => "ufm",
+        SmSelection::OpenSm(_) => "opensm",
         SmSelection::External(name) => name.as_str(),
     };
     if let SmSelection::Ufm(ufm) = &config.sm {
@@ -55,6 +56,14 @@ pub fn subnet_manager(config: &Config) -> Result<Arc<dyn SubnetManager>, Startup
     Ok(match &config.sm {
         SmSelection::Noop => Arc::new(Noop),
         SmSelection::Ufm(ufm) => Arc::new(Ufm::new(ufm.clone())?),
+        SmSelection::OpenSm(opensm) => {
+            info!(
+                file = %opensm.partitions_file.display(),
+                reload = ?opensm.reload,
+                "subnet manager: opensm, through its partitions file"
+            );
+            Arc::new(OpenSm::new(opensm.clone()))
+        }
         SmSelection::External(name) => {
             return Err(StartupError::UnknownPlugin {
                 name: name.clone(),

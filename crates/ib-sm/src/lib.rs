@@ -2,13 +2,14 @@
 //!
 //! Knows nothing of Kubernetes. Configuration is read from an [`env::EnvMap`], never from the process
 //! environment directly, so that tests pass values in. The controller holds one
-//! `Arc<dyn` [`SubnetManager`]`>`: the built-in [`Ufm`] or [`Noop`], chosen by [`builtin`].
+//! `Arc<dyn` [`SubnetManager`]`>`: the built-in [`Ufm`], [`OpenSm`] or [`Noop`], chosen by [`builtin`].
 #![forbid(unsafe_code)]
 
 pub mod env;
 pub mod exec;
 pub mod manager;
 pub mod noop;
+pub mod opensm;
 mod redact;
 pub mod secret;
 pub mod ufm;
@@ -19,6 +20,7 @@ pub use env::EnvMap;
 pub use exec::{ExecConfig, ExecPlugin};
 pub use manager::{BoxFuture, SmError, SubnetManager};
 pub use noop::Noop;
+pub use opensm::OpenSm;
 pub use secret::Secret;
 pub use ufm::Ufm;
 
@@ -31,7 +33,7 @@ pub enum BuiltinError {
     Sm(#[from] SmError),
 }
 
-/// The built-in manager called `name` (`ufm` or `noop`, as `DAEMON_SM_PLUGIN` names them), configured
+/// The built-in manager called `name` (`ufm`, `opensm` or `noop`, as `DAEMON_SM_PLUGIN` names them), configured
 /// from `env`; `None` when no built-in has that name.
 pub fn builtin(name: &str, env: &EnvMap) -> Result<Option<Arc<dyn SubnetManager>>, BuiltinError> {
     match name {
@@ -40,6 +42,7 @@ pub fn builtin(name: &str, env: &EnvMap) -> Result<Option<Arc<dyn SubnetManager>
             let config = ufm::UfmConfig::from_env(env)?;
             Ok(Some(Arc::new(Ufm::new(config)?)))
         }
+        "opensm" => Ok(Some(Arc::new(OpenSm::new(opensm::OpenSmConfig::from_env(env)?)))),
         _ => Ok(None),
     }
 }

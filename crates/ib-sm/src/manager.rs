@@ -79,6 +79,11 @@ pub enum SmError {
     /// code leaves it open (see [`crate::exec::protocol::ErrorResult::outcome_unknown`]).
     #[error("{call}: plugin error {code}: {msg}")]
     Plugin { call: String, code: u32, msg: String, outcome_unknown: bool },
+    /// A subnet manager driven through local files and signals (OpenSM) could not apply the call: its
+    /// file is missing, unreadable, or holds what must not be overwritten, or OpenSM could not be told
+    /// to reload. `outcome_unknown` as for [`SmError::Plugin`].
+    #[error("{call}: {reason}")]
+    Local { call: String, reason: String, outcome_unknown: bool },
 }
 
 impl SmError {
@@ -92,6 +97,7 @@ impl SmError {
             SmError::Tls { .. } => "tls",
             SmError::Config(_) => "config",
             SmError::Plugin { .. } => "plugin",
+            SmError::Local { .. } => "local",
         }
     }
 
@@ -120,7 +126,7 @@ impl SmError {
             // cannot be read: the change may well be in place.
             SmError::Decode { .. } => true,
             SmError::Tls { .. } | SmError::Config(_) => false,
-            SmError::Plugin { outcome_unknown, .. } => *outcome_unknown,
+            SmError::Plugin { outcome_unknown, .. } | SmError::Local { outcome_unknown, .. } => *outcome_unknown,
         }
     }
 }
@@ -152,6 +158,7 @@ mod tests {
             SmError::Tls { call: call(), reason: "r".into() },
             SmError::Config("c".into()),
             SmError::Plugin { call: call(), code: 5, msg: "m".into(), outcome_unknown: true },
+            SmError::Local { call: call(), reason: "r".into(), outcome_unknown: false },
         ];
         let labels: std::collections::BTreeSet<_> = all.iter().map(SmError::label).collect();
         assert_eq!(labels.len(), all.len());

@@ -112,7 +112,10 @@ async fn validate_err(config: ExecConfig) -> SmError {
 
 fn reason(e: &SmError) -> &str {
     match e {
-        SmError::Transport { reason, .. } | SmError::Decode { reason, .. } | SmError::Tls { reason, .. } => reason,
+        SmError::Transport { reason, .. }
+        | SmError::Decode { reason, .. }
+        | SmError::Tls { reason, .. }
+        | SmError::Local { reason, .. } => reason,
         SmError::Config(reason) => reason,
         SmError::Plugin { msg, .. } => msg,
         SmError::Status { body, .. } => body,

@@ -23,7 +23,11 @@ async fn noop_accepts_everything_and_lists_nothing() {
 fn builtins_by_name() {
     let empty = EnvMap::new();
     assert_eq!(builtin("noop", &empty).unwrap().map(|sm| sm.name().to_owned()).as_deref(), Some("noop"));
-    assert!(builtin("opensm", &empty).unwrap().is_none());
+    assert!(builtin("acme-sm", &empty).unwrap().is_none());
+    // opensm is built in, with defaults for every variable.
+    assert_eq!(builtin("opensm", &empty).unwrap().map(|sm| sm.name().to_owned()).as_deref(), Some("opensm"));
+    let bad: EnvMap = [("OPENSM_MEMBERSHIP", "both")].into_iter().collect();
+    assert!(builtin("opensm", &bad).unwrap_err().to_string().contains("OPENSM_MEMBERSHIP"));
 
     let err = builtin("ufm", &empty).unwrap_err().to_string();
     assert!(err.contains("UFM_ADDRESS"), "{err}");

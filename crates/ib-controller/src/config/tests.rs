@@ -114,8 +114,24 @@ fn ufm_plugin_reads_its_variables_and_never_prints_the_password() {
 
 #[test]
 fn other_plugin_names_are_external_and_paths_are_refused() {
-    assert_eq!(load(&[("DAEMON_SM_PLUGIN", "opensm")]).unwrap().sm, SmSelection::External("opensm".into()));
+    assert_eq!(load(&[("DAEMON_SM_PLUGIN", "acme-sm")]).unwrap().sm, SmSelection::External("acme-sm".into()));
     assert!(err(&[("DAEMON_SM_PLUGIN", "../evil")]).contains("not a path"));
+}
+
+#[test]
+fn opensm_is_built_in_and_reads_its_variables() {
+    let c = load(&[
+        ("DAEMON_SM_PLUGIN", "opensm"),
+        ("OPENSM_PARTITIONS_FILE", "/shared/partitions.conf"),
+        ("OPENSM_MEMBERSHIP", "limited"),
+    ])
+    .unwrap();
+    let SmSelection::OpenSm(opensm) = &c.sm else { panic!("{:?}", c.sm) };
+    assert_eq!(opensm.partitions_file, std::path::PathBuf::from("/shared/partitions.conf"));
+    assert_eq!(opensm.membership, ib_sm::opensm::Membership::Limited);
+    let e =
+        err(&[("DAEMON_SM_PLUGIN", "opensm"), ("OPENSM_PARTITION_FLAGS", "ipoib;ALL=full"), ("OPENSM_TIMEOUT", "x")]);
+    assert!(e.contains("OPENSM_PARTITION_FLAGS") && e.contains("OPENSM_TIMEOUT"), "{e}");
 }
 
 #[test]

@@ -204,6 +204,9 @@ impl ExecPlugin {
             SmError::Decode { call, reason } => SmError::Decode { call, reason: scrub(reason) },
             SmError::Tls { call, reason } => SmError::Tls { call, reason: scrub(reason) },
             SmError::Config(text) => SmError::Config(scrub(text)),
+            SmError::Local { call, reason, outcome_unknown } => {
+                SmError::Local { call, reason: scrub(reason), outcome_unknown }
+            }
             SmError::Plugin { call, code, msg, outcome_unknown } => {
                 SmError::Plugin { call, code, msg: scrub(msg), outcome_unknown }
             }

@@ -47,7 +47,7 @@ impl Reply {
 pub fn code_of(error: &SmError) -> u32 {
     match error {
         SmError::Transport { .. } | SmError::Timeout { .. } | SmError::Tls { .. } => codes::UNREACHABLE,
-        SmError::Status { .. } => codes::REFUSED,
+        SmError::Status { .. } | SmError::Local { .. } => codes::REFUSED,
         SmError::Decode { .. } => codes::BAD_RESPONSE,
         SmError::Config(_) => codes::INVALID_CONFIG,
         SmError::Plugin { code, .. } => *code,

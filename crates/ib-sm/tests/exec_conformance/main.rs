@@ -105,3 +105,47 @@ async fn documented_example_plugin_reports_its_configuration_error() {
         other => panic!("expected a plugin error 4, got {other:?}"),
     }
 }
+
+/// A site file as people write them: comments, odd whitespace, a partition of a P_Key the scenarios
+/// use, one named like ours, no newline at the end.
+pub const OPENSM_SITE: &str = "# site\nDefault=0x7fff, ipoib : ALL=full ;\n  p11 = 0x0011 ,ipoib:\n\t0x0002c90300000001=full ; # same key as a scenario\nib-kubernetes-0x0A30=0x0a30 : SELF=full ;";
+
+#[tokio::test]
+async fn builtin_opensm_keeping_the_site_file_byte_for_byte() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("partitions.conf");
+    std::fs::write(&path, OPENSM_SITE).expect("site file");
+    let reloads = dir.path().join("reloads");
+    let reload = ib_sm::opensm::Reload::Command(vec![
+        "sh".into(),
+        "-c".into(),
+        "echo reload >> \"$0\"".into(),
+        reloads.display().to_string(),
+    ]);
+    let sm = Arc::new(ib_sm::OpenSm::new(ib_sm::opensm::OpenSmConfig::new(&path, reload)));
+    run_all(Arc::clone(&sm) as Arc<dyn SubnetManager>, Holds::Memberships).await;
+    let text = std::fs::read_to_string(&path).expect("read back");
+    assert_eq!(
+        text,
+        format!(
+            "{OPENSM_SITE}\n{}\n{}\n",
+            ib_sm::opensm::partitions::BEGIN_MARKER,
+            ib_sm::opensm::partitions::END_MARKER
+        ),
+        "everything removed again, the site's text untouched"
+    );
+    let stats = sm.stats();
+    assert!(stats.reloads >= 1 && stats.reloads <= stats.batches, "{stats:?}");
+}
+
+#[tokio::test]
+async fn builtin_opensm_unreachable() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = ib_sm::opensm::OpenSmConfig::new(
+        dir.path().join("missing/partitions.conf"),
+        ib_sm::opensm::Reload::PidFile(dir.path().join("opensm.pid")),
+    );
+    for e in scenarios::unreachable(&ib_sm::OpenSm::new(config)).await {
+        assert!(matches!(e, SmError::Local { outcome_unknown: false, .. }), "{e:?}");
+    }
+}
