@@ -261,8 +261,13 @@ fn every_documented_variable_is_a_chart_value_with_the_readme_default() {
     for (name, default) in &documented {
         let e = env.get(name.as_str()).unwrap_or_else(|| panic!("{name}: not in the chart's Deployment env"));
         if let Some(value) = config.get(name) {
-            // The plugin is required by the daemon; the chart's value is the Go ConfigMap's.
-            let expected = if name == "DAEMON_SM_PLUGIN" { "ufm" } else { default.as_str() };
+            // The plugin is required by the daemon; the chart's value is the Go ConfigMap's. "(none)" in
+            // the README is an empty value, which the daemon reads as unset.
+            let expected = match (name.as_str(), default.as_str()) {
+                ("DAEMON_SM_PLUGIN", _) => "ufm",
+                (_, "(none)") => "",
+                (_, default) => default,
+            };
             assert_eq!(value, expected, "config.{name}: chart default vs README default {default:?}");
         } else if name.starts_with("UFM_") {
             // In the Secret; empty means the README's default, CHANGE-ME marks what must be set.

@@ -190,9 +190,6 @@ mod tests {
             ("OPENSM_PID_FILE", "/run/opensm/opensm.pid"),
         ]))
         .unwrap();
-        assert_eq!(
-            c.reload,
-            Reload::Command(vec!["/usr/bin/systemctl".into(), "reload".into(), "opensm".into()])
-        );
+        assert_eq!(c.reload, Reload::Command(vec!["/usr/bin/systemctl".into(), "reload".into(), "opensm".into()]));
     }
 }
