@@ -357,6 +357,10 @@ pub struct ApiWrites {
 }
 
 impl ApiWrites {
+    pub fn plus(self, other: ApiWrites) -> ApiWrites {
+        ApiWrites { records: self.records + other.records, pod_patches: self.pod_patches + other.pod_patches }
+    }
+
     pub fn since(self, before: ApiWrites) -> ApiWrites {
         ApiWrites {
             records: self.records.saturating_sub(before.records),
