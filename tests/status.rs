@@ -10,6 +10,9 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use serde_json::{Value, json};
 
+/// A PKey member as (GUID, namespace/pod, record state).
+type Member = (String, String, String);
+
 const DEADLINE: Duration = Duration::from_secs(120);
 
 async fn start() -> (tempfile::TempDir, RunningSim, Client) {
@@ -171,7 +174,7 @@ async fn status_json_reports_pool_members_and_waiting_pods() {
         (range["capacity"].as_u64(), range["inRange"].as_u64(), range["outOfRange"].as_u64()),
         (Some(1024), Some(3), Some(0))
     );
-    let pkeys: Vec<(String, Vec<(String, String, String)>)> = report["pkeys"]
+    let pkeys: Vec<(String, Vec<Member>)> = report["pkeys"]
         .as_array()
         .unwrap()
         .iter()
