@@ -30,6 +30,33 @@ pub enum Command {
     Demo(DemoArgs),
     /// Start the emulated Kubernetes API server and UFM for use by hand, until interrupted.
     Sim(SimArgs),
+    /// Report, from a cluster, the GUID pool's use, each PKey's members and the pods waiting, with why.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Kubeconfig to use instead of KUBECONFIG, ~/.kube/config or the in-cluster account.
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// First GUID of the pool (with --pool-end); without both, the controller's ConfigMap is read.
+    #[arg(long, value_name = "GUID", requires = "pool_end")]
+    pub pool_start: Option<String>,
+    /// Last GUID of the pool (with --pool-start).
+    #[arg(long, value_name = "GUID", requires = "pool_start")]
+    pub pool_end: Option<String>,
+    /// Namespace of the controller's ConfigMap.
+    #[arg(long, default_value = "kube-system")]
+    pub config_namespace: String,
+    /// Name of the controller's ConfigMap.
+    #[arg(long, default_value = "ib-kubernetes-config")]
+    pub config_map: String,
+    /// Seconds each API request may take.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
+    /// Print the report as JSON (stable field names, for scripts).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -162,6 +189,28 @@ mod tests {
         assert_eq!((args.api_port, args.ufm_port, args.kubelet, args.http), (Some(6443), None, true, false));
         let args = normalize_go_flags(["ibk", "sim"].iter().map(|s| s.to_string()));
         assert!(Cli::try_parse_from(args).is_err(), "--dir is required");
+    }
+
+    #[test]
+    fn status_flags() {
+        let Some(Command::Status(args)) = parse(&["ibk", "status"]).command else { panic!("status") };
+        assert!(args.kubeconfig.is_none() && args.pool_start.is_none() && !args.json);
+        assert_eq!(
+            (args.config_namespace.as_str(), args.config_map.as_str(), args.timeout),
+            ("kube-system", "ib-kubernetes-config", 10)
+        );
+        let cli = parse(&["ibk", "status", "--kubeconfig", "/k", "--pool-start", "a", "--pool-end", "b", "--json"]);
+        let Some(Command::Status(args)) = cli.command else { panic!("status") };
+        assert_eq!(args.kubeconfig, Some(PathBuf::from("/k")));
+        assert_eq!((args.pool_start.as_deref(), args.pool_end.as_deref(), args.json), (Some("a"), Some("b"), true));
+        for bad in [
+            &["ibk", "status", "--pool-start", "a"][..],
+            &["ibk", "status", "--pool-end", "b"],
+            &["ibk", "status", "--timeout", "0"],
+        ] {
+            let args = normalize_go_flags(bad.iter().map(|s| s.to_string()));
+            assert!(Cli::try_parse_from(args).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod cli;
 mod logging;
+mod status;
 
 use std::process::ExitCode;
 
@@ -10,7 +11,7 @@ use clap::Parser;
 use tracing::{error, info, warn};
 
 use anyhow::Context as _;
-use cli::{Cli, Command, DemoArgs, ProgressArg, SimArgs};
+use cli::{Cli, Command, DemoArgs, ProgressArg, SimArgs, StatusArgs};
 use ib_controller::Config;
 use ib_sim::demo::DemoOptions;
 use ib_sim::demo::progress::ProgressMode;
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
         Command::Run => run(cli.debug),
         Command::Demo(args) => demo(args, cli.debug),
         Command::Sim(args) => sim(args, cli.debug),
+        Command::Status(args) => status(args, cli.debug),
     }
 }
 
@@ -134,6 +136,39 @@ fn sim(args: SimArgs, debug: bool) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Exit 0 when the report was printed, 1 when the cluster could not be read.
+fn status(args: StatusArgs, debug: bool) -> ExitCode {
+    ib_sim::logging::init("error", debug);
+    let Some(runtime) = runtime() else { return ExitCode::FAILURE };
+    let options = status::StatusOptions {
+        kubeconfig: args.kubeconfig,
+        pool_start: args.pool_start,
+        pool_end: args.pool_end,
+        config_namespace: args.config_namespace,
+        config_map: args.config_map,
+        timeout: std::time::Duration::from_secs(args.timeout),
+    };
+    let report = match runtime.block_on(status::status(&options)) {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("ib-kubernetes status: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(json) => println!("{json}"),
+            Err(e) => {
+                eprintln!("ib-kubernetes status: encoding the report as JSON: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        print!("{}", status::report::render(&report));
+    }
+    ExitCode::SUCCESS
 }
 
 fn run(debug: bool) -> ExitCode {
