@@ -270,7 +270,7 @@ impl GangMixReport {
                     format!("{:.2} / {:.2}", r.ready_p50_seconds, r.ready_max_seconds),
                     format!("{:.2}x / {:.2}x", r.over_floor_p50, r.over_floor_max),
                     format!("{} / {}", r.ufm_adds, r.ufm_removes),
-                    format!("{:.0}%", r.controller_cpu_percent),
+                    format!("{:.1}%", r.controller_cpu_percent),
                     format!("{} ({} missing, {} extra)", r.ufm_verified, r.ufm_missing, r.ufm_extra),
                 ]
             })
