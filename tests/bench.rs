@@ -131,7 +131,8 @@ async fn gang_jobs_configure_every_rail_and_report_the_floor() {
         assert_eq!((run.floor.sm_requests, run.floor.sm_guids, run.floor.patches), (partitions as usize, 48, 6));
         assert_eq!(run.floor.total_ms, run.floor.sm_ms + run.floor.apply_delay_ms + run.floor.patches_ms);
         assert!(run.job_ready_seconds > 0.0 && run.over_floor > 0.0);
-        assert_eq!(run.api_writes.pod_patches, 6, "one patch per pod, all rails in it: {run:?}");
+        // About one patch per pod with all its rails in it (a conflict may cost a retry), not one per rail.
+        assert!((6..12).contains(&run.api_writes.pod_patches), "{run:?}");
     }
     // At 50 ms a request, served one at a time, the floor holds at least one service time: the
     // setting reached the emulator the controller used.
