@@ -5,12 +5,15 @@
 use std::path::{Path, PathBuf};
 
 use ib_bench::plot;
+use ib_bench::rails::Layout;
 use ib_bench::scenarios::Bench;
 use ib_bench::scenarios::churn::{self, ChurnOptions};
 use ib_bench::scenarios::latency::{self, LatencyOptions};
 use ib_bench::scenarios::leader_start::{self, LeaderStartOptions};
 use ib_bench::scenarios::memory::{self, MemoryOptions};
 use ib_bench::scenarios::throughput::{self, ThroughputOptions};
+use ib_bench::scenarios::{efficiency, gang, gang_mix, gpu_start};
+use ib_bench::ufm_service::UfmSweep;
 
 fn bench(name: &str) -> Bench {
     let logs = std::env::temp_dir().join(format!("ib-bench-test-{}-{name}", std::process::id()));
@@ -105,4 +108,89 @@ async fn churn_ends_with_ufm_equal_to_the_live_pods() {
         plot::churn(&report, &path).unwrap();
         assert_png(&path);
     }
+}
+
+/// A UFM sweep small enough for the suite: the fast emulator and a slow one, one request at a time.
+fn small_sweep() -> UfmSweep {
+    UfmSweep { service_ms: vec![0.1, 50.0], spread: 0.25, concurrency: Some(1), seed: 7 }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gang_jobs_configure_every_rail_and_report_the_floor() {
+    let options =
+        gang::GangOptions { pods: 6, rails: 8, layouts: vec![Layout::OnePkey, Layout::PerRail], ufm: small_sweep() };
+    let report = gang::run(&bench("gang"), &options).await.unwrap();
+    assert_eq!(report.runs.len(), 4);
+    for run in &report.runs {
+        assert!(run.ufm_verified, "every rail's GUID is in its partition: {run:?}");
+        assert_eq!(run.latency.samples, 6);
+        // Each of the 48 GUIDs was added once, in as many requests as the partitions need at least.
+        assert_eq!(run.ufm_adds.guids, 48, "{run:?}");
+        let partitions = if run.layout == Layout::OnePkey { 1 } else { 8 };
+        assert!(run.ufm_adds.requests >= partitions, "{run:?}");
+        assert_eq!((run.floor.sm_requests, run.floor.sm_guids, run.floor.patches), (partitions as usize, 48, 6));
+        assert_eq!(run.floor.total_ms, run.floor.sm_ms + run.floor.apply_delay_ms + run.floor.patches_ms);
+        assert!(run.job_ready_seconds > 0.0 && run.over_floor > 0.0);
+        // About one patch per pod with all its rails in it (a conflict may cost a retry), not one per rail.
+        assert!((6..12).contains(&run.api_writes.pod_patches), "{run:?}");
+    }
+    // At 50 ms a request, served one at a time, the floor holds at least one service time: the
+    // setting reached the emulator the controller used.
+    let slow = report.runs.iter().find(|r| r.ufm.service_ms == 50.0 && r.layout == Layout::PerRail).unwrap();
+    assert!(slow.floor.sm_ms >= 8.0 * 50.0 * 0.75, "eight adds one at a time: {:?}", slow.floor);
+    if let Some(font) = font() {
+        let dir = tempfile::tempdir().unwrap();
+        plot::load_font(font).unwrap();
+        let path = dir.path().join("gang.png");
+        plot::job_ready_vs_ufm(&report, &path).unwrap();
+        assert_png(&path);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mix_of_gang_jobs_ends_with_ufm_equal_to_the_running_jobs() {
+    let options = gang_mix::GangMixOptions {
+        job_pods: vec![2, 4],
+        rails: 8,
+        tenants: 2,
+        interval_seconds: 0.5,
+        lifetime_seconds: 1.0,
+        seconds: 2.0,
+        ufm: UfmSweep { service_ms: vec![20.0], ..small_sweep() },
+    };
+    let report = gang_mix::run(&bench("gang-mix"), &options).await.unwrap();
+    let run = &report.runs[0];
+    assert_eq!(run.jobs.len(), 4);
+    assert_eq!(run.jobs.iter().map(|j| j.pods).collect::<Vec<_>>(), [2, 4, 2, 4]);
+    assert!(run.ufm_verified, "missing {} extra {}", run.ufm_missing, run.ufm_extra);
+    assert!(run.ufm_removes >= 1, "the ended jobs' GUIDs were removed: {run:?}");
+    assert_eq!(run.floors.keys().copied().collect::<Vec<_>>(), [2, 4]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gpu_leader_start_reports_memory_per_pod() {
+    let options = gpu_start::GpuStartOptions { steps: vec![0, 800], multi_share: 0.25, rails: 8, pkeys: 2 };
+    let report = gpu_start::run(&bench("gpu-start"), &options).await.unwrap();
+    let step = &report.steps[1];
+    assert_eq!((step.pods, step.multi_rail_pods, step.guids), (800, 200, 600 + 200 * 8));
+    assert!(step.new_pod_configured_seconds > 0.0);
+    assert!(step.at_configured.peak_rss_bytes >= step.settled.rss_bytes.min(step.at_configured.rss_bytes));
+    assert!(report.steps[0].bytes_per_pod.is_none() && step.bytes_per_pod.is_some() && step.bytes_per_guid.is_some());
+    if let Some(font) = font() {
+        let dir = tempfile::tempdir().unwrap();
+        plot::load_font(font).unwrap();
+        let path = dir.path().join("gpu.png");
+        plot::rss_vs_pods_gpu(&report, &path).unwrap();
+        assert_png(&path);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn efficiency_counts_cpu_per_configured_pod() {
+    let options = efficiency::EfficiencyOptions { rates: vec![50.0], seconds: 1.0, rails: 8, pkeys: 2 };
+    let report = efficiency::run(&bench("efficiency"), &options).await.unwrap();
+    let step = &report.steps[0];
+    assert_eq!(step.pods, 50);
+    assert!(step.controller_cpu_seconds > 0.0 && step.cpu_us_per_pod > 0.0, "{step:?}");
+    assert!(step.cpu_us_per_pod_over_idle <= step.cpu_us_per_pod);
 }

@@ -315,7 +315,7 @@ pub fn pkey_of(i: u16) -> u16 {
     FIRST_PKEY + i
 }
 
-fn pod(name: &str, index: usize, networks: Option<String>) -> Value {
+pub(crate) fn pod(name: &str, index: usize, networks: Option<String>) -> Value {
     let mut pod = json!({
         "apiVersion": "v1",
         "kind": "Pod",

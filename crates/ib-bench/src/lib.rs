@@ -6,6 +6,8 @@
 pub mod cluster;
 pub mod plot;
 pub mod process;
+pub mod rails;
 pub mod report;
 pub mod scenarios;
+pub mod ufm_service;
 pub mod watch_delay;

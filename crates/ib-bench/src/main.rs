@@ -8,13 +8,20 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ib_bench::plot::{self, DEFAULT_FONT};
+use ib_bench::rails::Layout;
 use ib_bench::report::{read_json, write_json};
 use ib_bench::scenarios::churn::ChurnOptions;
+use ib_bench::scenarios::efficiency::EfficiencyOptions;
+use ib_bench::scenarios::gang::GangOptions;
+use ib_bench::scenarios::gang_mix::GangMixOptions;
+use ib_bench::scenarios::gpu_start::GpuStartOptions;
 use ib_bench::scenarios::latency::LatencyOptions;
 use ib_bench::scenarios::leader_start::LeaderStartOptions;
 use ib_bench::scenarios::memory::MemoryOptions;
 use ib_bench::scenarios::throughput::ThroughputOptions;
 use ib_bench::scenarios::{Bench, churn, latency, leader_start, memory, throughput};
+use ib_bench::scenarios::{efficiency, gang, gang_mix, gpu_start};
+use ib_bench::ufm_service::UfmSweep;
 
 #[derive(Debug, Parser)]
 #[command(name = "ib-bench", about = "Benchmarks of ib-kubernetes: the controller in its own process")]
@@ -68,6 +75,67 @@ enum Scenario {
         #[arg(long, default_value_t = 10.0)]
         window: f64,
     },
+    /// A gang job of 8-rail pods created at once, for each layout and UFM service time: job-ready time
+    /// against the job floor.
+    Gang {
+        #[arg(long, default_value_t = 512)]
+        pods: usize,
+        #[arg(long, default_value_t = 8)]
+        rails: usize,
+        #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Layout::OnePkey, Layout::PerRail])]
+        layouts: Vec<Layout>,
+        #[command(flatten)]
+        ufm: UfmArgs,
+    },
+    /// Gang jobs of 8-rail pods starting and ending at a steady pace, for each UFM service time.
+    GangMix {
+        /// Pods of each job, in turn.
+        #[arg(long, value_delimiter = ',', default_values_t = [16, 64, 128])]
+        job_pods: Vec<usize>,
+        #[arg(long, default_value_t = 8)]
+        rails: usize,
+        #[arg(long, default_value_t = 4)]
+        tenants: u16,
+        /// Seconds between job starts.
+        #[arg(long, default_value_t = 10.0)]
+        interval: f64,
+        /// Seconds from a job's start to its end.
+        #[arg(long, default_value_t = 30.0)]
+        lifetime: f64,
+        /// Jobs start for this many seconds.
+        #[arg(long, default_value_t = 120.0)]
+        seconds: f64,
+        #[command(flatten)]
+        ufm: UfmArgs,
+    },
+    /// A leader starting among GPU pods (all InfiniBand, a share 8-rail): new pod configured, peak and
+    /// settled RSS.
+    GpuStart {
+        #[arg(long, value_delimiter = ',', default_values_t = [0, 10_000, 100_000])]
+        steps: Vec<usize>,
+        /// Share of the pods with --rails interfaces; the rest have one.
+        #[arg(long, default_value_t = 0.25)]
+        multi_share: f64,
+        #[arg(long, default_value_t = 8)]
+        rails: usize,
+    },
+    /// Controller CPU per configured pod at fixed rates.
+    Efficiency {
+        #[arg(long, value_delimiter = ',', default_values_t = [100.0, 1000.0])]
+        rates: Vec<f64>,
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+        /// Interfaces per pod.
+        #[arg(long, default_value_t = 1)]
+        rails: usize,
+    },
+    /// The GPU scenarios (gang, gang-mix, gpu-start, efficiency) with their defaults, then the plots.
+    Gpu {
+        #[arg(long, default_value = DEFAULT_FONT)]
+        font: PathBuf,
+        #[arg(long, default_value = "docs/benchmarks")]
+        plots: PathBuf,
+    },
     /// Every scenario with its defaults, then the plots.
     All {
         #[arg(long, default_value = DEFAULT_FONT)]
@@ -83,6 +151,47 @@ enum Scenario {
         #[arg(long, default_value = "docs/benchmarks")]
         plots: PathBuf,
     },
+}
+
+/// The emulated UFM's service settings for the GPU scenarios.
+#[derive(Debug, Clone, clap::Args)]
+struct UfmArgs {
+    /// UFM service time per request in milliseconds; one run each.
+    #[arg(long = "ufm-ms", value_delimiter = ',', default_values_t = [0.1, 200.0, 1000.0])]
+    ufm_ms: Vec<f64>,
+    /// Each request's time is drawn uniformly within ± this fraction of the service time.
+    #[arg(long = "ufm-spread", default_value_t = 0.25)]
+    ufm_spread: f64,
+    /// Requests UFM serves at once: a number, or `unlimited`.
+    #[arg(long = "ufm-concurrency", default_value = "1", value_parser = parse_concurrency)]
+    ufm_concurrency: Concurrency,
+    /// Seed of the service-time generator, so that runs repeat.
+    #[arg(long = "ufm-seed", default_value_t = 1)]
+    ufm_seed: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Concurrency(Option<usize>);
+
+fn parse_concurrency(value: &str) -> Result<Concurrency, String> {
+    if value == "unlimited" {
+        return Ok(Concurrency(None));
+    }
+    match value.parse::<usize>() {
+        Ok(0) | Err(_) => Err(format!("--ufm-concurrency {value:?}: a number of at least 1, or `unlimited`")),
+        Ok(n) => Ok(Concurrency(Some(n))),
+    }
+}
+
+impl UfmArgs {
+    fn sweep(&self) -> UfmSweep {
+        UfmSweep {
+            service_ms: self.ufm_ms.clone(),
+            spread: self.ufm_spread,
+            concurrency: self.ufm_concurrency.0,
+            seed: self.ufm_seed,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -141,6 +250,44 @@ async fn run(bench: &Bench, out: &Path, scenario: Scenario) -> anyhow::Result<()
             let r = churn::run(bench, &options).await?;
             emit(out, "churn", &r, r.table())
         }
+        Scenario::Gang { pods, rails, layouts, ufm } => {
+            let r = gang::run(bench, &GangOptions { pods, rails, layouts, ufm: ufm.sweep() }).await?;
+            emit(out, "gang", &r, r.table())
+        }
+        Scenario::GangMix { job_pods, rails, tenants, interval, lifetime, seconds, ufm } => {
+            let options = GangMixOptions {
+                job_pods,
+                rails,
+                tenants,
+                interval_seconds: interval,
+                lifetime_seconds: lifetime,
+                seconds,
+                ufm: ufm.sweep(),
+            };
+            let r = gang_mix::run(bench, &options).await?;
+            emit(out, "gang-mix", &r, r.table())
+        }
+        Scenario::GpuStart { steps, multi_share, rails } => {
+            let options = GpuStartOptions { steps, multi_share, rails, ..GpuStartOptions::default() };
+            let r = gpu_start::run(bench, &options).await?;
+            emit(out, "gpu-start", &r, r.table())
+        }
+        Scenario::Efficiency { rates, seconds, rails } => {
+            let options = EfficiencyOptions { rates, seconds, rails, ..EfficiencyOptions::default() };
+            let r = efficiency::run(bench, &options).await?;
+            emit(out, "efficiency", &r, r.table())
+        }
+        Scenario::Gpu { font, plots } => {
+            let r = gang::run(bench, &GangOptions::default()).await?;
+            emit(out, "gang", &r, r.table())?;
+            let r = gang_mix::run(bench, &GangMixOptions::default()).await?;
+            emit(out, "gang-mix", &r, r.table())?;
+            let r = gpu_start::run(bench, &GpuStartOptions::default()).await?;
+            emit(out, "gpu-start", &r, r.table())?;
+            let r = efficiency::run(bench, &EfficiencyOptions::default()).await?;
+            emit(out, "efficiency", &r, r.table())?;
+            plot_all(out, &font, &plots)
+        }
         Scenario::All { font, plots } => {
             let r = latency::run(bench, &LatencyOptions::default()).await?;
             emit(out, "latency", &r, r.table())?;
@@ -187,8 +334,23 @@ fn plot_all(out: &Path, font: &Path, plots: &Path) -> anyhow::Result<()> {
         plot::churn(&read_json(&churn)?, &path)?;
         drawn.push(path);
     }
+    let gang = out.join("gang.json");
+    if gang.is_file() {
+        let path = plots.join("job-ready-vs-ufm.png");
+        plot::job_ready_vs_ufm(&read_json(&gang)?, &path)?;
+        drawn.push(path);
+    }
+    let gpu_start = out.join("gpu-start.json");
+    if gpu_start.is_file() {
+        let path = plots.join("rss-vs-pods-gpu.png");
+        plot::rss_vs_pods_gpu(&read_json(&gpu_start)?, &path)?;
+        drawn.push(path);
+    }
     if drawn.is_empty() {
-        anyhow::bail!("no latency.json, memory.json or churn.json in {}: run a scenario first", out.display());
+        anyhow::bail!(
+            "no latency, memory, churn, gang or gpu-start report (.json) in {}: run a scenario first",
+            out.display()
+        );
     }
     for path in drawn {
         println!("wrote {}", path.display());

@@ -11,6 +11,9 @@ use crate::scenarios::churn::ChurnReport;
 use crate::scenarios::latency::LatencyReport;
 use crate::scenarios::memory::MemoryReport;
 
+mod gpu;
+pub use gpu::{job_ready_vs_ufm, rss_vs_pods_gpu};
+
 /// Debian's and Ubuntu's fonts-dejavu-core.
 pub const DEFAULT_FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 const FONT: &str = "sans-serif";

@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
+use crate::service::ServiceModel;
 use crate::wire::Membership;
 
 /// Transport the emulator serves.
@@ -58,6 +59,8 @@ pub struct UfmConfig {
     pub sequence: Option<Arc<AtomicU64>>,
     /// Bodies above this size are refused with 413 rather than buffered.
     pub max_body_bytes: usize,
+    /// Service time per request and how many requests are served at once.
+    pub service: ServiceModel,
 }
 
 /// UFM's factory-default login, which deployment docs and clients assume.
@@ -83,6 +86,7 @@ impl UfmConfig {
             last_updated_format: LastUpdatedFormat::Legacy,
             sequence: None,
             max_body_bytes: DEFAULT_MAX_BODY,
+            service: ServiceModel::instant(),
         }
     }
 
@@ -123,6 +127,12 @@ impl UfmConfig {
         self
     }
 
+    /// Serve requests as `service` says (checked when the emulator starts).
+    pub fn with_service(mut self, service: ServiceModel) -> Self {
+        self.service = service;
+        self
+    }
+
     pub fn with_last_updated_format(mut self, format: LastUpdatedFormat) -> Self {
         self.last_updated_format = format;
         self
@@ -149,6 +159,7 @@ impl fmt::Debug for UfmConfig {
             .field("last_updated_format", &self.last_updated_format)
             .field("shared_sequence", &self.sequence.is_some())
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("service", &self.service)
             .finish()
     }
 }

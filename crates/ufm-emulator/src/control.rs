@@ -17,6 +17,7 @@ use crate::config::{LastUpdatedFormat, UfmConfig, UnknownPkeyGet};
 use crate::faults::{FaultId, FaultRule, Faults};
 use crate::journal::{Journal, RequestRecord, Sequence};
 use crate::routes::Endpoint;
+use crate::service::{ServiceError, ServiceModel, ServiceState};
 use crate::state::{Fabric, Member, Partition};
 use crate::wire::Guid;
 
@@ -31,6 +32,8 @@ pub(crate) struct Inner {
     pub latency: Duration,
     /// When the partition configuration last changed through the API; `None` until then.
     pub last_updated: Option<jiff::Timestamp>,
+    /// Service time and slots.
+    pub service: ServiceState,
 }
 
 /// What the server task and every handle share.
@@ -39,6 +42,9 @@ pub(crate) struct Shared {
     changed: Notify,
     release: watch::Sender<u64>,
     hung: AtomicUsize,
+    /// Requests waiting for a service slot, and requests holding one.
+    queued: AtomicUsize,
+    serving: AtomicUsize,
     pub sequence: Sequence,
     pub shutdown: CancellationToken,
     pub version: String,
@@ -58,12 +64,15 @@ impl Shared {
             unknown_pkey_get: config.unknown_pkey_get,
             latency: Duration::ZERO,
             last_updated: None,
+            service: ServiceState::new(config.service),
         };
         Shared {
             inner: Mutex::new(inner),
             changed: Notify::new(),
             release: watch::Sender::new(0),
             hung: AtomicUsize::new(0),
+            queued: AtomicUsize::new(0),
+            serving: AtomicUsize::new(0),
             sequence: Sequence::new(config.sequence.clone()),
             shutdown,
             version: config.version.clone(),
@@ -93,7 +102,7 @@ impl Shared {
     /// Returns false if it ended because of shutdown.
     pub async fn hang(&self, max: Option<Duration>) -> bool {
         let mut release = self.release.subscribe();
-        let _counted = HungGuard::enter(self);
+        let _counted = Gauge::enter(self, &self.hung);
         let deadline = async {
             match max {
                 Some(max) => tokio::time::sleep(max).await,
@@ -108,22 +117,36 @@ impl Shared {
     }
 }
 
-/// Keeps the count of hung requests right even when a client disconnects and the request
-/// future is dropped mid-hang.
-struct HungGuard<'a>(&'a Shared);
+/// Counts a request in one of the gauges (hung, queued for a slot, being served) for as long as
+/// it lives, and keeps the count right even when a client disconnects and the request future is
+/// dropped mid-wait.
+pub(crate) struct Gauge<'a> {
+    shared: &'a Shared,
+    counter: &'a AtomicUsize,
+}
 
-impl<'a> HungGuard<'a> {
-    fn enter(shared: &'a Shared) -> Self {
-        shared.hung.fetch_add(1, Ordering::SeqCst);
+impl<'a> Gauge<'a> {
+    fn enter(shared: &'a Shared, counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
         shared.changed.notify_waiters();
-        HungGuard(shared)
+        Gauge { shared, counter }
     }
 }
 
-impl Drop for HungGuard<'_> {
+impl Drop for Gauge<'_> {
     fn drop(&mut self) {
-        self.0.hung.fetch_sub(1, Ordering::SeqCst);
-        self.0.changed.notify_waiters();
+        self.counter.fetch_sub(1, Ordering::SeqCst);
+        self.shared.changed.notify_waiters();
+    }
+}
+
+impl Shared {
+    pub fn queued(&self) -> Gauge<'_> {
+        Gauge::enter(self, &self.queued)
+    }
+
+    pub fn serving(&self) -> Gauge<'_> {
+        Gauge::enter(self, &self.serving)
     }
 }
 
@@ -231,6 +254,38 @@ impl UfmHandle {
     /// stop other rules from matching.
     pub fn set_latency(&self, latency: Duration) {
         self.shared.update(|i| i.latency = latency);
+    }
+
+    /// Serves requests as `model` says from now on; requests already waiting for a slot keep
+    /// the slots they wait on. The generator restarts from the model's seed.
+    pub fn set_service(&self, model: ServiceModel) -> Result<(), ServiceError> {
+        model.validate()?;
+        self.shared.update(|i| i.service = ServiceState::new(model));
+        Ok(())
+    }
+
+    /// The service model in force.
+    pub fn service(&self) -> ServiceModel {
+        self.shared.read(|i| i.service.model())
+    }
+
+    /// Requests waiting for a service slot right now.
+    pub fn queued(&self) -> usize {
+        self.shared.queued.load(Ordering::SeqCst)
+    }
+
+    /// Requests holding a service slot right now.
+    pub fn in_service(&self) -> usize {
+        self.shared.serving.load(Ordering::SeqCst)
+    }
+
+    /// Waits until at least `queued` requests wait for a slot and `serving` hold one.
+    pub async fn wait_service(&self, queued: usize, serving: usize, timeout: Duration) -> bool {
+        let shared = &self.shared;
+        self.wait_until(timeout, |_, _| {
+            shared.queued.load(Ordering::SeqCst) >= queued && shared.serving.load(Ordering::SeqCst) >= serving
+        })
+        .await
     }
 
     /// How many requests are being held by a hang right now.

@@ -3,6 +3,7 @@
 //! place means the log and counters see every request, whatever answered it.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
@@ -15,6 +16,7 @@ use crate::control::Shared;
 use crate::faults::FaultAction;
 use crate::journal::RequestRecord;
 use crate::routes::{self, Endpoint, RouteError};
+use crate::service::ServiceSpan;
 
 /// What the pipeline decided, before it is recorded and sent.
 struct Outcome {
@@ -23,6 +25,7 @@ struct Outcome {
     json: bool,
     www_authenticate: bool,
     fault: Option<String>,
+    service: Option<ServiceSpan>,
 }
 
 impl Outcome {
@@ -33,6 +36,7 @@ impl Outcome {
             json: true,
             www_authenticate: false,
             fault: None,
+            service: None,
         }
     }
 
@@ -44,6 +48,7 @@ impl Outcome {
 /// The axum handler for every path.
 pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let seq = shared.sequence.next();
+    let arrived = Instant::now();
     let (parts, body) = request.into_parts();
     let method = parts.method;
     let path = parts.uri.path().to_owned();
@@ -81,6 +86,9 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
         status: outcome.status.as_u16(),
         endpoint,
         fault: outcome.fault.clone(),
+        arrived,
+        answered: Instant::now(),
+        service: outcome.service,
     };
     shared.update(|inner| inner.journal.push(record));
     respond(outcome)
@@ -113,6 +121,7 @@ async fn answer(
                 json,
                 www_authenticate: false,
                 fault: Some(format!("respond {}", status.as_u16())),
+                service: None,
             };
         }
         Some(FaultAction::Delay(latency)) => {
@@ -130,8 +139,36 @@ async fn answer(
         }
         None => None,
     };
+    // A slot and the service time, then the change and the answer while the slot is still held:
+    // a request is applied at the end of its service, as UFM applies what it has worked through.
+    let (instant, slots) = shared.read(|inner| (inner.service.model().is_instant(), inner.service.slots()));
+    let mut service = None;
+    let _slot = if instant {
+        None
+    } else {
+        let queued = shared.queued();
+        let permit = match slots {
+            Some(slots) => tokio::select! {
+                // The semaphore is never closed; an error would only mean no limit.
+                permit = slots.acquire_owned() => permit.ok(),
+                () = shared.shutdown.cancelled() => return shutting_down(),
+            },
+            None => None,
+        };
+        drop(queued);
+        let serving = shared.serving();
+        let start = Instant::now();
+        let drawn = shared.update(|inner| inner.service.draw());
+        tokio::select! {
+            () = tokio::time::sleep(drawn) => {}
+            () = shared.shutdown.cancelled() => return shutting_down(),
+        }
+        service = Some(ServiceSpan { start, end: Instant::now(), drawn });
+        Some((permit, serving))
+    };
     let mut outcome = authorized(shared, method, path, query, body, authorization);
     outcome.fault = fault_note;
+    outcome.service = service;
     outcome
 }
 

@@ -8,8 +8,10 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use crate::routes::Endpoint;
+use crate::service::ServiceSpan;
 
 /// The counter used when a config brings none: one per process, so every emulator that uses
 /// it orders against every other.
@@ -50,6 +52,11 @@ pub struct RequestRecord {
     pub endpoint: Endpoint,
     /// The injected fault that decided the answer, if any.
     pub fault: Option<String>,
+    /// When the request arrived and when its answer was ready, by the emulator's clock.
+    pub arrived: Instant,
+    pub answered: Instant,
+    /// When it held a service slot, under a service model that is not instant.
+    pub service: Option<ServiceSpan>,
 }
 
 /// The log plus counters. Counters count every request, answered by a handler or by a fault.
@@ -119,6 +126,9 @@ mod tests {
             status: 200,
             endpoint: Endpoint::Version,
             fault: None,
+            arrived: Instant::now(),
+            answered: Instant::now(),
+            service: None,
         };
         j.push(record.clone());
         j.push(record);

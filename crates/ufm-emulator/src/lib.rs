@@ -3,7 +3,8 @@
 //! Serves UFM's partition-key API (reference/users-ufm-peers.md §2) on loopback over HTTP or
 //! HTTPS, with UFM's observable semantics, so the real controller's UFM client can be tested
 //! over a real socket. A [`UfmHandle`] lets the test inspect and seed the fabric, read every
-//! request, and inject faults.
+//! request, inject faults, and set how long UFM takes per request and how many requests it
+//! serves at once ([`ServiceModel`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), ufm_emulator::StartError> {
@@ -26,6 +27,7 @@ mod faults;
 mod journal;
 mod routes;
 mod server;
+mod service;
 mod state;
 mod tls;
 mod wire;
@@ -38,6 +40,7 @@ pub use faults::{FaultAction, FaultId, FaultRule};
 pub use journal::{RequestRecord, global_sequence};
 pub use routes::Endpoint;
 pub use server::{RunningUfm, StartError, UfmEmulator};
+pub use service::{ServiceError, ServiceModel, ServiceSpan};
 pub use state::{Fabric, Member, Partition, default_name};
 pub use tls::TlsError;
 pub use wire::{Guid, MANAGEMENT_PKEY, Membership, Qos, WireError, format_pkey};

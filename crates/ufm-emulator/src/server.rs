@@ -26,6 +26,8 @@ pub enum StartError {
     Bind(#[source] std::io::Error),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error("invalid service model: {0}")]
+    Service(#[from] crate::service::ServiceError),
 }
 
 /// Entry point; see [`UfmEmulator::start`].
@@ -36,6 +38,7 @@ impl UfmEmulator {
     /// Binds `127.0.0.1:0`, generates TLS material if asked, and serves until the returned
     /// [`RunningUfm`] is shut down or dropped. Must be called inside a Tokio runtime.
     pub async fn start(config: UfmConfig) -> Result<RunningUfm, StartError> {
+        config.service.validate()?;
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.map_err(StartError::Bind)?;
         let addr = listener.local_addr().map_err(StartError::Bind)?;
         let pki = match config.scheme {

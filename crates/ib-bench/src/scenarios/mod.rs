@@ -2,6 +2,11 @@
 //! never see each other's pods, and returns a report that serializes to JSON and prints as a table.
 
 pub mod churn;
+pub mod efficiency;
+pub mod gang;
+pub mod gang_mix;
+pub mod gpu_start;
+pub mod job_floor;
 pub mod latency;
 pub mod leader_start;
 pub mod memory;
@@ -34,6 +39,8 @@ pub enum ScenarioError {
     Startup(#[from] ib_controller::startup::StartupError),
     #[error("measuring the floor: {0}")]
     Floor(#[from] floor::FloorError),
+    #[error("measuring the job floor: {0}")]
+    JobFloor(#[source] Box<job_floor::JobFloorError>),
     #[error("measuring the watch delay: {0}")]
     WatchDelay(#[from] crate::watch_delay::WatchDelayError),
     #[error("{what} not configured within {deadline:?} ({done} of {expected}); the controller's log is {log}")]

@@ -1,0 +1,117 @@
+//! Plots of the GPU scenarios: job-ready time against UFM's service time, and RSS against pods at a
+//! GPU cluster's leader start.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use super::{FONT, MIB, PlotError, SIZE, draw_error, legend};
+use crate::rails::Layout;
+use crate::scenarios::gang::GangReport;
+use crate::scenarios::gpu_start::GpuStartReport;
+
+/// Job-ready time and the job floor against UFM's service time per request, log–log, one colour per
+/// layout of the rails.
+pub fn job_ready_vs_ufm(report: &GangReport, path: &Path) -> Result<(), PlotError> {
+    let runs = &report.runs;
+    if runs.is_empty() {
+        return Err(PlotError::Empty("gang"));
+    }
+    let err = draw_error(path);
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+    let service = || runs.iter().map(|r| r.ufm.service_ms.max(0.01));
+    let (min_x, max_x) = (service().fold(f64::MAX, f64::min) / 2.0, service().fold(0.0, f64::max) * 2.0);
+    let ys = || runs.iter().flat_map(|r| [r.job_ready_seconds, r.floor.total_ms / 1000.0]);
+    let (min_y, max_y) = (ys().fold(f64::MAX, f64::min).max(1e-3) / 2.0, ys().fold(0.0, f64::max) * 3.0);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(format!("gang job of {} pods x {} rails: ready time", report.pods, report.rails), (FONT, 24))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        .build_cartesian_2d((min_x..max_x).log_scale(), (min_y..max_y).log_scale())
+        .map_err(|e| err(e.to_string()))?;
+    chart
+        .configure_mesh()
+        .x_desc("UFM service time per request (ms)")
+        .y_desc("first create -> last pod configured (s)")
+        .label_style((FONT, 15))
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
+    for (layout, color) in [(Layout::OnePkey, BLUE), (Layout::PerRail, RED)] {
+        let mine: Vec<_> = runs.iter().filter(|r| r.layout == layout).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let ready: Vec<(f64, f64)> = mine.iter().map(|r| (r.ufm.service_ms.max(0.01), r.job_ready_seconds)).collect();
+        let floor: Vec<(f64, f64)> =
+            mine.iter().map(|r| (r.ufm.service_ms.max(0.01), r.floor.total_ms / 1000.0)).collect();
+        chart
+            .draw_series(LineSeries::new(ready.clone(), color.stroke_width(2)))
+            .map_err(|e| err(e.to_string()))?
+            .label(format!("job ready, rails on {}", layout.label()))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        chart
+            .draw_series(ready.into_iter().map(|p| Circle::new(p, 4, color.filled())))
+            .map_err(|e| err(e.to_string()))?;
+        let light = color.mix(0.5);
+        chart
+            .draw_series(LineSeries::new(floor.clone(), light.stroke_width(1)))
+            .map_err(|e| err(e.to_string()))?
+            .label(format!("job floor, rails on {}", layout.label()))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], light.stroke_width(1)));
+        chart
+            .draw_series(floor.into_iter().map(|p| Cross::new(p, 4, light.stroke_width(1))))
+            .map_err(|e| err(e.to_string()))?;
+    }
+    legend(&mut chart, SeriesLabelPosition::UpperLeft).map_err(&err)?;
+    root.present().map_err(|e| err(e.to_string()))
+}
+
+/// Peak and settled RSS against pods at a leader start in a GPU cluster, with the 200 MiB peak target.
+pub fn rss_vs_pods_gpu(report: &GpuStartReport, path: &Path) -> Result<(), PlotError> {
+    let steps = &report.steps;
+    if steps.is_empty() {
+        return Err(PlotError::Empty("gpu-start"));
+    }
+    const TARGET_MIB: f64 = 200.0;
+    let err = draw_error(path);
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+    let max_pods = steps.iter().map(|s| s.pods).max().unwrap_or(0).max(1) as f64;
+    let max_mib = steps.iter().map(|s| s.at_configured.peak_rss_bytes as f64 / MIB).fold(TARGET_MIB, f64::max) * 1.15;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("leader start, every pod InfiniBand: controller memory", (FONT, 24))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0..max_pods * 1.05, 0.0..max_mib)
+        .map_err(|e| err(e.to_string()))?;
+    chart
+        .configure_mesh()
+        .x_desc(format!("pods ({:.0}% of them {}-rail)", report.multi_share * 100.0, report.rails))
+        .y_desc("RSS (MiB)")
+        .label_style((FONT, 15))
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
+    let settled: Vec<(f64, f64)> = steps.iter().map(|s| (s.pods as f64, s.settled.rss_bytes as f64 / MIB)).collect();
+    let peak: Vec<(f64, f64)> =
+        steps.iter().map(|s| (s.pods as f64, s.at_configured.peak_rss_bytes as f64 / MIB)).collect();
+    for (label, color, points) in [("settled RSS", BLUE, settled), ("peak RSS during the start", RED, peak)] {
+        chart
+            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+            .map_err(|e| err(e.to_string()))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        chart
+            .draw_series(points.into_iter().map(|p| Circle::new(p, 4, color.filled())))
+            .map_err(|e| err(e.to_string()))?;
+    }
+    chart
+        .draw_series(LineSeries::new(vec![(0.0, TARGET_MIB), (max_pods * 1.05, TARGET_MIB)], BLACK.stroke_width(1)))
+        .map_err(|e| err(e.to_string()))?
+        .label("target: peak 200 MiB at 100,000 pods")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(1)));
+    legend(&mut chart, SeriesLabelPosition::UpperLeft).map_err(&err)?;
+    root.present().map_err(|e| err(e.to_string()))
+}
