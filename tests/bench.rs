@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use ib_bench::controller_kind::ControllerKind;
 use ib_bench::plot;
 use ib_bench::rails::Layout;
 use ib_bench::scenarios::Bench;
@@ -17,7 +18,7 @@ use ib_bench::ufm_service::UfmSweep;
 
 fn bench(name: &str) -> Bench {
     let logs = std::env::temp_dir().join(format!("ib-bench-test-{}-{name}", std::process::id()));
-    Bench { controller: PathBuf::from(env!("CARGO_BIN_EXE_ib-kubernetes")), logs }
+    Bench { controller: PathBuf::from(env!("CARGO_BIN_EXE_ib-kubernetes")), logs, kind: ControllerKind::Ours }
 }
 
 /// The font the plots use; plots are checked only where it is installed.

@@ -13,6 +13,7 @@ use kube_emulator::{EmulatorConfig, EmulatorHandle, KubeEmulator, Resource, Runn
 use serde_json::{Value, json};
 use ufm_emulator::{Endpoint, Member, RunningUfm, UfmConfig, UfmEmulator};
 
+use crate::controller_kind::ControllerKind;
 use crate::process::{ControllerProcess, ProcessError};
 
 pub const NAMESPACE: &str = "bench";
@@ -136,9 +137,14 @@ impl Cluster {
         .collect()
     }
 
-    /// Starts the controller binary against this cluster, its log to `log`.
-    pub fn spawn_controller(&self, binary: &Path, log: PathBuf) -> Result<ControllerProcess, ClusterError> {
-        Ok(ControllerProcess::spawn(binary, &self.controller_env(), log)?)
+    /// Starts the controller binary of `kind` against this cluster, its log to `log`.
+    pub fn spawn_controller(
+        &self,
+        binary: &Path,
+        kind: &ControllerKind,
+        log: PathBuf,
+    ) -> Result<ControllerProcess, ClusterError> {
+        Ok(ControllerProcess::spawn(binary, kind.args(), &kind.adapt_env(self.controller_env()), log)?)
     }
 
     /// Waits until the controller holds the lease.
@@ -247,6 +253,12 @@ impl Cluster {
             }
         }
         writes
+    }
+
+    /// HTTP requests the API server has received so far (the benchmark's own creates and its observer
+    /// go through the emulator's handle, not HTTP, so during a scenario these are the controller's).
+    pub fn api_requests(&self) -> u64 {
+        self.api().request_count()
     }
 
     /// Successful UFM add requests so far and the GUIDs they carried, from the emulator's request log.

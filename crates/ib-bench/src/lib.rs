@@ -4,6 +4,8 @@
 //! CPU are read from /proc, so they are its own.
 
 pub mod cluster;
+pub mod compare;
+pub mod controller_kind;
 pub mod plot;
 pub mod process;
 pub mod rails;

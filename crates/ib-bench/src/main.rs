@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use ib_bench::compare::{self, CompareOptions};
+use ib_bench::controller_kind::ControllerKind;
 use ib_bench::plot::{self, DEFAULT_FONT};
 use ib_bench::rails::Layout;
 use ib_bench::report::{read_json, write_json};
@@ -29,6 +31,13 @@ struct Args {
     /// The ib-kubernetes binary; by default the one next to this program.
     #[arg(long, global = true)]
     controller: Option<PathBuf>,
+    /// Which daemon --controller is: `ours`, or `go` for the Go ib-kubernetes daemon (started with no
+    /// arguments, its UFM plugin loaded from --go-plugins).
+    #[arg(long, global = true, default_value = "ours")]
+    controller_kind: String,
+    /// The Go daemon's plugin directory (holding `ufm.so`); by default `plugins/` beside its binary.
+    #[arg(long, global = true)]
+    go_plugins: Option<PathBuf>,
     /// Where the JSON reports (read by `plot`) and the controller logs (`logs/`) are written.
     #[arg(long, global = true, default_value = "target/ib-bench")]
     out: PathBuf,
@@ -136,6 +145,21 @@ enum Scenario {
         #[arg(long, default_value = "docs/benchmarks")]
         plots: PathBuf,
     },
+    /// This controller (--controller) and the Go daemon (--go-controller) through latency, the burst and
+    /// a leader start, one after the other in one run: one table with a column each.
+    Compare {
+        /// The Go daemon's binary.
+        #[arg(long)]
+        go_controller: PathBuf,
+        #[arg(long, value_delimiter = ',', default_values_t = [10.0, 100.0])]
+        rates: Vec<f64>,
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 10_000)]
+        burst: usize,
+        #[arg(long, default_value_t = 100_000)]
+        leader_pods: usize,
+    },
     /// Every scenario with its defaults, then the plots.
     All {
         #[arg(long, default_value = DEFAULT_FONT)]
@@ -199,6 +223,14 @@ fn main() -> ExitCode {
     if let Scenario::Plot { font, plots } = &args.scenario {
         return report_result(plot_all(&args.out, font, plots));
     }
+    let kind =
+        match ControllerKind::from_args(&args.controller_kind, args.controller.as_deref(), args.go_plugins.clone()) {
+            Ok(kind) => kind,
+            Err(e) => {
+                eprintln!("ib-bench: {e}");
+                return ExitCode::from(2);
+            }
+        };
     let controller = match ib_sim::binary::controller_binary(args.controller.clone()) {
         Ok(path) => path,
         Err(e) => {
@@ -206,6 +238,39 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let logs = args.out.join("logs");
+    if let Scenario::Compare { go_controller, rates, seconds, burst, leader_pods } = &args.scenario {
+        if kind != ControllerKind::Ours {
+            eprintln!(
+                "ib-bench: compare runs --controller as this project's controller; name the Go one with --go-controller"
+            );
+            return ExitCode::from(2);
+        }
+        let go = match ControllerKind::from_args("go", Some(go_controller), args.go_plugins.clone()) {
+            Ok(kind) => kind,
+            Err(e) => {
+                eprintln!("ib-bench: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let benches = [
+            Bench { controller, logs: logs.join("ours"), kind },
+            Bench { controller: go_controller.clone(), logs: logs.join("go"), kind: go },
+        ];
+        let options =
+            CompareOptions { rates: rates.clone(), seconds: *seconds, burst: *burst, leader_pods: *leader_pods };
+        let runtime = match tokio::runtime::Runtime::new() {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("ib-bench: cannot start the runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        return report_result(runtime.block_on(async {
+            let r = compare::run(&benches, &options).await?;
+            emit(&args.out, "compare", &r, r.table())
+        }));
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -213,7 +278,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let bench = Bench { controller, logs: args.out.join("logs") };
+    let bench = Bench { controller, logs, kind };
     report_result(runtime.block_on(run(&bench, &args.out, args.scenario)))
 }
 
@@ -302,6 +367,7 @@ async fn run(bench: &Bench, out: &Path, scenario: Scenario) -> anyhow::Result<()
             plot_all(out, &font, &plots)
         }
         Scenario::Plot { font, plots } => plot_all(out, &font, &plots),
+        Scenario::Compare { .. } => anyhow::bail!("compare is run before the other scenarios"),
     }
 }
 

@@ -83,11 +83,11 @@ pub struct ControllerProcess {
 }
 
 impl ControllerProcess {
-    /// Starts `binary run` with exactly `env` (nothing inherited), stderr to `log`.
-    pub fn spawn(binary: &Path, env: &[(String, String)], log: PathBuf) -> Result<Self, ProcessError> {
+    /// Starts `binary args…` with exactly `env` (nothing inherited), stderr to `log`.
+    pub fn spawn(binary: &Path, args: &[&str], env: &[(String, String)], log: PathBuf) -> Result<Self, ProcessError> {
         let file = File::create(&log).map_err(|source| ProcessError::Log { path: log.clone(), source })?;
         let child = Command::new(binary)
-            .arg("run")
+            .args(args)
             .env_clear()
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())

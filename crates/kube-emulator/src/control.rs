@@ -247,6 +247,12 @@ impl EmulatorHandle {
         self.shared.log.snapshot()
     }
 
+    /// How many HTTP requests the server has received since it started, whatever the request log's
+    /// capacity (a count of a large run without keeping every request).
+    pub fn request_count(&self) -> u64 {
+        self.shared.log.count()
+    }
+
     /// Empties the request log (sequence numbers keep increasing).
     pub fn clear_requests(&self) {
         self.shared.log.clear();

@@ -36,6 +36,7 @@ mod faults;
 mod meta;
 mod openapi;
 mod patch;
+mod protobuf;
 mod request_log;
 mod resource;
 mod selector;

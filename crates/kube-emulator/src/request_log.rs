@@ -98,6 +98,11 @@ impl RequestLog {
         inner.records.iter().cloned().collect()
     }
 
+    /// How many requests were ever recorded, including those dropped beyond the capacity or cleared.
+    pub(crate) fn count(&self) -> u64 {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner).next_seq - 1
+    }
+
     pub(crate) fn clear(&self) {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner).records.clear();
     }
@@ -122,5 +127,9 @@ mod tests {
         log.clear();
         assert!(log.snapshot().is_empty());
         assert!(log.record("GET", "/d", "", None, b"") > c);
+        assert_eq!(log.count(), 4, "the count includes what the capacity dropped and what was cleared");
+        let unlogged = RequestLog::new(0, None);
+        unlogged.record("GET", "/e", "", None, b"");
+        assert_eq!(unlogged.count(), 1, "a log that keeps nothing still counts");
     }
 }

@@ -338,10 +338,16 @@ fn json_body(resource: Resource, req: &ApiRequest) -> Result<Value, ApiError> {
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
+    if media == crate::protobuf::MEDIA_TYPE {
+        return crate::protobuf::decode(resource, &req.body).map_err(|e| match e {
+            crate::protobuf::ProtobufError::UnsupportedKind(_) => ApiError::UnsupportedMediaType(e.to_string()),
+            _ => ApiError::BadRequest(e.to_string()),
+        });
+    }
     if media != "application/json" {
         return Err(ApiError::UnsupportedMediaType(format!(
             "the body of the request was in an unknown format - accepted media types include: \
-             application/json (got {media:?})"
+             application/json, application/vnd.kubernetes.protobuf (got {media:?})"
         )));
     }
     serde_json::from_slice(&req.body).map_err(|e| {

@@ -40,6 +40,9 @@ pub struct LeaderStartReport {
     pub ufm_adds: UfmAdds,
     /// The new pod's GUID was not one already held by a seeded pod.
     pub new_guid_unique: bool,
+    /// Every API request the controller made from its start until the new pod read configured.
+    #[serde(default)]
+    pub api_requests: u64,
 }
 
 pub async fn run(bench: &super::Bench, options: &LeaderStartOptions) -> Result<LeaderStartReport, ScenarioError> {
@@ -48,6 +51,7 @@ pub async fn run(bench: &super::Bench, options: &LeaderStartOptions) -> Result<L
     let seeded_guids = cluster.ufm_memberships();
     let observer = cluster.observer();
     let adds_before = cluster.ufm_adds();
+    let requests_before = cluster.api_requests();
 
     let started = Instant::now();
     let mut controller = bench.spawn_controller(&cluster, "leader-start")?;
@@ -79,6 +83,7 @@ pub async fn run(bench: &super::Bench, options: &LeaderStartOptions) -> Result<L
         controller_at_configured,
         ufm_adds: cluster.ufm_adds().since(adds_before),
         new_guid_unique,
+        api_requests: cluster.api_requests().saturating_sub(requests_before),
     })
 }
 

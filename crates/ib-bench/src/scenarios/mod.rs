@@ -19,6 +19,7 @@ use ib_sim::demo::floor::{self, Floor};
 use ib_sm::EnvMap;
 
 use crate::cluster::{Cluster, ClusterError};
+use crate::controller_kind::ControllerKind;
 use crate::process::{ControllerProcess, ProcessError};
 use ib_sim::demo::observer::Observer;
 
@@ -26,6 +27,9 @@ use ib_sim::demo::observer::Observer;
 /// when something is wrong, and then the report says so instead of hanging.
 pub const LEAD_DEADLINE: Duration = Duration::from_secs(60);
 pub const CONFIGURE_DEADLINE: Duration = Duration::from_secs(300);
+/// The Go daemon patches pods one by one through client-go's default rate limit (20 requests/s), so a
+/// burst of 10,000 pods needs more than eight minutes there.
+pub const GO_CONFIGURE_DEADLINE: Duration = Duration::from_secs(1800);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
@@ -55,13 +59,23 @@ pub struct Bench {
     pub controller: PathBuf,
     /// Controller logs go here, one file per process.
     pub logs: PathBuf,
+    /// Which daemon `controller` is.
+    pub kind: ControllerKind,
 }
 
 impl Bench {
     /// Starts a controller process whose log is `<logs>/<label>.log`.
     pub fn spawn_controller(&self, cluster: &Cluster, label: &str) -> Result<ControllerProcess, ScenarioError> {
         std::fs::create_dir_all(&self.logs).map_err(|source| ProcessError::Log { path: self.logs.clone(), source })?;
-        Ok(cluster.spawn_controller(&self.controller, self.logs.join(format!("{label}.log")))?)
+        Ok(cluster.spawn_controller(&self.controller, &self.kind, self.logs.join(format!("{label}.log")))?)
+    }
+
+    /// How long a large batch of pods may take to be configured by this kind of controller.
+    pub fn configure_deadline(&self) -> Duration {
+        match self.kind {
+            ControllerKind::Ours => CONFIGURE_DEADLINE,
+            ControllerKind::Go { .. } => GO_CONFIGURE_DEADLINE,
+        }
     }
 
     /// Starts the controller against `cluster`, waits until it leads, and warms it up with one pod so

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use ib_sim::demo::stats::Percentiles;
 use serde::{Deserialize, Serialize};
 
-use super::{Bench, CONFIGURE_DEADLINE, ScenarioError, not_configured};
+use super::{Bench, ScenarioError, not_configured};
 use crate::cluster::{ApiWrites, Cluster, UfmAdds};
 use crate::process::Usage;
 use crate::report::{Machine, mib, table};
@@ -39,6 +39,9 @@ pub struct ThroughputReport {
     /// Ownership-record writes and pod patches during the burst.
     #[serde(default)]
     pub api_writes: ApiWrites,
+    /// Every API request the controller made during the burst.
+    #[serde(default)]
+    pub api_requests: u64,
     pub controller_cpu_seconds: f64,
     pub controller_at_end: Usage,
 }
@@ -52,6 +55,7 @@ pub async fn run(bench: &Bench, options: &ThroughputOptions) -> Result<Throughpu
     let names: Vec<String> = (0..options.pods).map(|i| format!("burst-{i}")).collect();
     let adds_before = cluster.ufm_adds();
     let writes_before = cluster.api_writes();
+    let requests_before = cluster.api_requests();
     let cpu_before = controller.usage()?.cpu_seconds;
     let started = Instant::now();
     for (i, name) in names.iter().enumerate() {
@@ -60,7 +64,7 @@ pub async fn run(bench: &Bench, options: &ThroughputOptions) -> Result<Throughpu
     }
     let create_seconds = started.elapsed().as_secs_f64();
     // The warm-up pod is configured already.
-    if !observer.wait_configured(names.len() + 1, CONFIGURE_DEADLINE).await {
+    if !observer.wait_configured(names.len() + 1, bench.configure_deadline()).await {
         let done = names.iter().filter(|n| observer.is_configured(n)).count();
         return Err(not_configured("the burst", done, names.len(), &controller));
     }
@@ -69,6 +73,7 @@ pub async fn run(bench: &Bench, options: &ThroughputOptions) -> Result<Throughpu
     let controller_at_end = controller.usage()?;
     let adds = cluster.ufm_adds().since(adds_before);
     let api_writes = cluster.api_writes().since(writes_before);
+    let api_requests = cluster.api_requests().saturating_sub(requests_before);
     let latencies: Vec<Duration> = names.iter().filter_map(|n| observer.latency(n)).collect();
     Ok(ThroughputReport {
         machine: Machine::this(),
@@ -81,6 +86,7 @@ pub async fn run(bench: &Bench, options: &ThroughputOptions) -> Result<Throughpu
         ufm_adds: adds,
         guids_per_add: adds.guids_per_request(),
         api_writes,
+        api_requests,
         controller_cpu_seconds: controller_at_end.cpu_seconds - cpu_before,
         controller_at_end,
     })
