@@ -308,6 +308,12 @@ fn is_ib(nads: &HashMap<(&str, &str), bool>, network: &NetworkRef) -> bool {
     nads.get(&(network.namespace.as_str(), network.name.as_str())).copied().unwrap_or(false)
 }
 
+/// Two decimals, except that a pool in use never reads as 0.00% (a large range often is used that
+/// little).
+fn percent(value: f64) -> String {
+    if value > 0.0 && value < 0.01 { "< 0.01%".to_owned() } else { format!("{value:.2}%") }
+}
+
 /// The table for people.
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
@@ -316,7 +322,7 @@ pub fn render(report: &Report) -> String {
         Some(r) => {
             let _ = writeln!(
                 out,
-                "GUID pool   {} .. {} ({}): {} of {} GUIDs recorded ({:.4}%)",
+                "GUID pool   {} .. {} ({}): {} of {} GUIDs recorded ({})",
                 r.start,
                 r.end,
                 match r.source {
@@ -325,7 +331,7 @@ pub fn render(report: &Report) -> String {
                 },
                 r.in_range,
                 r.capacity,
-                r.used_percent
+                percent(r.used_percent)
             );
             if r.out_of_range > 0 {
                 let _ = writeln!(out, "            {} more recorded outside the range", r.out_of_range);
@@ -450,6 +456,8 @@ mod tests {
             .collect();
         assert_eq!(pkeys, vec![("none", vec!["c"]), ("0x000a", vec!["a", "b"])]);
         assert_eq!(report.skipped, Skipped::default());
+        assert!(render(&report).contains("3 of 256 GUIDs recorded (1.17%)"), "{}", render(&report));
+        assert_eq!((percent(0.0), percent(1e-7), percent(100.0)), ("0.00%".into(), "< 0.01%".into(), "100.00%".into()));
     }
 
     #[test]
