@@ -109,10 +109,8 @@ fn object_meta(bytes: &[u8]) -> Result<Value, ProtobufError> {
                     meta.insert(name.into(), json!(value));
                 }
             }
-            (7 | 10, Wire::Varint(v)) => {
-                if v != 0 {
-                    meta.insert(name.into(), json!(v as i64));
-                }
+            (7 | 10, Wire::Varint(v)) if v != 0 => {
+                meta.insert(name.into(), json!(v as i64));
             }
             (8 | 9, Wire::Bytes(b)) => {
                 if let Some(t) = time(b, CTX, false)? {
