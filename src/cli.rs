@@ -80,6 +80,11 @@ pub struct DemoArgs {
     /// Progress display: bars on a terminal and plain lines otherwise (auto), or as chosen.
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
     pub progress: ProgressArg,
+    /// Use the opensm backend against a real OpenSM on a simulated fabric (ibsim) and verify the end
+    /// state against the ports' P_Key tables; needs ibsim-utils, opensm and infiniband-diags, and at
+    /// most about 60 pods.
+    #[arg(long)]
+    pub opensm: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -173,6 +178,8 @@ mod tests {
         assert!(cli.debug);
         assert_eq!((args.pods, args.rate, args.seed, args.json.as_deref()), (40, 7.5, 9, Some("-")));
         assert!(parse(&["ibk", "demo", "--keep-running", "--progress", "lines"]).command.is_some());
+        let Some(Command::Demo(args)) = parse(&["ibk", "demo", "--opensm", "--pods", "40"]).command else { panic!() };
+        assert!(args.opensm && args.pods == 40);
         for bad in
             [&["ibk", "demo", "--pods", "2"][..], &["ibk", "demo", "--rate", "0"], &["ibk", "demo", "--rate", "x"]]
         {

@@ -78,7 +78,13 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<bool> {
         ProgressArg::Lines => ProgressMode::Lines,
         ProgressArg::Off => ProgressMode::Off,
     };
-    let options = DemoOptions { pods: usize::try_from(args.pods)?, rate: args.rate, seed: args.seed, progress };
+    let options = DemoOptions {
+        pods: usize::try_from(args.pods)?,
+        rate: args.rate,
+        seed: args.seed,
+        progress,
+        opensm: args.opensm,
+    };
     let demo = ib_sim::demo::run(options).await?;
     let table = demo.summary.render();
     let json_to_stdout = args.json.as_deref() == Some("-");

@@ -5,29 +5,22 @@
 //! nothing here trusts the partitions file alone.
 //!
 //! Needs the Debian packages `ibsim-utils`, `opensm` and `infiniband-diags` (`.ci/run` installs them);
-//! without them the test prints `SKIP: <reason>` and does nothing else. Every process it starts is
-//! killed when the test ends, however it ends.
+//! without them the test prints `SKIP: <reason>` and does nothing else. The fabric is the `ib-fabric`
+//! harness, which kills every process it starts when the test ends, however it ends.
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::Cluster;
 use ib_controller::Controller;
+use ib_fabric::{Fabric, FabricSpec, Host, missing_tools};
 use ib_sm::OpenSm;
 use ib_sm::opensm::{OpenSmConfig, Reload, partitions};
 use kube_emulator::{Fault, FaultRule, Resource};
-
-const IBSIM: &str = "/usr/bin/ibsim";
-const OPENSM: &str = "/usr/sbin/opensm";
-const SMPQUERY: &str = "/usr/sbin/smpquery";
-const IBNETDISCOVER: &str = "/usr/sbin/ibnetdiscover";
-const UMAD2SIM: &str = "/usr/lib/x86_64-linux-gnu/umad2sim/libumad2sim.so";
 
 /// OpenSM reprograms ports seconds after a reload; a loaded two-core machine can take much longer.
 const FABRIC_DEADLINE: Duration = Duration::from_secs(180);
@@ -48,188 +41,47 @@ site-storage = 0x0a01 ,ipoib:\n\
 \t0x020000000000011f=limited ;\n\
 ib-kubernetes-0x0005=0x0005 : 0x0400000000000002=full ; # the site's definition of a key pods use too\n";
 
-fn missing_tools() -> Option<String> {
-    let missing: Vec<&str> =
-        [IBSIM, OPENSM, SMPQUERY, IBNETDISCOVER, UMAD2SIM].into_iter().filter(|p| !Path::new(p).exists()).collect();
-    (!missing.is_empty())
-        .then(|| format!("{} not installed (apt-get install ibsim-utils opensm infiniband-diags)", missing.join(", ")))
+/// The shared fabric harness, with the pool's ports and the site's host, failing the test on any error.
+struct Osm {
+    fabric: Fabric,
 }
 
-/// A process killed and reaped when dropped.
-struct Running {
-    name: &'static str,
-    child: Child,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        eprintln!("stopped {} (pid {})", self.name, self.child.id());
+impl Osm {
+    async fn start() -> Osm {
+        let mut hosts: Vec<Host> = (0..POOL).map(|i| Host::port(POOL_FIRST + i)).collect();
+        hosts.push(Host { name: "H-site".into(), port_guid: SITE_HOST });
+        let fabric = Fabric::start(FabricSpec { hosts, partitions: SITE.into(), deadline: FABRIC_DEADLINE })
+            .await
+            .expect("the simulated fabric starts");
+        assert_eq!(fabric.lids().keys().next(), Some(&POOL_FIRST), "ports carry the GUIDs of the topology");
+        let osm = Osm { fabric };
+        // Partitions are programmed once the site's own shows on its host.
+        wait("OpenSM to program the site's partitions", || {
+            osm.pkeys(SITE_HOST).contains(&(0x0a01, true)).then_some(())
+        })
+        .await;
+        osm
     }
-}
 
-/// ibsim and OpenSM on a generated fabric, in a temporary directory.
-struct Fabric {
-    // Dropped in this order: OpenSM before the simulator it talks to, the directory last.
-    opensm: Option<Running>,
-    _ibsim: Running,
-    /// Port GUID → LID.
-    lids: BTreeMap<u64, u16>,
-    socket: String,
-    dir: tempfile::TempDir,
-}
-
-impl Fabric {
     fn partitions_file(&self) -> PathBuf {
-        self.dir.path().join("partitions.conf")
+        self.fabric.partitions_file()
     }
 
     fn pid_file(&self) -> PathBuf {
-        self.dir.path().join("opensm.pid")
+        self.fabric.pid_file()
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("osm.log")).unwrap_or_default()
+        self.fabric.log()
     }
 
-    /// One switch; a port per pool GUID, the SM's host and the site's host. ibsim gives a host's port 1
-    /// the node GUID plus one, whatever the port GUID written after it, so node GUIDs are chosen for that.
-    fn topology() -> String {
-        let switch = 0x0008_f104_0041_1a08u64;
-        let mut hosts: Vec<(String, u64, u64)> =
-            (0..POOL).map(|i| (format!("H-{:016x}", POOL_FIRST + i), POOL_FIRST + i - 1, POOL_FIRST + i)).collect();
-        hosts.push(("H-site".into(), 0x0400_0000_0000_0001, SITE_HOST));
-        hosts.push(("H-sm".into(), 0x0300_0000_0000_0001, 0x0300_0000_0000_0002));
-        let mut net = format!("switchguid=0x{switch:016x}\nSwitch\t{} \"S-{switch:016x}\"\n", hosts.len() + 2);
-        for (i, (name, _, _)) in hosts.iter().enumerate() {
-            let _ = writeln!(net, "[{}]\t\"{name}\"[1]", i + 1);
-        }
-        for (i, (name, node, port)) in hosts.iter().enumerate() {
-            let _ = write!(
-                net,
-                "\ncaguid=0x{node:016x}\nCa\t1 \"{name}\"\n[1]({port:016x}) \t\"S-{switch:016x}\"[{}]\n",
-                i + 1
-            );
-        }
-        net
-    }
-
-    fn sim(&self, program: &str) -> Command {
-        let mut command = Command::new(program);
-        command
-            .env("LD_PRELOAD", UMAD2SIM)
-            .env("IBSIM_SOCKNAME", &self.socket)
-            .env("SIM_HOST", "H-sm")
-            // libumad2sim keeps a sys-<pid> directory in the working directory of each process.
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null());
-        command
-    }
-
-    async fn start() -> Fabric {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let socket = format!("ibk{}", std::process::id());
-        std::fs::write(dir.path().join("net"), Self::topology()).expect("topology");
-        std::fs::write(dir.path().join("partitions.conf"), SITE).expect("site partitions");
-        for sub in ["tmp", "cache"] {
-            std::fs::create_dir(dir.path().join(sub)).expect("OpenSM dirs");
-        }
-        let ibsim_out = std::fs::File::create(dir.path().join("ibsim.log")).expect("ibsim log");
-        // ibsim keeps a console on stdin and ends at its end of file: the pipe stays open with the child.
-        let ibsim = Command::new(IBSIM)
-            .arg("-s")
-            .arg(dir.path().join("net"))
-            .env("IBSIM_SOCKNAME", &socket)
-            .stdin(Stdio::piped())
-            .stdout(ibsim_out.try_clone().expect("log"))
-            .stderr(ibsim_out)
-            .spawn()
-            .expect("ibsim starts");
-        let ibsim = Running { name: "ibsim", child: ibsim };
-        let log = dir.path().join("ibsim.log");
-        wait("ibsim to listen", || std::fs::read_to_string(&log).unwrap_or_default().contains("sim>").then_some(()))
-            .await;
-        let mut fabric = Fabric { dir, socket, opensm: None, _ibsim: ibsim, lids: BTreeMap::new() };
-        fabric.start_opensm().await;
-        fabric.lids = wait("every host port to have a LID", || {
-            let lids = fabric.discover();
-            (lids.len() as u64 == POOL + 2).then_some(lids)
-        })
-        .await;
-        assert_eq!(fabric.lids.keys().next(), Some(&POOL_FIRST), "ports carry the GUIDs of the topology");
-        // Partitions are programmed once the site's own shows on its host.
-        wait("OpenSM to program the site's partitions", || {
-            fabric.pkeys(SITE_HOST).contains(&(0x0a01, true)).then_some(())
-        })
-        .await;
-        fabric
-    }
-
-    async fn start_opensm(&mut self) {
-        let d = self.dir.path();
-        let child = self
-            .sim(OPENSM)
-            .arg("-P")
-            .arg(d.join("partitions.conf"))
-            .arg("-f")
-            .arg(d.join("osm.log"))
-            .args(["-s", "0"])
-            .env("OSM_TMP_DIR", d.join("tmp"))
-            .env("OSM_CACHE_DIR", d.join("cache"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("opensm starts");
-        std::fs::write(self.pid_file(), format!("{}\n", child.id())).expect("pid file");
-        self.opensm = Some(Running { name: "opensm", child });
-    }
-
-    /// Port GUID → LID of every host port that has one, from `ibnetdiscover -p`.
-    fn discover(&self) -> BTreeMap<u64, u16> {
-        let Ok(out) = self.sim(IBNETDISCOVER).arg("-p").output() else { return BTreeMap::new() };
-        let mut lids = BTreeMap::new();
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if f.len() > 3 && f[0] == "CA" {
-                let guid = f[3].strip_prefix("0x").and_then(|g| u64::from_str_radix(g, 16).ok());
-                // LID 0: not assigned yet.
-                if let (Some(guid), Ok(lid @ 1..)) = (guid, f[1].parse::<u16>()) {
-                    lids.insert(guid, lid);
-                }
-            }
-        }
-        lids
-    }
-
-    /// The port's P_Key table: each non-zero entry as (P_Key without the membership bit, full member).
     fn pkeys(&self, guid: u64) -> BTreeSet<(u16, bool)> {
-        let lid = self.lids[&guid];
-        let out = self.sim(SMPQUERY).args(["pkeys", &lid.to_string()]).output().expect("smpquery runs");
-        let mut table = BTreeSet::new();
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            let Some((_, values)) = line.split_once(':') else { continue };
-            for v in values.split_whitespace() {
-                if let Some(n) = v.strip_prefix("0x").and_then(|h| u16::from_str_radix(h, 16).ok())
-                    && n & 0x7fff != 0
-                {
-                    table.insert((n & 0x7fff, n & 0x8000 != 0));
-                }
-            }
-        }
-        table
+        self.fabric.pkeys(guid).expect("smpquery pkeys")
     }
 
     /// (P_Key, GUID, full) of every pool port, except the default partition and the site's 0x0a01.
     fn pool_memberships(&self) -> BTreeSet<(u16, u64, bool)> {
-        (POOL_FIRST..POOL_FIRST + POOL)
-            .flat_map(|g| {
-                self.pkeys(g)
-                    .into_iter()
-                    .filter(|(p, _)| *p != 0x7fff && *p != 0x0a01)
-                    .map(move |(p, full)| (p, g, full))
-            })
-            .collect()
+        self.fabric.memberships(POOL_FIRST..POOL_FIRST + POOL, &[0x7fff, 0x0a01]).expect("smpquery pkeys")
     }
 }
 
@@ -322,14 +174,14 @@ fn outside_block(bytes: &[u8]) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitions_reach_the_ports_of_a_real_opensm() {
     if let Some(reason) = missing_tools() {
-        println!("SKIP: {reason}");
+        println!("SKIP: {reason} (apt-get install ibsim-utils opensm infiniband-diags)");
         return;
     }
     if std::env::var("DAEMON_SM_PLUGIN").is_ok_and(|p| p == "ufm") {
         println!("SKIP: this run selects the ufm exec plugin; the real-OpenSM test runs in the plain run");
         return;
     }
-    let fabric = Fabric::start().await;
+    let fabric = Osm::start().await;
     let site_host_before = fabric.pkeys(SITE_HOST);
     assert_eq!(
         site_host_before,

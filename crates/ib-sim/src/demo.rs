@@ -3,6 +3,10 @@
 //! `ib_controller::startup::start` with nothing but an environment, exactly as the binary starts it,
 //! and the simulated kubelet plays the nodes. A seeded workload is created at a steady rate, part of
 //! it deleted or finished, and the end state is verified against the UFM emulator.
+//!
+//! With `opensm` set, the controller runs the built-in `opensm` backend instead, against a real OpenSM
+//! on an ibsim-simulated fabric whose host ports carry the pool's GUIDs, and the end state is verified
+//! against the ports' P_Key tables as `smpquery pkeys` reads them.
 
 pub mod floor;
 pub mod observer;
@@ -13,11 +17,13 @@ pub mod verify;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ib_controller::{Config, Controller};
 use ib_model::Guid;
-use ib_sm::EnvMap;
+use ib_sm::opensm::{OpenSmConfig, Reload};
+use ib_sm::{EnvMap, OpenSm};
 use kube_emulator::{EmulatorConfig, KubeEmulator, Resource, RunningEmulator};
 use serde_json::Value;
 use ufm_emulator::{Endpoint, RunningUfm, UfmConfig, UfmEmulator};
@@ -29,8 +35,8 @@ use observer::Observer;
 use progress::{Counts, Progress, ProgressMode};
 use stats::Percentiles;
 use summary::{
-    EventStats, GuidCounts, InterfaceCounts, Latency, NetworkInterfaces, PodCounts, QuotedEvent, Settings, Summary,
-    UfmStats,
+    EventStats, GuidCounts, InterfaceCounts, Latency, NetworkInterfaces, OpenSmRun, PodCounts, QuotedEvent, Settings,
+    Summary, UfmStats,
 };
 use verify::{Inputs, Verification};
 
@@ -46,6 +52,14 @@ const POLL: Duration = Duration::from_millis(50);
 /// Releasing the lease is one API call; this only bounds a stuck one.
 const CONTROLLER_STOP: Duration = Duration::from_secs(10);
 const UFM_USER: &str = "admin";
+/// `--opensm`: host ports of the simulated fabric, one per pool GUID. The pool ends just after the GUID
+/// the pinned pod asks for, so that allocation, which starts at the low end, reaches it last.
+const OPENSM_PORTS: usize = 240;
+/// Reading every port's P_Key table takes seconds; OpenSM's sweeps after each reload too.
+const OPENSM_DEADLINE: Duration = Duration::from_secs(180);
+/// The site's own part of partitions.conf in the `--opensm` run.
+const OPENSM_SITE: &str =
+    "# the site's partitions: ib-kubernetes keeps these lines\nDefault=0x7fff, ipoib : ALL=full ;\n";
 
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -54,11 +68,13 @@ pub struct DemoOptions {
     pub rate: f64,
     pub seed: u64,
     pub progress: ProgressMode,
+    /// Run against a real OpenSM on a simulated fabric (needs ibsim, OpenSM, infiniband-diags).
+    pub opensm: bool,
 }
 
 impl Default for DemoOptions {
     fn default() -> Self {
-        DemoOptions { pods: 500, rate: 100.0, seed: 1, progress: ProgressMode::Auto }
+        DemoOptions { pods: 500, rate: 100.0, seed: 1, progress: ProgressMode::Auto, opensm: false }
     }
 }
 
@@ -86,6 +102,20 @@ pub enum DemoError {
     Floor(#[from] floor::FloorError),
     #[error("creating {what}: {source}")]
     Create { what: String, source: Box<kube_emulator::ApiError> },
+    #[error(
+        "--opensm needs ibsim, OpenSM and the InfiniBand diagnostics: {0} (apt-get install ibsim-utils opensm \
+         infiniband-diags)"
+    )]
+    OpenSmTools(String),
+    #[error(
+        "--opensm: {pods} pods need up to {guids} GUIDs, more than the {OPENSM_PORTS} ports of the simulated fabric; \
+         use fewer --pods (60 fit)"
+    )]
+    OpenSmTooManyPods { pods: usize, guids: usize },
+    #[error("--opensm: the simulated fabric: {0}")]
+    Fabric(#[from] ib_fabric::FabricError),
+    #[error("the controller did not start: {0}")]
+    ControllerStart(#[from] ib_controller::ControllerError),
 }
 
 /// A finished demo run; the emulated cluster stays up until `shutdown`.
@@ -127,11 +157,13 @@ struct World {
     kubelet: Kubelet,
     controller: Controller,
     observer: Observer,
+    /// `--opensm`: the backend, for its counters, and the fabric, stopped after the controller.
+    opensm: Option<(Arc<OpenSm>, ib_fabric::Fabric)>,
 }
 
 impl World {
     async fn shutdown(self) {
-        let World { dir, kube, ufm, kubelet, controller, observer, .. } = self;
+        let World { dir, kube, ufm, kubelet, controller, observer, opensm, .. } = self;
         let _ = tokio::time::timeout(CONTROLLER_STOP, controller.shutdown()).await;
         observer.stop();
         kubelet.stop();
@@ -139,6 +171,7 @@ impl World {
         // and keep connections open, so a graceful stop would wait out the emulator's grace period.
         drop(kube);
         drop(ufm);
+        drop(opensm);
         drop(dir);
     }
 }
@@ -178,6 +211,16 @@ pub async fn run(options: DemoOptions) -> Result<Demo, DemoError> {
     let nads = workload::nads();
     let ib = workload::ib_networks(&nads);
     let plans = workload::plan(options.pods, options.seed);
+    if options.opensm {
+        if let Some(missing) = ib_fabric::missing_tools() {
+            return Err(DemoError::OpenSmTools(missing));
+        }
+        // Every interface may take a GUID; two ports stay spare.
+        let guids = plans.iter().map(|p| p.ib_networks.len()).sum::<usize>();
+        if guids + 2 > OPENSM_PORTS {
+            return Err(DemoError::OpenSmTooManyPods { pods: options.pods, guids });
+        }
+    }
     let kinds: HashMap<String, PodKind> = plans.iter().map(|p| (p.name.clone(), p.kind)).collect();
     let good_ib: Vec<&PodPlan> = plans.iter().filter(|p| !p.ib_networks.is_empty()).collect();
     let to_run = plans.iter().filter(|p| !p.kind.is_bad()).count();
@@ -195,7 +238,27 @@ pub async fn run(options: DemoOptions) -> Result<Demo, DemoError> {
     let kubeconfig = dir.path().join("kubeconfig");
     kube.write_kubeconfig(&kubeconfig).map_err(DemoError::Kubeconfig)?;
     let env = controller_env(&kubeconfig, &ufm, &password);
-    let config = Config::from_env(&env, None).map_err(|e| DemoError::Config(e.to_string()))?;
+    // The floor is always measured against UFM: one PATCH and one UFM add.
+    let floor_config = Config::from_env(&env, None).map_err(|e| DemoError::Config(e.to_string()))?;
+    let fabric = if options.opensm {
+        progress.phase(&format!("starting ibsim and a real OpenSM on a simulated fabric of {OPENSM_PORTS} ports"));
+        let last = workload::REQUESTED_GUID.as_u64() + 1;
+        let first = last + 1 - OPENSM_PORTS as u64;
+        let hosts = (first..=last).map(ib_fabric::Host::port).collect();
+        let spec = ib_fabric::FabricSpec { hosts, partitions: OPENSM_SITE.to_owned(), deadline: OPENSM_DEADLINE };
+        Some((first, last, ib_fabric::Fabric::start(spec).await?))
+    } else {
+        None
+    };
+    let mut controller_env = env.clone();
+    if let Some((first, last, fabric)) = &fabric {
+        controller_env.set("DAEMON_SM_PLUGIN", "opensm");
+        controller_env.set("OPENSM_PARTITIONS_FILE", fabric.partitions_file().display().to_string());
+        controller_env.set("OPENSM_PID_FILE", fabric.pid_file().display().to_string());
+        controller_env.set("GUID_POOL_RANGE_START", Guid::from_u64(*first).to_string());
+        controller_env.set("GUID_POOL_RANGE_END", Guid::from_u64(*last).to_string());
+    }
+    let config = Config::from_env(&controller_env, None).map_err(|e| DemoError::Config(e.to_string()))?;
     let range = config.guid_range;
     let api = kube.handle();
     for nad in &nads {
@@ -207,14 +270,26 @@ pub async fn run(options: DemoOptions) -> Result<Demo, DemoError> {
     progress.phase("measuring the floor: one pod PATCH + one UFM add");
     let floor = {
         let client = ib_controller::startup::kube_client(&env).await?;
-        let sm = ib_controller::startup::subnet_manager(&config)?;
+        let sm = ib_controller::startup::subnet_manager(&floor_config)?;
         floor::measure(client, sm.as_ref(), &api, &ufm.handle(), Duration::ZERO).await?
     };
 
-    progress.phase("starting the controller (ib_controller::startup::start)");
-    let controller = ib_controller::startup::start(config, &env).await?;
+    let (controller, opensm) = match fabric {
+        None => {
+            progress.phase("starting the controller (ib_controller::startup::start)");
+            (ib_controller::startup::start(config, &env).await?, None)
+        }
+        Some((_, _, fabric)) => {
+            // The backend startup would build from the same variables, kept here for its counters.
+            progress.phase("starting the controller with the opensm backend");
+            let sm =
+                Arc::new(OpenSm::new(OpenSmConfig::new(fabric.partitions_file(), Reload::PidFile(fabric.pid_file()))));
+            let client = ib_controller::startup::kube_client(&controller_env).await?;
+            (Controller::start(config, client, sm.clone()).await?, Some((sm, fabric)))
+        }
+    };
     let observer = Observer::start(api.clone(), NAMESPACE, ib.clone());
-    let mut world = World { dir, kubeconfig, kube, ufm, kubelet, controller, observer };
+    let mut world = World { dir, kubeconfig, kube, ufm, kubelet, controller, observer, opensm };
     let mut leading = world.controller.leading();
     if !matches!(tokio::time::timeout(LEAD_DEADLINE, leading.wait_for(|l| *l)).await, Ok(Ok(_))) {
         progress.finish();
@@ -269,9 +344,10 @@ pub async fn run(options: DemoOptions) -> Result<Demo, DemoError> {
 
     progress.phase("waiting for the controller to release their GUIDs, then verifying against UFM");
     let deleted: BTreeSet<String> = churn.delete.iter().cloned().collect();
-    let deadline = Instant::now() + CONVERGE_DEADLINE;
+    let deadline = Instant::now() + if world.opensm.is_some() { OPENSM_DEADLINE } else { CONVERGE_DEADLINE };
+    let mut ports_read = 0;
     let verification = loop {
-        let verification = verify_now(&world, &kinds, &ib, range, &deleted, &released);
+        let verification = verify_now(&world, &kinds, &ib, range, &deleted, &released, &mut ports_read);
         if verification.passed || Instant::now() > deadline {
             break verification;
         }
@@ -291,6 +367,7 @@ pub async fn run(options: DemoOptions) -> Result<Demo, DemoError> {
         running: running_before_churn,
         churn: &churn,
         released: released.len(),
+        ports_read,
         range: range.to_string(),
         nads: &nads,
         duration: started.elapsed(),
@@ -323,12 +400,29 @@ fn verify_now(
     range: ib_model::GuidRange,
     deleted: &BTreeSet<String>,
     released: &[Guid],
+    ports_read: &mut usize,
 ) -> Verification {
     let api = world.kube.handle();
     let pods = api.list(Resource::Pods, Some(NAMESPACE)).1;
     let events = api.list(Resource::Events, Some(NAMESPACE)).1;
-    let memberships = world.ufm.handle().guid_pkeys();
-    verify::verify(&Inputs {
+    let memberships = match &world.opensm {
+        None => world.ufm.handle().guid_pkeys(),
+        Some((_, fabric)) => match port_memberships(fabric) {
+            Ok((memberships, read)) => {
+                *ports_read = read;
+                memberships
+            }
+            Err(e) => {
+                let check = verify::Check {
+                    name: "the ports' P_Key tables are readable",
+                    passed: false,
+                    detail: e.to_string(),
+                };
+                return Verification { passed: false, checks: vec![check] };
+            }
+        },
+    };
+    let mut verification = verify::verify(&Inputs {
         pods: &pods,
         kinds,
         ib,
@@ -337,7 +431,32 @@ fn verify_now(
         events: &events,
         deleted,
         released,
-    })
+    });
+    if world.opensm.is_some() {
+        // The memberships came from the ports, not from UFM: say so.
+        for check in &mut verification.checks {
+            if check.name == "their GUIDs are members of the right PKeys in UFM" {
+                check.name = "their GUIDs are members of the right PKeys in their ports' P_Key tables";
+            }
+            check.detail = check.detail.replace("pool GUIDs in UFM", "pool ports in a partition");
+        }
+    }
+    verification
+}
+
+/// Every pool port's partitions, as the port's P_Key table holds them (the default partition left
+/// out): the same shape as UFM's view, so the same verdict applies.
+fn port_memberships(
+    fabric: &ib_fabric::Fabric,
+) -> Result<(BTreeMap<ufm_emulator::Guid, Vec<u16>>, usize), ib_fabric::FabricError> {
+    let ports: Vec<u64> = fabric.lids().keys().copied().filter(|g| *g >> 32 == 0x0200_0000).collect();
+    // Reading the tables runs one short process per port; keep the runtime's other tasks going.
+    let memberships = tokio::task::block_in_place(|| fabric.memberships(ports.iter().copied(), &[0x7fff]))?;
+    let mut by_guid: BTreeMap<ufm_emulator::Guid, Vec<u16>> = BTreeMap::new();
+    for (pkey, guid, _full) in memberships {
+        by_guid.entry(ufm_emulator::Guid::from(guid)).or_default().push(pkey);
+    }
+    Ok((by_guid, ports.len()))
 }
 
 struct SummaryInputs<'a> {
@@ -350,6 +469,7 @@ struct SummaryInputs<'a> {
     running: usize,
     churn: &'a Churn,
     released: usize,
+    ports_read: usize,
     range: String,
     nads: &'a [workload::NadSpec],
     duration: Duration,
@@ -413,7 +533,11 @@ fn summarize(s: SummaryInputs<'_>) -> Summary {
             pods: s.options.pods,
             rate_per_s: s.options.rate,
             seed: s.options.seed,
-            ufm: "HTTPS, generated CA".to_owned(),
+            ufm: if s.world.opensm.is_some() {
+                "HTTPS, generated CA; partitions kept by a real OpenSM on a simulated fabric".to_owned()
+            } else {
+                "HTTPS, generated CA".to_owned()
+            },
             guid_pool: s.range,
         },
         duration_s: s.duration.as_secs_f64(),
@@ -451,6 +575,16 @@ fn summarize(s: SummaryInputs<'_>) -> Summary {
             p99_over_floor: ratio(configured.p99_ms),
         },
         events: EventStats { total: events.len(), by_reason, bad_pods },
+        opensm: s.world.opensm.as_ref().map(|(sm, fabric)| {
+            let stats = sm.stats();
+            OpenSmRun {
+                fabric_ports: fabric.lids().len() - 1,
+                batches: stats.batches,
+                partitions_file_rewrites: stats.rewrites,
+                reloads: stats.reloads,
+                ports_read: s.ports_read,
+            }
+        }),
         verification: s.verification,
     }
 }

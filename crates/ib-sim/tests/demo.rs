@@ -7,7 +7,8 @@ use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_demo_verifies_and_reports_the_bad_pods() {
-    let demo = run(DemoOptions { pods: 40, rate: 400.0, seed: 7, progress: ProgressMode::Off }).await.unwrap();
+    let demo =
+        run(DemoOptions { pods: 40, rate: 400.0, seed: 7, progress: ProgressMode::Off, opensm: false }).await.unwrap();
     let table = demo.summary.render();
     println!("{table}");
     let json: Value = serde_json::from_str(&serde_json::to_string(&demo.summary).unwrap()).unwrap();
@@ -51,4 +52,45 @@ async fn a_small_demo_verifies_and_reports_the_bad_pods() {
     assert!(kubeconfig.is_file());
     demo.shutdown().await;
     assert!(!kubeconfig.exists(), "the temporary directory is removed on shutdown");
+}
+
+/// `--opensm`: the same workload against the opensm backend and a real OpenSM on a simulated fabric;
+/// the verdict is drawn from the ports' P_Key tables.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_on_a_real_opensm_verifies_against_the_ports() {
+    if let Some(missing) = ib_fabric::missing_tools() {
+        println!("SKIP: {missing} (apt-get install ibsim-utils opensm infiniband-diags)");
+        return;
+    }
+    let demo =
+        run(DemoOptions { pods: 30, rate: 50.0, seed: 3, progress: ProgressMode::Off, opensm: true }).await.unwrap();
+    let table = demo.summary.render();
+    println!("{table}");
+    let json: Value = serde_json::from_str(&serde_json::to_string(&demo.summary).unwrap()).unwrap();
+    assert_eq!(json["verification"]["passed"], true, "{table}");
+    let n = |v: &Value| v.as_u64().unwrap();
+    let osm = &json["opensm"];
+    assert_eq!(n(&osm["fabric_ports"]), 240);
+    assert_eq!(n(&osm["ports_read"]), 240, "every pool port's table was read");
+    assert!(n(&osm["reloads"]) >= 1 && n(&osm["reloads"]) <= n(&osm["partitions_file_rewrites"]));
+    assert_eq!(json["ufm"]["add_requests"], 0, "UFM kept no partition of the run");
+    assert!(table.contains("P_Key tables"), "{table}");
+    demo.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_opensm_demo_refuses_a_workload_larger_than_its_fabric() {
+    if ib_fabric::missing_tools().is_some() {
+        let err = run(DemoOptions { pods: 30, opensm: true, progress: ProgressMode::Off, ..DemoOptions::default() })
+            .await
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("apt-get install ibsim-utils"), "{err}");
+        return;
+    }
+    let err = run(DemoOptions { pods: 500, opensm: true, progress: ProgressMode::Off, ..DemoOptions::default() })
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("more than the 240 ports"), "{err}");
 }

@@ -19,7 +19,23 @@ pub struct Summary {
     pub ufm: UfmStats,
     pub latency: Latency,
     pub events: EventStats,
+    /// With `--opensm`: the real subnet manager behind the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opensm: Option<OpenSmRun>,
     pub verification: Verification,
+}
+
+/// The `--opensm` run: OpenSM on a simulated fabric whose ports carry the pool's GUIDs.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OpenSmRun {
+    /// Host ports of the simulated fabric, one per pool GUID.
+    pub fabric_ports: usize,
+    /// Batches of subnet-manager calls applied together.
+    pub batches: u64,
+    pub partitions_file_rewrites: u64,
+    pub reloads: u64,
+    /// Ports whose P_Key table was read (`smpquery pkeys`) for the verification.
+    pub ports_read: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -228,6 +244,25 @@ impl Summary {
         row(&mut t, "Events", format!("{} raised: {}", e.total, reasons.join(", ")));
         for q in &e.bad_pods {
             row(&mut t, "", format!("{} {}: \"{}\"", q.pod, q.reason, q.note));
+        }
+        if let Some(o) = &self.opensm {
+            row(
+                &mut t,
+                "OpenSM",
+                format!(
+                    "real OpenSM on a simulated fabric of {} host ports: {} partitions.conf rewrites, {} reloads \
+                     ({} batches)",
+                    o.fabric_ports, o.partitions_file_rewrites, o.reloads, o.batches
+                ),
+            );
+            row(
+                &mut t,
+                "",
+                format!(
+                    "memberships verified from {} ports' P_Key tables (smpquery pkeys), not from a file",
+                    o.ports_read
+                ),
+            );
         }
         let v = &self.verification;
         row(&mut t, "Verification", if v.passed { "PASSED".to_owned() } else { "FAILED".to_owned() });
