@@ -1,310 +1,170 @@
-//! The controller's whole decision state, updated by inputs and outcomes, read by the planner.
+//! The controller's whole decision state, updated by inputs and outcomes, read and advanced by the
+//! planner.
 //!
 //! Inputs are the watch streams (`apply`/`delete`/`reset` of pods and NADs), the subnet manager's
-//! listings, and the outcomes of the requests the planner asked for. Nothing here performs I/O or
-//! reads a clock: retries after a failure wait until the caller says so (`retry_*`), which is where
-//! the controller's backoff timers plug in.
+//! listings, the ownership records, and the outcomes of the requests the planner asked for. Nothing
+//! here performs I/O or reads a clock: retries after a failure wait until the caller says so
+//! (`retry_*`), which is where the controller's backoff timers plug in.
 //!
-//! The pool is kept equal to "owned ∪ known to the subnet manager ∪ in flight" for every GUID of the
-//! range, so a GUID is never generated while anything still holds it.
+//! The state is made of parts that each keep their own invariant:
+//! - [`Known`]: what the watches delivered of pods and NADs;
+//! - [`Ownership`]: who holds which GUID (owners, the subnet manager, changes in flight), with the pool
+//!   kept in step inside, so a GUID is never generated while anything still holds it;
+//! - [`Records`]: what the cluster's ownership records hold, and the writes in flight;
+//! - [`InFlight`]: pod patches and the subnet manager's listing;
+//! - [`Waits`]: why each pod waits, and which pods a NAD change wakes;
+//! - [`StartPhase`]: how far this leadership has read before it may decide anything.
+//!
+//! The planner ([`crate::planner::Planner`]) reads the first and changes the others.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::annotation::NetworkRef;
+use crate::flight::InFlight;
 use crate::guid::Guid;
-use crate::ledger::{Claim, Ledger};
+use crate::known::Known;
+use crate::ledger::Ledger;
 use crate::membership::SmMembership;
-use crate::nad::{self, NadError, NadKind};
-use crate::pending::{Pending, PendingReason};
-use crate::pkey::PKey;
-use crate::pod::{InterfaceKey, PodRef, PodUid, PodView};
+use crate::ownership::Ownership;
+use crate::pending::PendingReason;
+use crate::phase::{RecordsRead, StartPhase};
+use crate::planner::Planner;
+use crate::pod::{PodUid, PodView};
 use crate::pool::{GuidPool, GuidRange};
-use crate::records::{BlockId, Record, RecordWrite, Records};
+use crate::records::{BlockId, Record, RecordState, RecordWrite, Records};
+pub use crate::requests::{Imported, Notice, PatchOutcome, Plan, PodPatch, Policy, SmFailure, SmOp, SmRequest};
 
-/// A subnet-manager membership change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum SmOp {
-    Add,
-    Remove,
+/// What is to be planned next.
+#[derive(Debug, Default)]
+pub(crate) struct Dirty {
+    pub(crate) pods: BTreeSet<PodUid>,
+    pub(crate) guids: BTreeSet<Guid>,
 }
 
-/// One request to the subnet manager: every GUID of one partition that needs the same change.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SmRequest {
-    pub op: SmOp,
-    pub pkey: PKey,
-    pub guids: Vec<Guid>,
-}
-
-/// A new networks annotation for one pod, valid only for the resourceVersion it was computed from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PodPatch {
-    pub pod: PodRef,
-    pub resource_version: String,
-    pub annotation: String,
-    /// The GUIDs this patch marks configured.
-    pub guids: Vec<Guid>,
-}
-
-/// How a pod patch ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PatchOutcome {
-    /// Stored; the pod as the API server returned it.
-    Applied(PodView),
-    /// The pod changed since the planned resourceVersion (or was re-created): the caller re-reads it,
-    /// applies what it read, then calls [`State::retry_pod`].
-    Conflict,
-    /// No pod with that uid exists any more.
-    NotFound,
-    Failed(String),
-}
-
-/// Why a subnet-manager request did not succeed, as much as decisions need: the details go to the
-/// controller's log, never into a tenant's Events.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SmFailure {
-    /// A short fixed word (`timeout`, `status`, …) for metrics and Events.
-    pub kind: &'static str,
-    /// The change may have been applied although no success came back (a timeout after sending, a
-    /// dropped connection, a server error): the GUID is held until a listing settles it.
-    pub unknown: bool,
-}
-
-/// Cluster-wide rules that are not about one pod.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Policy {
-    /// Multus' `namespaceIsolation`: a pod may only use NADs of its own namespace or of
-    /// `global_namespaces`.
-    pub namespace_isolation: bool,
-    pub global_namespaces: BTreeSet<String>,
-    /// Remove memberships of pool GUIDs that no record explains (the subnet manager may be shared with
-    /// other clusters and with people, so this is off unless the operator opts in).
-    pub remove_unrecorded: bool,
-}
-
-/// A Normal Event for a pod: something it should know that is not a reason to wait.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Notice {
-    pub pod: PodRef,
-    pub reason: &'static str,
-    pub message: String,
-}
-
-/// What the planner decided. The I/O parts (`list_sm`, `sm`, `patches`) are for the executors; the rest
-/// records state changes already made, for logs, metrics and Events.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Plan {
-    /// Ask the subnet manager for every GUID it holds.
-    pub list_sm: bool,
-    pub sm: Vec<SmRequest>,
-    pub patches: Vec<PodPatch>,
-    pub allocated: Vec<(Guid, InterfaceKey)>,
-    pub released: Vec<Guid>,
-    /// GUIDs being removed from a partition although no pod of this leadership ever owned them: leaks
-    /// left by a crash or by pods that finished while no leader ran (drift repair).
-    pub drift: Vec<Guid>,
-    /// Pods whose reason for waiting changed to this one.
-    pub pending: Vec<Pending>,
-    /// Ownership record writes; a GUID joins a partition only after its record is stored.
-    pub records: Vec<RecordWrite>,
-    /// Pool GUIDs found in partitions that no record explains (reported once each; removed only when
-    /// the policy allows).
-    pub unrecorded: Vec<Guid>,
-    /// Normal Events.
-    pub notices: Vec<Notice>,
-    /// The first start without records imported this many configured interfaces from annotations.
-    pub imported: Option<Imported>,
-}
-
-/// What the one-time import from annotations did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Imported {
-    pub interfaces: usize,
-    /// Interfaces whose GUID another pod had claimed first (each got a `DuplicateGUID` Event).
-    pub duplicates: usize,
-}
-
-impl Plan {
-    /// Nothing for the executors to do.
-    pub fn is_idle(&self) -> bool {
-        !self.list_sm && self.sm.is_empty() && self.patches.is_empty() && self.records.is_empty()
+impl Dirty {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pods.is_empty() && self.guids.is_empty()
     }
-}
-
-/// Whether resourceVersion `a` is older than `b` (both decimal, as API servers issue them).
-fn is_older(a: &str, b: &str) -> bool {
-    matches!((a.parse::<u64>(), b.parse::<u64>()), (Ok(a), Ok(b)) if a < b)
 }
 
 /// See the module documentation.
 #[derive(Debug)]
 pub struct State {
-    pub(crate) range: GuidRange,
-    pub(crate) pool: GuidPool,
-    pub(crate) pods: HashMap<PodUid, PodView>,
-    pub(crate) nads: HashMap<NetworkRef, Result<NadKind, NadError>>,
-    pub(crate) ledger: Ledger,
-    pub(crate) sm: SmMembership,
-    /// At most one subnet-manager change in flight per GUID keeps the known membership exact.
-    pub(crate) sm_ops: HashMap<Guid, (SmOp, PKey)>,
-    /// GUIDs whose last request certainly failed, with the kind of failure; left alone until
-    /// `retry_guids`.
-    pub(crate) sm_failed: HashMap<Guid, &'static str>,
-    /// Pods with a patch in flight, and the resourceVersion it was planned from.
-    pub(crate) patches: HashMap<PodUid, String>,
-    pub(crate) patch_failed: HashSet<PodUid>,
-    /// Pods whose unconfigured interfaces use a NAD, so that a NAD change wakes exactly them.
-    pub(crate) nad_users: HashMap<NetworkRef, HashSet<PodUid>>,
-    pub(crate) pod_nads: HashMap<PodUid, Vec<NetworkRef>>,
-    /// Pods waiting for a GUID to be released (pool exhausted, requested GUID in use).
-    pub(crate) blocked_on_release: HashSet<PodUid>,
-    pub(crate) pending: HashMap<PodUid, PendingReason>,
-    pub(crate) dirty_pods: BTreeSet<PodUid>,
-    pub(crate) dirty_guids: BTreeSet<Guid>,
-    pub(crate) pods_synced: bool,
-    pub(crate) nads_synced: bool,
-    pub(crate) sm_known: bool,
-    pub(crate) list_wanted: bool,
-    /// The completion counter when the listing in flight was asked for.
-    pub(crate) listing: Option<u64>,
-    /// Completion counter: orders subnet-manager outcomes against listings.
-    pub(crate) seq: u64,
-    /// Per GUID, the counter of its last completed change: a listing asked for before that change
-    /// cannot tell us anything about the GUID.
-    pub(crate) last_touch: HashMap<Guid, u64>,
+    known: Known,
+    owners: Ownership,
+    records: Records,
+    flight: InFlight,
+    waits: Waits,
+    dirty: Dirty,
+    phase: StartPhase,
     /// Drift repair is on hold at the start of a leadership (see [`State::allow_drift_repair`]).
-    pub(crate) drift_held: bool,
-    /// A listing was asked for because the pool ran out, and nothing was released since.
-    pub(crate) exhaustion_listed: bool,
-    /// Per node, how many claims use each partition (the per-node pkey limit).
-    pub(crate) node_pkeys: HashMap<String, BTreeMap<PKey, usize>>,
-    /// What the cluster's ownership records hold.
-    pub(crate) records: Records,
-    /// The records have been read for this leadership (`Some(true)`: there were none at all).
-    pub(crate) records_read: Option<bool>,
-    /// Annotations were imported but the anchor block is not stored yet: until it is, a later leader
-    /// would import again (reading whatever markers tenants wrote meanwhile), so nothing is decided.
-    pub(crate) anchor_pending: bool,
-    /// The anchor write may be sent (again): at once after the import, then after each backoff.
-    pub(crate) anchor_may_send: bool,
-    /// GUIDs whose last change has an unknown outcome, with that change: held, and left alone, until
-    /// a listing asked for after the outcome says where they are.
-    pub(crate) uncertain: HashMap<Guid, (SmOp, PKey)>,
-    /// Pool GUIDs in partitions that no record explains, already reported.
-    pub(crate) unrecorded: HashSet<Guid>,
-    /// Configured pods already told that they keep a partition their NAD no longer names.
-    pub(crate) told_kept: HashSet<(PodUid, NetworkRef)>,
-    pub(crate) policy: Policy,
+    drift_held: bool,
+    policy: Policy,
     /// Records for the next plan.
-    pub(crate) out: Plan,
+    out: Plan,
 }
 
+use crate::waits::Waits;
+
+mod outcomes;
+
 impl State {
+    /// A state for the GUIDs of `range`, with the default policy.
     pub fn new(range: GuidRange) -> Self {
         Self::with_policy(range, Policy::default())
     }
 
+    /// A state for the GUIDs of `range`.
     pub fn with_policy(range: GuidRange, policy: Policy) -> Self {
         State {
-            range,
-            pool: GuidPool::new(range),
-            pods: HashMap::new(),
-            nads: HashMap::new(),
-            ledger: Ledger::default(),
-            sm: SmMembership::default(),
-            sm_ops: HashMap::new(),
-            sm_failed: HashMap::new(),
-            patches: HashMap::new(),
-            patch_failed: HashSet::new(),
-            nad_users: HashMap::new(),
-            pod_nads: HashMap::new(),
-            blocked_on_release: HashSet::new(),
-            pending: HashMap::new(),
-            dirty_pods: BTreeSet::new(),
-            dirty_guids: BTreeSet::new(),
-            pods_synced: false,
-            nads_synced: false,
-            sm_known: false,
-            list_wanted: true,
-            listing: None,
-            seq: 0,
-            last_touch: HashMap::new(),
-            exhaustion_listed: false,
-            drift_held: false,
-            node_pkeys: HashMap::new(),
+            known: Known::default(),
+            owners: Ownership::new(range),
             records: Records::default(),
-            records_read: None,
-            anchor_pending: false,
-            anchor_may_send: false,
-            uncertain: HashMap::new(),
-            unrecorded: HashSet::new(),
-            told_kept: HashSet::new(),
+            flight: InFlight::default(),
+            waits: Waits::default(),
+            dirty: Dirty::default(),
+            phase: StartPhase::default(),
+            drift_held: false,
             policy,
             out: Plan::default(),
         }
     }
 
+    /// The cluster-wide rules this state applies.
     pub fn policy(&self) -> &Policy {
         &self.policy
     }
 
+    /// Decides what to do next. Deterministic: the same inputs give the same plan.
+    pub fn plan(&mut self) -> Plan {
+        if self.phase.watches_synced() {
+            if let StartPhase::Reading { sm: true, records, .. } = self.phase
+                && records != RecordsRead::Unread
+            {
+                self.phase = if records == RecordsRead::NoneExist {
+                    let imported = self.planner().import_from_annotations();
+                    self.out.imported = Some(imported);
+                    StartPhase::Anchoring { may_send: true }
+                } else {
+                    StartPhase::Running
+                };
+            }
+            match self.phase {
+                StartPhase::Reading { .. } => {}
+                StartPhase::Anchoring { may_send } => {
+                    if may_send && self.planner().send_anchor() {
+                        self.phase = StartPhase::Anchoring { may_send: false };
+                    }
+                }
+                StartPhase::Running => self.planner().plan_dirty(),
+            }
+            // After planning: exhaustion found while planning asks for a listing at once.
+            if self.flight.start_listing() {
+                self.out.list_sm = true;
+            }
+        }
+        self.out.released.extend(self.owners.take_released());
+        std::mem::take(&mut self.out)
+    }
+
+    /// The planner over this state's parts.
+    fn planner(&mut self) -> Planner<'_> {
+        Planner {
+            known: &self.known,
+            policy: &self.policy,
+            drift_held: self.drift_held,
+            owners: &mut self.owners,
+            records: &mut self.records,
+            flight: &mut self.flight,
+            waits: &mut self.waits,
+            dirty: &mut self.dirty,
+            out: &mut self.out,
+        }
+    }
+
     // === pods ===
 
+    /// A pod as the watch (or a patch response) delivered it.
     pub fn apply_pod(&mut self, view: PodView) {
-        if !self.worth_keeping(&view) {
-            return;
+        let uid = view.uid.clone();
+        let ledger = self.owners.ledger();
+        if self.known.apply_pod(view, |p| ledger.owns_any(p)) {
+            self.dirty.pods.insert(uid);
         }
-        let view = compact(view);
-        match self.pods.get(&view.uid) {
-            Some(current) if *current == view => return,
-            // A lagging watch can deliver a version older than one already read (by a fresh list or a
-            // patch response). resourceVersions are opaque, but every API server issues them as
-            // increasing integers; when both parse, the older view is ignored.
-            Some(current) if is_older(&view.resource_version, &current.resource_version) => return,
-            _ => {}
-        }
-        self.dirty_pods.insert(view.uid.clone());
-        self.pods.insert(view.uid.clone(), view);
     }
 
-    /// Most pods of a cluster have no networks annotation: they need nothing and own nothing, so they are
-    /// not kept (at 100,000 pods that is half the controller's memory). One already kept stays until it
-    /// is gone: its annotation was removed, and what it owned is released by planning it.
-    ///
-    /// A pod that owns GUIDs by record is kept whatever its annotation says: its VFs may carry them. So
-    /// that it is known before the pods are read, a leader reads the records first.
-    fn worth_keeping(&self, view: &PodView) -> bool {
-        view.networks.is_some() || self.pods.contains_key(&view.uid) || self.ledger.owns_any(&view.uid)
-    }
-
-    /// Every pod kept, for the one-time import.
-    pub(crate) fn pods_by_age(&self) -> Vec<PodUid> {
-        let mut pods: Vec<(i64, &PodUid)> = self.pods.values().map(|v| (v.created, &v.uid)).collect();
-        pods.sort();
-        pods.into_iter().map(|(_, uid)| uid.clone()).collect()
-    }
-
+    /// A pod is gone.
     pub fn delete_pod(&mut self, uid: &PodUid) {
-        if self.pods.remove(uid).is_some() {
-            self.dirty_pods.insert(uid.clone());
+        if self.known.delete_pod(uid) {
+            self.dirty.pods.insert(uid.clone());
         }
     }
 
     /// Replaces every pod (a re-list); pods not in `views` are gone.
     pub fn reset_pods<I: IntoIterator<Item = PodView>>(&mut self, views: I) {
-        let mut fresh: HashMap<PodUid, PodView> =
-            views.into_iter().filter(|v| self.worth_keeping(v)).map(|v| (v.uid.clone(), compact(v))).collect();
-        for (uid, old) in &self.pods {
-            if fresh.get(uid) != Some(old) {
-                self.dirty_pods.insert(uid.clone());
-            }
-        }
-        for uid in fresh.keys() {
-            if !self.pods.contains_key(uid) {
-                self.dirty_pods.insert(uid.clone());
-            }
-        }
-        std::mem::swap(&mut self.pods, &mut fresh);
+        let ledger = self.owners.ledger();
+        let changed = self.known.reset_pods(views, |p| ledger.owns_any(p));
+        self.dirty.pods.extend(changed);
     }
 
     /// A consistent list read at `list_rv` while the watch keeps running (a new leader's fresh read).
@@ -313,72 +173,57 @@ impl State {
     /// snapshot, and dropping that pod would lose it until it changes again. Newer known versions of
     /// listed pods are kept too (`apply_pod` ignores older ones).
     pub fn refresh_pods<I: IntoIterator<Item = PodView>>(&mut self, views: I, list_rv: Option<&str>) {
-        let fresh: HashMap<PodUid, PodView> =
-            views.into_iter().filter(|v| self.worth_keeping(v)).map(|v| (v.uid.clone(), v)).collect();
-        let gone: Vec<PodUid> = self
-            .pods
-            .iter()
-            .filter(|(uid, known)| {
-                !fresh.contains_key(*uid) && !list_rv.is_some_and(|rv| is_older(rv, &known.resource_version))
-            })
-            .map(|(uid, _)| uid.clone())
-            .collect();
-        for uid in &gone {
-            self.delete_pod(uid);
-        }
-        for view in fresh.into_values() {
-            self.apply_pod(view);
-        }
+        let ledger = self.owners.ledger();
+        let changed = self.known.refresh_pods(views, list_rv, |p| ledger.owns_any(p));
+        self.dirty.pods.extend(changed);
     }
 
     /// The pod watch has delivered its initial list: ownership is complete, so GUIDs may be handed out.
     pub fn pods_synced(&mut self) {
-        self.pods_synced = true;
+        self.phase.pods_read();
     }
 
     // === NADs ===
 
     /// Records a NAD from its `spec.config`.
     pub fn apply_nad(&mut self, network: NetworkRef, config: Option<&str>) {
-        let kind = nad::classify(config);
-        if self.nads.get(&network) == Some(&kind) {
-            return;
+        if self.known.apply_nad(network.clone(), config) {
+            self.wake_nad_users(&network);
         }
-        self.wake_nad_users(&network);
-        self.nads.insert(network, kind);
     }
 
+    /// A NAD is gone.
     pub fn delete_nad(&mut self, network: &NetworkRef) {
-        if self.nads.remove(network).is_some() {
+        if self.known.delete_nad(network) {
             self.wake_nad_users(network);
         }
     }
 
+    /// Replaces every NAD (a re-list): `(network, spec.config)`.
     pub fn reset_nads<'a, I: IntoIterator<Item = (NetworkRef, Option<&'a str>)>>(&mut self, nads: I) {
-        let fresh: HashMap<NetworkRef, Result<NadKind, NadError>> =
-            nads.into_iter().map(|(n, c)| (n, nad::classify(c))).collect();
-        let changed: Vec<NetworkRef> =
-            self.nads.keys().chain(fresh.keys()).filter(|n| self.nads.get(*n) != fresh.get(*n)).cloned().collect();
-        self.nads = fresh;
-        for n in changed {
+        for n in self.known.reset_nads(nads) {
             self.wake_nad_users(&n);
         }
     }
 
+    /// The NAD watch has delivered its initial list.
     pub fn nads_synced(&mut self) {
-        self.nads_synced = true;
+        self.phase.nads_read();
+    }
+
+    /// Whether both watches have delivered their initial lists.
+    pub fn watches_synced(&self) -> bool {
+        self.phase.watches_synced()
     }
 
     /// A NAD changed: pods waiting on it are planned again, and so are pods configured on it, which
     /// keep their recorded partition and are told so. NAD changes are rare, so the configured ones are
     /// found by a scan rather than by an index every configured pod would pay for.
     fn wake_nad_users(&mut self, network: &NetworkRef) {
-        if let Some(users) = self.nad_users.get(network) {
-            self.dirty_pods.extend(users.iter().cloned());
-        }
-        let configured: Vec<PodUid> =
-            self.ledger.iter().filter(|(_, c)| &c.owner.network == network).map(|(_, c)| c.owner.pod.clone()).collect();
-        self.dirty_pods.extend(configured);
+        self.dirty.pods.extend(self.waits.users_of(network).cloned());
+        let ledger = self.owners.ledger();
+        let configured = ledger.iter().filter(|(_, c)| &c.owner.network == network).map(|(_, c)| c.owner.pod.clone());
+        self.dirty.pods.extend(configured);
     }
 
     // === leadership and resync ===
@@ -392,27 +237,12 @@ impl State {
     /// Ownership is not carried over from an earlier leadership or from watching as a follower: it is
     /// read again from the records ([`records_listed`](Self::records_listed)), which are the only proof.
     pub fn begin_leading(&mut self) {
-        self.pods_synced = false;
+        self.phase.new_leadership();
         self.drift_held = true;
-        self.sm_ops.clear();
-        self.patches.clear();
-        self.sm_failed.clear();
-        self.patch_failed.clear();
-        self.sm_known = false;
-        self.listing = None;
-        self.list_wanted = true;
-        self.ledger = Ledger::default();
-        self.node_pkeys.clear();
-        self.sm = SmMembership::default();
-        self.uncertain.clear();
-        self.unrecorded.clear();
+        self.flight.new_leadership();
+        self.owners.forget_all();
         self.records.clear();
-        self.records_read = None;
-        self.anchor_pending = false;
-        self.anchor_may_send = false;
-        self.pool = GuidPool::new(self.range);
-        self.pending.clear();
-        self.blocked_on_release.clear();
+        self.waits.clear_all();
         self.mark_all_dirty();
     }
 
@@ -421,31 +251,33 @@ impl State {
     /// outside the pool range are left alone (the range may have been changed).
     pub fn records_listed<I: IntoIterator<Item = (Guid, Record)>>(&mut self, any_block: bool, records: I) {
         for (guid, record) in records {
-            if !self.range.contains(guid) || self.ledger.contains(guid) {
+            if !self.owners.range().contains(guid) || self.owners.ledger().contains(guid) {
                 continue;
             }
             self.records.load(guid, &record);
-            if record.state != crate::records::RecordState::Releasing && self.ledger.guid_of(&record.owner).is_none() {
+            if record.state != RecordState::Releasing && self.owners.ledger().guid_of(&record.owner).is_none() {
                 // A recorded claim lasts until its pod is gone or finished, whatever its annotation says
                 // now: its VF may carry the GUID.
-                self.dirty_pods.insert(record.owner.pod.clone());
-                self.claim(guid, record.owner, record.pkey, true);
+                self.dirty.pods.insert(record.owner.pod.clone());
+                self.planner().claim(guid, record.owner, record.pkey, true);
             }
             self.records.mark(guid);
-            self.dirty_guids.insert(guid);
+            self.dirty.guids.insert(guid);
         }
-        self.records_read = Some(!any_block);
+        self.phase.records_read(any_block);
     }
 
     /// Whether the records have been read for this leadership.
     pub fn records_known(&self) -> bool {
-        self.records_read.is_some()
+        self.phase.records_known()
     }
 
     /// Record writes that failed may be tried again (the caller's backoff is over).
     pub fn retry_records(&mut self) {
         self.records.retry();
-        self.anchor_may_send = true;
+        if let StartPhase::Anchoring { may_send } = &mut self.phase {
+            *may_send = true;
+        }
     }
 
     /// Writes the record changes that [can wait](crate::RecordChange::can_wait) in the next plan. The
@@ -463,21 +295,23 @@ impl State {
     /// A record write ended.
     pub fn records_written(&mut self, write: &RecordWrite, ok: bool) {
         self.records.written(write, ok);
-        if ok && write.block == self.anchor_block() && write.changes.is_empty() {
-            self.anchor_pending = false;
+        if ok
+            && write.block == self.anchor_block()
+            && write.changes.is_empty()
+            && matches!(self.phase, StartPhase::Anchoring { .. })
+        {
+            self.phase = StartPhase::Running;
         }
         for guid in write.changes.keys() {
-            self.dirty_guids.insert(*guid);
-            if let Some(claim) = self.ledger.get(*guid) {
-                self.dirty_pods.insert(claim.owner.pod.clone());
-            }
+            self.dirty.guids.insert(*guid);
+            self.wake_owner(*guid);
         }
     }
 
     /// The blocks the import must create even when nothing is imported: their existence is what tells
     /// a later leader that annotations are no longer proof.
     pub fn anchor_block(&self) -> BlockId {
-        BlockId::of(self.range.start())
+        BlockId::of(self.owners.range().start())
     }
 
     /// Ends the hold on removing unrecorded memberships that [`begin_leading`](Self::begin_leading)
@@ -486,7 +320,7 @@ impl State {
     /// writing.
     pub fn allow_drift_repair(&mut self) {
         if std::mem::take(&mut self.drift_held) {
-            self.dirty_guids.extend(self.sm.guids());
+            self.dirty.guids.extend(self.owners.sm().guids());
         }
     }
 
@@ -495,148 +329,40 @@ impl State {
     /// its NADs', a released GUID, a retry), and planning every pod of a large cluster at once would hold
     /// up the new ones (half a second at 20,000 pods).
     pub fn resync(&mut self) {
-        self.list_wanted = true;
-        self.dirty_guids.extend(self.sm.guids());
-        self.dirty_guids.extend(self.ledger.iter().map(|(g, _)| g));
+        self.flight.want_listing();
+        self.dirty.guids.extend(self.owners.sm().guids());
+        self.dirty.guids.extend(self.owners.ledger().iter().map(|(g, _)| g));
     }
 
     fn mark_all_dirty(&mut self) {
-        self.dirty_pods.extend(self.pods.keys().cloned());
-        self.dirty_guids.extend(self.sm.guids());
-        self.dirty_guids.extend(self.ledger.iter().map(|(g, _)| g));
-        let recorded: Vec<Guid> = self.records.iter().map(|(g, _)| g).collect();
-        self.dirty_guids.extend(recorded);
+        self.dirty.pods.extend(self.known.pod_uids().cloned());
+        self.dirty.guids.extend(self.owners.sm().guids());
+        self.dirty.guids.extend(self.owners.ledger().iter().map(|(g, _)| g));
+        self.dirty.guids.extend(self.records.iter().map(|(g, _)| g));
     }
 
-    // === outcomes ===
-
-    /// The subnet manager's listing: (partition name as the SM writes it, GUID).
-    pub fn sm_listed<'a, I: IntoIterator<Item = (&'a str, Guid)>>(&mut self, listing: I) {
-        let asked_at = self.listing.take().unwrap_or(self.seq);
-        let fresh = SmMembership::from_listing(listing, self.range);
-        let guids: BTreeSet<Guid> = self.sm.guids().chain(fresh.guids()).collect();
-        let settled: Vec<Guid> =
-            self.uncertain.keys().copied().filter(|g| self.last_touch.get(g).is_none_or(|s| *s <= asked_at)).collect();
-        let guids: BTreeSet<Guid> = guids.into_iter().chain(settled.iter().copied()).collect();
-        for g in settled {
-            self.uncertain.remove(&g);
-            self.records.mark(g);
-        }
-        for g in guids {
-            let changed_since = self.last_touch.get(&g).is_some_and(|s| *s > asked_at);
-            if self.sm_ops.contains_key(&g) || changed_since || self.uncertain.contains_key(&g) {
-                continue;
-            }
-            if self.sm.partitions(g) != fresh.partitions(g) {
-                self.sm.set(g, fresh.partitions(g));
-                self.sync_pool(g);
-            }
-            self.dirty_guids.insert(g);
-        }
-        self.last_touch.retain(|_, s| *s > asked_at);
-        if !self.sm_known {
-            self.sm_known = true;
-            self.mark_all_dirty();
-        }
-        // The listing may have freed GUIDs: pods waiting on an exhausted pool try again (Go bug B1).
-        self.wake_blocked();
-    }
-
-    /// The listing failed; the caller retries it after a backoff with [`resync`](Self::resync).
-    pub fn sm_list_failed(&mut self) {
-        self.listing = None;
-    }
-
-    /// A subnet-manager request ended.
-    pub fn sm_done(&mut self, request: &SmRequest, result: Result<(), SmFailure>) {
-        self.seq += 1;
-        for &g in &request.guids {
-            if self.sm_ops.get(&g) != Some(&(request.op, request.pkey)) {
-                // Not ours (asked before this replica's leadership began): the next listing tells.
-                continue;
-            }
-            self.sm_ops.remove(&g);
-            self.last_touch.insert(g, self.seq);
-            match &result {
-                Ok(()) => {
-                    match request.op {
-                        SmOp::Add => self.sm.add(g, request.pkey),
-                        SmOp::Remove => self.sm.remove(g, request.pkey),
-                    }
-                    self.sm_failed.remove(&g);
-                    self.dirty_guids.insert(g);
-                }
-                Err(failure) => {
-                    if failure.unknown {
-                        // Maybe applied, maybe not: neither given away nor changed again until a
-                        // listing asked for after now says which.
-                        self.uncertain.insert(g, (request.op, request.pkey));
-                        self.list_wanted = true;
-                    }
-                    // Either way the next attempt waits for the caller's backoff.
-                    self.sm_failed.insert(g, failure.kind);
-                }
-            }
-            self.records.mark(g);
-            if let Some(claim) = self.ledger.get(g) {
-                self.dirty_pods.insert(claim.owner.pod.clone());
-            }
-            self.sync_pool(g);
-        }
-    }
-
-    /// Lets GUIDs whose request failed be tried again.
-    pub fn retry_guids(&mut self, guids: &[Guid]) {
-        for g in guids {
-            if self.sm_failed.remove(g).is_some() {
-                self.dirty_guids.insert(*g);
-                if let Some(claim) = self.ledger.get(*g) {
-                    self.dirty_pods.insert(claim.owner.pod.clone());
-                }
-            }
-        }
-    }
-
-    /// A pod patch ended.
-    pub fn patch_done(&mut self, uid: &PodUid, outcome: PatchOutcome) {
-        self.patches.remove(uid);
-        match outcome {
-            PatchOutcome::Applied(view) => {
-                self.patch_failed.remove(uid);
-                self.apply_pod(view);
-            }
-            PatchOutcome::Conflict => {
-                // Planned on a stale pod. The caller re-reads it and then calls `retry_pod`; planning
-                // again before that would only conflict again.
-                self.patch_failed.insert(uid.clone());
-            }
-            PatchOutcome::NotFound => self.delete_pod(uid),
-            PatchOutcome::Failed(message) => {
-                self.patch_failed.insert(uid.clone());
-                self.set_pending(uid, PendingReason::PatchFailed { message });
-            }
-        }
-    }
-
-    /// Lets a pod whose patch failed or conflicted be planned again.
-    pub fn retry_pod(&mut self, uid: &PodUid) {
-        if self.patch_failed.remove(uid) {
-            self.dirty_pods.insert(uid.clone());
+    /// The pod owning `g`, if any, is planned again.
+    fn wake_owner(&mut self, g: Guid) {
+        if let Some(claim) = self.owners.ledger().get(g) {
+            self.dirty.pods.insert(claim.owner.pod.clone());
         }
     }
 
     // === reading ===
 
+    /// The GUID pool: what is free and what is held.
     pub fn pool(&self) -> &GuidPool {
-        &self.pool
+        self.owners.pool()
     }
 
+    /// Which interface owns which GUID.
     pub fn ledger(&self) -> &Ledger {
-        &self.ledger
+        self.owners.ledger()
     }
 
+    /// What the subnet manager is known to hold for the pool's GUIDs.
     pub fn sm_membership(&self) -> &SmMembership {
-        &self.sm
+        self.owners.sm()
     }
 
     /// Stored ownership records.
@@ -646,147 +372,46 @@ impl State {
 
     /// Pool GUIDs in partitions that no record explains.
     pub fn unrecorded_count(&self) -> usize {
-        self.unrecorded.len()
+        self.owners.unrecorded_count()
     }
 
     /// GUIDs whose last change has an unknown outcome.
     pub fn uncertain_count(&self) -> usize {
-        self.uncertain.len()
+        self.owners.uncertain_count()
     }
 
+    /// A kept pod's view.
     pub fn pod(&self, uid: &PodUid) -> Option<&PodView> {
-        self.pods.get(uid)
+        self.known.pod(uid)
     }
 
-    pub fn pod_count(&self) -> usize {
-        self.pods.len()
-    }
-
+    /// Why a pod waits, if it does.
     pub fn pending_reason(&self, uid: &PodUid) -> Option<&PendingReason> {
-        self.pending.get(uid)
+        self.waits.reason(uid)
     }
 
     /// Pods waiting, counted by reason label.
     pub fn pending_by_reason(&self) -> BTreeMap<&'static str, usize> {
-        let mut counts = BTreeMap::new();
-        for reason in self.pending.values() {
-            *counts.entry(reason.label()).or_insert(0) += 1;
-        }
-        counts
+        self.waits.by_reason()
     }
 
     /// Whether anything is still in flight or waiting to be planned.
     pub fn is_settled(&self) -> bool {
-        !self.anchor_pending
-            && self.sm_ops.is_empty()
-            && self.patches.is_empty()
-            && self.dirty_pods.is_empty()
-            && self.dirty_guids.is_empty()
-            && self.listing.is_none()
-            && !self.list_wanted
+        !matches!(self.phase, StartPhase::Anchoring { .. })
+            && !self.owners.has_in_flight()
+            && self.dirty.is_empty()
+            && !self.owners.has_woken()
+            && self.flight.is_idle()
             && self.records.is_settled()
     }
 
-    // === helpers shared with the planner ===
-
-    /// Keeps the pool equal to owned ∪ SM-held ∪ in flight for one GUID.
-    pub(crate) fn sync_pool(&mut self, g: Guid) {
-        if !self.range.contains(g) {
-            return;
-        }
-        let held = self.ledger.contains(g)
-            || self.sm.holds(g)
-            || self.sm_ops.contains_key(&g)
-            || self.uncertain.contains_key(&g);
-        let allocated = self.pool.is_allocated(g);
-        if held && !allocated {
-            // Cannot fail: the GUID is in range and free.
-            let _ = self.pool.allocate(g);
-        } else if !held && allocated {
-            let _ = self.pool.release(g);
-            self.sm_failed.remove(&g);
-            self.out.released.push(g);
-            self.exhaustion_listed = false;
-            self.wake_blocked();
-        }
+    #[cfg(test)]
+    pub(crate) fn known(&self) -> &Known {
+        &self.known
     }
 
-    pub(crate) fn wake_blocked(&mut self) {
-        self.dirty_pods.extend(self.blocked_on_release.drain());
+    #[cfg(test)]
+    pub(crate) fn owners(&self) -> &Ownership {
+        &self.owners
     }
-
-    pub(crate) fn claim(&mut self, g: Guid, owner: InterfaceKey, pkey: Option<PKey>, configured: bool) {
-        let node = self.pods.get(&owner.pod).and_then(|v| v.node_name.clone());
-        self.count_node_pkey(node.as_deref(), pkey, true);
-        self.out.allocated.push((g, owner.clone()));
-        self.ledger.insert(g, Claim { owner, pkey, node, configured });
-        self.sync_pool(g);
-        self.dirty_guids.insert(g);
-    }
-
-    /// Drops an owner; the GUID leaves its partitions and returns to the pool once nothing holds it.
-    pub(crate) fn unclaim(&mut self, g: Guid) {
-        if let Some(claim) = self.ledger.remove(g) {
-            self.count_node_pkey(claim.node.as_deref(), claim.pkey, false);
-            self.dirty_guids.insert(g);
-            self.sync_pool(g);
-        }
-    }
-
-    /// Changes the partition a claimed GUID must join.
-    pub(crate) fn set_claim_pkey(&mut self, g: Guid, pkey: Option<PKey>) {
-        let Some((node, old)) = self.ledger.get(g).map(|c| (c.node.clone(), c.pkey)) else { return };
-        self.count_node_pkey(node.as_deref(), old, false);
-        self.count_node_pkey(node.as_deref(), pkey, true);
-        if let Some(c) = self.ledger.get_mut(g) {
-            c.pkey = pkey;
-        }
-    }
-
-    fn count_node_pkey(&mut self, node: Option<&str>, pkey: Option<PKey>, add: bool) {
-        let (Some(node), Some(pkey)) = (node, pkey) else { return };
-        let counts = self.node_pkeys.entry(node.to_owned()).or_default();
-        let n = counts.entry(pkey).or_insert(0);
-        if add {
-            *n += 1;
-        } else {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                counts.remove(&pkey);
-                if counts.is_empty() {
-                    self.node_pkeys.remove(node);
-                }
-            }
-        }
-    }
-
-    /// Records why a pod waits. An Event is raised only when the reason changes: a failure that comes
-    /// back on every retry with a different detail is still the same reason.
-    pub(crate) fn set_pending(&mut self, uid: &PodUid, reason: PendingReason) {
-        if self.pending.get(uid).is_some_and(|old| old.same_as(&reason)) {
-            return;
-        }
-        if let Some(view) = self.pods.get(uid) {
-            self.out.pending.push(Pending { pod: view.pod_ref(), reason: reason.clone() });
-        }
-        self.pending.insert(uid.clone(), reason);
-    }
-
-    pub(crate) fn clear_pending(&mut self, uid: &PodUid) {
-        self.pending.remove(uid);
-    }
-}
-
-/// Drops what a pod's view need not keep: the annotation of a pod that cannot be configured now (not
-/// scheduled, or finished) is read again from the watch when that changes, so only its presence is kept.
-/// A tenant's unscheduled pods with huge annotations then cost a few bytes each.
-fn compact(mut view: PodView) -> PodView {
-    let scheduled = view.node_name.as_deref().is_some_and(|n| !n.is_empty());
-    if (!scheduled || view.is_finished())
-        && let Some(n) = view.networks.as_mut()
-    {
-        n.clear();
-        n.shrink_to_fit();
-    }
-    view
 }

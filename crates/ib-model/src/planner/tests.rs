@@ -914,9 +914,9 @@ fn a_fresh_list_keeps_pods_newer_than_itself() {
     let created_after = w.pod("default", "created-after", "ib");
     let listed_view = w.pods[&*listed.0].clone();
     w.state.refresh_pods(vec![listed_view], Some(&list_rv));
-    assert!(!w.state.pods.contains_key(&deleted_before));
-    assert!(w.state.pods.contains_key(&listed));
-    assert!(w.state.pods.contains_key(&created_after), "a pod newer than the list was dropped");
+    assert!(w.state.pod(&deleted_before).is_none());
+    assert!(w.state.pod(&listed).is_some());
+    assert!(w.state.pod(&created_after).is_some(), "a pod newer than the list was dropped");
     w.delete(&deleted_before);
     w.settle();
     assert_eq!(w.reason(&created_after), None);
@@ -932,11 +932,11 @@ fn pods_without_networks_are_not_kept_unless_already_known() {
     let ib = w.pod("default", "ib-pod", "ib");
     let plain = PodView { uid: PodUid::from("plain"), name: "plain".into(), networks: None, ..w.pods[&*ib.0].clone() };
     w.state.apply_pod(plain.clone());
-    assert!(!w.state.pods.contains_key(&plain.uid));
+    assert!(w.state.pod(&plain.uid).is_none());
     w.settle();
     let guid = Guid::parse(w.annotation(&ib)[0]["cni-args"]["guid"].as_str().unwrap()).unwrap();
     w.edit(&ib, |v| v.networks = None);
-    assert!(w.state.pods.contains_key(&ib));
+    assert!(w.state.pod(&ib).is_some());
     w.settle();
     // Configured claims last while the pod lives, whatever happens to its annotation (the VF has it).
     assert_eq!(w.state.ledger().get(guid).unwrap().owner.pod, ib);
@@ -945,7 +945,7 @@ fn pods_without_networks_are_not_kept_unless_already_known() {
     assert!(w.state.ledger().get(guid).is_none());
     assert!(w.members("0x5").is_empty());
     w.state.reset_pods(vec![plain]);
-    assert!(w.state.pods.is_empty(), "a re-list keeps no plain pod");
+    assert!(w.state.known().pod_count() == 0, "a re-list keeps no plain pod");
 }
 
 /// Pods configured by a release that wrote only the marker (no `pkey` in cni-args) are in their NAD's
@@ -1318,13 +1318,13 @@ proptest! {
         w.failing.clear();
         while !w.queue.is_empty() { w.complete(0); }
         for _ in 0..3 {
-            let failed: Vec<Guid> = w.state.sm_failed.keys().copied().collect();
+            let failed: Vec<Guid> = w.state.owners().failed_guids().collect();
             w.state.retry_guids(&failed);
             w.settle();
         }
         w.state.allow_drift_repair();
         w.settle();
-        prop_assert!(w.state.sm_failed.is_empty());
+        prop_assert!(w.state.owners().failed_guids().next().is_none());
         check_invariants(&w)?;
     }
 }

@@ -1,0 +1,202 @@
+//! What is known of the cluster's pods and NetworkAttachmentDefinitions, as the watches deliver them.
+//!
+//! Invariant: a kept pod's view is never replaced by an older one, and a pod that cannot be configured
+//! now keeps only the presence of its annotation. Each change reports what it changed, so the caller
+//! plans exactly those pods.
+
+use std::collections::HashMap;
+
+use crate::annotation::NetworkRef;
+use crate::nad::{self, NadError, NadKind};
+use crate::pkey::PKey;
+use crate::pod::{PodUid, PodView};
+
+/// See the module documentation.
+#[derive(Debug, Default)]
+pub(crate) struct Known {
+    pods: HashMap<PodUid, PodView>,
+    nads: HashMap<NetworkRef, Result<NadKind, NadError>>,
+}
+
+/// Whether resourceVersion `a` is older than `b` (both decimal, as API servers issue them).
+fn is_older(a: &str, b: &str) -> bool {
+    matches!((a.parse::<u64>(), b.parse::<u64>()), (Ok(a), Ok(b)) if a < b)
+}
+
+impl Known {
+    pub(crate) fn pod(&self, uid: &PodUid) -> Option<&PodView> {
+        self.pods.get(uid)
+    }
+
+    pub(crate) fn pod_uids(&self) -> impl Iterator<Item = &PodUid> {
+        self.pods.keys()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn pod_count(&self) -> usize {
+        self.pods.len()
+    }
+
+    /// Every pod kept, oldest first (for the one-time import).
+    pub(crate) fn pods_by_age(&self) -> Vec<PodUid> {
+        let mut pods: Vec<(i64, &PodUid)> = self.pods.values().map(|v| (v.created, &v.uid)).collect();
+        pods.sort();
+        pods.into_iter().map(|(_, uid)| uid.clone()).collect()
+    }
+
+    pub(crate) fn nad(&self, network: &NetworkRef) -> Option<&Result<NadKind, NadError>> {
+        self.nads.get(network)
+    }
+
+    /// The partition of an InfiniBand NAD, when it is known and has one.
+    pub(crate) fn nad_pkey(&self, network: &NetworkRef) -> Option<PKey> {
+        match self.nads.get(network) {
+            Some(Ok(NadKind::InfiniBand(spec))) => spec.pkey,
+            _ => None,
+        }
+    }
+
+    /// The owning pod's name, for a pod of `namespace`: named only within the same namespace.
+    pub(crate) fn describe_owner(&self, owner: &PodUid, namespace: &str) -> Option<String> {
+        self.pods.get(owner).filter(|v| v.namespace == namespace).map(|v| format!("{}/{}", v.namespace, v.name))
+    }
+
+    // === pods ===
+
+    /// Most pods of a cluster have no networks annotation: they need nothing and own nothing, so they are
+    /// not kept (at 100,000 pods that is half the controller's memory). One already kept stays until it
+    /// is gone: its annotation was removed, and what it owned is released by planning it.
+    ///
+    /// A pod that owns GUIDs by record (`owns`) is kept whatever its annotation says: its VFs may carry
+    /// them. So that it is known before the pods are read, a leader reads the records first.
+    fn worth_keeping(&self, view: &PodView, owns: impl Fn(&PodUid) -> bool) -> bool {
+        view.networks.is_some() || self.pods.contains_key(&view.uid) || owns(&view.uid)
+    }
+
+    /// Keeps a pod's view; whether anything changed.
+    pub(crate) fn apply_pod(&mut self, view: PodView, owns: impl Fn(&PodUid) -> bool) -> bool {
+        if !self.worth_keeping(&view, owns) {
+            return false;
+        }
+        let view = compact(view);
+        match self.pods.get(&view.uid) {
+            Some(current) if *current == view => return false,
+            // A lagging watch can deliver a version older than one already read (by a fresh list or a
+            // patch response). resourceVersions are opaque, but every API server issues them as
+            // increasing integers; when both parse, the older view is ignored.
+            Some(current) if is_older(&view.resource_version, &current.resource_version) => return false,
+            _ => {}
+        }
+        self.pods.insert(view.uid.clone(), view);
+        true
+    }
+
+    /// Forgets a pod; whether it was kept.
+    pub(crate) fn delete_pod(&mut self, uid: &PodUid) -> bool {
+        self.pods.remove(uid).is_some()
+    }
+
+    /// Replaces every pod (a re-list); pods not in `views` are gone. The pods that changed.
+    pub(crate) fn reset_pods<I: IntoIterator<Item = PodView>>(
+        &mut self,
+        views: I,
+        owns: impl Fn(&PodUid) -> bool,
+    ) -> Vec<PodUid> {
+        let mut fresh: HashMap<PodUid, PodView> =
+            views.into_iter().filter(|v| self.worth_keeping(v, &owns)).map(|v| (v.uid.clone(), compact(v))).collect();
+        let mut changed = Vec::new();
+        for (uid, old) in &self.pods {
+            if fresh.get(uid) != Some(old) {
+                changed.push(uid.clone());
+            }
+        }
+        for uid in fresh.keys() {
+            if !self.pods.contains_key(uid) {
+                changed.push(uid.clone());
+            }
+        }
+        std::mem::swap(&mut self.pods, &mut fresh);
+        changed
+    }
+
+    /// A consistent list read at `list_rv` while the watch keeps running (a new leader's fresh read).
+    /// Unlike a watch's own re-list, a pod missing from it is gone only if what is known of it is not
+    /// newer than the list: the watch may already have delivered a pod created after the list's
+    /// snapshot, and dropping that pod would lose it until it changes again. Newer known versions of
+    /// listed pods are kept too ([`apply_pod`](Self::apply_pod) ignores older ones). The pods that
+    /// changed.
+    pub(crate) fn refresh_pods<I: IntoIterator<Item = PodView>>(
+        &mut self,
+        views: I,
+        list_rv: Option<&str>,
+        owns: impl Fn(&PodUid) -> bool,
+    ) -> Vec<PodUid> {
+        let fresh: HashMap<PodUid, PodView> =
+            views.into_iter().filter(|v| self.worth_keeping(v, &owns)).map(|v| (v.uid.clone(), v)).collect();
+        let gone: Vec<PodUid> = self
+            .pods
+            .iter()
+            .filter(|(uid, known)| {
+                !fresh.contains_key(*uid) && !list_rv.is_some_and(|rv| is_older(rv, &known.resource_version))
+            })
+            .map(|(uid, _)| uid.clone())
+            .collect();
+        let mut changed = Vec::new();
+        for uid in gone {
+            if self.delete_pod(&uid) {
+                changed.push(uid);
+            }
+        }
+        for view in fresh.into_values() {
+            let uid = view.uid.clone();
+            if self.apply_pod(view, &owns) {
+                changed.push(uid);
+            }
+        }
+        changed
+    }
+
+    // === NADs ===
+
+    /// Records a NAD from its `spec.config`; whether it changed.
+    pub(crate) fn apply_nad(&mut self, network: NetworkRef, config: Option<&str>) -> bool {
+        let kind = nad::classify(config);
+        if self.nads.get(&network) == Some(&kind) {
+            return false;
+        }
+        self.nads.insert(network, kind);
+        true
+    }
+
+    /// Forgets a NAD; whether it was known.
+    pub(crate) fn delete_nad(&mut self, network: &NetworkRef) -> bool {
+        self.nads.remove(network).is_some()
+    }
+
+    /// Replaces every NAD (a re-list). The NADs that changed.
+    pub(crate) fn reset_nads<'a, I: IntoIterator<Item = (NetworkRef, Option<&'a str>)>>(
+        &mut self,
+        nads: I,
+    ) -> Vec<NetworkRef> {
+        let fresh: HashMap<NetworkRef, Result<NadKind, NadError>> =
+            nads.into_iter().map(|(n, c)| (n, nad::classify(c))).collect();
+        let changed: Vec<NetworkRef> =
+            self.nads.keys().chain(fresh.keys()).filter(|n| self.nads.get(*n) != fresh.get(*n)).cloned().collect();
+        self.nads = fresh;
+        changed
+    }
+}
+
+/// Drops what a pod's view need not keep: the annotation of a pod that cannot be configured now (not
+/// scheduled, or finished) is read again from the watch when that changes, so only its presence is kept.
+/// A tenant's unscheduled pods with huge annotations then cost a few bytes each.
+fn compact(mut view: PodView) -> PodView {
+    let scheduled = view.node_name.as_deref().is_some_and(|n| !n.is_empty());
+    if (!scheduled || view.is_finished())
+        && let Some(n) = view.networks.as_mut()
+    {
+        n.clear();
+        n.shrink_to_fit();
+    }
+    view
+}

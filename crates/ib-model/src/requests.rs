@@ -1,0 +1,119 @@
+//! What the state asks the executors to do, and how their work ended.
+
+use std::collections::BTreeSet;
+
+use crate::guid::Guid;
+use crate::pending::Pending;
+use crate::pkey::PKey;
+use crate::pod::{InterfaceKey, PodRef, PodView};
+use crate::records::RecordWrite;
+
+/// A subnet-manager membership change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SmOp {
+    Add,
+    Remove,
+}
+
+/// One request to the subnet manager: every GUID of one partition that needs the same change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SmRequest {
+    pub op: SmOp,
+    pub pkey: PKey,
+    pub guids: Vec<Guid>,
+}
+
+/// A new networks annotation for one pod, valid only for the resourceVersion it was computed from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodPatch {
+    pub pod: PodRef,
+    pub resource_version: String,
+    pub annotation: String,
+    /// The GUIDs this patch marks configured.
+    pub guids: Vec<Guid>,
+}
+
+/// How a pod patch ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PatchOutcome {
+    /// Stored; the pod as the API server returned it.
+    Applied(PodView),
+    /// The pod changed since the planned resourceVersion (or was re-created): the caller re-reads it,
+    /// applies what it read, then calls [`State::retry_pod`](crate::State::retry_pod).
+    Conflict,
+    /// No pod with that uid exists any more.
+    NotFound,
+    Failed(String),
+}
+
+/// Why a subnet-manager request did not succeed, as much as decisions need: the details go to the
+/// controller's log, never into a tenant's Events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SmFailure {
+    /// A short fixed word (`timeout`, `status`, …) for metrics and Events.
+    pub kind: &'static str,
+    /// The change may have been applied although no success came back (a timeout after sending, a
+    /// dropped connection, a server error): the GUID is held until a listing settles it.
+    pub unknown: bool,
+}
+
+/// Cluster-wide rules that are not about one pod.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Multus' `namespaceIsolation`: a pod may only use NADs of its own namespace or of
+    /// `global_namespaces`.
+    pub namespace_isolation: bool,
+    pub global_namespaces: BTreeSet<String>,
+    /// Remove memberships of pool GUIDs that no record explains (the subnet manager may be shared with
+    /// other clusters and with people, so this is off unless the operator opts in).
+    pub remove_unrecorded: bool,
+}
+
+/// A Normal Event for a pod: something it should know that is not a reason to wait.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notice {
+    pub pod: PodRef,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// What the planner decided. The I/O parts (`list_sm`, `sm`, `patches`) are for the executors; the rest
+/// records state changes already made, for logs, metrics and Events.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Ask the subnet manager for every GUID it holds.
+    pub list_sm: bool,
+    pub sm: Vec<SmRequest>,
+    pub patches: Vec<PodPatch>,
+    pub allocated: Vec<(Guid, InterfaceKey)>,
+    pub released: Vec<Guid>,
+    /// GUIDs being removed from a partition although no pod of this leadership ever owned them: leaks
+    /// left by a crash or by pods that finished while no leader ran (drift repair).
+    pub drift: Vec<Guid>,
+    /// Pods whose reason for waiting changed to this one.
+    pub pending: Vec<Pending>,
+    /// Ownership record writes; a GUID joins a partition only after its record is stored.
+    pub records: Vec<RecordWrite>,
+    /// Pool GUIDs found in partitions that no record explains (reported once each; removed only when
+    /// the policy allows).
+    pub unrecorded: Vec<Guid>,
+    /// Normal Events.
+    pub notices: Vec<Notice>,
+    /// The first start without records imported this many configured interfaces from annotations.
+    pub imported: Option<Imported>,
+}
+
+/// What the one-time import from annotations did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Imported {
+    pub interfaces: usize,
+    /// Interfaces whose GUID another pod had claimed first (each got a `DuplicateGUID` Event).
+    pub duplicates: usize,
+}
+
+impl Plan {
+    /// Nothing for the executors to do.
+    pub fn is_idle(&self) -> bool {
+        !self.list_sm && self.sm.is_empty() && self.patches.is_empty() && self.records.is_empty()
+    }
+}
