@@ -188,15 +188,6 @@ impl NetworksAnnotation {
         &self.selections
     }
 
-    /// The number of elements (every element has a selection, InfiniBand or not).
-    pub fn len(&self) -> usize {
-        self.elements.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.elements.is_empty()
-    }
-
     /// The selections alone, without the JSON elements: what the controller can keep for a pod that
     /// needs no patch (at most [`MAX_ELEMENTS`] selections with bounded strings, instead of up to
     /// [`MAX_ANNOTATION_BYTES`] of text).

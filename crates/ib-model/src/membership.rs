@@ -1,6 +1,6 @@
 //! What the subnet manager is known to hold: for each GUID of the pool range, its partitions.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use crate::guid::Guid;
 use crate::pkey::{self, PKey};
@@ -109,11 +109,6 @@ impl SmMembership {
 
     pub fn guids(&self) -> impl Iterator<Item = Guid> + '_ {
         self.by_guid.keys().copied()
-    }
-
-    /// (pkey, GUID) pairs of managed partitions, for comparisons in tests and verification.
-    pub fn managed_pairs(&self) -> BTreeSet<(PKey, Guid)> {
-        self.by_guid.keys().flat_map(|g| self.managed(*g).map(move |p| (p, *g))).collect()
     }
 
     pub fn len(&self) -> usize {

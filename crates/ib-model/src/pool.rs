@@ -38,6 +38,8 @@ pub enum PoolError {
     Exhausted { range: GuidRange, capacity: u64 },
 }
 
+// A validated range is never empty (start ≤ end), so it has no `is_empty`.
+#[expect(clippy::len_without_is_empty, reason = "a validated range is never empty")]
 impl GuidRange {
     /// The Go daemon's validation: 0 is its "not found" sentinel and an all-ones end made its scan loop
     /// forever; we keep both rules so configurations stay interchangeable.
@@ -63,11 +65,6 @@ impl GuidRange {
     /// Number of GUIDs in the range; never overflows because start ≥ 1.
     pub fn len(&self) -> u64 {
         self.end.as_u64() - self.start.as_u64() + 1
-    }
-
-    /// A validated range is never empty; present for clippy's `len_without_is_empty`.
-    pub fn is_empty(&self) -> bool {
-        false
     }
 }
 
@@ -125,10 +122,6 @@ impl GuidPool {
         self.range.len() - self.free_count
     }
 
-    pub fn is_exhausted(&self) -> bool {
-        self.free.is_empty()
-    }
-
     /// Marks a specific GUID as allocated.
     pub fn allocate(&mut self, guid: Guid) -> Result<(), PoolError> {
         self.check_range(guid)?;
@@ -183,37 +176,6 @@ impl GuidPool {
         Ok(())
     }
 
-    /// Makes exactly the given GUIDs allocated (those outside the range are ignored) and returns how many
-    /// were ignored. The cursor is kept: it is only a starting point for the next search.
-    pub fn reset<I: IntoIterator<Item = Guid>>(&mut self, allocated: I) -> usize {
-        let mut ignored = 0;
-        let mut in_range: Vec<u64> = allocated
-            .into_iter()
-            .filter(|g| {
-                let inside = self.range.contains(*g);
-                ignored += usize::from(!inside);
-                inside
-            })
-            .map(Guid::as_u64)
-            .collect();
-        in_range.sort_unstable();
-        in_range.dedup();
-        self.free.clear();
-        let mut next_free = self.range.start.as_u64();
-        for &g in &in_range {
-            if g > next_free {
-                self.free.insert(next_free, g - 1);
-            }
-            // g ≤ end < u64::MAX, so this cannot overflow.
-            next_free = g + 1;
-        }
-        if next_free <= self.range.end.as_u64() {
-            self.free.insert(next_free, self.range.end.as_u64());
-        }
-        self.free_count = self.range.len() - in_range.len() as u64;
-        ignored
-    }
-
     /// Free GUIDs in generation order: from the cursor to the range end, then from the range start.
     pub fn free_from_cursor(&self) -> impl Iterator<Item = Guid> + '_ {
         let c = self.cursor;
@@ -232,11 +194,6 @@ impl GuidPool {
     fn check_range(&self, guid: Guid) -> Result<(), PoolError> {
         if self.range.contains(guid) { Ok(()) } else { Err(PoolError::OutOfRange { guid, range: self.range }) }
     }
-
-    /// Number of free intervals: memory use, for tests and benchmarks.
-    pub fn fragments(&self) -> usize {
-        self.free.len()
-    }
 }
 
 #[cfg(test)]
@@ -251,6 +208,15 @@ mod tests {
 
     fn pool(s: u64, e: u64) -> GuidPool {
         GuidPool::new(GuidRange::new(g(s), g(e)).unwrap())
+    }
+
+    /// Number of free intervals: the pool's memory use.
+    fn fragments(p: &GuidPool) -> usize {
+        p.free.len()
+    }
+
+    fn is_exhausted(p: &GuidPool) -> bool {
+        p.free.is_empty()
     }
 
     #[test]
@@ -291,7 +257,7 @@ mod tests {
             assert_eq!(p.generate(), Ok(g(want)));
         }
         assert_eq!(p.generate(), Ok(g(0x100)));
-        assert!(p.is_exhausted());
+        assert!(is_exhausted(&p));
     }
 
     #[test]
@@ -317,29 +283,17 @@ mod tests {
     }
 
     #[test]
-    fn reset_keeps_only_in_range_guids_and_merges_free_space() {
-        let mut p = pool(10, 20);
-        p.generate().unwrap();
-        let ignored = p.reset([g(12), g(5), g(20), g(12), g(30)]);
-        assert_eq!(ignored, 2);
-        assert_eq!(p.allocated_count(), 2);
-        assert!(p.is_allocated(g(12)) && p.is_allocated(g(20)) && !p.is_allocated(g(10)));
-        assert_eq!(p.fragments(), 2);
-        p.reset([]);
-        assert_eq!((p.allocated_count(), p.fragments()), (0, 1));
-    }
-
-    #[test]
     fn full_u64_edges_do_not_overflow() {
         let mut p = pool(u64::MAX - 3, u64::MAX - 1);
         assert_eq!(p.generate(), Ok(g(u64::MAX - 3)));
         p.allocate(g(u64::MAX - 1)).unwrap();
         assert_eq!(p.generate(), Ok(g(u64::MAX - 2)));
-        assert!(p.is_exhausted());
+        assert!(is_exhausted(&p));
         p.release(g(u64::MAX - 1)).unwrap();
         assert_eq!(p.generate(), Ok(g(u64::MAX - 1)));
-        p.reset([g(u64::MAX - 1)]);
-        assert_eq!(p.free_count(), 2);
+        p.release(g(u64::MAX - 3)).unwrap();
+        p.release(g(u64::MAX - 1)).unwrap();
+        assert_eq!((p.free_count(), fragments(&p)), (2, 2));
     }
 
     #[test]
@@ -355,7 +309,7 @@ mod tests {
             p.generate().unwrap();
         }
         assert_eq!(p.allocated_count(), 10_000);
-        assert_eq!(p.fragments(), 1);
+        assert_eq!(fragments(&p), 1);
         assert_eq!(p.free_count(), (1 << 56) - 10_000);
     }
 
@@ -364,7 +318,6 @@ mod tests {
         Generate,
         Allocate(u64),
         Release(u64),
-        Reset(Vec<u64>),
     }
 
     fn op(size: u64) -> impl Strategy<Value = Op> {
@@ -372,7 +325,6 @@ mod tests {
             4 => Just(Op::Generate),
             2 => (0..size + 2).prop_map(Op::Allocate),
             3 => (0..size + 2).prop_map(Op::Release),
-            1 => prop::collection::vec(0..size + 2, 0..8).prop_map(Op::Reset),
         ]
     }
 
@@ -409,15 +361,11 @@ mod tests {
                         let r = p.release(g(v));
                         prop_assert_eq!(r.is_ok(), used.remove(&v));
                     }
-                    Op::Reset(vs) => {
-                        p.reset(vs.iter().copied().map(g));
-                        used = vs.into_iter().filter(|v| (lo..=hi).contains(v)).collect();
-                    }
                 }
                 prop_assert_eq!(p.allocated_count(), used.len() as u64);
                 prop_assert_eq!(p.free_count() + p.allocated_count(), hi - lo + 1);
-                prop_assert!(p.fragments() <= used.len() + 1);
-                prop_assert_eq!(p.is_exhausted(), used.len() as u64 == hi - lo + 1);
+                prop_assert!(fragments(&p) <= used.len() + 1);
+                prop_assert_eq!(is_exhausted(&p), used.len() as u64 == hi - lo + 1);
                 for v in lo..=hi {
                     prop_assert_eq!(p.is_allocated(g(v)), used.contains(&v));
                 }

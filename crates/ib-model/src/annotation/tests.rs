@@ -113,8 +113,8 @@ fn other_cni_args_values_need_not_be_strings() {
 
 #[test]
 fn empty_value_has_no_elements() {
-    assert!(parse("").is_empty());
-    assert!(parse("  ").is_empty());
+    assert!(parse("").selections().is_empty());
+    assert!(parse("  ").selections().is_empty());
     assert_eq!(parse("[]").selections().len(), 0);
 }
 
@@ -337,8 +337,8 @@ fn json_list(element: &str, n: usize) -> String {
 #[test]
 fn element_limit_holds_in_both_forms() {
     for n in [1, MAX_ELEMENTS - 1, MAX_ELEMENTS] {
-        assert_eq!(parse(&short_list(n)).len(), n);
-        assert_eq!(parse(&json_list(r#"{"name":"a"}"#, n)).len(), n);
+        assert_eq!(parse(&short_list(n)).selections().len(), n);
+        assert_eq!(parse(&json_list(r#"{"name":"a"}"#, n)).selections().len(), n);
     }
     let n = MAX_ELEMENTS + 1;
     assert_eq!(err(&short_list(n)), AnnotationError::TooManyElements { count: n, limit: MAX_ELEMENTS });
@@ -395,7 +395,7 @@ fn the_largest_accepted_annotation_is_handled_exactly() {
     assert!(raw.len() > MAX_ANNOTATION_BYTES - 20 * 1024 && raw.len() <= MAX_ANNOTATION_BYTES, "{}", raw.len());
 
     let mut a = parse(&raw);
-    assert_eq!(a.len(), MAX_ELEMENTS);
+    assert_eq!(a.selections().len(), MAX_ELEMENTS);
     for (i, s) in a.selections().iter().enumerate() {
         assert_eq!(s.interface, format!("idx_{}", i / 3), "element {i}");
     }
@@ -581,7 +581,7 @@ fn kept_selections_are_small() {
     let a = parse(r#"[{"name":"ib-a"},{"name":"ib-b","interface":"ib1"}]"#);
     assert_eq!(a.selections()[0].heap_bytes(), "default".len() + "ib-a".len() + "idx_0".len());
     let kept = a.clone().into_selections();
-    assert_eq!((kept.as_slice(), a.len()), (a.selections(), 2));
+    assert_eq!((kept.as_slice(), a.selections().len()), (a.selections(), 2));
 }
 
 #[test]
