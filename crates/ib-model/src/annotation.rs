@@ -67,11 +67,14 @@ pub const MAX_KEPT_VALUE_CHARS: usize = ECHO_CHARS;
 /// A NetworkAttachmentDefinition reference: namespace and name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NetworkRef {
+    /// The NAD's namespace.
     pub namespace: String,
+    /// The NAD's name.
     pub name: String,
 }
 
 impl NetworkRef {
+    /// The NAD `name` of `namespace`.
     pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
         NetworkRef { namespace: namespace.into(), name: name.into() }
     }
@@ -86,7 +89,9 @@ impl fmt::Display for NetworkRef {
 /// Where a GUID request was found; `infiniband-guid` wins over `cni-args.guid`, as in the Go daemon.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GuidSource {
+    /// The element's `infiniband-guid` field.
     RuntimeConfig,
+    /// The element's `cni-args.guid` field.
     CniArgs,
 }
 
@@ -124,6 +129,10 @@ impl Selection {
 /// Why an annotation was refused. Every user value it holds is already shortened (see
 /// [`text::shorten`](crate::text::shorten)), so an error stays small in memory, logs and Events.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[allow(
+    missing_docs,
+    reason = "each variant's #[error] message is its documentation; its fields are the values the message names"
+)]
 pub enum AnnotationError {
     #[error("annotation {NETWORKS_ANNOTATION} is {bytes} bytes, larger than the limit of {limit} bytes")]
     TooLarge { bytes: usize, limit: usize },

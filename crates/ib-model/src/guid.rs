@@ -14,6 +14,10 @@ pub struct Guid(u64);
 
 /// Why a GUID string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[allow(
+    missing_docs,
+    reason = "each variant's #[error] message is its documentation; its fields are the values the message names"
+)]
 pub enum GuidError {
     #[error("invalid GUID {value:?}: {reason}")]
     Invalid { value: String, reason: &'static str },
@@ -22,10 +26,12 @@ pub enum GuidError {
 }
 
 impl Guid {
+    /// The GUID with this numeric value.
     pub const fn from_u64(value: u64) -> Self {
         Guid(value)
     }
 
+    /// The GUID's numeric value.
     pub const fn as_u64(self) -> u64 {
         self.0
     }

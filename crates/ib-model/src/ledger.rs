@@ -9,6 +9,7 @@ use crate::pod::{InterfaceKey, PodUid};
 /// One GUID's owner.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Claim {
+    /// The interface that owns the GUID.
     pub owner: InterfaceKey,
     /// The partition the GUID must be a member of (`None`: GUID-only network). Recorded when the claim
     /// is made, so the GUID can be removed even after its NAD changed or disappeared.
@@ -21,7 +22,9 @@ pub struct Claim {
     pub configured: bool,
 }
 
-/// GUID ↔ owner, both ways. Numeric GUIDs everywhere, so spelling never matters (Go bug B4).
+/// GUID ↔ owner, both ways. Numeric GUIDs everywhere, so spelling never matters: the Go daemon kept GUIDs
+/// as the text a user wrote, and never released one written in upper case or with `-` (its bug B4,
+/// docs/architecture.md).
 ///
 /// The way back goes through the pod (a pod has a handful of interfaces at most), not through a second
 /// map keyed by the whole owner: that would hold another copy of every owner's strings.
@@ -32,14 +35,17 @@ pub struct Ledger {
 }
 
 impl Ledger {
+    /// The claim on `guid`, if any.
     pub fn get(&self, guid: Guid) -> Option<&Claim> {
         self.by_guid.get(&guid)
     }
 
+    /// The claim on `guid`, to change in place.
     pub fn get_mut(&mut self, guid: Guid) -> Option<&mut Claim> {
         self.by_guid.get_mut(&guid)
     }
 
+    /// The GUID `owner` owns, if any.
     pub fn guid_of(&self, owner: &InterfaceKey) -> Option<Guid> {
         let guids = self.by_pod.get(&owner.pod)?;
         guids.iter().copied().find(|g| self.by_guid.get(g).is_some_and(|c| &c.owner == owner))
@@ -50,14 +56,17 @@ impl Ledger {
         self.by_pod.contains_key(pod)
     }
 
+    /// Whether `guid` is claimed.
     pub fn contains(&self, guid: Guid) -> bool {
         self.by_guid.contains_key(&guid)
     }
 
+    /// How many GUIDs are claimed.
     pub fn len(&self) -> usize {
         self.by_guid.len()
     }
 
+    /// Whether no GUID is claimed.
     pub fn is_empty(&self) -> bool {
         self.by_guid.is_empty()
     }
@@ -70,6 +79,7 @@ impl Ledger {
         self.by_guid.insert(guid, claim);
     }
 
+    /// Drops the claim on `guid`, returning it.
     pub fn remove(&mut self, guid: Guid) -> Option<Claim> {
         let claim = self.by_guid.remove(&guid)?;
         if let Some(guids) = self.by_pod.get_mut(&claim.owner.pod) {
@@ -89,6 +99,7 @@ impl Ledger {
         guids
     }
 
+    /// Every claim, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (Guid, &Claim)> {
         self.by_guid.iter().map(|(g, c)| (*g, c))
     }

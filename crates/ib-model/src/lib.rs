@@ -13,36 +13,37 @@
 //!      Guid ◄── GuidPool (free intervals of the range) ──────┘ pool = owned ∪ SM-held ∪ in flight
 //! ```
 //!
-//! [`state::State`] owns all of it; it is updated by `apply`/`delete`/`reset` of pods and NADs and by the
+//! [`state::State`] owns all of it, in parts that each keep their own invariant; it is updated by `apply`/`delete`/`reset` of pods and NADs and by the
 //! outcomes of the work it asked for, and [`State::plan`](state::State::plan) decides what to do next.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod annotation;
 pub mod guid;
+pub mod ledger;
+pub mod membership;
 pub mod nad;
+pub mod pending;
 pub mod pkey;
+pub mod planner;
+pub mod pod;
 pub mod pool;
+pub mod records;
+pub mod state;
 pub mod text;
+
+mod flight;
+mod known;
+mod ownership;
+mod phase;
+mod requests;
+mod waits;
 
 pub use annotation::{NetworkRef, NetworksAnnotation, Selection};
 pub use guid::Guid;
-pub use pkey::PKey;
-pub use pool::{GuidPool, GuidRange};
-mod flight;
-mod known;
-pub mod ledger;
-pub mod membership;
-mod ownership;
-pub mod pending;
-mod phase;
-pub mod planner;
-pub mod pod;
-pub mod records;
-mod requests;
-pub mod state;
-mod waits;
-
 pub use pending::{Pending, PendingReason};
+pub use pkey::PKey;
 pub use pod::{InterfaceKey, PodPhase, PodRef, PodUid, PodView};
+pub use pool::{GuidPool, GuidRange};
 pub use records::{BlockId, Record, RecordChange, RecordState, RecordWrite};
 pub use state::{Imported, Notice, PatchOutcome, Plan, PodPatch, Policy, SmFailure, SmOp, SmRequest, State};

@@ -57,10 +57,12 @@ impl SmMembership {
         SmMembership { by_guid }
     }
 
+    /// Whether `guid` is known to be a member of partition `pkey`.
     pub fn has(&self, guid: Guid, pkey: PKey) -> bool {
         self.by_guid.get(&guid).is_some_and(|ps| ps.binary_search(&Partition::Managed(pkey)).is_ok())
     }
 
+    /// Whether `guid` is known to be in any partition (managed or not): then it is in use.
     pub fn holds(&self, guid: Guid) -> bool {
         self.by_guid.contains_key(&guid)
     }
@@ -70,6 +72,7 @@ impl SmMembership {
         self.by_guid.get(&guid).map(Vec::as_slice)
     }
 
+    /// The managed partitions `guid` is known to be in.
     pub fn managed(&self, guid: Guid) -> impl Iterator<Item = PKey> + '_ {
         self.by_guid.get(&guid).into_iter().flatten().filter_map(|p| match p {
             Partition::Managed(pk) => Some(*pk),
@@ -77,10 +80,12 @@ impl SmMembership {
         })
     }
 
+    /// `guid` joined `pkey`.
     pub fn add(&mut self, guid: Guid, pkey: PKey) {
         insert_sorted(self.by_guid.entry(guid).or_default(), Partition::Managed(pkey));
     }
 
+    /// `guid` left `pkey`.
     pub fn remove(&mut self, guid: Guid, pkey: PKey) {
         if let Some(ps) = self.by_guid.get_mut(&guid) {
             if let Ok(at) = ps.binary_search(&Partition::Managed(pkey)) {
@@ -107,14 +112,17 @@ impl SmMembership {
         }
     }
 
+    /// Every GUID known to be in some partition.
     pub fn guids(&self) -> impl Iterator<Item = Guid> + '_ {
         self.by_guid.keys().copied()
     }
 
+    /// How many GUIDs are known to be in some partition.
     pub fn len(&self) -> usize {
         self.by_guid.len()
     }
 
+    /// Whether no GUID is known to be in any partition.
     pub fn is_empty(&self) -> bool {
         self.by_guid.is_empty()
     }

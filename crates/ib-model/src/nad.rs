@@ -22,6 +22,7 @@ pub const MAX_PKEY_BYTES: usize = crate::annotation::MAX_KEPT_VALUE_CHARS;
 /// How a NAD is classified.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NadKind {
+    /// An ib-sriov network: what ib-kubernetes configures for it.
     InfiniBand(IbSriovSpec),
     /// Some other CNI: the elements that select it are not ib-kubernetes' business.
     Other,
@@ -41,6 +42,10 @@ pub struct IbSriovSpec {
 /// Why a NAD's config was refused. Every user value it holds (a field name taken from the config, a
 /// pkey text) is already shortened (see [`text::shorten`](crate::text::shorten)).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[allow(
+    missing_docs,
+    reason = "each variant's #[error] message is its documentation; its fields are the values the message names"
+)]
 pub enum NadError {
     #[error("spec.config is not valid JSON: {reason}")]
     Json { reason: String },

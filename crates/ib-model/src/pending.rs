@@ -7,67 +7,102 @@ use crate::nad::NadError;
 use crate::pod::PodRef;
 use crate::pool::GuidRange;
 
+/// Why a pod waits, with what its author (or the cluster's operator) needs to act on it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PendingReason {
+    /// The networks annotation cannot be read.
     AnnotationInvalid(AnnotationError),
+    /// A selected NAD does not exist (yet).
     NadMissing {
+        /// The network of the interface concerned.
         network: NetworkRef,
     },
+    /// A selected NAD's config cannot be read.
     NadInvalid {
+        /// The network of the interface concerned.
         network: NetworkRef,
+        /// Why the NAD's config was refused.
         error: NadError,
     },
+    /// A requested GUID cannot be read.
     GuidInvalid {
+        /// The network of the interface concerned.
         network: NetworkRef,
+        /// The interface concerned.
         interface: String,
+        /// Why the GUID was refused.
         error: GuidError,
     },
+    /// A requested GUID lies outside the pool's range.
     GuidOutOfRange {
+        /// The network of the interface concerned.
         network: NetworkRef,
+        /// The interface concerned.
         interface: String,
+        /// The GUID concerned.
         guid: Guid,
+        /// The pool's range.
         range: GuidRange,
     },
     /// The requested GUID belongs to another live pod, or is held in the fabric by something no record
     /// of this cluster explains; it is never taken. `owner` names the owning pod only when it is in the
     /// requester's own namespace: a tenant's Events say nothing about other tenants.
     GuidInUse {
+        /// The network of the interface concerned.
         network: NetworkRef,
+        /// The interface concerned.
         interface: String,
+        /// The GUID concerned.
         guid: Guid,
+        /// The pod owning it, when it is of the same namespace.
         owner: Option<String>,
     },
     /// The pod's annotation says it is configured with a GUID that another pod owns by record.
     DuplicateGuid {
+        /// The network of the interface concerned.
         network: NetworkRef,
+        /// The interface concerned.
         interface: String,
+        /// The GUID concerned.
         guid: Guid,
+        /// The pod owning it, when it is of the same namespace.
         owner: Option<String>,
     },
+    /// Every GUID of the pool is held.
     PoolExhausted {
+        /// The pool's range.
         range: GuidRange,
+        /// How many GUIDs the range has.
         capacity: u64,
     },
     /// The subnet manager did not accept a change; `kind` is a fixed word (`timeout`, `status`, …). The
     /// details (addresses, answers) go to the controller's log only.
     SubnetManagerFailed {
+        /// A fixed word naming the failure.
         kind: &'static str,
     },
+    /// The pod's patch failed; it is tried again after a backoff.
     PatchFailed {
+        /// The failure, for the pod's Event.
         message: String,
     },
     /// More distinct partitions on one node than the kernel's per-port pkey table holds.
     TooManyPKeys {
+        /// The node.
         node: String,
+        /// The most partitions a node may have.
         limit: usize,
     },
     /// Namespace isolation is on and the NAD is in another namespace that is not global.
     NamespaceNotAllowed {
+        /// The network of the interface concerned.
         network: NetworkRef,
     },
     /// More InfiniBand interfaces than one pod may have.
     TooManyInterfaces {
+        /// How many the pod asks for.
         count: usize,
+        /// The most a pod may have.
         limit: usize,
     },
 }
@@ -185,6 +220,8 @@ fn owner_words(owner: &Option<String>) -> String {
 /// A pod that could not be configured, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pending {
+    /// The pod that waits.
     pub pod: PodRef,
+    /// Why it waits.
     pub reason: PendingReason,
 }

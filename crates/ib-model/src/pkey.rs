@@ -16,7 +16,12 @@ pub const DEFAULT_PARTITION: u16 = 0x7FFF;
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PKey(u16);
 
+/// Why a partition key was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[allow(
+    missing_docs,
+    reason = "each variant's #[error] message is its documentation; its fields are the values the message names"
+)]
 pub enum PKeyError {
     #[error("invalid pkey {value:?}: must be 0x followed by hex digits, e.g. \"0x5\" or \"0x00FF\"")]
     Syntax { value: String },
@@ -54,6 +59,7 @@ impl PKey {
         }
     }
 
+    /// The partition number (15 bits, without the membership bit).
     pub const fn get(self) -> u16 {
         self.0
     }

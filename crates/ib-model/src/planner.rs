@@ -19,7 +19,7 @@
 //! - Nothing is decided before the pods, the NADs, the records and the subnet manager have been read, so
 //!   the pool is the union of what is owned, what the subnet manager holds and what is in flight.
 //!
-//! The [`Planner`] borrows the state's parts: it reads what is known of pods and NADs and the policy,
+//! The `Planner` borrows the state's parts: it reads what is known of pods and NADs and the policy,
 //! and changes ownership, records, what is in flight, why pods wait and what is to be planned next; the
 //! plan it writes is what the executors do.
 

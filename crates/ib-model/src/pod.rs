@@ -28,12 +28,18 @@ impl std::fmt::Display for PodUid {
     }
 }
 
+/// A pod's `status.phase`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PodPhase {
+    /// Accepted, not all containers running yet.
     Pending,
+    /// Bound to a node, containers started.
     Running,
+    /// Every container ended successfully: the pod is finished.
     Succeeded,
+    /// Every container ended, one at least in failure: the pod is finished.
     Failed,
+    /// Missing or not known to this version.
     Unknown,
 }
 
@@ -53,8 +59,11 @@ impl PodPhase {
 /// Who a pod is, for patches, Events and messages.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PodRef {
+    /// The pod's `metadata.uid`.
     pub uid: PodUid,
+    /// The pod's namespace.
     pub namespace: String,
+    /// The pod's name.
     pub name: String,
 }
 
@@ -67,12 +76,19 @@ impl std::fmt::Display for PodRef {
 /// What the controller remembers of a pod.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PodView {
+    /// The pod's `metadata.uid`: a re-created pod with the same name is another pod.
     pub uid: PodUid,
+    /// The pod's namespace.
     pub namespace: String,
+    /// The pod's name.
     pub name: String,
+    /// The `metadata.resourceVersion` this view was read at; a patch is valid only for it.
     pub resource_version: String,
+    /// `spec.nodeName`: `None` while the pod is not scheduled.
     pub node_name: Option<String>,
+    /// `spec.hostNetwork`: such a pod has no secondary networks of ours.
     pub host_network: bool,
+    /// `status.phase`.
     pub phase: PodPhase,
     /// `metadata.deletionTimestamp` is set: the pod is terminating and gets no new configuration, but
     /// keeps its GUIDs until it is gone, because its containers may still be using them.
@@ -86,6 +102,7 @@ pub struct PodView {
 }
 
 impl PodView {
+    /// Who the pod is, for patches, Events and messages.
     pub fn pod_ref(&self) -> PodRef {
         PodRef { uid: self.uid.clone(), namespace: self.namespace.clone(), name: self.name.clone() }
     }
@@ -104,8 +121,11 @@ impl PodView {
 /// The identity of one IB interface: the owner of a GUID.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct InterfaceKey {
+    /// The owning pod.
     pub pod: PodUid,
+    /// The network the interface is on.
     pub network: NetworkRef,
+    /// The interface as its selection names it (see [`Selection::interface`](crate::Selection::interface)).
     pub interface: String,
 }
 

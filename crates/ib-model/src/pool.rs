@@ -22,7 +22,12 @@ pub struct GuidRange {
     end: Guid,
 }
 
+/// Why a range or a pool operation was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[allow(
+    missing_docs,
+    reason = "each variant's #[error] message is its documentation; its fields are the values the message names"
+)]
 pub enum PoolError {
     #[error(
         "invalid GUID range {start} - {end}: the start must not be 00:00:00:00:00:00:00:00, the end must not be ff:ff:ff:ff:ff:ff:ff:ff, and the start must not be after the end"
@@ -50,14 +55,17 @@ impl GuidRange {
         Ok(GuidRange { start, end })
     }
 
+    /// The first GUID of the range.
     pub fn start(&self) -> Guid {
         self.start
     }
 
+    /// The last GUID of the range.
     pub fn end(&self) -> Guid {
         self.end
     }
 
+    /// Whether `guid` lies in the range.
     pub fn contains(&self, guid: Guid) -> bool {
         (self.start..=self.end).contains(&guid)
     }
@@ -92,11 +100,13 @@ pub struct GuidPool {
 }
 
 impl GuidPool {
+    /// A pool with every GUID of `range` free.
     pub fn new(range: GuidRange) -> Self {
         let (s, e) = (range.start.as_u64(), range.end.as_u64());
         GuidPool { range, free: BTreeMap::from([(s, e)]), free_count: range.len(), cursor: s }
     }
 
+    /// The range the pool hands out GUIDs from.
     pub fn range(&self) -> GuidRange {
         self.range
     }
@@ -106,18 +116,22 @@ impl GuidPool {
         self.range.contains(guid)
     }
 
+    /// Whether `guid` is held (not free).
     pub fn is_allocated(&self, guid: Guid) -> bool {
         self.contains(guid) && self.free_interval_of(guid.as_u64()).is_none()
     }
 
+    /// How many GUIDs the range has.
     pub fn capacity(&self) -> u64 {
         self.range.len()
     }
 
+    /// How many GUIDs are free.
     pub fn free_count(&self) -> u64 {
         self.free_count
     }
 
+    /// How many GUIDs are held.
     pub fn allocated_count(&self) -> u64 {
         self.range.len() - self.free_count
     }

@@ -38,10 +38,12 @@ pub const WRITES_PER_BLOCK: usize = 4;
 pub struct BlockId(u64);
 
 impl BlockId {
+    /// The block holding `guid`.
     pub fn of(guid: Guid) -> Self {
         BlockId(guid.as_u64() & !(BLOCK_SIZE - 1))
     }
 
+    /// The block's first GUID.
     pub fn start(self) -> Guid {
         Guid::from_u64(self.0)
     }
@@ -81,6 +83,7 @@ pub enum RecordState {
 }
 
 impl RecordState {
+    /// The state as a record stores it.
     pub fn as_str(self) -> &'static str {
         match self {
             RecordState::Reserved => "Reserved",
@@ -90,6 +93,7 @@ impl RecordState {
         }
     }
 
+    /// Reads a stored state; `None` for text no version writes.
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "Reserved" => Some(RecordState::Reserved),
@@ -104,11 +108,15 @@ impl RecordState {
 /// One record, whole: what a block holds for one GUID.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
+    /// The interface that owns the GUID.
     pub owner: InterfaceKey,
+    /// The owning pod's namespace, for people reading the block.
     pub pod_namespace: String,
+    /// The owning pod's name, for people reading the block.
     pub pod_name: String,
     /// `None`: a GUID-only network.
     pub pkey: Option<PKey>,
+    /// Where the GUID's membership stands.
     pub state: RecordState,
 }
 
@@ -137,7 +145,9 @@ impl RecordChange {
 /// Make block `block` hold these changes (a merge patch; the block is created when missing).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordWrite {
+    /// The block written.
     pub block: BlockId,
+    /// Per GUID of the block, what its entry becomes.
     pub changes: BTreeMap<Guid, RecordChange>,
 }
 

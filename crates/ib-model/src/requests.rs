@@ -11,23 +11,31 @@ use crate::records::RecordWrite;
 /// A subnet-manager membership change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SmOp {
+    /// Join the partition.
     Add,
+    /// Leave the partition.
     Remove,
 }
 
 /// One request to the subnet manager: every GUID of one partition that needs the same change.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SmRequest {
+    /// Join or leave.
     pub op: SmOp,
+    /// The partition.
     pub pkey: PKey,
+    /// The GUIDs that change, all of the same partition.
     pub guids: Vec<Guid>,
 }
 
 /// A new networks annotation for one pod, valid only for the resourceVersion it was computed from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PodPatch {
+    /// The pod to patch.
     pub pod: PodRef,
+    /// The resourceVersion the patch was computed from: the patch's precondition.
     pub resource_version: String,
+    /// The whole new value of the networks annotation.
     pub annotation: String,
     /// The GUIDs this patch marks configured.
     pub guids: Vec<Guid>,
@@ -43,6 +51,7 @@ pub enum PatchOutcome {
     Conflict,
     /// No pod with that uid exists any more.
     NotFound,
+    /// Any other failure, with its message for the pod's Event.
     Failed(String),
 }
 
@@ -63,6 +72,7 @@ pub struct Policy {
     /// Multus' `namespaceIsolation`: a pod may only use NADs of its own namespace or of
     /// `global_namespaces`.
     pub namespace_isolation: bool,
+    /// Namespaces whose NADs every pod may use when namespace isolation is on.
     pub global_namespaces: BTreeSet<String>,
     /// Remove memberships of pool GUIDs that no record explains (the subnet manager may be shared with
     /// other clusters and with people, so this is off unless the operator opts in).
@@ -72,8 +82,11 @@ pub struct Policy {
 /// A Normal Event for a pod: something it should know that is not a reason to wait.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Notice {
+    /// The pod the Event is about.
     pub pod: PodRef,
+    /// The Event's reason (a fixed word).
     pub reason: &'static str,
+    /// The Event's message.
     pub message: String,
 }
 
@@ -83,9 +96,13 @@ pub struct Notice {
 pub struct Plan {
     /// Ask the subnet manager for every GUID it holds.
     pub list_sm: bool,
+    /// Membership changes to send, one request per operation and partition.
     pub sm: Vec<SmRequest>,
+    /// Pod patches to send.
     pub patches: Vec<PodPatch>,
+    /// GUIDs claimed since the last plan, with their owners.
     pub allocated: Vec<(Guid, InterfaceKey)>,
+    /// GUIDs returned to the pool since the last plan.
     pub released: Vec<Guid>,
     /// GUIDs being removed from a partition although no pod of this leadership ever owned them: leaks
     /// left by a crash or by pods that finished while no leader ran (drift repair).
@@ -106,6 +123,7 @@ pub struct Plan {
 /// What the one-time import from annotations did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Imported {
+    /// Configured interfaces taken as owned.
     pub interfaces: usize,
     /// Interfaces whose GUID another pod had claimed first (each got a `DuplicateGUID` Event).
     pub duplicates: usize,

@@ -7,15 +7,15 @@
 //! (`retry_*`), which is where the controller's backoff timers plug in.
 //!
 //! The state is made of parts that each keep their own invariant:
-//! - [`Known`]: what the watches delivered of pods and NADs;
-//! - [`Ownership`]: who holds which GUID (owners, the subnet manager, changes in flight), with the pool
-//!   kept in step inside, so a GUID is never generated while anything still holds it;
-//! - [`Records`]: what the cluster's ownership records hold, and the writes in flight;
-//! - [`InFlight`]: pod patches and the subnet manager's listing;
-//! - [`Waits`]: why each pod waits, and which pods a NAD change wakes;
-//! - [`StartPhase`]: how far this leadership has read before it may decide anything.
+//! - `Known` (known.rs): what the watches delivered of pods and NADs;
+//! - `Ownership` (ownership.rs): who holds which GUID (owners, the subnet manager, changes in flight),
+//!   with the pool kept in step inside, so a GUID is never generated while anything still holds it;
+//! - `Records` (records.rs): what the cluster's ownership records hold, and the writes in flight;
+//! - `InFlight` (flight.rs): pod patches and the subnet manager's listing;
+//! - `Waits` (waits.rs): why each pod waits, and which pods a NAD change wakes;
+//! - `StartPhase` (phase.rs): how far this leadership has read before it may decide anything.
 //!
-//! The planner ([`crate::planner::Planner`]) reads the first and changes the others.
+//! The planner (`Planner`, planner.rs) reads the first and changes the others.
 
 use std::collections::{BTreeMap, BTreeSet};
 

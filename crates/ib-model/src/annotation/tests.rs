@@ -151,8 +151,8 @@ fn guid_sources_and_precedence() {
     assert_eq!((s[2].guid.clone(), s[2].configured), (None, false));
 }
 
-/// The Go daemon's examples (behaviour §3.3): our output must read, as Multus reads it, exactly as the
-/// Go output does.
+/// What the Go daemon writes in each of its cases (numbered below): our output must read, as Multus reads
+/// it, exactly as the Go output does.
 #[test]
 fn go_examples_produce_the_same_elements() {
     // 1. Generated GUID, cni-args form.
@@ -223,7 +223,8 @@ fn go_examples_produce_the_same_elements() {
     );
 }
 
-/// The Go daemon dropped every field it did not know (B15); we keep them, in order, with their values.
+/// The Go daemon dropped every field it did not know (its bug B15, docs/architecture.md); we keep them, in
+/// order, with their values.
 #[test]
 fn user_fields_survive_the_edit() {
     let raw = r#"[{"zeta":1,"name":"ib","ips":["10.0.0.1/24"],"mac":"c2:b0:57:49:47:f1","interface":"ib0","default-route":["10.0.0.254"],"cni-args":{"foo":{"nested":[1,2,{"k":null}]},"guid":"02:00:00:00:00:00:AB:CD"},"x-vendor":{"a":"<&>"}},{"name":"other","portMappings":[{"hostPort":80}]}]"#;

@@ -420,7 +420,7 @@ fn nothing_happens_before_pods_nads_and_the_sm_are_read() {
     assert_eq!(plan.sm.len(), 1);
 }
 
-/// Go example 1: generated GUID (the range start), one UFM add, then the patch.
+/// As in the Go daemon, a plain pod: generated GUID (the range start), one UFM add, then the patch.
 #[test]
 fn generated_guid_joins_the_pkey_before_the_pod_is_configured() {
     let mut w = World::default_range().synced();
@@ -534,7 +534,7 @@ fn state_only_record_changes_wait_for_the_blocks_next_write_or_a_flush() {
     assert!(w.state.is_settled());
 }
 
-/// Go example 5: a NAD without pkey is GUID-only: no subnet-manager call, still configured.
+/// As in the Go daemon, a NAD without pkey is GUID-only: no subnet-manager call, still configured.
 #[test]
 fn guid_only_network_needs_no_subnet_manager() {
     let mut w = World::default_range().synced();
@@ -548,7 +548,7 @@ fn guid_only_network_needs_no_subnet_manager() {
     assert_eq!(a[0]["cni-args"]["guid"], "02:00:00:00:00:00:00:00");
 }
 
-/// Go example 2: capability `infinibandGUID` writes `infiniband-guid`; the NAD's pkey text is kept.
+/// As in the Go daemon, capability `infinibandGUID` writes `infiniband-guid`; the NAD's pkey text is kept.
 #[test]
 fn runtime_config_capability_writes_infiniband_guid() {
     let mut w = World::default_range().synced();
@@ -563,8 +563,8 @@ fn runtime_config_capability_writes_infiniband_guid() {
     assert_eq!(w.members("0xff").len(), 1);
 }
 
-/// Go example 4: two interfaces on one network and a non-IB network: one SM request with both GUIDs,
-/// one patch (Go bug B9 patched N² times).
+/// As in the Go daemon, two interfaces on one network and a non-IB network: one SM request with both
+/// GUIDs, one patch (the Go daemon patched such a pod N² times: its bug B9, docs/architecture.md).
 #[test]
 fn several_interfaces_one_request_one_patch() {
     let mut w = World::default_range().synced();
@@ -587,7 +587,7 @@ fn several_interfaces_one_request_one_patch() {
     assert_eq!(a[2], serde_json::json!({"name":"macvlan","namespace":"other"}));
 }
 
-/// Go example 3: a user GUID is used as written (case kept) and joins the pkey.
+/// As in the Go daemon, a user GUID is used as written (case kept) and joins the pkey.
 #[test]
 fn requested_guid_is_kept_verbatim() {
     let mut w = World::default_range().synced();
@@ -627,7 +627,8 @@ fn bad_requested_guids_wait_with_a_reason() {
     assert!(msg.contains("6-byte"), "{msg}");
 }
 
-/// Go bug B7: a second live pod asking for a GUID in use waits; the first keeps its membership.
+/// A second live pod asking for a GUID in use waits; the first keeps its membership (the Go daemon gave the
+/// GUID to the newcomer: its bug B7, docs/architecture.md).
 #[test]
 fn no_stealing_and_the_waiter_gets_it_when_released() {
     let mut w = World::default_range().synced();
@@ -676,7 +677,8 @@ fn deleted_and_finished_pods_release_their_guids() {
     assert!(w.state.ledger().is_empty());
 }
 
-/// Go bug B11: removal uses the pkey recorded at add time even when the NAD changed or is gone.
+/// Removal uses the pkey recorded at add time even when the NAD changed or is gone (the Go daemon used the
+/// NAD's pkey of the moment: its bug B11, docs/architecture.md).
 #[test]
 fn removal_survives_a_deleted_or_changed_nad() {
     let mut w = World::default_range().synced();
@@ -744,8 +746,9 @@ fn invalid_nads_and_annotations_are_reported_and_harm_nobody_else() {
     assert_eq!(w.reason(&bad[0].1), None);
 }
 
-/// Go bugs B2/B3/B8: the leader-start rebuild keeps configured pods' GUIDs (even with no SM record),
-/// reports duplicates instead of crash-looping, and never hands out an owned GUID.
+/// The leader-start rebuild keeps configured pods' GUIDs (even with no SM record), reports duplicates
+/// instead of crash-looping, and never hands out an owned GUID (the Go daemon's bugs B2, B3 and B8,
+/// docs/architecture.md).
 #[test]
 fn leader_start_rebuild_is_the_union_of_pods_and_sm() {
     let mut w = World::new("02:00:00:00:00:00:00:00", "02:00:00:00:00:00:00:03").first_start();
@@ -980,7 +983,8 @@ fn g_(last: &str) -> Guid {
     g(&format!("02:00:00:00:00:00:00:{last}"))
 }
 
-/// Go bug B1: an exhausted pool asks the SM again and the waiting pod gets the first released GUID.
+/// An exhausted pool asks the SM again and the waiting pod gets the first released GUID (the Go daemon
+/// used GUID 0 after such a listing: its bug B1, docs/architecture.md).
 #[test]
 fn exhaustion_resyncs_and_retries() {
     let mut w = World::new("02:00:00:00:00:00:00:01", "02:00:00:00:00:00:00:02").synced();
@@ -1029,7 +1033,8 @@ fn sm_failures_wait_for_a_retry_and_never_configure() {
 }
 
 /// A concurrent edit wins the race: the patch conflicts and is planned again on the new version,
-/// keeping the user's change (Go bug B16 clobbered it).
+/// keeping the user's change (the Go daemon patched without a precondition and clobbered it: its bug B16,
+/// docs/architecture.md).
 #[test]
 fn conflicting_patch_is_replanned_on_the_newer_pod() {
     let mut w = World::default_range().synced();
@@ -1123,7 +1128,8 @@ fn running_unconfigured_pods_are_configured_and_unscheduled_ones_wait() {
     assert_eq!(w.annotation(&unscheduled)[0]["cni-args"]["mellanox.infiniband.app"], "configured");
 }
 
-/// The same network name in two namespaces is two networks (Go bug B10).
+/// The same network name in two namespaces is two networks (the Go daemon matched elements by name alone:
+/// its bug B10, docs/architecture.md).
 #[test]
 fn namespaces_are_part_of_the_network_identity() {
     let mut w = World::default_range().synced();
