@@ -211,11 +211,6 @@ impl State {
         self.phase.nads_read();
     }
 
-    /// Whether both watches have delivered their initial lists.
-    pub fn watches_synced(&self) -> bool {
-        self.phase.watches_synced()
-    }
-
     /// A NAD changed: pods waiting on it are planned again, and so are pods configured on it, which
     /// keep their recorded partition and are told so. NAD changes are rare, so the configured ones are
     /// found by a scan rather than by an index every configured pod would pay for.
