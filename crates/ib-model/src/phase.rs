@@ -81,3 +81,47 @@ impl StartPhase {
         *self = StartPhase::Reading { pods: false, nads, sm: false, records: RecordsRead::Unread };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reading_ends_only_when_all_four_are_read_in_any_order() {
+        let mut p = StartPhase::default();
+        p.records_read(true);
+        assert!(p.sm_read(), "the first listing of the leadership");
+        assert!(!p.sm_read());
+        p.pods_read();
+        assert!(!p.watches_synced());
+        p.nads_read();
+        assert!(p.watches_synced() && p.records_known());
+        assert_eq!(p, StartPhase::Reading { pods: true, nads: true, sm: true, records: RecordsRead::Found });
+    }
+
+    #[test]
+    fn a_new_leadership_reads_all_but_the_nads_again() {
+        for mut p in [StartPhase::Running, StartPhase::Anchoring { may_send: false }] {
+            p.new_leadership();
+            assert_eq!(p, StartPhase::Reading { pods: false, nads: true, sm: false, records: RecordsRead::Unread });
+            assert!(!p.records_known());
+        }
+        let mut p = StartPhase::default();
+        p.new_leadership();
+        assert_eq!(p, StartPhase::default(), "NADs not read yet stay unread");
+    }
+
+    #[test]
+    fn finding_no_records_after_reading_imports_again_and_finding_some_changes_nothing() {
+        let mut p = StartPhase::Running;
+        p.records_read(true);
+        assert_eq!(p, StartPhase::Running);
+        p.records_read(false);
+        assert_eq!(p, StartPhase::Reading { pods: true, nads: true, sm: true, records: RecordsRead::NoneExist });
+        let mut p = StartPhase::Anchoring { may_send: true };
+        p.pods_read();
+        p.nads_read();
+        assert!(!p.sm_read());
+        assert_eq!(p, StartPhase::Anchoring { may_send: true });
+    }
+}
