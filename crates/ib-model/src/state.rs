@@ -56,7 +56,9 @@ pub enum PatchOutcome {
     Conflict,
     /// No pod with that uid exists any more.
     NotFound,
-    Failed(String),
+    /// Not stored: `kind` is a short fixed word for metrics (`timeout`, `forbidden`, …), `message` says
+    /// why for the pod's Event.
+    Failed { kind: &'static str, message: String },
 }
 
 /// Why a subnet-manager request did not succeed, as much as decisions need: the details go to the
@@ -611,7 +613,7 @@ impl State {
                 self.patch_failed.insert(uid.clone());
             }
             PatchOutcome::NotFound => self.delete_pod(uid),
-            PatchOutcome::Failed(message) => {
+            PatchOutcome::Failed { message, .. } => {
                 self.patch_failed.insert(uid.clone());
                 self.set_pending(uid, PendingReason::PatchFailed { message });
             }
