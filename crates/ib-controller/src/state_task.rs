@@ -5,7 +5,10 @@
 //! the work to its [`Executors`], which run concurrently and report back by message; no lock is held
 //! across I/O and nothing else touches the state. How each outcome is taken in is in [`outcomes`].
 
+mod deleted;
 mod outcomes;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -68,6 +71,8 @@ pub struct StateTask {
     pods_synced: bool,
     nads_synced: bool,
     first_seen: HashMap<PodUid, Instant>,
+    /// Pods whose deletion was delivered: a view of them read earlier is dropped.
+    deleted: deleted::Deleted,
     sm_failures: HashMap<Guid, u32>,
     patch_failures: HashMap<PodUid, u32>,
     gauges_updated: Instant,
@@ -85,6 +90,8 @@ impl StateTask {
     /// A state task reading `inputs`, whose sender is handed to its executors.
     pub fn new(state: State, inputs: (mpsc::Sender<Input>, mpsc::Receiver<Input>), deps: Dependencies) -> Self {
         let (tx, rx) = inputs;
+        // A list, a patch and its re-read each end within the API timeout after they start.
+        let deleted = deleted::Deleted::new(deps.settings.api_timeout * 4);
         let mut exec = Executors::new(tx, deps.sm, deps.client, deps.gate, deps.settings);
         let events = exec.start_events(deps.event_instance, deps.events_dropped);
         StateTask {
@@ -100,6 +107,7 @@ impl StateTask {
             pods_synced: false,
             nads_synced: false,
             first_seen: HashMap::new(),
+            deleted,
             sm_failures: HashMap::new(),
             patch_failures: HashMap::new(),
             gauges_updated: Instant::now(),
@@ -149,6 +157,10 @@ impl StateTask {
     fn handle(&mut self, input: Input) {
         match input {
             Input::PodApplied(view) => {
+                if self.deleted.contains(&view.uid) {
+                    debug!(pod = %view.pod_ref(), "a view read before the pod's deletion is dropped");
+                    return;
+                }
                 self.note_first_seen(&view);
                 self.state.apply_pod(view);
             }
@@ -156,6 +168,7 @@ impl StateTask {
                 self.first_seen.remove(&uid);
                 self.patch_failures.remove(&uid);
                 self.state.delete_pod(&uid);
+                self.deleted.insert(uid);
             }
             Input::PodsReset(views) => {
                 for v in &views {

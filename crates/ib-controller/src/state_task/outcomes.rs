@@ -63,7 +63,9 @@ impl StateTask {
             return;
         }
         match result {
-            Ok((views, list_rv)) => {
+            Ok((mut views, list_rv)) => {
+                // Listed before a deletion the watch has delivered since: gone, whatever the list says.
+                views.retain(|v| !self.deleted.contains(&v.uid));
                 info!(pods = views.len(), "pods read afresh for this leadership");
                 self.state.refresh_pods(views, list_rv.as_deref());
                 self.state.pods_synced();
@@ -175,6 +177,11 @@ impl StateTask {
         if term != self.term && !matches!(outcome, PatchOutcome::Applied(_)) {
             return;
         }
+        // Applied, but the pod's deletion has been delivered since: its answer must not bring it back.
+        let outcome = match outcome {
+            PatchOutcome::Applied(_) if self.deleted.contains(&uid) => PatchOutcome::NotFound,
+            outcome => outcome,
+        };
         self.state.patch_done(&uid, outcome);
     }
 }
