@@ -322,8 +322,8 @@ async fn alerts_and_dashboard_use_only_exported_metrics_and_labels() {
         "ib_kubernetes_pods_configured_total",
         "ib_kubernetes_pending_pods{reason=\"NetworkNotFound\"} 1",
         "outcome=\"failure\"",
-        "ib_kubernetes_pod_patches_total{outcome=\"failed\"}",
-        "ib_kubernetes_ownership_record_writes_total{outcome=\"failure\"}",
+        "ib_kubernetes_pod_patches_total{outcome=\"failed\",",
+        "ib_kubernetes_ownership_record_writes_total{outcome=\"failure\",",
         "ib_kubernetes_leader 1",
     ];
     let started = Instant::now();

@@ -15,10 +15,10 @@ use ib_model::State;
 use ib_sm::SubnetManager;
 
 use crate::config::Config;
-use crate::events::EventSink;
+use crate::input::Input;
 use crate::leader::LeaderElector;
 use crate::metrics::Metrics;
-use crate::state_task::{Input, StateTask, TaskSettings};
+use crate::state_task::{Dependencies, StateTask, TaskSettings};
 use crate::{admin, watch as watches};
 
 /// Inputs queued for the state task; watch events wait (backpressure) when it is full.
@@ -43,6 +43,7 @@ pub struct Controller {
     stop: watch::Sender<bool>,
     elector: JoinHandle<()>,
     admin: JoinHandle<()>,
+    validate: JoinHandle<()>,
     /// Watches, timers and the state task: stopped with the controller.
     tasks: CoreTasks,
 }
@@ -121,10 +122,9 @@ impl Controller {
         tasks.spawn("pod watch", watches::pods(client.clone(), tx.clone(), metrics.clone()));
         tasks.spawn("network-attachment-definition watch", watches::nads(client.clone(), tx.clone(), metrics.clone()));
         tasks.spawn("resync timer", resync_timer(config.resync_interval, tx.clone()));
-        // Checking the subnet manager ends once it answers: not a core task.
-        tokio::spawn(validate_sm(sm.clone()));
+        // Checking the subnet manager ends once it answers: not a core task, but stopped with the rest.
+        let validate = tokio::spawn(validate_sm(sm.clone()));
 
-        let events = EventSink::start(client.clone(), identity, events_dropped);
         let settings = TaskSettings {
             max_retry: config.periodic_update,
             drift_grace: config.lease.duration,
@@ -132,20 +132,20 @@ impl Controller {
             api_timeout: API_TIMEOUT,
             patch_concurrency: PATCH_CONCURRENCY,
         };
-        let task = StateTask::new(
-            State::with_policy(config.guid_range, config.policy.clone()),
-            rx,
-            tx,
+        let deps = Dependencies {
             sm,
             client,
             gate,
             metrics,
-            events,
-            ready_tx,
+            event_instance: identity,
+            events_dropped,
+            ready: ready_tx,
+            stop: stop_rx,
             settings,
-        );
+        };
+        let task = StateTask::new(State::with_policy(config.guid_range, config.policy.clone()), (tx, rx), deps);
         tasks.spawn("state", task.run());
-        Ok(Controller { admin_address, leading, ready, stop, elector, admin, tasks })
+        Ok(Controller { admin_address, leading, ready, stop, elector, admin, validate, tasks })
     }
 
     pub fn admin_address(&self) -> SocketAddr {
@@ -176,6 +176,7 @@ impl Controller {
         self.stop.send_replace(true);
         let _ = (&mut self.elector).await;
         let _ = (&mut self.admin).await;
+        self.validate.abort();
         self.tasks.stop().await;
         info!("stopped");
     }
@@ -187,6 +188,7 @@ impl Drop for Controller {
     fn drop(&mut self) {
         self.elector.abort();
         self.admin.abort();
+        self.validate.abort();
         self.tasks.abort_all();
     }
 }

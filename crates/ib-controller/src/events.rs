@@ -12,9 +12,12 @@ use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
-use tracing::debug;
+use tokio::task::JoinSet;
+use tracing::{debug, info_span};
 
 use ib_model::PodRef;
+
+use crate::call::bounded;
 
 /// Events waiting to be sent; beyond this they are dropped (and counted).
 const QUEUE: usize = 4096;
@@ -29,11 +32,11 @@ pub struct EventSink {
 }
 
 impl EventSink {
-    /// Starts the sender task.
-    pub fn start(client: Client, instance: String, dropped: Counter) -> Self {
+    /// Starts the sender task in `tasks`: it ends when they are aborted or every sink is gone.
+    pub fn start(client: Client, instance: String, dropped: Counter, tasks: &mut JoinSet<()>) -> Self {
         let (tx, rx) = mpsc::channel::<(PodRef, Event)>(QUEUE);
         let reporter = Reporter { controller: "ib-kubernetes".into(), instance: Some(instance) };
-        tokio::spawn(
+        tasks.spawn(
             tokio_stream_from(rx)
                 .map(move |(pod, event)| {
                     // A recorder per event: kube-rs's Recorder keeps every event it sent for six minutes
@@ -51,10 +54,9 @@ impl EventSink {
                             uid: Some(pod.uid.to_string()),
                             ..ObjectReference::default()
                         };
-                        match tokio::time::timeout(TIMEOUT, recorder.publish(&event, &reference)).await {
-                            Ok(Ok(())) => {}
-                            Ok(Err(e)) => debug!(pod = %pod, reason = %event.reason, error = %e, "event not recorded"),
-                            Err(_) => debug!(pod = %pod, reason = %event.reason, "event not recorded: timed out"),
+                        let span = info_span!("event", pod = %pod, reason = %event.reason);
+                        if let Err(e) = bounded(TIMEOUT, span, recorder.publish(&event, &reference)).await {
+                            debug!(pod = %pod, reason = %event.reason, error = %e, "event not recorded");
                         }
                     }
                 })

@@ -14,8 +14,9 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Api, PostParams};
 use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::{debug, info, info_span, warn};
 
+use crate::call::{CallError, bounded};
 use crate::config::LeaseTimings;
 
 pub const LEASE_NAME: &str = "ib-kubernetes-leader";
@@ -95,10 +96,11 @@ impl LeaderElector {
             }
             // The lease counts from before the request: the server may have stored it any time after.
             let started = Instant::now();
-            let attempt = tokio::time::timeout(self.timings.renew_deadline, self.try_acquire_or_renew()).await;
+            let limit = self.timings.renew_deadline;
+            let attempt = bounded(limit, info_span!("lease", operation = "renew"), self.try_acquire_or_renew()).await;
             let is_leader = *leading.borrow();
             match attempt {
-                Ok(Ok(())) => {
+                Ok(()) => {
                     last_renew = Some(started);
                     renewed.send_replace(Some(started));
                     if !is_leader {
@@ -106,14 +108,14 @@ impl LeaderElector {
                         leading.send_replace(true);
                     }
                 }
-                Ok(Err(e)) => {
+                Err(CallError::Failed(e)) => {
                     if is_leader {
                         warn!(error = %e, "renewing the lease failed");
                     } else {
                         debug!(error = %e, "not acquired");
                     }
                 }
-                Err(_) => warn!("lease request timed out"),
+                Err(CallError::TimedOut(_)) => warn!("lease request timed out"),
             }
             // A leader that could not renew within the deadline stops acting before its lease can expire.
             if *leading.borrow() && last_renew.is_none_or(|t| t.elapsed() >= self.timings.renew_deadline) {
@@ -129,10 +131,10 @@ impl LeaderElector {
         if *leading.borrow() {
             renewed.send_replace(None);
             leading.send_replace(false);
-            match tokio::time::timeout(self.timings.renew_deadline, self.release()).await {
-                Ok(Ok(())) => info!("lease released"),
-                Ok(Err(e)) => warn!(error = %e, "releasing the lease failed"),
-                Err(_) => warn!("releasing the lease timed out"),
+            let limit = self.timings.renew_deadline;
+            match bounded(limit, info_span!("lease", operation = "release"), self.release()).await {
+                Ok(()) => info!("lease released"),
+                Err(e) => warn!(error = %e, "releasing the lease failed"),
             }
         }
     }

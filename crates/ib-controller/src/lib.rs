@@ -4,9 +4,12 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod call;
 pub mod config;
 pub mod controller;
 pub mod events;
+pub mod executors;
+pub mod input;
 pub mod leader;
 pub mod metrics;
 pub mod patcher;

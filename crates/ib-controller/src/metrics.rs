@@ -12,10 +12,16 @@ pub struct ReasonLabels {
     pub reason: &'static str,
 }
 
+/// The `error` label of a request that did not fail.
+pub const NO_ERROR: &str = "none";
+
+/// A subnet-manager request: `error` is the kind of error (`timeout`, `status`, `transport`, …) or
+/// [`NO_ERROR`].
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SmLabels {
     pub operation: &'static str,
     pub outcome: &'static str,
+    pub error: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -23,9 +29,12 @@ pub struct OperationLabels {
     pub operation: &'static str,
 }
 
+/// An API request (a pod patch, a record write): `error` is the kind of error (`timeout`,
+/// `forbidden`, `conflict`, …) or [`NO_ERROR`].
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     pub outcome: &'static str,
+    pub error: &'static str,
 }
 
 #[derive(Debug)]
@@ -79,7 +88,11 @@ impl Metrics {
             m.pool_used.clone(),
         );
         r.register("guid_pool_capacity", "GUIDs in the pool range (saturates at 2^63-1)", m.pool_capacity.clone());
-        r.register("sm_requests", "Subnet-manager requests by operation and outcome", m.sm_requests.clone());
+        r.register(
+            "sm_requests",
+            "Subnet-manager requests by operation, outcome and error kind",
+            m.sm_requests.clone(),
+        );
         r.register("sm_request_duration_seconds", "Subnet-manager request latency", m.sm_request_seconds.clone());
         r.register("sm_request_guids", "GUIDs carried by one subnet-manager request", m.sm_request_guids.clone());
         r.register(
@@ -87,14 +100,14 @@ impl Metrics {
             "From the first sight of an unconfigured IB pod to its configured annotation being stored",
             m.pod_configure_seconds.clone(),
         );
-        r.register("pod_patches", "Pod annotation patches by outcome", m.patches.clone());
+        r.register("pod_patches", "Pod annotation patches by outcome and error kind", m.patches.clone());
         r.register(
             "drift_repairs",
             "Memberships of pool GUIDs removed because no ownership record explained them (only with REMOVE_UNRECORDED_MEMBERSHIPS=true)",
             m.drift_repairs.clone(),
         );
         r.register("ownership_records", "GUIDs with an ownership record (GuidBlock entries)", m.records.clone());
-        r.register("ownership_record_writes", "GuidBlock writes by outcome", m.record_writes.clone());
+        r.register("ownership_record_writes", "GuidBlock writes by outcome and error kind", m.record_writes.clone());
         r.register(
             "unrecorded_memberships",
             "Pool GUIDs in a partition that no ownership record explains (another cluster's, a person's, a leak)",

@@ -23,6 +23,7 @@ use tracing::{Instrument, debug, info_span, warn};
 use ib_model::annotation::NETWORKS_ANNOTATION;
 use ib_model::{PatchOutcome, PodPatch};
 
+use crate::call::{CallError, Labelled, bounded};
 use crate::leader::LeaseGate;
 use crate::resources::CompactPod;
 
@@ -48,40 +49,42 @@ pub async fn patch_pod(ctx: &PatchContext, patch: &PodPatch) -> PatchOutcome {
     let span = info_span!("patch", pod = %patch.pod, resource_version = %patch.resource_version);
     async {
         let Ok(_slot) = ctx.slots.acquire().await else {
-            return PatchOutcome::Failed("patcher stopped".into());
+            return failed("stopped", "patcher stopped".into());
         };
         // The one place pod writes are gated on leadership.
         if !ctx.gate.allows_writes() {
-            return PatchOutcome::Failed("not the leader".into());
+            return failed("not_leader", "not the leader".into());
         }
         let api: Api<CompactPod> = Api::namespaced(ctx.client.clone(), &patch.pod.namespace);
         let body = patch_body(patch);
         let (params, body) = (PatchParams::default(), Patch::Merge(&body));
         let call = api.patch(&patch.pod.name, &params, &body);
-        match tokio::time::timeout(ctx.timeout, call).await {
-            Ok(Ok(pod)) => match pod.into_view() {
+        match bounded(ctx.timeout, info_span!("api", operation = "patch"), call).await {
+            Ok(pod) => match pod.into_view() {
                 Some(view) => PatchOutcome::Applied(view),
-                None => PatchOutcome::Failed("the API server returned a pod without uid or resourceVersion".into()),
+                None => failed("decode", "the API server returned a pod without uid or resourceVersion".into()),
             },
-            Ok(Err(kube::Error::Api(status))) => {
+            Err(CallError::Failed(kube::Error::Api(status))) => {
                 debug!(code = status.code, reason = %status.reason, "patch refused");
                 match status.code {
                     404 => PatchOutcome::NotFound,
                     409 => PatchOutcome::Conflict,
                     422 => unprocessable(&api, patch, &status, ctx.timeout).await,
-                    code => PatchOutcome::Failed(format!(
-                        "{code} {}: {}",
-                        status.reason,
-                        shorten(&status.message, MAX_MESSAGE_CHARS)
-                    )),
+                    code => failed(
+                        kube::Error::Api(status.clone()).label(),
+                        format!("{code} {}: {}", status.reason, shorten(&status.message, MAX_MESSAGE_CHARS)),
+                    ),
                 }
             }
-            Ok(Err(e)) => PatchOutcome::Failed(e.to_string()),
-            Err(_) => PatchOutcome::Failed(format!("timed out after {}s", ctx.timeout.as_secs())),
+            Err(e) => failed(e.label(), e.to_string()),
         }
     }
     .instrument(span)
     .await
+}
+
+fn failed(kind: &'static str, message: String) -> PatchOutcome {
+    PatchOutcome::Failed { kind, message }
 }
 
 /// The API server's message is cut here: it lands in an Event and a log line, and it may quote the
@@ -97,25 +100,25 @@ async fn unprocessable(
     timeout: Duration,
 ) -> PatchOutcome {
     let refusal = format!("422 {}: {}", status.reason, shorten(&status.message, MAX_MESSAGE_CHARS));
-    match tokio::time::timeout(timeout, api.get_opt(&patch.pod.name)).await {
-        Ok(Ok(Some(pod))) => match pod.into_view() {
+    match bounded(timeout, info_span!("api", operation = "get"), api.get_opt(&patch.pod.name)).await {
+        Ok(Some(pod)) => match pod.into_view() {
             Some(view) if view.uid == patch.pod.uid && view.resource_version == patch.resource_version => {
-                PatchOutcome::Failed(format!("the API server refused the patch: {refusal}"))
+                failed("refused", format!("the API server refused the patch: {refusal}"))
             }
             // Changed since it was planned, or the name belongs to a new pod: plan again on what is there.
             _ => PatchOutcome::Conflict,
         },
         // Gone: the re-read after a conflict finds that out and forgets the pod.
-        Ok(Ok(None)) => PatchOutcome::Conflict,
+        Ok(None) => PatchOutcome::Conflict,
         // Unknown whether the pod changed; a failure is retried with backoff, which a conflict is not.
-        Ok(Err(e)) => {
+        Err(e) => {
             warn!(error = %e, "re-reading the pod after a refused patch failed");
-            PatchOutcome::Failed(format!("the API server refused the patch: {refusal} (re-reading the pod failed)"))
+            let why = match e {
+                CallError::Failed(_) => "re-reading the pod failed".to_owned(),
+                CallError::TimedOut(limit) => format!("re-reading the pod timed out after {}s", limit.as_secs()),
+            };
+            failed("refused", format!("the API server refused the patch: {refusal} ({why})"))
         }
-        Err(_) => PatchOutcome::Failed(format!(
-            "the API server refused the patch: {refusal} (re-reading the pod timed out after {}s)",
-            timeout.as_secs()
-        )),
     }
 }
 
@@ -140,14 +143,15 @@ pub enum Refreshed {
 /// Re-reads a pod after a conflict, so that the next plan starts from its current version.
 pub async fn refresh(client: &Client, patch: &PodPatch, timeout: Duration) -> Refreshed {
     let api: Api<CompactPod> = Api::namespaced(client.clone(), &patch.pod.namespace);
-    match tokio::time::timeout(timeout, api.get_opt(&patch.pod.name)).await {
-        Ok(Ok(Some(pod))) => match pod.into_view() {
+    let span = info_span!("refresh", pod = %patch.pod);
+    match bounded(timeout, span, api.get_opt(&patch.pod.name)).await {
+        Ok(Some(pod)) => match pod.into_view() {
             Some(view) if view.uid == patch.pod.uid => Refreshed::Current(view),
             Some(_) => Refreshed::Gone,
             None => Refreshed::Unknown,
         },
-        Ok(Ok(None)) => Refreshed::Gone,
-        _ => Refreshed::Unknown,
+        Ok(None) => Refreshed::Gone,
+        Err(_) => Refreshed::Unknown,
     }
 }
 

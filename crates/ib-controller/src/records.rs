@@ -15,8 +15,9 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, P
 use kube::core::{ClusterResourceScope, ObjectMeta, Resource};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use tracing::{Instrument, debug, info_span, warn};
+use tracing::{debug, info_span, warn};
 
+use crate::call::{Labelled, bounded};
 use ib_model::{BlockId, Guid, InterfaceKey, NetworkRef, PKey, PodUid, Record, RecordChange, RecordState, RecordWrite};
 
 pub const GROUP: &str = "ib-kubernetes.mellanox.com";
@@ -135,14 +136,17 @@ pub enum RecordsError {
     Api { operation: &'static str, source: kube::Error },
     #[error("{operation} guidblocks: no answer within {timeout:?}")]
     Timeout { operation: &'static str, timeout: Duration },
+    /// The lease is not held (or not for long enough to write): nothing is written.
+    #[error("write guidblocks: not the leader")]
+    NotLeader,
 }
 
-impl RecordsError {
-    /// A short word for metrics.
-    pub fn label(&self) -> &'static str {
+impl Labelled for RecordsError {
+    fn label(&self) -> &'static str {
         match self {
-            RecordsError::Api { .. } => "api",
+            RecordsError::Api { source, .. } => source.label(),
             RecordsError::Timeout { .. } => "timeout",
+            RecordsError::NotLeader => "not_leader",
         }
     }
 }
@@ -221,10 +225,10 @@ pub async fn list(client: Client, timeout: Duration) -> Result<Listed, RecordsEr
             }
         }
     };
-    match tokio::time::timeout(timeout, read).instrument(info_span!("records", operation = "list")).await {
-        Ok(result) => result,
-        Err(_) => Err(RecordsError::Timeout { operation: "list", timeout }),
-    }
+    let span = info_span!("records", operation = "list");
+    bounded(timeout, span, read)
+        .await
+        .map_err(|e| e.into_inner(|timeout| RecordsError::Timeout { operation: "list", timeout }))
 }
 
 /// The merge patch for one write.
@@ -293,10 +297,9 @@ pub async fn write(
         }
         Ok(())
     };
-    match tokio::time::timeout(timeout, apply).instrument(span).await {
-        Ok(result) => result,
-        Err(_) => Err(RecordsError::Timeout { operation: "write", timeout }),
-    }
+    bounded(timeout, span, apply)
+        .await
+        .map_err(|e| e.into_inner(|timeout| RecordsError::Timeout { operation: "write", timeout }))
 }
 
 #[cfg(test)]

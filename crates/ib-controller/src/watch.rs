@@ -17,9 +17,9 @@ use tracing::{info, warn};
 
 use ib_model::{NetworkRef, PodUid, PodView};
 
+use crate::input::Input;
 use crate::metrics::{Metrics, ReasonLabels};
 use crate::resources::{CompactPod, Nad};
-use crate::state_task::Input;
 
 /// How one watched kind becomes inputs.
 trait Watched: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static {

@@ -42,11 +42,17 @@ async fn health_readiness_and_metrics() {
     assert_eq!(value(&metrics, "ib_kubernetes_guid_pool_used"), Some(2.0));
     assert_eq!(value(&metrics, "ib_kubernetes_guid_pool_capacity"), Some(2f64.powi(56)));
     assert_eq!(value(&metrics, "ib_kubernetes_leader"), Some(1.0));
-    assert_eq!(value(&metrics, "ib_kubernetes_sm_requests_total{operation=\"add\",outcome=\"success\"}"), Some(1.0));
-    assert_eq!(value(&metrics, "ib_kubernetes_sm_requests_total{operation=\"list\",outcome=\"success\"}"), Some(1.0));
+    assert_eq!(
+        value(&metrics, "ib_kubernetes_sm_requests_total{operation=\"add\",outcome=\"success\",error=\"none\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&metrics, "ib_kubernetes_sm_requests_total{operation=\"list\",outcome=\"success\",error=\"none\"}"),
+        Some(1.0)
+    );
     assert_eq!(value(&metrics, "ib_kubernetes_sm_request_guids_sum{operation=\"add\"}"), Some(2.0));
     assert_eq!(value(&metrics, "ib_kubernetes_pod_configure_duration_seconds_count"), Some(1.0));
-    assert_eq!(value(&metrics, "ib_kubernetes_pod_patches_total{outcome=\"applied\"}"), Some(1.0));
+    assert_eq!(value(&metrics, "ib_kubernetes_pod_patches_total{outcome=\"applied\",error=\"none\"}"), Some(1.0));
     // The configured pod gets a Normal event naming its GUIDs.
     let events = wait_for("the Configured event", || {
         let e = cluster.events_for("a");
@@ -55,5 +61,35 @@ async fn health_readiness_and_metrics() {
     .await;
     let note = &events.iter().find(|(r, _)| r == "Configured").unwrap().1;
     assert!(note.contains("02:00:00:00:00:00:00:00") && note.contains("pkey 0x5"), "{note}");
+    controller.shutdown().await;
+}
+
+/// Every failed request is counted with the kind of its error, not only as a failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_requests_are_counted_by_error_kind() {
+    use kube_emulator::{Fault, FaultRule as ApiFault};
+    use ufm_emulator::{FaultRule as UfmFault, Method};
+
+    let cluster = Cluster::start().await;
+    cluster.nad("default", "ib", IB5);
+    let controller = cluster.controller("a", &[]).await;
+    let base = format!("http://{}", controller.admin_address());
+    cluster.fabric().inject(
+        UfmFault::respond(Some(Method::POST), "/ufmRest/resources/pkeys*", 500, "{\"error\":\"boom\"}").times(1),
+    );
+    cluster.api().inject_fault(ApiFault::new(Fault::InternalError).method("PATCH").path("/api/v1/*").times(1));
+    cluster.api().inject_fault(
+        ApiFault::new(Fault::InternalError).method("PATCH").path("/apis/ib-kubernetes.mellanox.com/*").times(1),
+    );
+    cluster.pod("default", "a", "ib");
+    cluster.wait_configured("default", "a", 1).await;
+    let metrics = get(format!("{base}/metrics")).await.1;
+    for series in [
+        "ib_kubernetes_sm_requests_total{operation=\"add\",outcome=\"unknown\",error=\"status\"}",
+        "ib_kubernetes_pod_patches_total{outcome=\"failed\",error=\"server_error\"}",
+        "ib_kubernetes_ownership_record_writes_total{outcome=\"failure\",error=\"server_error\"}",
+    ] {
+        assert_eq!(value(&metrics, series), Some(1.0), "{series} in {metrics}");
+    }
     controller.shutdown().await;
 }

@@ -92,7 +92,7 @@ impl State {
                 self.flight.patch_dropped(uid);
                 self.delete_pod(uid);
             }
-            PatchOutcome::Failed(message) => {
+            PatchOutcome::Failed { message, .. } => {
                 self.flight.patch_ended(uid, true);
                 self.planner().set_pending(uid, PendingReason::PatchFailed { message });
             }

@@ -1,0 +1,315 @@
+//! The executors of the state task: they carry out the subnet-manager requests, record writes, pod
+//! patches, lists and timers it asks for, each as a task that reports back with one [`Input`].
+//!
+//! Every task lives in one [`JoinSet`] owned by the state task, so none outlives it: a stop aborts them
+//! and waits for them, and dropping the state task aborts them too.
+//!
+//! Subnet-manager requests go through one lane per (operation, pkey): while a request of a lane is in
+//! flight, new GUIDs for it gather and leave together in the next request (group commit). Latency is
+//! one round trip when quiet; batches grow under load.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kube::Client;
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tracing::{debug, error, info_span, warn};
+
+use ib_model::{BlockId, Guid, PKey, PodPatch, RecordWrite, SmFailure, SmOp, SmRequest};
+use ib_sm::SubnetManager;
+
+use crate::call::{CallError, bounded};
+use crate::events::EventSink;
+use crate::input::Input;
+use crate::leader::LeaseGate;
+use crate::records::RecordsError;
+use crate::{patcher, records, watch};
+
+/// Settings of the state task.
+#[derive(Clone, Debug)]
+pub struct TaskSettings {
+    /// Longest wait before failed work is retried (`DAEMON_PERIODIC_UPDATE`).
+    pub max_retry: Duration,
+    /// After becoming leader, how long GUIDs nobody owns are left in their partitions: a previous leader
+    /// may still have had a write in flight for them (the lease duration bounds that).
+    pub drift_grace: Duration,
+    /// Upper bound on one subnet-manager call, on top of the client's own timeouts.
+    pub sm_timeout: Duration,
+    /// Upper bound on one API call.
+    pub api_timeout: Duration,
+    /// Pod patches in flight at once.
+    pub patch_concurrency: usize,
+}
+
+#[derive(Default, Debug)]
+struct Lane {
+    busy: bool,
+    queued: Vec<Guid>,
+}
+
+/// The work the state task hands out, and the tasks doing it.
+pub struct Executors {
+    tasks: JoinSet<()>,
+    tx: mpsc::Sender<Input>,
+    sm: Arc<dyn SubnetManager>,
+    client: Client,
+    gate: LeaseGate,
+    patch_slots: Arc<Semaphore>,
+    settings: TaskSettings,
+    lanes: HashMap<(SmOp, PKey), Lane>,
+}
+
+impl Executors {
+    pub fn new(
+        tx: mpsc::Sender<Input>,
+        sm: Arc<dyn SubnetManager>,
+        client: Client,
+        gate: LeaseGate,
+        settings: TaskSettings,
+    ) -> Self {
+        Executors {
+            tasks: JoinSet::new(),
+            tx,
+            sm,
+            client,
+            gate,
+            patch_slots: Arc::new(Semaphore::new(settings.patch_concurrency.max(1))),
+            settings,
+            lanes: HashMap::new(),
+        }
+    }
+
+    pub fn settings(&self) -> &TaskSettings {
+        &self.settings
+    }
+
+    /// Starts the Events sender among these tasks.
+    pub fn start_events(&mut self, instance: String, dropped: Counter) -> EventSink {
+        EventSink::start(self.client.clone(), instance, dropped, &mut self.tasks)
+    }
+
+    /// Forgets the tasks that have ended; one that panicked is logged (its outcome is lost).
+    pub fn reap(&mut self) {
+        while let Some(ended) = self.tasks.try_join_next() {
+            if let Err(e) = ended
+                && e.is_panic()
+            {
+                error!(error = %e, "an executor task panicked");
+            }
+        }
+    }
+
+    /// Aborts every task and waits until all have ended.
+    pub async fn shutdown(&mut self) {
+        self.tasks.shutdown().await;
+    }
+
+    /// Runs `work` as a task and sends what it ends with to the state task.
+    fn spawn(&mut self, work: impl Future<Output = Input> + Send + 'static) {
+        let tx = self.tx.clone();
+        self.tasks.spawn(async move {
+            let input = work.await;
+            let _ = tx.send(input).await;
+        });
+    }
+
+    /// Sends `input` to the state task after `delay`.
+    pub fn after(&mut self, delay: Duration, input: Input) {
+        self.spawn(async move {
+            tokio::time::sleep(delay).await;
+            input
+        });
+    }
+
+    /// A new leadership: requests of the last one are not waited for.
+    pub fn clear_lanes(&mut self) {
+        self.lanes.clear();
+    }
+
+    pub fn submit_sm(&mut self, request: SmRequest) {
+        self.lanes.entry((request.op, request.pkey)).or_default().queued.extend(request.guids);
+    }
+
+    /// The request of a lane has answered: what it gathered meanwhile may go.
+    pub fn lane_done(&mut self, op: SmOp, pkey: PKey) {
+        if let Some(lane) = self.lanes.get_mut(&(op, pkey)) {
+            lane.busy = false;
+        }
+    }
+
+    /// Sends what each idle lane has gathered as one request. Runs once per round of inputs, after the
+    /// plan, so that a lane freed by an answer early in the round also carries what the rest of the
+    /// round planned: under a burst that is many GUIDs per request, and no added wait.
+    pub fn flush_lanes(&mut self, term: u64) {
+        let ready: Vec<SmRequest> = self
+            .lanes
+            .iter_mut()
+            .filter(|(_, lane)| !lane.busy && !lane.queued.is_empty())
+            .map(|((op, pkey), lane)| {
+                lane.busy = true;
+                SmRequest { op: *op, pkey: *pkey, guids: std::mem::take(&mut lane.queued) }
+            })
+            .collect();
+        for request in ready {
+            self.spawn_sm(term, request);
+        }
+    }
+
+    fn spawn_sm(&mut self, term: u64, request: SmRequest) {
+        let (sm, gate, limit) = (self.sm.clone(), self.gate.clone(), self.settings.sm_timeout);
+        let span = info_span!("sm", operation = op_name(request.op), pkey = %request.pkey, guids = request.guids.len());
+        self.spawn(async move {
+            let started = Instant::now();
+            // The one place subnet-manager writes are gated on leadership; the call may not outlive the
+            // leadership it started under, whatever it waits for inside (a plugin slot, say).
+            let result = match gate.time_left() {
+                None => Err(SmFailure { kind: "not_leader", unknown: false }),
+                Some(left) => {
+                    let call = async {
+                        match request.op {
+                            SmOp::Add => sm.add_guids(request.pkey, &request.guids).await,
+                            SmOp::Remove => sm.remove_guids(request.pkey, &request.guids).await,
+                        }
+                    };
+                    let result = bounded(limit.min(left), span.clone(), call).await;
+                    let _entered = span.enter();
+                    match result {
+                        Ok(()) => {
+                            debug!(ms = started.elapsed().as_millis() as u64, "subnet manager request done");
+                            Ok(())
+                        }
+                        Err(CallError::Failed(e)) => {
+                            warn!(error = %e, "subnet manager request failed");
+                            Err(SmFailure { kind: e.label(), unknown: e.outcome_unknown() })
+                        }
+                        Err(CallError::TimedOut(limit)) => {
+                            warn!(
+                                timeout_ms = limit.as_millis() as u64,
+                                "subnet manager request cut off: outcome unknown"
+                            );
+                            Err(SmFailure { kind: "timeout", unknown: true })
+                        }
+                    }
+                }
+            };
+            Input::SmDone { term, request, result, elapsed: started.elapsed() }
+        });
+    }
+
+    /// Reads every membership of the subnet manager.
+    pub fn list_sm(&mut self, term: u64) {
+        let (sm, limit) = (self.sm.clone(), self.settings.sm_timeout);
+        self.spawn(async move {
+            let started = Instant::now();
+            let result = bounded(limit, info_span!("sm", operation = "list"), sm.list_guids()).await;
+            match &result {
+                Ok(list) => debug!(guids = list.len(), ms = started.elapsed().as_millis() as u64, "listed"),
+                Err(e) => warn!(error = %e, "listing the subnet manager failed"),
+            }
+            Input::SmListed { term, result }
+        });
+    }
+
+    pub fn patch(&mut self, term: u64, patch: PodPatch) {
+        let ctx = patcher::PatchContext {
+            client: self.client.clone(),
+            gate: self.gate.clone(),
+            slots: self.patch_slots.clone(),
+            timeout: self.settings.api_timeout,
+        };
+        self.spawn(async move {
+            let outcome = patcher::patch_pod(&ctx, &patch).await;
+            Input::PatchDone { term, patch, outcome }
+        });
+    }
+
+    /// Re-reads a pod whose patch conflicted, applies what was read, then lets it be planned again.
+    pub fn refresh(&mut self, patch: PodPatch) {
+        let (client, tx, timeout) = (self.client.clone(), self.tx.clone(), self.settings.api_timeout);
+        self.tasks.spawn(async move {
+            let uid = patch.pod.uid.clone();
+            let input = match patcher::refresh(&client, &patch, timeout).await {
+                patcher::Refreshed::Current(view) => Some(Input::PodApplied(view)),
+                patcher::Refreshed::Gone => Some(Input::PodDeleted(uid.clone())),
+                patcher::Refreshed::Unknown => None,
+            };
+            if let Some(input) = input {
+                let _ = tx.send(input).await;
+            }
+            let _ = tx.send(Input::RetryPod(uid)).await;
+        });
+    }
+
+    /// Lists every pod for the leadership `term`, after `delay`.
+    pub fn list_pods(&mut self, term: u64, delay: Duration) {
+        let (client, limit) = (self.client.clone(), self.settings.api_timeout);
+        self.spawn(async move {
+            tokio::time::sleep(delay).await;
+            let result = bounded(limit, info_span!("api", operation = "list_pods"), watch::list_pods(client)).await;
+            Input::FreshPods { term, result }
+        });
+    }
+
+    /// Reads every ownership record for the leadership `term`, after `delay`.
+    pub fn list_records(&mut self, term: u64, delay: Duration) {
+        let (client, limit) = (self.client.clone(), self.settings.api_timeout);
+        self.spawn(async move {
+            tokio::time::sleep(delay).await;
+            let result = records::list(client, limit).await;
+            if let Err(e) = &result {
+                warn!(error = %e, "reading the ownership records failed; retrying");
+            }
+            Input::RecordsListed { term, result }
+        });
+    }
+
+    pub fn write_records(&mut self, term: u64, write: RecordWrite, anchor: BlockId) {
+        let (client, gate, limit) = (self.client.clone(), self.gate.clone(), self.settings.api_timeout);
+        self.spawn(async move {
+            // Record writes are gated like every other write, and bounded by the leadership's time left.
+            let result = match gate.time_left() {
+                None => Err(RecordsError::NotLeader),
+                Some(left) => records::write(client, &write, anchor, limit.min(left)).await,
+            };
+            if let Err(e) = &result
+                && !matches!(e, RecordsError::NotLeader)
+            {
+                warn!(block = %write.block, error = %e, "writing ownership records failed");
+            }
+            Input::RecordsWritten { term, write, result }
+        });
+    }
+}
+
+pub fn op_name(op: SmOp) -> &'static str {
+    match op {
+        SmOp::Add => "add",
+        SmOp::Remove => "remove",
+    }
+}
+
+/// First retry delay after a failure; doubled per failure up to `DAEMON_PERIODIC_UPDATE`.
+const FIRST_RETRY: Duration = Duration::from_millis(250);
+
+/// 250 ms, 500 ms, 1 s, … up to `cap`.
+pub fn retry_delay(attempt: u32, cap: Duration) -> Duration {
+    let factor = 1u32 << attempt.saturating_sub(1).min(16);
+    (FIRST_RETRY * factor).min(cap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_double_up_to_the_cap() {
+        let cap = Duration::from_secs(5);
+        let delays: Vec<u64> = (1..=7).map(|n| retry_delay(n, cap).as_millis() as u64).collect();
+        assert_eq!(delays, [250, 500, 1000, 2000, 4000, 5000, 5000]);
+        assert_eq!(retry_delay(u32::MAX, cap), cap);
+    }
+}

@@ -1,0 +1,99 @@
+//! The state task fed inputs by hand.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ib_model::{Guid, GuidRange, PatchOutcome, PodPatch, PodPhase, PodUid, PodView, State};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
+use tokio::sync::{mpsc, watch};
+
+use super::{Dependencies, StateTask, TaskSettings};
+use crate::config::LeaseTimings;
+use crate::input::Input;
+use crate::leader::LeaderElector;
+use crate::metrics::Metrics;
+
+/// A state task whose executors' calls go nowhere (nothing listens on the API address).
+fn task() -> StateTask {
+    let client = kube::Client::try_from(kube::Config::new("http://127.0.0.1:1".parse().unwrap())).unwrap();
+    let timings = LeaseTimings {
+        duration: Duration::from_secs(15),
+        renew_deadline: Duration::from_secs(10),
+        retry_period: Duration::from_secs(2),
+    };
+    let (_, gate) = LeaderElector::new(client.clone(), "kube-system", "test".into(), timings).gate();
+    let settings = TaskSettings {
+        max_retry: Duration::from_secs(1),
+        drift_grace: Duration::from_secs(15),
+        sm_timeout: Duration::from_secs(5),
+        api_timeout: Duration::from_secs(30),
+        patch_concurrency: 1,
+    };
+    let range = GuidRange::new(
+        Guid::parse("02:00:00:00:00:00:00:00").unwrap(),
+        Guid::parse("02:00:00:00:00:00:00:ff").unwrap(),
+    )
+    .unwrap();
+    let deps = Dependencies {
+        sm: Arc::new(ib_sm::Noop),
+        client,
+        gate,
+        metrics: Arc::new(Metrics::register(&mut Registry::default())),
+        event_instance: "test".into(),
+        events_dropped: Counter::default(),
+        ready: watch::channel(false).0,
+        stop: watch::channel(false).1,
+        settings,
+    };
+    StateTask::new(State::new(range), mpsc::channel(16), deps)
+}
+
+fn view(uid: &str, resource_version: &str) -> PodView {
+    PodView {
+        uid: PodUid::from(uid),
+        namespace: "default".into(),
+        name: uid.into(),
+        resource_version: resource_version.into(),
+        node_name: Some("node-1".into()),
+        host_network: false,
+        phase: PodPhase::Running,
+        deleting: false,
+        networks: Some("ib".into()),
+        created: 0,
+    }
+}
+
+/// A fresh list, a patch's answer or a re-read that was read before a pod's deletion, and arrives after
+/// the watch delivered it, must not bring the pod back: it would keep its GUIDs with nothing left to
+/// release them.
+#[tokio::test]
+async fn a_view_read_before_a_deletion_does_not_bring_the_pod_back() {
+    let mut task = task();
+    let uid = PodUid::from("p");
+    task.handle(Input::Leading(true));
+    task.handle(Input::PodsReset(vec![view("p", "5")]));
+    assert!(task.state.pod(&uid).is_some());
+    task.handle(Input::PodDeleted(uid.clone()));
+    assert!(task.state.pod(&uid).is_none());
+
+    task.handle(Input::PodApplied(view("p", "6")));
+    assert!(task.state.pod(&uid).is_none(), "a re-read brought the deleted pod back");
+
+    let term = task.term;
+    task.handle(Input::FreshPods { term, result: Ok((vec![view("p", "6")], Some("6".into()))) });
+    assert!(task.state.pod(&uid).is_none(), "a fresh list brought the deleted pod back");
+
+    let patch = PodPatch {
+        pod: view("p", "5").pod_ref(),
+        resource_version: "5".into(),
+        annotation: "ib".into(),
+        guids: vec![],
+    };
+    task.handle(Input::PatchDone { term, patch, outcome: PatchOutcome::Applied(view("p", "6")) });
+    assert!(task.state.pod(&uid).is_none(), "a patch's answer brought the deleted pod back");
+
+    // Other pods are not affected.
+    task.handle(Input::PodApplied(view("q", "7")));
+    assert!(task.state.pod(&PodUid::from("q")).is_some());
+}
