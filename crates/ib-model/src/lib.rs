@@ -20,6 +20,7 @@
 pub mod annotation;
 pub mod guid;
 pub mod nad;
+pub mod partition;
 pub mod pkey;
 pub mod pool;
 pub mod text;
