@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::routes::Route;
-use crate::service::SplitMix64;
+use crate::service::{SplitMix64, draw};
 
 /// The apply settings. The default, no delay, is the emulator as it always was: a change is visible
 /// the moment its request is answered.
@@ -86,16 +86,7 @@ impl ApplyState {
     /// When a change accepted at `now` is applied: its drawn delay later, and not before the change
     /// accepted before it.
     pub fn due(&mut self, now: Instant) -> Instant {
-        let ApplyModel { delay, spread, .. } = self.model;
-        let drawn = if spread.is_zero() {
-            delay
-        } else {
-            let width = spread.as_nanos().saturating_mul(2).saturating_add(1);
-            let offset = u128::from(self.rng.next()) % width;
-            let nanos = delay.as_nanos().saturating_sub(spread.as_nanos()).saturating_add(offset);
-            Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
-        };
-        let due = now + drawn;
+        let due = now + draw(&mut self.rng, self.model.delay, self.model.spread);
         match self.pending.back() {
             Some(last) if last.due > due => last.due,
             _ => due,

@@ -112,15 +112,19 @@ impl ServiceState {
 
     /// The next service time: `time ± spread`, uniform.
     pub fn draw(&mut self) -> Duration {
-        let ServiceModel { time, spread, .. } = self.model;
-        if spread.is_zero() {
-            return time;
-        }
-        let width = spread.as_nanos().saturating_mul(2).saturating_add(1);
-        let offset = u128::from(self.rng.next()) % width;
-        let nanos = time.as_nanos().saturating_sub(spread.as_nanos()).saturating_add(offset);
-        Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+        draw(&mut self.rng, self.model.time, self.model.spread)
     }
+}
+
+/// A time drawn uniformly from `mean - spread ..= mean + spread`.
+pub(crate) fn draw(rng: &mut SplitMix64, mean: Duration, spread: Duration) -> Duration {
+    if spread.is_zero() {
+        return mean;
+    }
+    let width = spread.as_nanos().saturating_mul(2).saturating_add(1);
+    let offset = u128::from(rng.next()) % width;
+    let nanos = mean.as_nanos().saturating_sub(spread.as_nanos()).saturating_add(offset);
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
 }
 
 /// A small, fast generator with a 64-bit state: enough for spreading service times, and
