@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ib_model::annotation::is_dns1123_label;
-use ib_model::{Guid, GuidRange, Policy};
+use ib_model::partition::PartitionOptions;
+use ib_model::{Guid, GuidRange, PKey, Policy};
 use ib_sm::env::{EnvError, EnvErrors, EnvMap};
 use ib_sm::opensm::OpenSmConfig;
 use ib_sm::ufm::UfmConfig;
@@ -87,6 +88,63 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `NAMESPACE_ISOLATION`, `GLOBAL_NAMESPACES`, `REMOVE_UNRECORDED_MEMBERSHIPS`.
     pub policy: Policy,
+    /// `ENABLE_IP_OVER_IB`, `ENABLE_INDEX0_FOR_PRIMARY_PKEY`, `DEFAULT_LIMITED_PARTITION`,
+    /// `ALLOW_PARTITION_CREATE`.
+    pub partitions: PartitionDefaults,
+}
+
+/// How pods join partitions when their NAD does not say, cluster-wide. The variable names are those of
+/// the Go daemon's forks that introduced them, with the same meanings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionDefaults {
+    /// The options of a GUID in its NAD's partition when the NAD states none: `ip_over_ib` from
+    /// `ENABLE_IP_OVER_IB`, `index0` from `ENABLE_INDEX0_FOR_PRIMARY_PKEY`, full membership, no QoS.
+    pub primary: PartitionOptions,
+    /// `DEFAULT_LIMITED_PARTITION`: a partition every pod GUID also joins as a limited member (a shared
+    /// storage network); `None` when unset.
+    pub default_limited: Option<PKey>,
+    /// `ALLOW_PARTITION_CREATE`: whether ib-kubernetes may create a partition that does not exist yet
+    /// (the subnet manager's add creates it). `false`: a pod of a missing partition waits.
+    pub allow_create: bool,
+}
+
+impl Default for PartitionDefaults {
+    /// What ib-kubernetes (and the Go daemon) always did.
+    fn default() -> Self {
+        PartitionDefaults { primary: PartitionOptions::default(), default_limited: None, allow_create: true }
+    }
+}
+
+/// Reads the partition defaults; every bad variable is pushed to `errors`.
+fn partition_defaults(env: &EnvMap, errors: &mut Vec<EnvError>) -> PartitionDefaults {
+    let mut defaults = PartitionDefaults::default();
+    let mut flag = |key: &'static str, default: bool| {
+        env.bool(key, default).unwrap_or_else(|e| {
+            errors.push(e);
+            default
+        })
+    };
+    defaults.primary.ip_over_ib = flag("ENABLE_IP_OVER_IB", true);
+    defaults.primary.index0 = flag("ENABLE_INDEX0_FOR_PRIMARY_PKEY", true);
+    defaults.allow_create = flag("ALLOW_PARTITION_CREATE", true);
+    if let Some(text) = env.get("DEFAULT_LIMITED_PARTITION") {
+        let trimmed = text.trim();
+        // The parser's error repeats the value: a long one is refused on its length alone.
+        let parsed = if trimmed.len() > ib_model::nad::MAX_PKEY_BYTES {
+            Err(format!("longer than {} bytes", ib_model::nad::MAX_PKEY_BYTES))
+        } else {
+            PKey::parse(trimmed).map_err(|e| e.to_string())
+        };
+        match parsed {
+            Ok(pkey) => defaults.default_limited = Some(pkey),
+            Err(reason) => errors.push(EnvError::new(
+                "DEFAULT_LIMITED_PARTITION",
+                ib_model::text::shorten(text, ib_model::text::ECHO_CHARS),
+                format!("must be a partition key such as 0x10: {reason}"),
+            )),
+        }
+    }
+    defaults
 }
 
 impl Config {
@@ -208,6 +266,8 @@ impl Config {
             }
         }
 
+        let partitions = partition_defaults(env, &mut errors);
+
         match (sm, guid_range, identity, admin_address) {
             (Some(sm), Some(guid_range), Some(identity), Some(admin_address)) if errors.is_empty() => Ok(Config {
                 periodic_update,
@@ -220,6 +280,7 @@ impl Config {
                 admin_address,
                 log_format,
                 policy,
+                partitions,
             }),
             _ => Err(EnvErrors(errors)),
         }

@@ -23,6 +23,7 @@ pub mod guid;
 pub mod ledger;
 pub mod membership;
 pub mod nad;
+pub mod partition;
 pub mod pending;
 pub mod pkey;
 pub mod planner;

@@ -51,9 +51,13 @@ pub enum PatchOutcome {
     Conflict,
     /// No pod with that uid exists any more.
     NotFound,
-    /// Any other failure. Not stored: `kind` is a short fixed word for metrics (`timeout`, `forbidden`, …), `message` says
-    /// why for the pod's Event.
-    Failed { kind: &'static str, message: String },
+    /// Any other failure; nothing was stored.
+    Failed {
+        /// A short fixed word for metrics (`timeout`, `forbidden`, …).
+        kind: &'static str,
+        /// Why, for the pod's Event.
+        message: String,
+    },
 }
 
 /// Why a subnet-manager request did not succeed, as much as decisions need: the details go to the

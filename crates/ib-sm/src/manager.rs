@@ -9,6 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use ib_model::partition::{PartitionOptions, Qos};
 use ib_model::{Guid, PKey};
 
 /// A `Send` future borrowed from the subnet manager for `'a`.
@@ -28,6 +29,46 @@ pub trait SubnetManager: Send + Sync + fmt::Debug {
     /// Makes every GUID a full member of `pkey`. Idempotent; duplicates in `guids` are harmless.
     fn add_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> BoxFuture<'a, Result<(), SmError>>;
 
+    /// Makes every GUID a member of `pkey` as `options` say: full or limited, at index 0 of the port's
+    /// P_Key table or not, with or without IPoIB. When `options.qos` is set, the partition is given that
+    /// QoS too, in the same call: the caller sets it when the partition is new or was recreated (a
+    /// subnet manager deletes a partition, its QoS with it, when its last member leaves), not on every
+    /// add, since a QoS change makes some subnet managers resweep the fabric.
+    ///
+    /// Idempotent like [`SubnetManager::add_guids`], which is this call with the default options on
+    /// every built-in manager. A manager that cannot apply non-default options refuses them with
+    /// [`SmError::Config`] before anything is sent.
+    fn add_guids_with<'a>(
+        &'a self,
+        pkey: PKey,
+        guids: &'a [Guid],
+        options: &'a PartitionOptions,
+    ) -> BoxFuture<'a, Result<(), SmError>> {
+        if *options == PartitionOptions::default() {
+            return self.add_guids(pkey, guids);
+        }
+        let name = self.name().to_owned();
+        Box::pin(async move { Err(unsupported_options(&name, pkey)) })
+    }
+
+    /// Sets the QoS of an existing partition. A manager without partition QoS refuses with
+    /// [`SmError::Config`].
+    fn set_qos<'a>(&'a self, pkey: PKey, qos: Qos) -> BoxFuture<'a, Result<(), SmError>> {
+        let _ = qos;
+        let name = self.name().to_owned();
+        Box::pin(async move {
+            Err(SmError::Config(format!("the {name} subnet manager cannot set the QoS of partition {pkey}")))
+        })
+    }
+
+    /// When the subnet manager last applied a change to its partitions, as it writes it (UFM's
+    /// `last_updated`: a server-local time whose format differs between versions, so only compare two
+    /// answers for equality). `None`: the manager does not say (every change is in effect once its call
+    /// returned, or there is no way to tell).
+    fn last_updated(&self) -> BoxFuture<'_, Result<Option<String>, SmError>> {
+        Box::pin(async { Ok(None) })
+    }
+
     /// Ends the membership of every GUID in `pkey`; GUIDs that are not members are not an error.
     fn remove_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> BoxFuture<'a, Result<(), SmError>>;
 
@@ -40,6 +81,14 @@ pub trait SubnetManager: Send + Sync + fmt::Debug {
     /// its own timeout sets it slightly above this, so that the manager's own, more precise, error is
     /// the one reported.
     fn call_timeout(&self) -> Duration;
+}
+
+/// The refusal of [`SubnetManager::add_guids_with`] by a manager that cannot apply partition options.
+pub(crate) fn unsupported_options(manager: &str, pkey: PKey) -> SmError {
+    SmError::Config(format!(
+        "the {manager} subnet manager cannot apply partition options (limited membership, index0, ip_over_ib, \
+         QoS); nothing was sent for partition {pkey}"
+    ))
 }
 
 /// Longest part of an error response kept in an [`SmError::Status`]: enough for UFM's one-line JSON

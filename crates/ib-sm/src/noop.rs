@@ -29,6 +29,26 @@ impl SubnetManager for Noop {
         })
     }
 
+    /// Options are accepted and dropped like everything else: noop holds nothing.
+    fn add_guids_with<'a>(
+        &'a self,
+        pkey: PKey,
+        guids: &'a [Guid],
+        options: &'a ib_model::partition::PartitionOptions,
+    ) -> BoxFuture<'a, Result<(), SmError>> {
+        Box::pin(async move {
+            tracing::info!(%pkey, guids = guids.len(), membership = %options.membership, "noop subnet manager: add guids");
+            Ok(())
+        })
+    }
+
+    fn set_qos<'a>(&'a self, pkey: PKey, _qos: ib_model::partition::Qos) -> BoxFuture<'a, Result<(), SmError>> {
+        Box::pin(async move {
+            tracing::info!(%pkey, "noop subnet manager: set qos");
+            Ok(())
+        })
+    }
+
     fn remove_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> BoxFuture<'a, Result<(), SmError>> {
         Box::pin(async move {
             tracing::info!(%pkey, guids = guids.len(), "noop subnet manager: remove guids");

@@ -146,7 +146,7 @@ async fn no_common_version_is_a_configuration_error_naming_both_lists() {
     let e = validate_err(plugin("wrong_version")).await;
     assert!(matches!(e, SmError::Config(_)), "{e:?}");
     let text = e.to_string();
-    assert!(text.contains("2.0.0, 3.0.0") && text.contains("[1.0.0]"), "{text}");
+    assert!(text.contains("2.0.0, 3.0.0") && text.contains("[1.0.0, 1.1.0]"), "{text}");
     let e = validate_err(plugin("version_garbage")).await;
     assert!(matches!(e, SmError::Decode { .. }), "{e:?}");
     assert!(e.to_string().contains("VERSION"), "{e}");

@@ -4,6 +4,7 @@
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
+use crate::apply::PendingChange;
 use crate::config::{LastUpdatedFormat, UnknownPkeyGet};
 use crate::control::Inner;
 use crate::routes::Route;
@@ -68,6 +69,63 @@ const COMPONENT_VERSIONS: [(&str, &str); 6] = [
 pub struct Settings<'a> {
     pub version: &'a str,
     pub last_updated_format: LastUpdatedFormat,
+}
+
+/// Whether a route changes partitions (and so waits to be applied under an apply delay).
+fn is_write(route: &Route) -> bool {
+    matches!(
+        route,
+        Route::AddGuids
+            | Route::SetGuids
+            | Route::RemoveGuidsAction
+            | Route::DeleteGuids { .. }
+            | Route::CreatePkey
+            | Route::SetQos
+            | Route::DeletePkey { .. }
+    )
+}
+
+/// Answers one routed request. Without an apply delay, or for a read, the request is applied at
+/// once. With one, a write is checked and taken into the accepted model, answered, and queued to be
+/// applied to the visible fabric when due; reads see the visible fabric only.
+pub fn handle(route: &Route, query: Option<&str>, body: &[u8], inner: &mut Inner, settings: &Settings<'_>) -> Reply {
+    if !is_write(route) || (inner.apply.model().is_immediate() && inner.apply.pending.is_empty()) {
+        return apply(route, query, body, inner, settings);
+    }
+    let mut accepted = inner.accepted.take().unwrap_or_else(|| inner.fabric.clone());
+    std::mem::swap(&mut inner.fabric, &mut accepted);
+    let before = inner.fabric.generation();
+    let reply = dispatch(route, query, body, inner, settings).unwrap_or_else(Reply::from);
+    let changed = inner.fabric.generation() != before;
+    std::mem::swap(&mut inner.fabric, &mut accepted);
+    if changed {
+        let due = inner.apply.due(std::time::Instant::now());
+        inner.apply.pending.push_back(PendingChange {
+            due,
+            route: route.clone(),
+            query: query.map(str::to_owned),
+            body: body.to_vec(),
+        });
+    }
+    if !inner.apply.pending.is_empty() {
+        inner.accepted = Some(accepted);
+    }
+    reply
+}
+
+/// Applies, in order, every waiting change due at `now` or before to the visible fabric.
+pub fn apply_due(inner: &mut Inner, now: std::time::Instant, settings: &Settings<'_>) {
+    while inner.apply.next_due().is_some_and(|due| due <= now) {
+        let Some(change) = inner.apply.pending.pop_front() else { break };
+        let reply = apply(&change.route, change.query.as_deref(), &change.body, inner, settings);
+        if reply.status != StatusCode::OK {
+            // The accepted model took it; the visible fabric can only differ through seeding.
+            tracing::debug!(status = reply.status.as_u16(), route = ?change.route, "ufm-emulator: a queued change failed");
+        }
+    }
+    if inner.apply.pending.is_empty() {
+        inner.accepted = None;
+    }
 }
 
 /// Applies one routed request and renders the reply. Records when the partition

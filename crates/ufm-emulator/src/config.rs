@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
+use crate::apply::ApplyModel;
 use crate::service::ServiceModel;
 use crate::wire::Membership;
 
@@ -61,6 +62,8 @@ pub struct UfmConfig {
     pub max_body_bytes: usize,
     /// Service time per request and how many requests are served at once.
     pub service: ServiceModel,
+    /// How long after its answer a partition change takes effect (default: at once).
+    pub apply: ApplyModel,
 }
 
 /// UFM's factory-default login, which deployment docs and clients assume.
@@ -87,6 +90,7 @@ impl UfmConfig {
             sequence: None,
             max_body_bytes: DEFAULT_MAX_BODY,
             service: ServiceModel::instant(),
+            apply: ApplyModel::default(),
         }
     }
 
@@ -133,6 +137,12 @@ impl UfmConfig {
         self
     }
 
+    /// Apply partition changes as `apply` says (checked when the emulator starts).
+    pub fn with_apply(mut self, apply: ApplyModel) -> Self {
+        self.apply = apply;
+        self
+    }
+
     pub fn with_last_updated_format(mut self, format: LastUpdatedFormat) -> Self {
         self.last_updated_format = format;
         self
@@ -160,6 +170,7 @@ impl fmt::Debug for UfmConfig {
             .field("shared_sequence", &self.sequence.is_some())
             .field("max_body_bytes", &self.max_body_bytes)
             .field("service", &self.service)
+            .field("apply", &self.apply)
             .finish()
     }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::apply::{ApplyError, ApplyModel, ApplyState};
 use crate::auth::{Credentials, TokenInfo};
 use crate::config::{LastUpdatedFormat, UfmConfig, UnknownPkeyGet};
 use crate::faults::{FaultId, FaultRule, Faults};
@@ -34,6 +35,20 @@ pub(crate) struct Inner {
     pub last_updated: Option<jiff::Timestamp>,
     /// Service time and slots.
     pub service: ServiceState,
+    /// Changes accepted but not applied yet, and when they will be.
+    pub apply: ApplyState,
+    /// UFM's model with every accepted change in it, while some are not applied yet: writes are
+    /// checked against it, so they are refused or accepted as UFM would. `None` when nothing waits
+    /// (it is then the same as `fabric`).
+    pub accepted: Option<Fabric>,
+}
+
+impl Inner {
+    /// The visible fabric and, while changes wait, the accepted model: what the control handle
+    /// changes must change in both.
+    fn fabrics_mut(&mut self) -> impl Iterator<Item = &mut Fabric> {
+        std::iter::once(&mut self.fabric).chain(self.accepted.as_mut())
+    }
 }
 
 /// What the server task and every handle share.
@@ -45,6 +60,8 @@ pub(crate) struct Shared {
     /// Requests waiting for a service slot, and requests holding one.
     queued: AtomicUsize,
     serving: AtomicUsize,
+    /// The number of changes waiting to be applied, kept next to the queue for lock-free reads.
+    pending: AtomicUsize,
     pub sequence: Sequence,
     pub shutdown: CancellationToken,
     pub version: String,
@@ -65,6 +82,8 @@ impl Shared {
             latency: Duration::ZERO,
             last_updated: None,
             service: ServiceState::new(config.service),
+            apply: ApplyState::new(config.apply),
+            accepted: None,
         };
         Shared {
             inner: Mutex::new(inner),
@@ -73,6 +92,7 @@ impl Shared {
             hung: AtomicUsize::new(0),
             queued: AtomicUsize::new(0),
             serving: AtomicUsize::new(0),
+            pending: AtomicUsize::new(0),
             sequence: Sequence::new(config.sequence.clone()),
             shutdown,
             version: config.version.clone(),
@@ -89,13 +109,24 @@ impl Shared {
 
     /// Runs one synchronous step on the state and wakes every waiter afterwards.
     pub fn update<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
-        let result = f(&mut self.lock());
+        let result = {
+            let mut inner = self.lock();
+            let result = f(&mut inner);
+            self.pending.store(inner.apply.pending.len(), Ordering::SeqCst);
+            result
+        };
         self.changed.notify_waiters();
         result
     }
 
     pub fn read<R>(&self, f: impl FnOnce(&Inner) -> R) -> R {
         f(&self.lock())
+    }
+
+    /// How many changes wait, read without the caller holding the lock already.
+    fn read_pending(&self) -> usize {
+        // `wait_until` runs its condition under the lock: read the count from an atomic copy.
+        self.pending.load(Ordering::SeqCst)
     }
 
     /// Holds the caller until the hang is released, `max` passes or the emulator stops.
@@ -303,13 +334,13 @@ impl UfmHandle {
     /// When on, adds and sets naming a GUID not declared with [`UfmHandle::mark_seen`] fail
     /// whole with 404.
     pub fn set_reject_unseen_guids(&self, on: bool) {
-        self.shared.update(|i| i.fabric.set_reject_unseen(on));
+        self.shared.update(|i| i.fabrics_mut().for_each(|f| f.set_reject_unseen(on)));
     }
 
     /// Declares GUIDs the fabric has discovered.
     pub fn mark_seen(&self, guids: impl IntoIterator<Item = Guid>) {
         let guids: Vec<Guid> = guids.into_iter().collect();
-        self.shared.update(|i| i.fabric.mark_seen(guids));
+        self.shared.update(|i| i.fabrics_mut().for_each(|f| f.mark_seen(guids.iter().copied())));
     }
 
     pub fn set_unknown_pkey_get(&self, answer: UnknownPkeyGet) {
@@ -340,26 +371,75 @@ impl UfmHandle {
 
     /// Puts a partition in place exactly as given (any PKey, the management one included).
     pub fn seed_partition(&self, pkey: u16, partition: Partition) {
-        self.shared.update(|i| i.fabric.seed(pkey, partition));
+        self.shared.update(|i| i.fabrics_mut().for_each(|f| f.seed(pkey, partition.clone())));
     }
 
     /// Adds members to a partition, creating it with UFM's defaults if needed.
     pub fn seed_members(&self, pkey: u16, members: impl IntoIterator<Item = (Guid, Member)>) {
         let members: Vec<(Guid, Member)> = members.into_iter().collect();
         self.shared.update(|i| {
-            let mut partition = i.fabric.get(pkey).cloned().unwrap_or_else(|| Partition::new(pkey));
-            partition.members.extend(members);
-            i.fabric.seed(pkey, partition);
+            for fabric in i.fabrics_mut() {
+                let mut partition = fabric.get(pkey).cloned().unwrap_or_else(|| Partition::new(pkey));
+                partition.members.extend(members.iter().copied());
+                fabric.seed(pkey, partition);
+            }
         });
     }
 
     pub fn remove_partition(&self, pkey: u16) -> Option<Partition> {
-        self.shared.update(|i| i.fabric.unseed(pkey))
+        self.shared.update(|i| {
+            if let Some(accepted) = i.accepted.as_mut() {
+                accepted.unseed(pkey);
+            }
+            i.fabric.unseed(pkey)
+        })
     }
 
-    /// Back to a fresh fabric: only the management partition, no discovered GUIDs.
+    /// Back to a fresh fabric: only the management partition, no discovered GUIDs, no change
+    /// waiting to be applied.
     pub fn clear_state(&self) {
-        self.shared.update(|i| i.fabric.reset());
+        self.shared.update(|i| {
+            i.fabric.reset();
+            i.apply.pending.clear();
+            i.accepted = None;
+        });
+    }
+
+    // ---- asynchronous apply ----
+
+    /// Applies partition changes as `model` says from now on; changes already waiting keep their
+    /// times. The generator restarts from the model's seed.
+    pub fn set_apply(&self, model: ApplyModel) -> Result<(), ApplyError> {
+        model.validate()?;
+        self.shared.update(|i| i.apply.set_model(model));
+        Ok(())
+    }
+
+    pub fn apply_model(&self) -> ApplyModel {
+        self.shared.read(|i| i.apply.model())
+    }
+
+    /// Changes accepted (answered) but not applied to the fabric yet.
+    pub fn pending_changes(&self) -> usize {
+        self.shared.read(|i| i.apply.pending.len())
+    }
+
+    /// Applies every waiting change now, in order, as if its time had come.
+    pub fn apply_pending_now(&self) {
+        let shared = &self.shared;
+        let settings =
+            crate::api::Settings { version: &shared.version, last_updated_format: shared.last_updated_format };
+        shared.update(|i| {
+            if let Some(last) = i.apply.pending.back().map(|c| c.due) {
+                crate::api::apply_due(i, last, &settings);
+            }
+        });
+    }
+
+    /// Waits until every accepted change is applied; returns whether that happened within `timeout`.
+    pub async fn wait_applied(&self, timeout: Duration) -> bool {
+        let shared = &self.shared;
+        self.wait_until(timeout, |_, _| shared.read_pending() == 0).await
     }
 
     // ---- waiting ----
@@ -396,5 +476,33 @@ impl UfmHandle {
     pub async fn wait_for_count(&self, endpoint: Endpoint, n: u64, timeout: Duration) -> bool {
         self.wait_until(timeout, |_, records| records.iter().filter(|r| r.endpoint == endpoint).count() as u64 >= n)
             .await
+    }
+}
+
+/// Applies accepted changes when they are due, until the emulator shuts down. Wakes at the next due
+/// time, or when anything changed (a new change may be due earlier than the one it slept for).
+pub(crate) async fn apply_changes(shared: Arc<Shared>) {
+    loop {
+        let notified = shared.changed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let now = tokio::time::Instant::now();
+        let next = shared.read(|i| i.apply.next_due());
+        match next {
+            Some(due) if due <= now.into_std() => {
+                let settings =
+                    crate::api::Settings { version: &shared.version, last_updated_format: shared.last_updated_format };
+                shared.update(|i| crate::api::apply_due(i, due, &settings));
+            }
+            Some(due) => tokio::select! {
+                () = tokio::time::sleep_until(due.into()) => {}
+                () = &mut notified => {}
+                () = shared.shutdown.cancelled() => return,
+            },
+            None => tokio::select! {
+                () = &mut notified => {}
+                () = shared.shutdown.cancelled() => return,
+            },
+        }
     }
 }

@@ -195,7 +195,7 @@ fn authorized(
             return outcome;
         }
         match routes::route(method, path) {
-            Ok((_, route)) => Outcome::reply(api::apply(&route, query, body, inner, &settings)),
+            Ok((_, route)) => Outcome::reply(api::handle(&route, query, body, inner, &settings)),
             Err(err) => {
                 let status = match err {
                     RouteError::NotFound(_) => StatusCode::NOT_FOUND,

@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 mod api;
+mod apply;
 mod auth;
 mod config;
 mod control;
@@ -32,6 +33,7 @@ mod state;
 mod tls;
 mod wire;
 
+pub use apply::{ApplyError, ApplyModel};
 pub use auth::TokenInfo;
 pub use axum::http::Method;
 pub use config::{LastUpdatedFormat, Scheme, UfmConfig, UnknownPkeyGet};

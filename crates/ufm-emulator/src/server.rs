@@ -28,6 +28,8 @@ pub enum StartError {
     Tls(#[from] TlsError),
     #[error("invalid service model: {0}")]
     Service(#[from] crate::service::ServiceError),
+    #[error("invalid apply model: {0}")]
+    Apply(#[from] crate::apply::ApplyError),
 }
 
 /// Entry point; see [`UfmEmulator::start`].
@@ -39,6 +41,7 @@ impl UfmEmulator {
     /// [`RunningUfm`] is shut down or dropped. Must be called inside a Tokio runtime.
     pub async fn start(config: UfmConfig) -> Result<RunningUfm, StartError> {
         config.service.validate()?;
+        config.apply.validate()?;
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.map_err(StartError::Bind)?;
         let addr = listener.local_addr().map_err(StartError::Bind)?;
         let pki = match config.scheme {
@@ -49,7 +52,13 @@ impl UfmEmulator {
         let shared = Arc::new(Shared::new(&config, shutdown.clone()));
         let router = Router::new().fallback(dispatch::handle).with_state(Arc::clone(&shared));
         let acceptor = pki.as_ref().map(|pki| TlsAcceptor::from(Arc::clone(&pki.server_config)));
-        let task = tokio::spawn(serve(listener, router, acceptor, shutdown.clone()));
+        let applier = tokio::spawn(crate::control::apply_changes(Arc::clone(&shared)));
+        let server = serve(listener, router, acceptor, shutdown.clone());
+        let task = tokio::spawn(async move {
+            server.await;
+            // The applier ends with the shutdown token; waiting for it keeps no task behind.
+            let _ = applier.await;
+        });
         tracing::info!(%addr, scheme = ?config.scheme, "ufm-emulator listening");
         Ok(RunningUfm {
             addr,

@@ -112,23 +112,27 @@ impl ServiceState {
 
     /// The next service time: `time ± spread`, uniform.
     pub fn draw(&mut self) -> Duration {
-        let ServiceModel { time, spread, .. } = self.model;
-        if spread.is_zero() {
-            return time;
-        }
-        let width = spread.as_nanos().saturating_mul(2).saturating_add(1);
-        let offset = u128::from(self.rng.next()) % width;
-        let nanos = time.as_nanos().saturating_sub(spread.as_nanos()).saturating_add(offset);
-        Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+        draw(&mut self.rng, self.model.time, self.model.spread)
     }
+}
+
+/// A time drawn uniformly from `mean - spread ..= mean + spread`.
+pub(crate) fn draw(rng: &mut SplitMix64, mean: Duration, spread: Duration) -> Duration {
+    if spread.is_zero() {
+        return mean;
+    }
+    let width = spread.as_nanos().saturating_mul(2).saturating_add(1);
+    let offset = u128::from(rng.next()) % width;
+    let nanos = mean.as_nanos().saturating_sub(spread.as_nanos()).saturating_add(offset);
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
 }
 
 /// A small, fast generator with a 64-bit state: enough for spreading service times, and
 /// reproducible from its seed on every platform.
-struct SplitMix64(u64);
+pub(crate) struct SplitMix64(pub(crate) u64);
 
 impl SplitMix64 {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

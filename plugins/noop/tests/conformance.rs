@@ -15,7 +15,7 @@ fn plugin() -> ExecPlugin {
 #[tokio::test]
 async fn noop_plugin_conforms() {
     let sm = plugin();
-    assert_eq!(sm.version().await.expect("VERSION"), "1.0.0");
+    assert_eq!(sm.version().await.expect("VERSION"), "1.1.0");
     assert_eq!(sm.name(), "noop");
     run_all(Arc::new(sm), Holds::Nothing).await;
 }

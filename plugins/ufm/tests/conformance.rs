@@ -79,3 +79,22 @@ async fn ufm_plugin_reports_refusal_unreachability_and_missing_configuration_by_
     }
     ufm.shutdown().await;
 }
+
+/// The plugin speaks 1.1.0: partition options reach UFM through it as through the built-in.
+#[tokio::test]
+async fn ufm_plugin_carries_partition_options() {
+    use ib_model::partition::{Membership, MtuLimit, PartitionOptions, Qos, RateLimit};
+    let ufm = UfmEmulator::start(UfmConfig::http()).await.expect("emulator");
+    let sm = plugin(&ufm, ufm.addr().port(), "123456");
+    assert_eq!(sm.version().await.expect("VERSION"), "1.1.0");
+    let qos =
+        Qos { mtu_limit: MtuLimit::Mtu4K, service_level: 4, rate_limit: RateLimit::from_gbps(200.0).expect("rate") };
+    let options = PartitionOptions { membership: Membership::Limited, index0: false, ip_over_ib: true, qos: Some(qos) };
+    let guid = ib_model::Guid::from_u64(0x0200_0000_0000_0031);
+    sm.add_guids_with(ib_model::PKey::new(0x31).expect("pkey"), &[guid], &options).await.expect("add");
+    let partition = ufm.handle().partition(0x31).expect("created");
+    let member = partition.members[&ufm_emulator::Guid::from(guid.as_u64())];
+    assert_eq!((member.membership, member.index0), (ufm_emulator::Membership::Limited, false));
+    assert_eq!((partition.qos.mtu_limit, partition.qos.service_level, partition.qos.rate_limit), (4, 4, 200.0));
+    ufm.shutdown().await;
+}

@@ -162,3 +162,60 @@ fn tenant_policy_variables() {
     assert!(e.contains("GLOBAL_NAMESPACES") && e.contains("Not_A_Namespace"), "{e}");
     assert!(e.contains("NAMESPACE_ISOLATION") && e.contains("maybe"), "{e}");
 }
+
+#[test]
+fn partition_defaults_are_todays_behaviour() {
+    let c = load(&[("DAEMON_SM_PLUGIN", "noop")]).unwrap();
+    assert_eq!(c.partitions, PartitionDefaults::default());
+    let p = c.partitions;
+    assert!(p.primary.ip_over_ib && p.primary.index0 && p.allow_create && p.default_limited.is_none());
+    assert_eq!(p.primary.membership, ib_model::partition::Membership::Full);
+    // Empty means default, as for every variable.
+    let c = load(&[
+        ("DAEMON_SM_PLUGIN", "noop"),
+        ("ENABLE_IP_OVER_IB", ""),
+        ("DEFAULT_LIMITED_PARTITION", ""),
+        ("ALLOW_PARTITION_CREATE", ""),
+    ])
+    .unwrap();
+    assert_eq!(c.partitions, PartitionDefaults::default());
+}
+
+#[test]
+fn partition_defaults_are_read() {
+    let c = load(&[
+        ("DAEMON_SM_PLUGIN", "noop"),
+        ("ENABLE_IP_OVER_IB", "false"),
+        ("ENABLE_INDEX0_FOR_PRIMARY_PKEY", "0"),
+        ("DEFAULT_LIMITED_PARTITION", " 0x7ffe "),
+        ("ALLOW_PARTITION_CREATE", "False"),
+    ])
+    .unwrap();
+    let p = c.partitions;
+    assert!(!p.primary.ip_over_ib && !p.primary.index0 && !p.allow_create);
+    assert_eq!(p.default_limited, Some(PKey::parse("0x7ffe").unwrap()));
+}
+
+#[test]
+fn bad_partition_defaults_name_variable_and_value() {
+    for (key, value, words) in [
+        ("ENABLE_IP_OVER_IB", "yes", "ENABLE_IP_OVER_IB=\"yes\": must be true or false"),
+        ("ENABLE_INDEX0_FOR_PRIMARY_PKEY", "2", "ENABLE_INDEX0_FOR_PRIMARY_PKEY=\"2\""),
+        ("ALLOW_PARTITION_CREATE", "never", "ALLOW_PARTITION_CREATE=\"never\""),
+        ("DEFAULT_LIMITED_PARTITION", "16", "DEFAULT_LIMITED_PARTITION=\"16\": must be a partition key"),
+        ("DEFAULT_LIMITED_PARTITION", "0x7fff", "management"),
+        ("DEFAULT_LIMITED_PARTITION", "0x8010", "15 bits"),
+        ("DEFAULT_LIMITED_PARTITION", "0x0", "0x0000"),
+    ] {
+        let e = err(&[("DAEMON_SM_PLUGIN", "noop"), (key, value)]);
+        assert!(e.contains(words), "{key}={value}: {e}");
+    }
+    // A huge value is echoed shortened, and every bad variable is reported in one go.
+    let huge = "0x".to_owned() + &"f".repeat(1 << 20);
+    let e = err(&[("DAEMON_SM_PLUGIN", "noop"), ("DEFAULT_LIMITED_PARTITION", &huge), ("ENABLE_IP_OVER_IB", "x")]);
+    assert!(
+        e.len() < 1000 && e.contains(&format!("({} bytes)", huge.len())) && e.contains("ENABLE_IP_OVER_IB"),
+        "{}",
+        e.len()
+    );
+}

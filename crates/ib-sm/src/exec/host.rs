@@ -457,6 +457,37 @@ impl SubnetManager for ExecPlugin {
         Box::pin(self.membership(Command::Add, pkey, guids))
     }
 
+    /// The default options are the 1.0.0 ADD, unchanged. Others go to a plugin that agreed to 1.1.0
+    /// or later; a 1.0.0 plugin would ignore them and make every GUID a full member, so the call is
+    /// refused before the plugin runs.
+    fn add_guids_with<'a>(
+        &'a self,
+        pkey: PKey,
+        guids: &'a [Guid],
+        options: &'a ib_model::partition::PartitionOptions,
+    ) -> BoxFuture<'a, Result<(), SmError>> {
+        if *options == ib_model::partition::PartitionOptions::default() {
+            return self.add_guids(pkey, guids);
+        }
+        Box::pin(async move {
+            let started = AtomicBool::new(false);
+            let work = async {
+                let version = self.agreed_version().await?;
+                if version == PROTOCOL_VERSION {
+                    return Err(SmError::Config(format!(
+                        "{}: the plugin speaks protocol {PROTOCOL_VERSION}, which cannot carry partition options \
+                         (membership, index0, ip_over_ib, QoS); nothing was sent for partition {pkey}",
+                        self.call_name(Command::Add)
+                    )));
+                }
+                let request = Request::add_with(version, pkey, guids, options);
+                let _: EmptyResult = self.call(Command::Add, &request, Some(version), Some(&started)).await?;
+                Ok(())
+            };
+            self.bounded(Command::Add, &started, work).await
+        })
+    }
+
     fn remove_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> BoxFuture<'a, Result<(), SmError>> {
         Box::pin(self.membership(Command::Remove, pkey, guids))
     }

@@ -94,8 +94,15 @@ where
                     Ok(p) => p,
                     Err(e) => return invalid_request(&version, e.to_string()),
                 };
+                let options = match request.options() {
+                    Ok(options) => options,
+                    Err(e) => return invalid_request(&version, e.to_string()),
+                };
                 let done = if command == Command::Add {
-                    sm.add_guids(pkey, &guids).await
+                    match options {
+                        Some(options) => sm.add_guids_with(pkey, &guids, &options).await,
+                        None => sm.add_guids(pkey, &guids).await,
+                    }
                 } else {
                     sm.remove_guids(pkey, &guids).await
                 };
@@ -222,7 +229,7 @@ mod tests {
         let reply = handle(Some("VERSION"), b"", || Err(ErrorResult::new(codes::INVALID_CONFIG, "unset"))).await;
         assert_eq!(reply.exit_code, 0);
         let v: Value = serde_json::from_str(&reply.stdout).unwrap();
-        assert_eq!(v, json!({"protocolVersion": "1.0.0", "supportedVersions": ["1.0.0"]}));
+        assert_eq!(v, json!({"protocolVersion": "1.0.0", "supportedVersions": ["1.0.0", "1.1.0"]}));
     }
 
     #[tokio::test]

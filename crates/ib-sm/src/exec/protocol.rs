@@ -6,14 +6,20 @@
 //! is one JSON object on stdout with exit status 0, or an [`ErrorResult`] on stdout with a non-zero exit
 //! status. Every object carries `protocolVersion`.
 
+use ib_model::partition::{MAX_SERVICE_LEVEL, MtuLimit, PartitionOptions, Qos, RateLimit};
 use ib_model::{Guid, PKey};
 use serde::{Deserialize, Serialize};
 
-/// The version this build speaks by default: the newest of [`SUPPORTED_VERSIONS`].
+/// The version VERSION is asked in, and replies to a request in an unknown version are written in:
+/// the first version, which every plugin speaks.
 pub const PROTOCOL_VERSION: &str = "1.0.0";
 
+/// The version that adds partition options to ADD (`membership`, `index0`, `ipOverIb`, `qos`). A
+/// 1.0.0 plugin never receives them: the daemon refuses an add with options it cannot carry.
+pub const OPTIONS_VERSION: &str = "1.1.0";
+
 /// Every protocol version this build can speak, oldest first.
-pub const SUPPORTED_VERSIONS: &[&str] = &[PROTOCOL_VERSION];
+pub const SUPPORTED_VERSIONS: &[&str] = &[PROTOCOL_VERSION, OPTIONS_VERSION];
 
 /// Largest stdout the daemon accepts from one call; a plugin that prints more is killed. Sized for the
 /// LIST of the largest fabric `docs/plugins.md` documents: 100,000 GUIDs, each a member of two
@@ -97,22 +103,110 @@ pub struct Request {
     /// ADD and REMOVE only: GUIDs as lower-case colon-separated bytes (`02:00:00:00:00:00:00:01`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guids: Option<Vec<String>>,
+    /// ADD, from 1.1.0: `"full"` or `"limited"`; absent means full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub membership: Option<String>,
+    /// ADD, from 1.1.0: put the partition at index 0 of each port's P_Key table; absent means true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index0: Option<bool>,
+    /// ADD, from 1.1.0: the partition has an IPoIB broadcast group; absent means true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_over_ib: Option<bool>,
+    /// ADD, from 1.1.0: the partition's QoS, to set along with the add; absent leaves it as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qos: Option<WireQos>,
+}
+
+/// A partition's QoS on the wire, with UFM's values: `mtuLimit` 2 or 4, `serviceLevel` 0-15,
+/// `rateLimit` one of UFM's rates in Gb/s (2.5, 5, 10, … 300).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireQos {
+    pub mtu_limit: u8,
+    pub service_level: u8,
+    pub rate_limit: serde_json::Number,
 }
 
 impl Request {
     /// A request without partition or GUIDs (VERSION, VALIDATE, LIST).
     pub fn plain(version: &str, command: Command) -> Self {
-        Request { protocol_version: version.to_owned(), command, pkey: None, guids: None }
+        Request {
+            protocol_version: version.to_owned(),
+            command,
+            pkey: None,
+            guids: None,
+            membership: None,
+            index0: None,
+            ip_over_ib: None,
+            qos: None,
+        }
     }
 
     /// An ADD or REMOVE request.
     pub fn membership(version: &str, command: Command, pkey: PKey, guids: &[Guid]) -> Self {
         Request {
-            protocol_version: version.to_owned(),
-            command,
             pkey: Some(pkey.to_string()),
             guids: Some(guids.iter().map(Guid::to_string).collect()),
+            ..Request::plain(version, command)
         }
+    }
+
+    /// An ADD request carrying partition options (protocol 1.1.0 and later).
+    pub fn add_with(version: &str, pkey: PKey, guids: &[Guid], options: &PartitionOptions) -> Self {
+        Request {
+            membership: Some(options.membership.as_str().to_owned()),
+            index0: Some(options.index0),
+            ip_over_ib: Some(options.ip_over_ib),
+            qos: options.qos.map(|q| WireQos {
+                mtu_limit: q.mtu_limit.ufm(),
+                service_level: q.service_level,
+                rate_limit: serde_json::Number::from_f64(f64::from(q.rate_limit.tenths_gbps()) / 10.0)
+                    .unwrap_or_else(|| serde_json::Number::from(0)),
+            }),
+            ..Request::membership(version, Command::Add, pkey, guids)
+        }
+    }
+
+    /// The partition options of an ADD request, checked; `None` when it carries none (a 1.0.0 add).
+    pub fn options(&self) -> Result<Option<PartitionOptions>, ProtocolError> {
+        if self.membership.is_none() && self.index0.is_none() && self.ip_over_ib.is_none() && self.qos.is_none() {
+            return Ok(None);
+        }
+        let defaults = PartitionOptions::default();
+        let membership = match self.membership.as_deref() {
+            None => defaults.membership,
+            Some(text) => ib_model::partition::Membership::parse(text).ok_or_else(|| ProtocolError::Invalid {
+                field: "membership",
+                reason: format!("{:?} is neither \"full\" nor \"limited\"", crate::manager::excerpt(text, 64)),
+            })?,
+        };
+        let qos = match &self.qos {
+            None => None,
+            Some(q) => {
+                let mtu_limit = MtuLimit::from_ufm(u64::from(q.mtu_limit)).ok_or_else(|| ProtocolError::Invalid {
+                    field: "qos.mtuLimit",
+                    reason: format!("{} is not 2 or 4", q.mtu_limit),
+                })?;
+                if q.service_level > MAX_SERVICE_LEVEL {
+                    return Err(ProtocolError::Invalid {
+                        field: "qos.serviceLevel",
+                        reason: format!("{} is not 0-{MAX_SERVICE_LEVEL}", q.service_level),
+                    });
+                }
+                let rate_limit =
+                    q.rate_limit.as_f64().and_then(RateLimit::from_gbps).ok_or_else(|| ProtocolError::Invalid {
+                        field: "qos.rateLimit",
+                        reason: format!("{} is not one of {}", q.rate_limit, RateLimit::allowed()),
+                    })?;
+                Some(Qos { mtu_limit, service_level: q.service_level, rate_limit })
+            }
+        };
+        Ok(Some(PartitionOptions {
+            membership,
+            index0: self.index0.unwrap_or(defaults.index0),
+            ip_over_ib: self.ip_over_ib.unwrap_or(defaults.ip_over_ib),
+            qos,
+        }))
     }
 
     /// The partition and GUIDs of an ADD or REMOVE request, checked.
@@ -296,10 +390,57 @@ mod tests {
     }
 
     #[test]
+    fn options_travel_in_add_from_1_1_0_and_are_checked() {
+        use ib_model::partition::Membership;
+        let pkey = PKey::new(5).unwrap();
+        let guids = [Guid::from_u64(1)];
+        let qos = Qos { mtu_limit: MtuLimit::Mtu4K, service_level: 3, rate_limit: RateLimit::from_gbps(2.5).unwrap() };
+        let options =
+            PartitionOptions { membership: Membership::Limited, index0: false, ip_over_ib: true, qos: Some(qos) };
+        let req = Request::add_with(OPTIONS_VERSION, pkey, &guids, &options);
+        assert_eq!(
+            serde_json::to_value(&req).unwrap(),
+            json!({"protocolVersion": "1.1.0", "command": "ADD", "pkey": "0x0005", "guids": ["00:00:00:00:00:00:00:01"],
+                   "membership": "limited", "index0": false, "ipOverIb": true,
+                   "qos": {"mtuLimit": 4, "serviceLevel": 3, "rateLimit": 2.5}})
+        );
+        assert_eq!(req.options(), Ok(Some(options)));
+        // A 1.0.0 add carries none, and its JSON is what it always was.
+        let plain = Request::membership(PROTOCOL_VERSION, Command::Add, pkey, &guids);
+        assert_eq!(plain.options(), Ok(None));
+        assert!(!serde_json::to_string(&plain).unwrap().contains("membership"));
+        // Absent fields take the defaults.
+        let only: Request = serde_json::from_value(json!({"protocolVersion": "1.1.0", "command": "ADD",
+            "pkey": "0x5", "guids": [], "membership": "limited"}))
+        .unwrap();
+        assert_eq!(
+            only.options(),
+            Ok(Some(PartitionOptions { membership: Membership::Limited, ..PartitionOptions::default() }))
+        );
+        for (extra, field) in [
+            (json!({"membership": "both"}), "membership"),
+            (json!({"qos": {"mtuLimit": 3, "serviceLevel": 0, "rateLimit": 2.5}}), "qos.mtuLimit"),
+            (json!({"qos": {"mtuLimit": 2, "serviceLevel": 16, "rateLimit": 2.5}}), "qos.serviceLevel"),
+            (json!({"qos": {"mtuLimit": 2, "serviceLevel": 0, "rateLimit": 7}}), "qos.rateLimit"),
+        ] {
+            let mut v = json!({"protocolVersion": "1.1.0", "command": "ADD", "pkey": "0x5", "guids": []});
+            v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            let req: Request = serde_json::from_value(v).unwrap();
+            let e = req.options().unwrap_err();
+            assert!(matches!(&e, ProtocolError::Invalid { field: f, .. } if *f == field), "{e:?}");
+        }
+        let huge: Request = serde_json::from_value(json!({"protocolVersion": "1.1.0", "command": "ADD",
+            "pkey": "0x5", "guids": [], "membership": "x".repeat(1 << 20)}))
+        .unwrap();
+        assert!(huge.options().unwrap_err().to_string().len() < 300);
+    }
+
+    #[test]
     fn negotiation_picks_a_common_version() {
         assert_eq!(negotiate(&["0.9.0".into(), "1.0.0".into()]), Some("1.0.0"));
+        assert_eq!(negotiate(&["1.0.0".into(), "1.1.0".into()]), Some("1.1.0"));
         assert_eq!(negotiate(&["2.0.0".into()]), None);
-        assert!(is_supported("1.0.0") && !is_supported("1.1.0"));
+        assert!(is_supported("1.0.0") && is_supported("1.1.0") && !is_supported("1.2.0"));
     }
 
     #[test]

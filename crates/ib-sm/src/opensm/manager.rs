@@ -16,13 +16,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeSet;
+
+use ib_model::partition::{PartitionOptions, Qos};
 use ib_model::{Guid, PKey};
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use super::config::OpenSmConfig;
 use super::file::{self, FileError, Lock};
-use super::partitions::{self, Memberships, PartitionsError};
+use super::partitions::{self, Block, PartitionsError};
 use super::reload::{self, ReloadError};
 use crate::manager::{BoxFuture, SmError, SubnetManager};
 
@@ -75,8 +78,11 @@ impl From<OpenSmError> for Failure {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Op {
-    Add,
+    /// `None`: the configuration's membership and flags (`OPENSM_MEMBERSHIP`, `OPENSM_PARTITION_FLAGS`).
+    Add(Option<PartitionOptions>),
     Remove,
+    /// The QoS flags of one of our partitions; refused when the block does not define it.
+    SetQos(Qos),
 }
 
 struct Job {
@@ -152,11 +158,15 @@ impl OpenSm {
 
     async fn submit(&self, op: Op, pkey: PKey, guids: &[Guid]) -> Result<(), SmError> {
         let verb = match op {
-            Op::Add => "add to",
+            Op::Add(_) => "add to",
             Op::Remove => "remove from",
+            Op::SetQos(_) => "set QoS in",
         };
-        let call = format!("{} (pkey {pkey}, {} GUIDs)", self.call_name(verb), guids.len());
-        if guids.is_empty() {
+        let call = match op {
+            Op::SetQos(_) => format!("{} (pkey {pkey})", self.call_name(verb)),
+            _ => format!("{} (pkey {pkey}, {} GUIDs)", self.call_name(verb), guids.len()),
+        };
+        if guids.is_empty() && !matches!(op, Op::SetQos(_)) {
             return Ok(());
         }
         let timeout = self.inner.config.timeout;
@@ -220,11 +230,20 @@ async fn commit_loop(inner: Arc<Inner>) {
         let started = Instant::now();
         let result = commit(&inner, changes).instrument(span.clone()).await.map_err(Failure::from);
         span.in_scope(|| match &result {
-            Ok(()) => tracing::debug!(ms = started.elapsed().as_millis() as u64, "opensm batch committed"),
+            Ok(_) => tracing::debug!(ms = started.elapsed().as_millis() as u64, "opensm batch committed"),
             Err(f) => tracing::warn!(error = %f.reason, outcome_unknown = f.outcome_unknown, "opensm batch failed"),
         });
+        let path = inner.config.partitions_file.display().to_string();
         for job in jobs {
-            let _ = job.done.send(result.clone());
+            let outcome = match &result {
+                Ok(missing) if matches!(job.op, Op::SetQos(_)) && missing.contains(&job.pkey) => Err(Failure {
+                    reason: format!("partition {} is not one of ib-kubernetes' partitions in {path}", job.pkey),
+                    outcome_unknown: false,
+                }),
+                Ok(_) => Ok(()),
+                Err(f) => Err(f.clone()),
+            };
+            let _ = job.done.send(outcome);
         }
     }
 }
@@ -236,7 +255,8 @@ struct Prepared {
     rewritten: Option<(String, String)>,
 }
 
-async fn commit(inner: &Arc<Inner>, changes: Vec<(Op, PKey, Vec<Guid>)>) -> Result<(), OpenSmError> {
+/// Applies one batch; returns the partitions a QoS change named that the block does not define.
+async fn commit(inner: &Arc<Inner>, changes: Vec<(Op, PKey, Vec<Guid>)>) -> Result<BTreeSet<PKey>, OpenSmError> {
     inner.batches.fetch_add(1, Ordering::Relaxed);
     let deadline = Instant::now() + inner.config.timeout;
     // Half the time at most for another writer's lock: a call that could not get it ends with that
@@ -244,10 +264,11 @@ async fn commit(inner: &Arc<Inner>, changes: Vec<(Op, PKey, Vec<Guid>)>) -> Resu
     let lock_deadline = Instant::now() + inner.config.timeout / 2;
     let owed = inner.reload_owed.load(Ordering::Relaxed);
     let worker = Arc::clone(inner);
-    let prepared = tokio::task::spawn_blocking(move || prepare(&worker.config, &changes, lock_deadline, owed))
-        .await
-        .map_err(|e| OpenSmError::Task(e.to_string()))??;
-    let Some(prepared) = prepared else { return Ok(()) };
+    let (prepared, missing) =
+        tokio::task::spawn_blocking(move || prepare(&worker.config, &changes, lock_deadline, owed))
+            .await
+            .map_err(|e| OpenSmError::Task(e.to_string()))??;
+    let Some(prepared) = prepared else { return Ok(missing) };
     if prepared.rewritten.is_some() {
         inner.rewrites.fetch_add(1, Ordering::Relaxed);
         inner.reload_owed.store(true, Ordering::Relaxed);
@@ -258,7 +279,7 @@ async fn commit(inner: &Arc<Inner>, changes: Vec<(Op, PKey, Vec<Guid>)>) -> Resu
             inner.reloads.fetch_add(1, Ordering::Relaxed);
             inner.reload_owed.store(false, Ordering::Relaxed);
             drop(prepared.lock);
-            Ok(())
+            Ok(missing)
         }
         Err(source) => {
             let path = inner.config.partitions_file.display().to_string();
@@ -281,41 +302,44 @@ async fn commit(inner: &Arc<Inner>, changes: Vec<(Op, PKey, Vec<Guid>)>) -> Resu
     }
 }
 
-/// Lock, read, check, apply, write. `None`: nothing to write and no reload owed.
+/// Lock, read, check, apply, write. `None`: nothing to write and no reload owed. With it, the
+/// partitions a QoS change named that the block does not define.
 fn prepare(
     config: &OpenSmConfig,
     changes: &[(Op, PKey, Vec<Guid>)],
     lock_deadline: Instant,
     owed: bool,
-) -> Result<Option<Prepared>, OpenSmError> {
+) -> Result<(Option<Prepared>, BTreeSet<PKey>), OpenSmError> {
     let path = file::resolve(&config.partitions_file)?;
     let lock = file::lock(&path, lock_deadline)?;
     let shown = || path.display().to_string();
     for attempt in 1..=CHANGED_MEANWHILE_TRIES {
         let snapshot = file::read(&path)?;
-        let (layout, mut memberships) = partitions::read_block(&snapshot.bytes)
+        let (layout, mut block) = partitions::read_block_full(&snapshot.bytes)
             .map_err(|source| OpenSmError::Partitions { path: shown(), source })?;
         partitions::check_site(&snapshot.bytes, &layout)
             .map_err(|source| OpenSmError::Partitions { path: shown(), source })?;
-        apply(&mut memberships, changes);
+        let missing = apply(&mut block, changes, config);
         let before = layout.block.clone().map(|b| String::from_utf8_lossy(&snapshot.bytes[b]).into_owned());
-        let after = partitions::render(&memberships, &config.flags, config.membership);
+        let after = partitions::render_block(&block);
         let unchanged = match &before {
             Some(before) => *before == after,
             None => after.is_empty(),
         };
         if unchanged {
             if !owed {
-                return Ok(None);
+                return Ok((None, missing));
             }
             reload::check(&config.reload).map_err(|source| OpenSmError::CannotReload { path: shown(), source })?;
-            return Ok(Some(Prepared { lock, rewritten: None }));
+            return Ok((Some(Prepared { lock, rewritten: None }), missing));
         }
         // Nothing is written unless OpenSM can be told about it.
         reload::check(&config.reload).map_err(|source| OpenSmError::CannotReload { path: shown(), source })?;
         let bytes = partitions::replace_block(&snapshot.bytes, &layout, &after);
         match file::replace(&path, &snapshot, &bytes) {
-            Ok(()) => return Ok(Some(Prepared { lock, rewritten: Some((before.unwrap_or_default(), after)) })),
+            Ok(()) => {
+                return Ok((Some(Prepared { lock, rewritten: Some((before.unwrap_or_default(), after)) }), missing));
+            }
             Err(FileError::ChangedMeanwhile { .. }) if attempt < CHANGED_MEANWHILE_TRIES => continue,
             Err(e) => return Err(e.into()),
         }
@@ -323,20 +347,82 @@ fn prepare(
     Err(FileError::ChangedMeanwhile { path: shown() }.into())
 }
 
-fn apply(memberships: &mut Memberships, changes: &[(Op, PKey, Vec<Guid>)]) {
+/// Applies the batch's changes in order; returns the partitions a QoS change named that the block
+/// does not define (those changes are refused, the others applied).
+fn apply(block: &mut Block, changes: &[(Op, PKey, Vec<Guid>)], config: &OpenSmConfig) -> BTreeSet<PKey> {
+    let mut missing = BTreeSet::new();
     for (op, pkey, guids) in changes {
         match op {
-            Op::Add => memberships.entry(*pkey).or_default().extend(guids.iter().copied()),
+            Op::Add(options) => {
+                let partition = block.entry(*pkey).or_default();
+                let membership = options.map_or(config.membership, |o| o.membership);
+                partition.flags = match options {
+                    None => config.flags.clone(),
+                    Some(options) => option_flags(&config.flags, &partition.flags, options),
+                };
+                partition.members.extend(guids.iter().map(|g| (*g, membership)));
+            }
             Op::Remove => {
-                if let Some(set) = memberships.get_mut(pkey) {
+                if let Some(partition) = block.get_mut(pkey) {
                     for guid in guids {
-                        set.remove(guid);
+                        partition.members.remove(guid);
                     }
                 }
             }
+            Op::SetQos(qos) => match block.get_mut(pkey).filter(|p| !p.members.is_empty()) {
+                Some(partition) => {
+                    let mut flags: Vec<String> = partition.flags.iter().filter(|f| !is_qos_flag(f)).cloned().collect();
+                    flags.extend(qos_flags(qos));
+                    partition.flags = flags;
+                }
+                None => {
+                    missing.insert(*pkey);
+                }
+            },
         }
     }
-    memberships.retain(|_, set| !set.is_empty());
+    // A partition whose last member left is not written: like UFM, OpenSM then forgets it and its QoS.
+    block.retain(|_, p| !p.members.is_empty());
+    missing
+}
+
+fn flag_key(flag: &str) -> &str {
+    flag.split_once('=').map_or(flag, |(key, _)| key)
+}
+
+fn is_qos_flag(flag: &str) -> bool {
+    matches!(flag_key(flag), "mtu" | "rate" | "sl")
+}
+
+/// OpenSM's QoS flags of the partition's IPoIB broadcast group, IBTA-encoded: `mtu=5,rate=16,sl=3`.
+fn qos_flags(qos: &Qos) -> [String; 3] {
+    [
+        format!("mtu={}", qos.mtu_limit.ibta()),
+        format!("rate={}", qos.rate_limit.ibta()),
+        format!("sl={}", qos.service_level),
+    ]
+}
+
+/// A partition's flags for an add with `options`: `indx0` and `ipoib` as the options say; the QoS
+/// flags of the options, or else those the partition has, or else the configuration's; every other
+/// configured flag as configured.
+fn option_flags(configured: &[String], current: &[String], options: &PartitionOptions) -> Vec<String> {
+    let mut flags = Vec::new();
+    if options.index0 {
+        flags.push("indx0".to_owned());
+    }
+    if options.ip_over_ib {
+        flags.push("ipoib".to_owned());
+    }
+    flags.extend(configured.iter().filter(|f| !matches!(flag_key(f), "ipoib" | "indx0") && !is_qos_flag(f)).cloned());
+    match &options.qos {
+        Some(qos) => flags.extend(qos_flags(qos)),
+        None if current.iter().any(|f| is_qos_flag(f)) => {
+            flags.extend(current.iter().filter(|f| is_qos_flag(f)).cloned())
+        }
+        None => flags.extend(configured.iter().filter(|f| is_qos_flag(f)).cloned()),
+    }
+    flags
 }
 
 /// Puts our previous block back if the file still holds the block we wrote; says what happened.
@@ -388,7 +474,23 @@ impl SubnetManager for OpenSm {
     }
 
     fn add_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> BoxFuture<'a, Result<(), SmError>> {
-        Box::pin(self.submit(Op::Add, pkey, guids))
+        Box::pin(self.submit(Op::Add(None), pkey, guids))
+    }
+
+    /// Each member is written with the options' membership; the partition's definition gets `indx0`
+    /// and `ipoib` as the options say and, with QoS, `mtu=`, `rate=` and `sl=` (OpenSM applies them to
+    /// the partition's IPoIB broadcast group). Other configured flags are kept.
+    fn add_guids_with<'a>(
+        &'a self,
+        pkey: PKey,
+        guids: &'a [Guid],
+        options: &'a PartitionOptions,
+    ) -> BoxFuture<'a, Result<(), SmError>> {
+        Box::pin(self.submit(Op::Add(Some(*options)), pkey, guids))
+    }
+
+    fn set_qos<'a>(&'a self, pkey: PKey, qos: Qos) -> BoxFuture<'a, Result<(), SmError>> {
+        Box::pin(self.submit(Op::SetQos(qos), pkey, &[]))
     }
 
     fn remove_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> BoxFuture<'a, Result<(), SmError>> {

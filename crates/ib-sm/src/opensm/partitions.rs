@@ -52,24 +52,27 @@ pub enum PartitionsError {
     Site { line: usize, reason: String },
 }
 
-/// Membership written for each of our GUIDs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Membership {
-    Full,
-    Limited,
-}
-
-impl Membership {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Membership::Full => "full",
-            Membership::Limited => "limited",
-        }
-    }
-}
+/// Membership written for each of our GUIDs (`=full`, `=limited`).
+pub use ib_model::partition::Membership;
 
 /// Our partitions: each P_Key with its member GUIDs. Partitions without members are not kept.
 pub type Memberships = BTreeMap<PKey, BTreeSet<Guid>>;
+
+/// One of our partitions as the block holds it: the flags after its P_Key (`ipoib`, `indx0`, `mtu=5`)
+/// and each member with its own membership.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Partition {
+    pub flags: Vec<String>,
+    pub members: BTreeMap<Guid, Membership>,
+}
+
+/// Our whole block. Partitions without members are not written.
+pub type Block = BTreeMap<PKey, Partition>;
+
+/// The GUIDs of each partition, memberships left out.
+pub fn memberships_of(block: &Block) -> Memberships {
+    block.iter().map(|(pkey, p)| (*pkey, p.members.keys().copied().collect())).collect()
+}
 
 /// Where our block is in the file, as byte ranges.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -146,23 +149,37 @@ pub fn layout(bytes: &[u8]) -> Result<Layout, PartitionsError> {
     Ok(Layout { block, block_first_line })
 }
 
-/// Renders our block's content (without the markers). Empty memberships render nothing.
+/// Renders our block's content (without the markers), every partition with `flags` and every member
+/// with `membership`. Empty memberships render nothing.
 pub fn render(memberships: &Memberships, flags: &[String], membership: Membership) -> String {
+    let block: Block = memberships
+        .iter()
+        .map(|(pkey, guids)| {
+            let members = guids.iter().map(|g| (*g, membership)).collect();
+            (*pkey, Partition { flags: flags.to_vec(), members })
+        })
+        .collect();
+    render_block(&block)
+}
+
+/// Renders our block's content (without the markers), each partition with its own flags and each
+/// member with its own membership. Partitions without members render nothing.
+pub fn render_block(block: &Block) -> String {
     let mut out = String::new();
-    for (pkey, guids) in memberships {
-        if guids.is_empty() {
+    for (pkey, partition) in block {
+        if partition.members.is_empty() {
             continue;
         }
         let _ = write!(out, "{NAME_PREFIX}{pkey}={pkey}");
-        for flag in flags {
+        for flag in &partition.flags {
             let _ = write!(out, ",{flag}");
         }
         out.push_str(" :\n");
-        let all: Vec<&Guid> = guids.iter().collect();
+        let all: Vec<(&Guid, &Membership)> = partition.members.iter().collect();
         let chunks = all.chunks(GUIDS_PER_LINE).count();
         for (i, chunk) in all.chunks(GUIDS_PER_LINE).enumerate() {
             out.push_str("   ");
-            for (j, guid) in chunk.iter().enumerate() {
+            for (j, (guid, membership)) in chunk.iter().enumerate() {
                 let _ = write!(out, " 0x{:016x}={}", guid.as_u64(), membership.as_str());
                 let last = i + 1 == chunks && j + 1 == chunk.len();
                 out.push_str(if last { " ;" } else { "," });
@@ -176,7 +193,12 @@ pub fn render(memberships: &Memberships, flags: &[String], membership: Membershi
 /// Parses our block's content as [`render`] writes it, with any flags and either membership (the
 /// configuration may have changed since it was written). Anything else is refused, naming the line.
 pub fn parse_block(bytes: &[u8], first_line: usize) -> Result<Memberships, PartitionsError> {
-    let mut out = Memberships::new();
+    parse_block_full(bytes, first_line).map(|block| memberships_of(&block))
+}
+
+/// [`parse_block`] keeping each partition's flags and each member's membership.
+pub fn parse_block_full(bytes: &[u8], first_line: usize) -> Result<Block, PartitionsError> {
+    let mut out = Block::new();
     // The partition whose member lines are being read; `None` between partitions.
     let mut open: Option<PKey> = None;
     for (number, content, _) in lines(bytes) {
@@ -190,18 +212,18 @@ pub fn parse_block(bytes: &[u8], first_line: usize) -> Result<Memberships, Parti
         let text = std::str::from_utf8(raw).map_err(|_| refuse("not UTF-8"))?;
         match open {
             None => {
-                let pkey = parse_header(text).map_err(|r| refuse(&r))?;
+                let (pkey, flags) = parse_header(text).map_err(|r| refuse(&r))?;
                 if out.contains_key(&pkey) {
                     return Err(refuse("a second definition of the same partition"));
                 }
-                out.insert(pkey, BTreeSet::new());
+                out.insert(pkey, Partition { flags, members: BTreeMap::new() });
                 open = Some(pkey);
             }
             Some(pkey) => {
-                let (guids, closed) = parse_members(text).map_err(|r| refuse(&r))?;
-                let set = out.entry(pkey).or_default();
-                for guid in guids {
-                    if !set.insert(guid) {
+                let (members, closed) = parse_members(text).map_err(|r| refuse(&r))?;
+                let partition = out.entry(pkey).or_default();
+                for (guid, membership) in members {
+                    if partition.members.insert(guid, membership).is_some() {
                         return Err(refuse("a GUID listed twice in one partition"));
                     }
                 }
@@ -221,8 +243,8 @@ pub fn parse_block(bytes: &[u8], first_line: usize) -> Result<Memberships, Parti
     Ok(out)
 }
 
-/// `ib-kubernetes-0x0005=0x0005,ipoib,mtu=4 :`
-fn parse_header(text: &str) -> Result<PKey, String> {
+/// `ib-kubernetes-0x0005=0x0005,ipoib,mtu=4 :` → the P_Key and its flags.
+fn parse_header(text: &str) -> Result<(PKey, Vec<String>), String> {
     let rest = text.strip_prefix(NAME_PREFIX).ok_or_else(|| format!("expected a partition named {NAME_PREFIX}0x…"))?;
     let rest = rest.strip_suffix(" :").ok_or("expected the definition to end with ' :'")?;
     let mut items = rest.split(',');
@@ -233,10 +255,12 @@ fn parse_header(text: &str) -> Result<PKey, String> {
     if name_key != key {
         return Err(format!("the name {NAME_PREFIX}{name_key} does not match the P_Key {key}"));
     }
+    let mut flags = Vec::new();
     for flag in items {
         check_flag(flag).map_err(|r| format!("flag {flag:?}: {r}"))?;
+        flags.push(flag.to_owned());
     }
-    Ok(pkey)
+    Ok((pkey, flags))
 }
 
 /// `0x0005`: exactly how [`PKey`]'s `Display` writes it.
@@ -248,8 +272,8 @@ fn parse_pkey(text: &str) -> Option<PKey> {
     PKey::new(u32::from_str_radix(digits, 16).ok()?).ok()
 }
 
-/// `    0x0200000000000002=full, 0x0200000000000003=full ;` → the GUIDs, and whether `;` ends the line.
-fn parse_members(text: &str) -> Result<(Vec<Guid>, bool), String> {
+/// `    0x0200000000000002=full, 0x0200000000000003=limited ;` → the members, and whether `;` ends the line.
+fn parse_members(text: &str) -> Result<(Vec<(Guid, Membership)>, bool), String> {
     let body = text.strip_prefix("   ").ok_or("expected a member line indented by three spaces")?;
     let (body, closed) = match body.strip_suffix(" ;") {
         Some(b) => (b, true),
@@ -259,14 +283,13 @@ fn parse_members(text: &str) -> Result<(Vec<Guid>, bool), String> {
     for item in body.split(',') {
         let item = item.strip_prefix(' ').ok_or("expected one space before each member")?;
         let (guid, membership) = item.split_once('=').ok_or("expected GUID=membership")?;
-        if membership != "full" && membership != "limited" {
-            return Err(format!("membership {membership:?} is neither full nor limited"));
-        }
+        let membership = Membership::parse(membership)
+            .ok_or_else(|| format!("membership {membership:?} is neither full nor limited"))?;
         let digits = guid.strip_prefix("0x").ok_or("expected a GUID as 0x and 16 hex digits")?;
         if digits.len() != 16 || !digits.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
             return Err(format!("{guid:?} is not a GUID as 0x and 16 lower-case hex digits"));
         }
-        guids.push(Guid::from_u64(u64::from_str_radix(digits, 16).map_err(|e| e.to_string())?));
+        guids.push((Guid::from_u64(u64::from_str_radix(digits, 16).map_err(|e| e.to_string())?), membership));
     }
     Ok((guids, closed))
 }
@@ -415,12 +438,17 @@ pub fn replace_block(bytes: &[u8], layout: &Layout, content: &str) -> Vec<u8> {
 
 /// Our memberships in the file; empty without a block.
 pub fn read_block(bytes: &[u8]) -> Result<(Layout, Memberships), PartitionsError> {
+    read_block_full(bytes).map(|(layout, block)| (layout, memberships_of(&block)))
+}
+
+/// Our partitions in the file, with flags and memberships; empty without a block.
+pub fn read_block_full(bytes: &[u8]) -> Result<(Layout, Block), PartitionsError> {
     let layout = layout(bytes)?;
-    let memberships = match &layout.block {
-        Some(block) => parse_block(&bytes[block.clone()], layout.block_first_line)?,
-        None => Memberships::new(),
+    let block = match &layout.block {
+        Some(block) => parse_block_full(&bytes[block.clone()], layout.block_first_line)?,
+        None => Block::new(),
     };
-    Ok((layout, memberships))
+    Ok((layout, block))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use ib_model::partition::{PartitionOptions, Qos};
 use ib_model::{Guid, PKey};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use reqwest::{Method, RequestBuilder, StatusCode};
@@ -26,6 +27,8 @@ const REMOVE_PATH: &str = "/actions/remove_guids_from_pkey";
 /// any flag UFM answers a different shape).
 const LIST_PATH: &str = "/resources/pkeys/";
 const LIST_QUERY: &str = "guids_data=true";
+const QOS_PATH: &str = "/resources/pkeys/qos_conf";
+const LAST_UPDATED_PATH: &str = "/resources/pkeys/last_updated";
 
 /// Largest response body read from UFM; a larger one fails the call instead of being buffered. The
 /// largest answer is the partition listing, at about 65 bytes per membership as UFM writes it
@@ -222,10 +225,17 @@ impl Call {
         Call { method: Method::POST, path, query: None, body: Some(body), pkey: Some(pkey), guids }
     }
 
+    fn put(path: &'static str, pkey: PKey, body: String) -> Self {
+        Call { method: Method::PUT, path, query: None, body: Some(body), pkey: Some(pkey), guids: 0 }
+    }
+
     /// `POST /ufmRest/resources/pkeys (pkey 0x0005, 2 GUIDs)`: names the call in errors.
     fn name(&self, prefix: &str) -> String {
         let query = self.query.map(|q| format!("?{q}")).unwrap_or_default();
         match self.pkey {
+            Some(pkey) if self.method == Method::PUT => {
+                format!("{} {prefix}{}{query} (pkey {pkey})", self.method, self.path)
+            }
             Some(pkey) => format!("{} {prefix}{}{query} (pkey {pkey}, {} GUIDs)", self.method, self.path, self.guids),
             None => format!("{} {prefix}{}{query}", self.method, self.path),
         }
@@ -248,6 +258,41 @@ impl SubnetManager for Ufm {
             }
             let body = wire::add_body(pkey, guids);
             self.exchange(Call::post(ADD_PATH, pkey, guids.len(), body)).await.map(drop)
+        })
+    }
+
+    /// The add with the options' membership, `index0` and `ip_over_ib`; then, when QoS is asked for,
+    /// `PUT qos_conf` (UFM's add takes no QoS, and the partition exists once the add succeeded).
+    fn add_guids_with<'a>(
+        &'a self,
+        pkey: PKey,
+        guids: &'a [Guid],
+        options: &'a PartitionOptions,
+    ) -> BoxFuture<'a, Result<(), SmError>> {
+        Box::pin(async move {
+            if guids.is_empty() {
+                return Ok(());
+            }
+            let body = wire::add_body_with(pkey, guids, options);
+            self.exchange(Call::post(ADD_PATH, pkey, guids.len(), body)).await?;
+            if let Some(qos) = &options.qos {
+                self.exchange(Call::put(QOS_PATH, pkey, wire::qos_body(pkey, qos))).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn set_qos<'a>(&'a self, pkey: PKey, qos: Qos) -> BoxFuture<'a, Result<(), SmError>> {
+        Box::pin(async move { self.exchange(Call::put(QOS_PATH, pkey, wire::qos_body(pkey, &qos))).await.map(drop) })
+    }
+
+    fn last_updated(&self) -> BoxFuture<'_, Result<Option<String>, SmError>> {
+        Box::pin(async move {
+            let call = Call::get(LAST_UPDATED_PATH, None);
+            let name = call.name(self.prefix);
+            let body = self.exchange(call).await?;
+            wire::parse_last_updated(&body)
+                .map_err(|e| SmError::Decode { call: name, reason: self.redactor.scrub(&e.to_string()) })
         })
     }
 

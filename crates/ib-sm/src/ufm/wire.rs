@@ -5,6 +5,7 @@
 //! space after each `:` and `,` of the outer object, none between array items) is part of the contract
 //! the emulator and any recorded traffic check.
 
+use ib_model::partition::{PartitionOptions, Qos};
 use ib_model::{Guid, PKey};
 use serde_json::Value;
 
@@ -21,14 +22,47 @@ pub enum WireError {
     MissingGuid { pkey: String, index: usize, got: String },
     #[error("partition {pkey:?}: bad GUID {value:?}: expected 16 hex digits")]
     BadGuid { pkey: String, value: String },
+    #[error("\"last_updated\" must be a string or null, got {0}")]
+    LastUpdated(String),
 }
 
 /// The add body: full members, in index 0, with IPoIB, as the Go plugin always asked.
 pub fn add_body(pkey: PKey, guids: &[Guid]) -> String {
+    add_body_with(pkey, guids, &PartitionOptions::default())
+}
+
+/// The add body with `options`' membership, `index0` and `ip_over_ib`, in the Go plugin's layout: the
+/// default options give its bytes exactly. QoS is not part of it: UFM sets QoS through `qos_conf`.
+pub fn add_body_with(pkey: PKey, guids: &[Guid], options: &PartitionOptions) -> String {
     format!(
-        r#"{{"pkey": "{pkey}", "index0": true, "ip_over_ib": true, "membership": "full", "guids": [{}]}}"#,
+        r#"{{"pkey": "{pkey}", "index0": {}, "ip_over_ib": {}, "membership": "{}", "guids": [{}]}}"#,
+        options.index0,
+        options.ip_over_ib,
+        options.membership.as_str(),
         guid_list(guids)
     )
+}
+
+/// `PUT /resources/pkeys/qos_conf`: `{"pkey": "0x0005", "mtu_limit": 4, "service_level": 0, "rate_limit": 2.5}`.
+pub fn qos_body(pkey: PKey, qos: &Qos) -> String {
+    format!(
+        r#"{{"pkey": "{pkey}", "mtu_limit": {}, "service_level": {}, "rate_limit": {}}}"#,
+        qos.mtu_limit.ufm(),
+        qos.service_level,
+        qos.rate_limit
+    )
+}
+
+/// Reads `GET /resources/pkeys/last_updated`: `{"last_updated": "<time>" | null}`. The time is kept as
+/// UFM wrote it, cut to a sane length; it is only ever compared with an earlier answer.
+pub fn parse_last_updated(body: &[u8]) -> Result<Option<String>, WireError> {
+    let top: serde_json::Map<String, Value> =
+        serde_json::from_slice(body).map_err(|e| WireError::NotAnObject(e.to_string()))?;
+    match top.get("last_updated") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(crate::manager::excerpt(text, VALUE_EXCERPT))),
+        Some(other) => Err(WireError::LastUpdated(brief(other))),
+    }
 }
 
 pub fn remove_body(pkey: PKey, guids: &[Guid]) -> String {
@@ -106,6 +140,36 @@ mod tests {
             add_body(pkey(0xa30), &guids(&[0x02000ff000ff0009])),
             r#"{"pkey": "0x0A30", "index0": true, "ip_over_ib": true, "membership": "full", "guids": ["02000ff000ff0009"]}"#
         );
+    }
+
+    #[test]
+    fn add_body_carries_the_options_and_qos_its_own_body() {
+        use ib_model::partition::{Membership, MtuLimit, RateLimit};
+        let options = PartitionOptions { membership: Membership::Limited, index0: false, ip_over_ib: false, qos: None };
+        assert_eq!(
+            add_body_with(pkey(5), &guids(&[1]), &options),
+            r#"{"pkey": "0x0005", "index0": false, "ip_over_ib": false, "membership": "limited", "guids": ["0000000000000001"]}"#
+        );
+        assert_eq!(add_body_with(pkey(5), &guids(&[1]), &PartitionOptions::default()), add_body(pkey(5), &guids(&[1])));
+        let qos = Qos { mtu_limit: MtuLimit::Mtu4K, service_level: 7, rate_limit: RateLimit::from_gbps(2.5).unwrap() };
+        let body = qos_body(pkey(0x7ffe), &qos);
+        assert_eq!(body, r#"{"pkey": "0x7FFE", "mtu_limit": 4, "service_level": 7, "rate_limit": 2.5}"#);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["rate_limit"].as_f64(), Some(2.5));
+    }
+
+    #[test]
+    fn last_updated_is_kept_as_written_and_refused_when_malformed() {
+        assert_eq!(parse_last_updated(br#"{"last_updated": null}"#), Ok(None));
+        assert_eq!(parse_last_updated(b"{}"), Ok(None));
+        assert_eq!(
+            parse_last_updated(br#"{"last_updated": "Thu Sep  3 11:42:39 UTC 2020"}"#),
+            Ok(Some("Thu Sep  3 11:42:39 UTC 2020".to_owned()))
+        );
+        assert!(matches!(parse_last_updated(br#"{"last_updated": 5}"#), Err(WireError::LastUpdated(_))));
+        assert!(parse_last_updated(b"<html>").is_err());
+        let huge = format!(r#"{{"last_updated": "{}"}}"#, "9".repeat(1 << 20));
+        assert!(parse_last_updated(huge.as_bytes()).unwrap().unwrap().len() < 200);
     }
 
     #[test]

@@ -149,3 +149,24 @@ async fn builtin_opensm_unreachable() {
         assert!(matches!(e, SmError::Local { outcome_unknown: false, .. }), "{e:?}");
     }
 }
+
+/// The documented example speaks 1.0.0 only: an add with partition options is refused before the
+/// plugin runs (it would make the GUID a full member), the same add with the default options is the
+/// 1.0.0 ADD it always was.
+#[tokio::test]
+async fn a_1_0_0_plugin_is_never_sent_options_it_would_ignore() {
+    use ib_model::partition::{Membership, PartitionOptions};
+    let plugin = example_plugin();
+    let state = plugin.with_file_name("state-options.json");
+    let sm = ExecPlugin::new(ExecConfig::new(plugin).with_env("EXAMPLE_SM_STATE", state.display().to_string()));
+    let pkey = ib_model::PKey::new(0x44).expect("pkey");
+    let guid = ib_model::Guid::from_u64(0x0200_0000_0000_0044);
+    let limited = PartitionOptions { membership: Membership::Limited, ..PartitionOptions::default() };
+    let e = sm.add_guids_with(pkey, &[guid], &limited).await.unwrap_err();
+    assert!(matches!(&e, SmError::Config(msg) if msg.contains("1.0.0") && msg.contains("0x0044")), "{e:?}");
+    assert!(!e.outcome_unknown());
+    assert!(!sm.list_guids().await.expect("LIST").iter().any(|(_, g)| *g == guid), "nothing was added");
+    sm.add_guids_with(pkey, &[guid], &PartitionOptions::default()).await.expect("plain ADD");
+    assert!(sm.list_guids().await.expect("LIST").iter().any(|(_, g)| *g == guid));
+    sm.remove_guids(pkey, &[guid]).await.expect("REMOVE");
+}

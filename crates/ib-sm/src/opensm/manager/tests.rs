@@ -281,3 +281,64 @@ fn debug_shows_where_not_what() {
     assert!(shown.contains("/etc/opensm/partitions.conf") && shown.contains("opensm.pid"), "{shown}");
     assert_eq!(sm.name(), "opensm");
 }
+
+fn block_text(f: &Fixture) -> String {
+    let text = String::from_utf8(f.bytes()).unwrap();
+    let start = text.find(BEGIN_MARKER).expect("our block") + BEGIN_MARKER.len() + 1;
+    let end = text.find(END_MARKER).expect("its end");
+    text[start..end].to_owned()
+}
+
+#[tokio::test]
+async fn options_give_each_member_its_membership_and_the_partition_its_flags() {
+    use ib_model::partition::{Membership, MtuLimit, RateLimit};
+    let f = Fixture::new(SITE);
+    let sm = f.sm(f.counting());
+    let limited = PartitionOptions { membership: Membership::Limited, index0: false, ip_over_ib: true, qos: None };
+    sm.add_guids_with(pkey(0x10), &[guid(1), guid(2)], &limited).await.unwrap();
+    // A full member of the same partition next to the limited ones: the bit is per member.
+    sm.add_guids_with(pkey(0x10), &[guid(3)], &PartitionOptions { membership: Membership::Full, ..limited })
+        .await
+        .unwrap();
+    let qos = Qos { mtu_limit: MtuLimit::Mtu4K, service_level: 3, rate_limit: RateLimit::from_gbps(200.0).unwrap() };
+    let with_qos = PartitionOptions { qos: Some(qos), ..PartitionOptions::default() };
+    sm.add_guids_with(pkey(0x11), &[guid(4)], &with_qos).await.unwrap();
+    assert_eq!(
+        block_text(&f),
+        "ib-kubernetes-0x0010=0x0010,ipoib :\n    0x0000000000000001=limited, 0x0000000000000002=limited, 0x0000000000000003=full ;\n\
+         ib-kubernetes-0x0011=0x0011,indx0,ipoib,mtu=5,rate=16,sl=3 :\n    0x0000000000000004=full ;\n"
+    );
+    // An add without QoS keeps the partition's QoS; the plain add writes the configuration's flags.
+    sm.add_guids_with(pkey(0x11), &[guid(5)], &PartitionOptions::default()).await.unwrap();
+    assert!(
+        block_text(&f).contains("ib-kubernetes-0x0011=0x0011,indx0,ipoib,mtu=5,rate=16,sl=3 :"),
+        "{}",
+        block_text(&f)
+    );
+    // What we wrote reads back, memberships included.
+    let (_, block) = partitions::read_block_full(&f.bytes()).unwrap();
+    assert_eq!(block[&pkey(0x10)].members[&guid(1)], Membership::Limited);
+    assert_eq!(block[&pkey(0x10)].members[&guid(3)], Membership::Full);
+    assert_eq!(sm.list_guids().await.unwrap().len(), 5);
+}
+
+#[tokio::test]
+async fn qos_is_set_on_our_partitions_only_and_leaves_with_the_last_member() {
+    use ib_model::partition::MtuLimit;
+    let f = Fixture::new(SITE);
+    let sm = f.sm(f.counting());
+    sm.add_guids(pkey(0x12), &[guid(1)]).await.unwrap();
+    let qos = Qos { mtu_limit: MtuLimit::Mtu2K, service_level: 15, ..Qos::default() };
+    sm.set_qos(pkey(0x12), qos).await.unwrap();
+    assert!(block_text(&f).starts_with("ib-kubernetes-0x0012=0x0012,ipoib,mtu=4,rate=2,sl=15 :"), "{}", block_text(&f));
+    // The site's partition 0x0A01 and a partition nobody defined are refused, naming the partition.
+    for missing in [0xa01, 0x13] {
+        let e = sm.set_qos(pkey(missing), qos).await.unwrap_err();
+        let (reason, unknown) = local(&e);
+        assert!(reason.contains(&pkey(missing).to_string()) && !unknown, "{e}");
+    }
+    // The last member leaves: the partition and its QoS are gone; a new add starts from the configuration.
+    sm.remove_guids(pkey(0x12), &[guid(1)]).await.unwrap();
+    sm.add_guids(pkey(0x12), &[guid(1)]).await.unwrap();
+    assert!(block_text(&f).starts_with("ib-kubernetes-0x0012=0x0012,ipoib :"), "{}", block_text(&f));
+}
