@@ -60,8 +60,11 @@ impl IbSriovSpec {
 /// cluster's defaults; the all-`None` default is a NAD that says nothing, today's behaviour.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NadOptions {
+    /// `membership`: `full` or `limited`.
     pub membership: Option<Membership>,
+    /// `ip_over_ib`.
     pub ip_over_ib: Option<bool>,
+    /// `index0`.
     pub index0: Option<bool>,
     /// Set when any of `mtu_limit`, `service_level`, `rate_limit` is given; the others then take
     /// UFM's defaults (2, 0, 2.5), which is what UFM gives a partition created without them.

@@ -11,8 +11,10 @@ use std::fmt;
 /// (limited: two limited members cannot reach each other).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Membership {
+    /// Reaches every member of the partition.
     #[default]
     Full,
+    /// Reaches only full members.
     Limited,
 }
 
@@ -44,8 +46,10 @@ impl fmt::Display for Membership {
 /// UFM's `mtu_limit`: 2 (2048-byte MTU) or 4 (4096-byte MTU).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum MtuLimit {
+    /// A 2048-byte MTU.
     #[default]
     Mtu2K,
+    /// A 4096-byte MTU.
     Mtu4K,
 }
 
@@ -66,6 +70,7 @@ impl MtuLimit {
         }
     }
 
+    /// The limit UFM's number stands for; `None` for any number UFM does not allow.
     pub fn from_ufm(value: u64) -> Option<Self> {
         match value {
             2 => Some(MtuLimit::Mtu2K),
@@ -123,6 +128,7 @@ impl RateLimit {
         RATES.iter().map(|(t, _)| RateLimit(*t).to_string()).collect::<Vec<_>>().join(", ")
     }
 
+    /// The rate in tenths of a Gb/s (25 is 2.5 Gb/s).
     pub const fn tenths_gbps(self) -> u16 {
         self.0
     }
@@ -157,9 +163,11 @@ pub const MAX_SERVICE_LEVEL: u8 = 15;
 /// default is UFM's default for a partition created without QoS: 2K MTU, SL 0, 2.5 Gb/s.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Qos {
+    /// The partition's MTU limit.
     pub mtu_limit: MtuLimit,
     /// 0–15; the constructor of a parsed value checks it.
     pub service_level: u8,
+    /// The partition's rate limit.
     pub rate_limit: RateLimit,
 }
 
@@ -168,8 +176,11 @@ pub struct Qos {
 /// set (the partition keeps whatever it has, UFM's default for a new one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PartitionOptions {
+    /// Full or limited member.
     pub membership: Membership,
+    /// The partition's P_Key goes at index 0 of the port's P_Key table.
     pub index0: bool,
+    /// The partition carries IPoIB.
     pub ip_over_ib: bool,
     /// `None`: QoS is not ib-kubernetes' business for this partition.
     pub qos: Option<Qos>,
