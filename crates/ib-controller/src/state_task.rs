@@ -107,6 +107,8 @@ pub struct TaskSettings {
     pub api_timeout: Duration,
     /// Pod patches in flight at once.
     pub patch_concurrency: usize,
+    /// `WATCH_NAMESPACE`: the fresh pod list of a new leader reads this namespace only.
+    pub watch_namespace: Option<String>,
 }
 
 #[derive(Default, Debug)]
@@ -481,10 +483,12 @@ impl StateTask {
     /// Lists every pod for this leadership; `attempt` failed attempts so far set the delay.
     fn spawn_fresh_list(&self, attempt: u32) {
         let (client, tx, term, limit) = (self.client.clone(), self.tx.clone(), self.term, self.settings.api_timeout);
+        let namespace = self.settings.watch_namespace.clone();
         let delay = if attempt == 0 { Duration::ZERO } else { retry_delay(attempt, self.settings.max_retry) };
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            let result = match tokio::time::timeout(limit, crate::watch::list_pods(client)).await {
+            let listing = crate::watch::list_pods(client, namespace.as_deref());
+            let result = match tokio::time::timeout(limit, listing).await {
                 Ok(Ok(views)) => Ok(views),
                 Ok(Err(e)) => Err(e.to_string()),
                 Err(_) => Err(format!("timed out after {}s", limit.as_secs())),
