@@ -137,9 +137,14 @@ fn crd_resource() -> ApiResource {
 
 async fn client_for(kubeconfig: &Path) -> Client {
     let config = Kubeconfig::read_from(kubeconfig).unwrap_or_else(|e| panic!("reading {}: {e}", kubeconfig.display()));
-    let config = Config::from_custom_kubeconfig(config, &KubeConfigOptions::default())
+    let mut config = Config::from_custom_kubeconfig(config, &KubeConfigOptions::default())
         .await
         .unwrap_or_else(|e| panic!("kubeconfig {}: {e}", kubeconfig.display()));
+    // Every request bounded (the suite never watches from Rust), so that a hung API server fails a
+    // step with a timeout instead of stalling the run.
+    config.connect_timeout = Some(Duration::from_secs(10));
+    config.read_timeout = Some(Duration::from_secs(60));
+    config.write_timeout = Some(Duration::from_secs(60));
     Client::try_from(config).expect("client")
 }
 
