@@ -300,6 +300,8 @@ fn the_values_schema_refuses_bad_values_naming_the_field() {
         ("--set", "config.DAEMON_SM_PLUGIN=../../bin/sh", "/config/DAEMON_SM_PLUGIN"),
         ("--set", "config.DAEMON_SM_PLUGIN_PATH=plugins", "/config/DAEMON_SM_PLUGIN_PATH"),
         ("--set", "config.GLOBAL_NAMESPACES=Default", "/config/GLOBAL_NAMESPACES"),
+        ("--set", "config.WATCH_NAMESPACE=Team_A", "/config/WATCH_NAMESPACE"),
+        ("--set", "config.WATCH_NAMESPACE=a\\,b", "/config/WATCH_NAMESPACE"),
         ("--set", "config.DAEMON_SM_PLUGN=noop", "DAEMON_SM_PLUGN"),
         ("--set", "ufm.secret.UFM_HTTP_SCHEMA=ftp", "/ufm/secret/UFM_HTTP_SCHEMA"),
         ("--set", "ufm.secret.UFM_PORT=70000", "/ufm/secret/UFM_PORT"),
@@ -316,6 +318,7 @@ fn the_values_schema_refuses_bad_values_naming_the_field() {
         ("--set", "config.LEADER_RENEW_DEADLINE=15", "config.LEADER_RENEW_DEADLINE (15) must be shorter"),
         ("--set", "config.LEADER_RETRY_PERIOD=10", "config.LEADER_RETRY_PERIOD (10) must be shorter"),
         ("--set", "config.GUID_POOL_RANGE_START=03:00:00:00:00:00:00:00", "config.GUID_POOL_RANGE_START"),
+        ("--set", "config.WATCH_NAMESPACE=team-a", "config.WATCH_NAMESPACE (team-a) needs"),
     ];
     for (flag, value, field) in cases {
         match helm.template("kube-system", &[flag, value]) {
@@ -341,6 +344,10 @@ fn the_values_schema_refuses_bad_values_naming_the_field() {
         ),
         ("--set-string", "ufm.secret.UFM_PORT=8443"),
         ("--set", "config.DAEMON_SM_PLUGIN=noop,config.LOG_FORMAT=json,config.NAMESPACE_ISOLATION=true"),
+        (
+            "--set",
+            "config.WATCH_NAMESPACE=team-a,config.GUID_POOL_RANGE_START=02:aa:00:00:00:00:00:00,config.GUID_POOL_RANGE_END=02:aa:00:00:00:00:ff:ff",
+        ),
     ] {
         helm.template("kube-system", &[flag, value]).unwrap_or_else(|e| panic!("{flag} {value}: {e}"));
     }

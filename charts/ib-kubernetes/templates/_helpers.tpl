@@ -54,4 +54,7 @@ numbers reach templates as floats), booleans as true/false.
 {{- if gt $start $end -}}
 {{- fail (printf "config.GUID_POOL_RANGE_START (%s) must not be after config.GUID_POOL_RANGE_END (%s)" $c.GUID_POOL_RANGE_START $c.GUID_POOL_RANGE_END) -}}
 {{- end -}}
+{{- if and (trim (toString (default "" $c.WATCH_NAMESPACE))) (eq $start "0200000000000000") (eq $end "02ffffffffffffff") -}}
+{{- fail (printf "config.WATCH_NAMESPACE (%s) needs config.GUID_POOL_RANGE_START and config.GUID_POOL_RANGE_END set to a range of its own, not the default one (the ownership records are cluster-wide)" $c.WATCH_NAMESPACE) -}}
+{{- end -}}
 {{- end }}

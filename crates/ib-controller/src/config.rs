@@ -91,6 +91,8 @@ pub struct Config {
     /// `ENABLE_IP_OVER_IB`, `ENABLE_INDEX0_FOR_PRIMARY_PKEY`, `DEFAULT_LIMITED_PARTITION`,
     /// `ALLOW_PARTITION_CREATE`.
     pub partitions: PartitionDefaults,
+    /// `WATCH_NAMESPACE`: pods and NADs of this one namespace only; `None` (the default) watches all.
+    pub watch_namespace: Option<String>,
 }
 
 /// How pods join partitions when their NAD does not say, cluster-wide. The variable names are those of
@@ -267,6 +269,7 @@ impl Config {
         }
 
         let partitions = partition_defaults(env, &mut errors);
+        let watch_namespace = watch_namespace(env, guid_range.as_ref()).map_err(|e| errors.push(e)).ok().flatten();
 
         match (sm, guid_range, identity, admin_address) {
             (Some(sm), Some(guid_range), Some(identity), Some(admin_address)) if errors.is_empty() => Ok(Config {
@@ -281,10 +284,38 @@ impl Config {
                 log_format,
                 policy,
                 partitions,
+                watch_namespace,
             }),
             _ => Err(EnvErrors(errors)),
         }
     }
+}
+
+/// `WATCH_NAMESPACE`: unset or empty watches every namespace. A controller restricted to one namespace
+/// must also have a GUID range of its own, never the default one: the ownership records (`GuidBlock`s)
+/// are cluster-wide, and a leader treats every record in its range whose pod it cannot see as a pod
+/// that is gone, so sharing the range with a controller of other namespaces would release that one's
+/// GUIDs and memberships.
+fn watch_namespace(env: &EnvMap, range: Option<&GuidRange>) -> Result<Option<String>, EnvError> {
+    let Some(namespace) = env.get("WATCH_NAMESPACE").map(str::trim).filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    if !is_dns1123_label(namespace) {
+        return Err(EnvError::new("WATCH_NAMESPACE", namespace, "must be a namespace name (a DNS-1123 label)"));
+    }
+    let default = match (Guid::parse(DEFAULT_RANGE_START), Guid::parse(DEFAULT_RANGE_END)) {
+        (Ok(start), Ok(end)) => GuidRange::new(start, end).ok(),
+        _ => None,
+    };
+    if range.is_some() && range == default.as_ref() {
+        return Err(EnvError::new(
+            "WATCH_NAMESPACE",
+            namespace,
+            "needs GUID_POOL_RANGE_START and GUID_POOL_RANGE_END set to a range of its own that no other \
+             controller uses, not the default one (the ownership records are cluster-wide)",
+        ));
+    }
+    Ok(Some(namespace.to_owned()))
 }
 
 /// A positive whole number of seconds.

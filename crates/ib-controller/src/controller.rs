@@ -119,8 +119,14 @@ impl Controller {
         let elector = tokio::spawn(elector.run(leading_tx, renewed_tx, stop_rx.clone()));
         let mut tasks = CoreTasks::default();
         tasks.spawn("leadership", forward_leadership(leading.clone(), tx.clone()));
-        tasks.spawn("pod watch", watches::pods(client.clone(), tx.clone(), metrics.clone()));
-        tasks.spawn("network-attachment-definition watch", watches::nads(client.clone(), tx.clone(), metrics.clone()));
+        tasks.spawn(
+            "pod watch",
+            watches::pods(client.clone(), config.watch_namespace.clone(), tx.clone(), metrics.clone()),
+        );
+        tasks.spawn(
+            "network-attachment-definition watch",
+            watches::nads(client.clone(), config.watch_namespace.clone(), tx.clone(), metrics.clone()),
+        );
         tasks.spawn("resync timer", resync_timer(config.resync_interval, tx.clone()));
         // Checking the subnet manager ends once it answers: not a core task, but stopped with the rest.
         let validate = tokio::spawn(validate_sm(sm.clone()));
@@ -131,6 +137,7 @@ impl Controller {
             sm_timeout: sm_timeout(sm.as_ref()),
             api_timeout: API_TIMEOUT,
             patch_concurrency: PATCH_CONCURRENCY,
+            watch_namespace: config.watch_namespace.clone(),
         };
         let deps = Dependencies {
             sm,

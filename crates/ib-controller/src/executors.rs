@@ -43,6 +43,8 @@ pub struct TaskSettings {
     pub api_timeout: Duration,
     /// Pod patches in flight at once.
     pub patch_concurrency: usize,
+    /// `WATCH_NAMESPACE`: the fresh pod list of a new leader reads this namespace only.
+    pub watch_namespace: Option<String>,
 }
 
 #[derive(Default, Debug)]
@@ -247,9 +249,11 @@ impl Executors {
     /// Lists every pod for the leadership `term`, after `delay`.
     pub fn list_pods(&mut self, term: u64, delay: Duration) {
         let (client, limit) = (self.client.clone(), self.settings.api_timeout);
+        let namespace = self.settings.watch_namespace.clone();
         self.spawn(async move {
             tokio::time::sleep(delay).await;
-            let result = bounded(limit, info_span!("api", operation = "list_pods"), watch::list_pods(client)).await;
+            let listing = watch::list_pods(client, namespace.as_deref());
+            let result = bounded(limit, info_span!("api", operation = "list_pods"), listing).await;
             Input::FreshPods { term, result }
         });
     }

@@ -70,18 +70,29 @@ impl Watched for Nad {
     }
 }
 
-/// Watches every pod until the state task goes away.
-pub async fn pods(client: Client, tx: mpsc::Sender<Input>, metrics: Arc<Metrics>) {
-    run::<CompactPod>(client, tx, metrics).await;
+/// The API of every namespace, or of the one `WATCH_NAMESPACE` names: a controller restricted to a
+/// namespace never learns of another namespace's objects, so it can neither configure nor release them.
+fn scoped<K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>>(
+    client: Client,
+    namespace: Option<&str>,
+) -> Api<K> {
+    match namespace {
+        Some(namespace) => Api::namespaced(client, namespace),
+        None => Api::all(client),
+    }
 }
 
-/// Watches every NAD until the state task goes away.
-pub async fn nads(client: Client, tx: mpsc::Sender<Input>, metrics: Arc<Metrics>) {
-    run::<Nad>(client, tx, metrics).await;
+/// Watches every pod (of `namespace` when given) until the state task goes away.
+pub async fn pods(client: Client, namespace: Option<String>, tx: mpsc::Sender<Input>, metrics: Arc<Metrics>) {
+    run::<CompactPod>(scoped(client, namespace.as_deref()), tx, metrics).await;
 }
 
-async fn run<K: Watched>(client: Client, tx: mpsc::Sender<Input>, metrics: Arc<Metrics>) {
-    let api: Api<K> = Api::all(client);
+/// Watches every NAD (of `namespace` when given) until the state task goes away.
+pub async fn nads(client: Client, namespace: Option<String>, tx: mpsc::Sender<Input>, metrics: Arc<Metrics>) {
+    run::<Nad>(scoped(client, namespace.as_deref()), tx, metrics).await;
+}
+
+async fn run<K: Watched>(api: Api<K>, tx: mpsc::Sender<Input>, metrics: Arc<Metrics>) {
     let mut stream = watcher::watcher(api, watcher::Config::default()).default_backoff().boxed();
     let mut listing: Option<Vec<K::Item>> = None;
     loop {
@@ -123,9 +134,10 @@ async fn run<K: Watched>(client: Client, tx: mpsc::Sender<Input>, metrics: Arc<M
 const LIST_PAGE: u32 = 500;
 
 /// Reads every pod afresh (a consistent, paged LIST), for a new leader: the watch cache of a follower
-/// may lag behind what the previous leader wrote. Returns the pods and the list's resourceVersion.
-pub async fn list_pods(client: Client) -> Result<(Vec<PodView>, Option<String>), kube::Error> {
-    let api: Api<CompactPod> = Api::all(client);
+/// may lag behind what the previous leader wrote. Returns the pods (of `namespace` when given) and the
+/// list's resourceVersion.
+pub async fn list_pods(client: Client, namespace: Option<&str>) -> Result<(Vec<PodView>, Option<String>), kube::Error> {
+    let api: Api<CompactPod> = scoped(client, namespace);
     let mut views = Vec::new();
     let mut params = kube::api::ListParams::default().limit(LIST_PAGE);
     loop {

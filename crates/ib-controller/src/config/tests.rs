@@ -219,3 +219,38 @@ fn bad_partition_defaults_name_variable_and_value() {
         e.len()
     );
 }
+
+#[test]
+fn watch_namespace_is_one_namespace_with_a_range_of_its_own() {
+    let c = load(&[("DAEMON_SM_PLUGIN", "noop"), ("WATCH_NAMESPACE", "")]).unwrap();
+    assert_eq!(c.watch_namespace, None);
+    let range =
+        [("GUID_POOL_RANGE_START", "02:00:00:00:00:00:01:00"), ("GUID_POOL_RANGE_END", "02:00:00:00:00:00:01:3f")];
+    let mut pairs = vec![("DAEMON_SM_PLUGIN", "noop"), ("WATCH_NAMESPACE", " team-a ")];
+    pairs.extend(range);
+    assert_eq!(load(&pairs).unwrap().watch_namespace.as_deref(), Some("team-a"));
+
+    // Hostile or mistaken values are refused by name, never used as a path or selector.
+    for bad in ["Team", "a/b", "../kube-system", "a,b", "x".repeat(64).as_str()] {
+        let mut pairs = vec![("DAEMON_SM_PLUGIN", "noop"), ("WATCH_NAMESPACE", bad)];
+        pairs.extend(range);
+        let e = err(&pairs);
+        assert!(e.contains("WATCH_NAMESPACE") && e.contains(bad) && e.contains("DNS-1123"), "{e}");
+    }
+    // Without a range of its own it would release the records of the other namespaces' pods: the
+    // default range is refused whether it is left unset or written out (as the manifests do).
+    for missing in [0, 1] {
+        let mut pairs = vec![("DAEMON_SM_PLUGIN", "noop"), ("WATCH_NAMESPACE", "team-a"), range[missing]];
+        assert!(load(&pairs).is_ok(), "one end of the default range moved is a range of its own");
+        pairs.pop();
+        let e = err(&pairs);
+        assert!(e.contains("WATCH_NAMESPACE=\"team-a\"") && e.contains("not the default one"), "{e}");
+    }
+    let e = err(&[
+        ("DAEMON_SM_PLUGIN", "noop"),
+        ("WATCH_NAMESPACE", "team-a"),
+        ("GUID_POOL_RANGE_START", DEFAULT_RANGE_START),
+        ("GUID_POOL_RANGE_END", "02:ff:ff:ff:ff:ff:ff:ff"),
+    ]);
+    assert!(e.contains("not the default one"), "{e}");
+}

@@ -29,6 +29,7 @@ fn task() -> StateTask {
         sm_timeout: Duration::from_secs(5),
         api_timeout: Duration::from_secs(30),
         patch_concurrency: 1,
+        watch_namespace: None,
     };
     let range = GuidRange::new(
         Guid::parse("02:00:00:00:00:00:00:00").unwrap(),
