@@ -95,10 +95,12 @@ impl LeaderElector {
             }
             // The lease counts from before the request: the server may have stored it any time after.
             let started = Instant::now();
-            let attempt = tokio::time::timeout(self.timings.renew_deadline, self.try_acquire_or_renew()).await;
+            let attempt = tokio::time::timeout(self.timings.renew_deadline, self.try_acquire_or_renew())
+                .await
+                .unwrap_or_else(|_| Err(self.timed_out()));
             let is_leader = *leading.borrow();
             match attempt {
-                Ok(Ok(())) => {
+                Ok(()) => {
                     last_renew = Some(started);
                     renewed.send_replace(Some(started));
                     if !is_leader {
@@ -106,14 +108,16 @@ impl LeaderElector {
                         leading.send_replace(true);
                     }
                 }
-                Ok(Err(e)) => {
+                // A request that overran its deadline is worth a warning even from a follower: the API
+                // server is slow or unreachable.
+                Err(e @ LeaderError::Timeout { .. }) => warn!(error = %e, "lease request timed out"),
+                Err(e) => {
                     if is_leader {
                         warn!(error = %e, "renewing the lease failed");
                     } else {
                         debug!(error = %e, "not acquired");
                     }
                 }
-                Err(_) => warn!("lease request timed out"),
             }
             // A leader that could not renew within the deadline stops acting before its lease can expire.
             if *leading.borrow() && last_renew.is_none_or(|t| t.elapsed() >= self.timings.renew_deadline) {
@@ -129,12 +133,18 @@ impl LeaderElector {
         if *leading.borrow() {
             renewed.send_replace(None);
             leading.send_replace(false);
-            match tokio::time::timeout(self.timings.renew_deadline, self.release()).await {
-                Ok(Ok(())) => info!("lease released"),
-                Ok(Err(e)) => warn!(error = %e, "releasing the lease failed"),
-                Err(_) => warn!("releasing the lease timed out"),
+            match tokio::time::timeout(self.timings.renew_deadline, self.release())
+                .await
+                .unwrap_or_else(|_| Err(self.timed_out()))
+            {
+                Ok(()) => info!("lease released"),
+                Err(e) => warn!(error = %e, "releasing the lease failed"),
             }
         }
+    }
+
+    fn timed_out(&self) -> LeaderError {
+        LeaderError::Timeout { namespace: self.namespace.clone() }
     }
 
     fn api_error(&self, source: kube::Error) -> LeaderError {

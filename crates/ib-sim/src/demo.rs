@@ -130,10 +130,6 @@ impl Demo {
         self.world.kubeconfig.clone()
     }
 
-    pub fn api_url(&self) -> String {
-        self.world.kube.url()
-    }
-
     pub fn ufm_url(&self) -> String {
         self.world.ufm.base_url()
     }

@@ -101,14 +101,6 @@ impl SmError {
         }
     }
 
-    /// The HTTP status of a [`SmError::Status`].
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            SmError::Status { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-
     /// Whether a write that failed with this error may nevertheless have been applied by the subnet
     /// manager. `true`: the request may have reached it and no answer says it was refused (a timeout or
     /// a broken connection after sending, a 5xx or other non-4xx answer, a success whose body could not
@@ -162,8 +154,6 @@ mod tests {
         ];
         let labels: std::collections::BTreeSet<_> = all.iter().map(SmError::label).collect();
         assert_eq!(labels.len(), all.len());
-        assert_eq!(all[2].status(), Some(500));
-        assert_eq!(all[0].status(), None);
     }
 
     #[test]
