@@ -23,13 +23,32 @@ const TEST_BED: &[&str] = &[
     "proptest",
 ];
 
+/// The workspace's own crates.
+const WORKSPACE: &[&str] = &[
+    "ib-model",
+    "ib-sm",
+    "ib-controller",
+    "ib-kubernetes",
+    "ib-sim",
+    "ib-fabric",
+    "ib-chaos",
+    "ib-bench",
+    "kube-emulator",
+    "ufm-emulator",
+];
+
 /// Every package linked into `ib-kubernetes`, built with `features`.
 fn linked_packages(features: &[&str]) -> BTreeSet<String> {
+    tree("ib-kubernetes", features)
+}
+
+/// The packages `cargo tree` lists for `package` over normal edges, with `extra` arguments.
+fn tree(package: &str, extra: &[&str]) -> BTreeSet<String> {
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
     let output = Command::new(env!("CARGO"))
-        .args(["tree", "--manifest-path", manifest, "--package", "ib-kubernetes", "--edges", "normal"])
+        .args(["tree", "--manifest-path", manifest, "--package", package, "--edges", "normal"])
         .args(["--prefix", "none", "--format", "{p}", "--locked", "--offline"])
-        .args(features)
+        .args(extra)
         .output()
         .expect("running cargo tree");
     assert!(output.status.success(), "cargo tree failed: {}", String::from_utf8_lossy(&output.stderr));
@@ -70,5 +89,23 @@ fn make_build_and_the_dockerfile_leave_the_test_bed_out() {
         for line in product {
             assert!(line.contains("--no-default-features"), "{file} builds the product with the test bed: {line}");
         }
+    }
+}
+
+/// docs/architecture.md: dependencies point inward. The model imports no workspace crate, the subnet
+/// managers only the model, the controller only those two, the binary only the three.
+#[test]
+fn product_crates_import_only_inward() {
+    for (package, allowed, extra) in [
+        ("ib-model", &[][..], &[][..]),
+        ("ib-sm", &["ib-model"][..], &[][..]),
+        ("ib-controller", &["ib-model", "ib-sm"][..], &[][..]),
+        ("ib-kubernetes", &["ib-model", "ib-sm", "ib-controller"][..], &["--no-default-features"][..]),
+    ] {
+        let direct = tree(package, &[&["--depth", "1"][..], extra].concat());
+        let imported: Vec<_> =
+            direct.iter().filter(|name| *name != package && WORKSPACE.contains(&name.as_str())).collect();
+        let outward: Vec<_> = imported.iter().filter(|name| !allowed.contains(&name.as_str())).collect();
+        assert!(outward.is_empty(), "{package} imports {outward:?}; it may import only {allowed:?}");
     }
 }
