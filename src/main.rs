@@ -1,5 +1,6 @@
 //! `ib-kubernetes`: command line and wiring only; everything else lives in the crates.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod cli;
 mod logging;

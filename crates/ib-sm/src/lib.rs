@@ -5,6 +5,7 @@
 //! `Arc<dyn` [`SubnetManager`]`>`: the built-in [`Ufm`], [`OpenSm`] or [`Noop`], or an
 //! [`ExecPlugin`]; the controller chooses among them from its configuration.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod env;
 pub mod exec;

@@ -60,8 +60,10 @@ pub enum Command {
 }
 
 impl Command {
+    /// Every command, in the order the protocol lists them.
     pub const ALL: [Command; 5] = [Command::Version, Command::Validate, Command::Add, Command::Remove, Command::List];
 
+    /// The command's name as the plugin receives it in its first argument.
     pub fn as_str(self) -> &'static str {
         match self {
             Command::Version => "VERSION",
@@ -88,6 +90,7 @@ impl std::fmt::Display for Command {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Request {
+    /// The protocol version this message follows.
     pub protocol_version: String,
     /// The same command as `argv[1]`, for plugins that prefer to read everything from stdin.
     pub command: Command,
@@ -133,7 +136,9 @@ impl Request {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VersionResult {
+    /// The protocol version this message follows.
     pub protocol_version: String,
+    /// Every protocol version the plugin speaks.
     pub supported_versions: Vec<String>,
 }
 
@@ -141,6 +146,7 @@ pub struct VersionResult {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EmptyResult {
+    /// The protocol version this message follows.
     pub protocol_version: String,
 }
 
@@ -157,7 +163,9 @@ pub struct Membership {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListResult {
+    /// The protocol version this message follows.
     pub protocol_version: String,
+    /// Every (partition, GUID) membership the fabric holds.
     pub memberships: Vec<Membership>,
 }
 
@@ -168,8 +176,11 @@ pub struct ErrorResult {
     /// Optional on input: an error is reported even from a plugin too broken to say its version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol_version: Option<String>,
+    /// The error class (see the `codes` module).
     pub code: u32,
+    /// What went wrong, for people.
     pub msg: String,
+    /// More detail, if the plugin has any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<String>,
     /// ADD and REMOVE: whether the subnet manager may have applied the change although the call failed
@@ -180,6 +191,7 @@ pub struct ErrorResult {
 }
 
 impl ErrorResult {
+    /// An error of class `code` saying `msg`, with the current protocol version.
     pub fn new(code: u32, msg: impl Into<String>) -> Self {
         ErrorResult {
             protocol_version: Some(PROTOCOL_VERSION.to_owned()),
@@ -197,6 +209,7 @@ impl ErrorResult {
         self.outcome_unknown.unwrap_or(!matches!(self.code, codes::INCOMPATIBLE_VERSION..=codes::INVALID_CONFIG))
     }
 
+    /// The same, with `details`.
     pub fn with_details(mut self, details: impl Into<String>) -> Self {
         self.details = Some(details.into());
         self
@@ -214,14 +227,28 @@ impl ErrorResult {
 /// Why a request or result does not follow the protocol.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolError {
+    /// The text is not the JSON this command expects.
     #[error("not valid JSON for this command: {0}")]
     Json(String),
+    /// The message names a protocol version this side does not speak.
     #[error("protocolVersion {got:?} is not supported (supported: {})", supported.join(", "))]
-    Version { got: String, supported: Vec<String> },
+    Version {
+        /// The version the request named.
+        got: String,
+        /// The versions this side speaks.
+        supported: Vec<String>,
+    },
+    /// A required field is absent.
     #[error("field {0:?} is missing")]
     Missing(&'static str),
+    /// A field has a value the protocol does not allow.
     #[error("field {field:?}: {reason}")]
-    Invalid { field: &'static str, reason: String },
+    Invalid {
+        /// The field's name.
+        field: &'static str,
+        /// Why, in words.
+        reason: String,
+    },
 }
 
 /// Parses a GUID as plugins may write it: any form ib-kubernetes accepts elsewhere (`xx:xx:…`, `xx-xx-…`,

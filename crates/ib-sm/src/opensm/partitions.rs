@@ -38,28 +38,51 @@ const GUIDS_PER_LINE: usize = 4;
 /// Why the file cannot be used. Line numbers count from 1 in the whole file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PartitionsError {
+    /// The ib-kubernetes marker lines are missing one half, repeated or out of order.
     #[error("line {line}: {reason}; nothing was changed, fix or remove the marker lines by hand")]
-    Marker { line: usize, reason: String },
+    Marker {
+        /// The line number, counting from 1.
+        line: usize,
+        /// Why, in words.
+        reason: String,
+    },
     #[error(
         "line {line} inside the ib-kubernetes block is not one ib-kubernetes writes ({reason}): {text:?}; the block \
          is left as it is, move site partitions above the {BEGIN_MARKER:?} line"
     )]
-    Block { line: usize, text: String, reason: String },
+    /// A line inside our block is not one this writes.
+    Block {
+        /// The line number, counting from 1.
+        line: usize,
+        /// The line.
+        text: String,
+        /// Why, in words.
+        reason: String,
+    },
     #[error(
         "line {line}: OpenSM would refuse this site partition ({reason}) and fall back to the default partition \
          for the whole fabric; nothing was changed"
     )]
-    Site { line: usize, reason: String },
+    /// A site partition outside our block is one OpenSM would refuse.
+    Site {
+        /// The line number, counting from 1.
+        line: usize,
+        /// Why, in words.
+        reason: String,
+    },
 }
 
 /// Membership written for each of our GUIDs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Membership {
+    /// Full member: may talk to every member of the partition.
     Full,
+    /// Limited member: may talk to full members only.
     Limited,
 }
 
 impl Membership {
+    /// The word OpenSM's partitions file uses: `full` or `limited`.
     pub fn as_str(self) -> &'static str {
         match self {
             Membership::Full => "full",

@@ -68,6 +68,7 @@ enum TlsMode {
 }
 
 impl Ufm {
+    /// A client for `config`; fails when its TLS settings cannot be used (a certificate that does not parse).
     pub fn new(config: UfmConfig) -> Result<Ufm, SmError> {
         let client = build_client(&config)?;
         let auth = match &config.auth {
