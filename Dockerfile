@@ -12,9 +12,10 @@ ARG COMMIT="unknown commit"
 ARG DATE="unknown date"
 WORKDIR /src
 COPY . .
-# The version variables are read at compile time by the binary (src/cli.rs).
+# The version variables are read at compile time by the binary (src/cli.rs). Without default features
+# the binary leaves out the test bed (`demo`, `sim` and the emulators; tests/product_binary.rs).
 RUN IB_KUBERNETES_VERSION="${VERSION}" IB_KUBERNETES_COMMIT="${COMMIT}" IB_KUBERNETES_DATE="${DATE}" \
-        cargo build --release --locked --package ib-kubernetes --bin ib-kubernetes \
+        cargo build --release --locked --package ib-kubernetes --bin ib-kubernetes --no-default-features \
     && cp target/release/ib-kubernetes /ib-kubernetes
 
 FROM ${BASE_IMAGE}

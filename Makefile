@@ -19,15 +19,18 @@ DATE        ?= $(shell date -Iseconds)
 TARGET_DIR  ?= $(or $(CARGO_TARGET_DIR),target)
 RELEASE_DIR := $(TARGET_DIR)/release
 
+# The product binary is built --no-default-features: it leaves out the test bed (`demo`, `sim`: the
+# emulators, rcgen, indicatif), which is on by default for `cargo run`. tests/product_binary.rs checks it.
+
 .DEFAULT_GOAL := all
 
 .PHONY: all
 all: build plugins ## Build the daemon and every plugin (the default)
 
 .PHONY: build
-build: ## Build build/ib-kubernetes (release, with version information)
+build: ## Build build/ib-kubernetes (release, with version information, without the test bed)
 	IB_KUBERNETES_VERSION="$(VERSION)" IB_KUBERNETES_COMMIT="$(COMMIT)" IB_KUBERNETES_DATE="$(DATE)" \
-		$(CARGO) build --release --package ib-kubernetes --bin ib-kubernetes
+		$(CARGO) build --release --package ib-kubernetes --bin ib-kubernetes --no-default-features
 	@mkdir -p $(BUILD_DIR)
 	cp $(RELEASE_DIR)/ib-kubernetes $(BUILD_DIR)/ib-kubernetes
 
@@ -55,7 +58,7 @@ demo: ## Run the whole system on an emulated cluster and UFM
 
 .PHONY: bench
 bench: ## Run every benchmark at scale (about 7 minutes) and redraw docs/benchmarks/*.png
-	$(CARGO) build --release --bin ib-kubernetes
+	$(CARGO) build --release --package ib-kubernetes --bin ib-kubernetes --no-default-features
 	$(CARGO) run --release -p ib-bench -- all
 
 .PHONY: lint

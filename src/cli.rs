@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -27,9 +27,19 @@ pub enum Command {
     /// Run the controller (the default).
     Run,
     /// Run the whole system on an emulated cluster and UFM, and verify the result.
+    #[cfg(feature = "testbed")]
     Demo(DemoArgs),
     /// Start the emulated Kubernetes API server and UFM for use by hand, until interrupted.
+    #[cfg(feature = "testbed")]
     Sim(SimArgs),
+    /// Not in this binary: it was built without the test bed (cargo feature `testbed`).
+    #[cfg(not(feature = "testbed"))]
+    #[command(disable_help_flag = true)]
+    Demo(WithoutTestbed),
+    /// Not in this binary: it was built without the test bed (cargo feature `testbed`).
+    #[cfg(not(feature = "testbed"))]
+    #[command(disable_help_flag = true)]
+    Sim(WithoutTestbed),
     /// Report, from a cluster, the GUID pool's use, each PKey's members and the pods waiting, with why.
     Status(StatusArgs),
 }
@@ -59,6 +69,23 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
+/// What `demo` and `sim` print in a binary built without the test bed.
+#[cfg(not(feature = "testbed"))]
+pub const WITHOUT_TESTBED: &str = "this binary was built without the test bed (the emulated cluster and UFM), \
+     as `make build` and the container image are. From a source checkout, `cargo run --release -- demo` \
+     builds and runs one that has it (cargo feature `testbed`, on by default).";
+
+/// The arguments of `demo` or `sim` in a binary built without them, taken as they come so that the
+/// command says what is missing instead of failing on a flag it does not know.
+#[cfg(not(feature = "testbed"))]
+#[derive(Debug, Args)]
+pub struct WithoutTestbed {
+    /// Ignored.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub args: Vec<String>,
+}
+
+#[cfg(feature = "testbed")]
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Pods to create (at least 3: the demo always includes its special pods).
@@ -87,7 +114,8 @@ pub struct DemoArgs {
     pub opensm: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[cfg(feature = "testbed")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ProgressArg {
     Auto,
     Bars,
@@ -95,6 +123,7 @@ pub enum ProgressArg {
     Off,
 }
 
+#[cfg(feature = "testbed")]
 #[derive(Debug, Args)]
 pub struct SimArgs {
     /// Directory for kubeconfig, ufm.env and ufm-ca.pem (created if missing).
@@ -114,6 +143,7 @@ pub struct SimArgs {
     pub http: bool,
 }
 
+#[cfg(feature = "testbed")]
 fn positive_rate(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
@@ -165,9 +195,11 @@ mod tests {
         assert!(parse(&["ibk", "-v"]).version);
         assert!(parse(&["ibk", "--version"]).version);
         assert!(matches!(parse(&["ibk", "demo"]).command, Some(Command::Demo(_))));
+        assert!(matches!(parse(&["ibk", "sim", "--dir", "d"]).command, Some(Command::Sim(_))));
         assert!(parse(&["ibk"]).command.is_none());
     }
 
+    #[cfg(feature = "testbed")]
     #[test]
     fn demo_flags_and_defaults() {
         let Some(Command::Demo(args)) = parse(&["ibk", "demo"]).command else { panic!("demo") };
@@ -188,6 +220,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "testbed")]
     #[test]
     fn sim_flags() {
         let cli = parse(&["ibk", "sim", "--dir", "/tmp/x", "--api-port", "6443", "--kubelet"]);
@@ -218,6 +251,18 @@ mod tests {
             let args = normalize_go_flags(bad.iter().map(|s| s.to_string()));
             assert!(Cli::try_parse_from(args).is_err(), "{bad:?}");
         }
+    }
+
+    /// Without the test bed, `demo` and `sim` with any flags (even `--help`) reach the command, which
+    /// explains what is missing.
+    #[cfg(not(feature = "testbed"))]
+    #[test]
+    fn testbed_commands_parse_without_the_testbed() {
+        for args in [&["ibk", "demo"][..], &["ibk", "demo", "--pods", "40", "--opensm"], &["ibk", "demo", "--help"]] {
+            assert!(matches!(parse(args).command, Some(Command::Demo(_))), "{args:?}");
+        }
+        assert!(matches!(parse(&["ibk", "sim", "--dir", "/tmp/x", "--kubelet"]).command, Some(Command::Sim(_))));
+        assert!(WITHOUT_TESTBED.contains("cargo run --release -- demo"));
     }
 
     #[test]

@@ -1,21 +1,20 @@
 //! `ib-kubernetes`: command line and wiring only; everything else lives in the crates.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod cli;
 mod logging;
 mod status;
+#[cfg(feature = "testbed")]
+mod testbed;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use tracing::{error, info, warn};
 
-use anyhow::Context as _;
-use cli::{Cli, Command, DemoArgs, ProgressArg, SimArgs, StatusArgs};
+use cli::{Cli, Command, StatusArgs};
 use ib_controller::Config;
-use ib_sim::demo::DemoOptions;
-use ib_sim::demo::progress::ProgressMode;
-use ib_sim::{RunningSim, SimOptions};
 use ib_sm::EnvMap;
 
 /// jemalloc, with a background thread that returns freed pages to the system about a second after they
@@ -41,13 +40,19 @@ fn main() -> ExitCode {
     }
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(cli.debug),
-        Command::Demo(args) => demo(args, cli.debug),
-        Command::Sim(args) => sim(args, cli.debug),
+        #[cfg(feature = "testbed")]
+        Command::Demo(args) => testbed::demo(args, cli.debug),
+        #[cfg(feature = "testbed")]
+        Command::Sim(args) => testbed::sim(args, cli.debug),
+        #[cfg(not(feature = "testbed"))]
+        Command::Demo(_) => without_testbed("demo"),
+        #[cfg(not(feature = "testbed"))]
+        Command::Sim(_) => without_testbed("sim"),
         Command::Status(args) => status(args, cli.debug),
     }
 }
 
-fn runtime() -> Option<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Option<tokio::runtime::Runtime> {
     match tokio::runtime::Runtime::new() {
         Ok(rt) => Some(rt),
         Err(e) => {
@@ -57,96 +62,17 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
     }
 }
 
-/// Exit 0 only when the demo's verification passed.
-fn demo(args: DemoArgs, debug: bool) -> ExitCode {
-    ib_sim::logging::init("error", debug);
-    let Some(runtime) = runtime() else { return ExitCode::FAILURE };
-    match runtime.block_on(run_demo(args)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("ib-kubernetes demo: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn run_demo(args: DemoArgs) -> anyhow::Result<bool> {
-    let progress = match args.progress {
-        ProgressArg::Auto => ProgressMode::Auto,
-        ProgressArg::Bars => ProgressMode::Bars,
-        ProgressArg::Lines => ProgressMode::Lines,
-        ProgressArg::Off => ProgressMode::Off,
-    };
-    let options = DemoOptions {
-        pods: usize::try_from(args.pods)?,
-        rate: args.rate,
-        seed: args.seed,
-        progress,
-        opensm: args.opensm,
-    };
-    let demo = ib_sim::demo::run(options).await?;
-    let table = demo.summary.render();
-    let json_to_stdout = args.json.as_deref() == Some("-");
-    if json_to_stdout {
-        eprintln!("\n{table}");
-    } else {
-        println!("\n{table}");
-    }
-    if let Some(target) = &args.json {
-        let json = serde_json::to_string_pretty(&demo.summary)?;
-        if json_to_stdout {
-            println!("{json}");
-        } else {
-            std::fs::write(target, json + "\n").with_context(|| format!("writing the JSON summary to {target}"))?;
-        }
-    }
-    let passed = demo.summary.verification.passed;
-    if args.keep_running {
-        eprintln!(
-            "The emulated cluster and the controller keep running; press Ctrl-C to stop.\n  \
-             kubectl --kubeconfig {} get pods -n {}\n  \
-             controller metrics: http://{}/metrics\n  UFM: {}",
-            demo.kubeconfig_path().display(),
-            ib_sim::workload::NAMESPACE,
-            demo.admin_address(),
-            demo.ufm_url(),
-        );
-        shutdown_signal().await;
-    }
-    demo.shutdown().await;
-    Ok(passed)
-}
-
-fn sim(args: SimArgs, debug: bool) -> ExitCode {
-    ib_sim::logging::init("warn", debug);
-    let Some(runtime) = runtime() else { return ExitCode::FAILURE };
-    let options = SimOptions {
-        dir: args.dir,
-        api_port: args.api_port,
-        ufm_port: args.ufm_port,
-        kubelet: args.kubelet,
-        http: args.http,
-    };
-    let result = runtime.block_on(async {
-        let sim = RunningSim::start(options).await?;
-        println!("{}", sim.usage());
-        shutdown_signal().await;
-        sim.shutdown().await;
-        Ok::<(), ib_sim::SimError>(())
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("ib-kubernetes sim: {e}");
-            ExitCode::FAILURE
-        }
-    }
+/// `demo` and `sim` in a binary built without them (the image's): say so and how to get them, with
+/// the usage-error exit code, instead of leaving the user with an unknown subcommand.
+#[cfg(not(feature = "testbed"))]
+fn without_testbed(command: &str) -> ExitCode {
+    eprintln!("ib-kubernetes {command}: {}", cli::WITHOUT_TESTBED);
+    ExitCode::from(2)
 }
 
 /// Exit 0 when the report was printed, 1 when the cluster could not be read.
 fn status(args: StatusArgs, debug: bool) -> ExitCode {
-    ib_sim::logging::init("error", debug);
+    logging::init_command(debug);
     let Some(runtime) = runtime() else { return ExitCode::FAILURE };
     let options = status::StatusOptions {
         kubeconfig: args.kubeconfig,
@@ -220,7 +146,7 @@ async fn controller(config: Config, env: EnvMap) -> anyhow::Result<()> {
     }
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
         Err(e) => {

@@ -8,10 +8,11 @@ use std::time::Duration;
 use ib_controller::leader::LEASE_NAME;
 use ib_model::{Guid, NetworkRef};
 use ib_sim::demo::observer::Observer;
+use ib_sim::fixture::EmulatedCluster;
 use ib_sim::workload::IbNetworks;
-use kube_emulator::{EmulatorConfig, EmulatorHandle, KubeEmulator, Resource, RunningEmulator};
+use kube_emulator::{EmulatorConfig, EmulatorHandle, Resource};
 use serde_json::{Value, json};
-use ufm_emulator::{Endpoint, Member, RunningUfm, UfmConfig, UfmEmulator};
+use ufm_emulator::{Endpoint, Member, UfmConfig};
 
 use crate::controller_kind::ControllerKind;
 use crate::process::{ControllerProcess, ProcessError};
@@ -26,7 +27,6 @@ const SEEDED_GUID_BASE: u64 = 0x0200_0000_0000_0001;
 /// PKeys of the benchmark's partitions: 0x10, 0x11, ...
 const FIRST_PKEY: u16 = 0x10;
 const NODES: usize = 64;
-const UFM_USER: &str = "admin";
 const UFM_PASSWORD: &str = "bench-password";
 const LEAD_POLL: Duration = Duration::from_millis(20);
 
@@ -34,12 +34,8 @@ const LEAD_POLL: Duration = Duration::from_millis(20);
 pub enum ClusterError {
     #[error("cannot create a temporary directory: {0}")]
     TempDir(#[source] std::io::Error),
-    #[error("cannot write the kubeconfig: {0}")]
-    Kubeconfig(#[source] std::io::Error),
-    #[error("the Kubernetes API emulator did not start: {0}")]
-    Kube(#[from] kube_emulator::StartError),
-    #[error("the UFM emulator did not start: {0}")]
-    Ufm(#[from] ufm_emulator::StartError),
+    #[error(transparent)]
+    Emulators(#[from] ib_sim::fixture::FixtureError),
     #[error("creating {what}: {source}")]
     Create { what: String, source: Box<kube_emulator::ApiError> },
     #[error(transparent)]
@@ -48,13 +44,19 @@ pub enum ClusterError {
     NotLeading(Duration, PathBuf),
 }
 
-/// Both emulators and the NADs of `pkeys` partitions.
+/// Both emulators and the NADs of `pkeys` partitions; derefs to the shared fixture for the emulators.
 pub struct Cluster {
     dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
-    pub kube: RunningEmulator,
-    pub ufm: RunningUfm,
+    emulators: EmulatedCluster,
     pkeys: u16,
+}
+
+impl std::ops::Deref for Cluster {
+    type Target = EmulatedCluster;
+
+    fn deref(&self) -> &EmulatedCluster {
+        &self.emulators
+    }
 }
 
 impl Cluster {
@@ -69,11 +71,9 @@ impl Cluster {
             request_log_capacity: 1 << 18,
             ..EmulatorConfig::default()
         };
-        let kube = KubeEmulator::start(config).await?;
-        let ufm = UfmEmulator::start(UfmConfig::http().with_credentials(UFM_USER, UFM_PASSWORD)).await?;
-        let kubeconfig = dir.path().join("kubeconfig");
-        kube.write_kubeconfig(&kubeconfig).map_err(ClusterError::Kubeconfig)?;
-        let cluster = Cluster { dir, kubeconfig, kube, ufm, pkeys };
+        let mut emulators = EmulatedCluster::start(config, UfmConfig::http(), UFM_PASSWORD).await?;
+        emulators.write_kubeconfig(&dir.path().join("kubeconfig"))?;
+        let cluster = Cluster { dir, emulators, pkeys };
         for i in 0..pkeys {
             let name = network(i);
             let config = format!(
@@ -108,33 +108,19 @@ impl Cluster {
 
     /// The environment a deployment would give the controller, pointing at these emulators.
     pub fn controller_env(&self) -> Vec<(String, String)> {
-        let plugins = self.dir.path().join("no-plugins");
-        [
-            ("DAEMON_SM_PLUGIN", "ufm".to_owned()),
-            ("DAEMON_SM_PLUGIN_PATH", plugins.display().to_string()),
-            ("UFM_USERNAME", UFM_USER.to_owned()),
-            ("UFM_PASSWORD", UFM_PASSWORD.to_owned()),
-            ("UFM_ADDRESS", "127.0.0.1".to_owned()),
-            ("UFM_PORT", self.ufm.addr().port().to_string()),
-            ("UFM_HTTP_SCHEMA", "http".to_owned()),
-            ("KUBECONFIG", self.kubeconfig.display().to_string()),
-            ("K8S_NODE", "bench-control-plane".to_owned()),
-            ("POD_UID", "ib-kubernetes-bench".to_owned()),
-            ("POD_NAMESPACE", CONTROLLER_NAMESPACE.to_owned()),
-            ("ADMIN_ADDRESS", "127.0.0.1:0".to_owned()),
-            ("GUID_POOL_RANGE_START", POOL_START.to_owned()),
-            ("GUID_POOL_RANGE_END", POOL_END.to_owned()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        // For experiments, these pass through from the benchmark's own environment: the log level, the
-        // runtime's threads, glibc's arenas, and how often the controller re-reads the subnet manager.
-        .chain(
-            ["RUST_LOG", "TOKIO_WORKER_THREADS", "MALLOC_ARENA_MAX", "DAEMON_RESYNC_INTERVAL"]
-                .into_iter()
-                .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_owned(), v))),
-        )
-        .collect()
+        let mut env = self.emulators.controller_env("ib-kubernetes-bench");
+        env.set("GUID_POOL_RANGE_START", POOL_START);
+        env.set("GUID_POOL_RANGE_END", POOL_END);
+        env.iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            // For experiments, these pass through from the benchmark's own environment: the log level, the
+            // runtime's threads, glibc's arenas, and how often the controller re-reads the subnet manager.
+            .chain(
+                ["RUST_LOG", "TOKIO_WORKER_THREADS", "MALLOC_ARENA_MAX", "DAEMON_RESYNC_INTERVAL"]
+                    .into_iter()
+                    .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_owned(), v))),
+            )
+            .collect()
     }
 
     /// Starts the controller binary of `kind` against this cluster, its log to `log`.

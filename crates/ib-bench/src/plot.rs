@@ -56,6 +56,72 @@ where
         .map_err(|e| e.to_string())
 }
 
+/// A labelled line through `points` with a marker at each: a circle, or a thin cross when `light`.
+fn marked_line<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    label: String,
+    color: RGBAColor,
+    light: bool,
+    points: Vec<(f64, f64)>,
+) -> Result<(), String>
+where
+    DB: DrawingBackend + 'a,
+    CT: CoordTranslate<From = (f64, f64)>,
+{
+    let width = if light { 1 } else { 2 };
+    chart
+        .draw_series(LineSeries::new(points.clone(), color.stroke_width(width)))
+        .map_err(|e| e.to_string())?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(width)));
+    if light {
+        chart.draw_series(points.into_iter().map(|p| Cross::new(p, 4, color.stroke_width(1))))
+    } else {
+        chart.draw_series(points.into_iter().map(|p| Circle::new(p, 4, color.filled())))
+    }
+    .map(drop)
+    .map_err(|e| e.to_string())
+}
+
+/// RSS against pods: two marked series (settled and peak) and a black reference line, on linear axes
+/// from zero to `max_pods` and `max_mib`.
+fn rss_plot(
+    path: &Path,
+    caption: &str,
+    x_desc: &str,
+    (max_pods, max_mib): (f64, f64),
+    series: [(&str, Vec<(f64, f64)>); 2],
+    (reference_label, reference): (&str, Vec<(f64, f64)>),
+) -> Result<(), PlotError> {
+    let err = draw_error(path);
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(caption, (FONT, 24))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0..max_pods * 1.05, 0.0..max_mib)
+        .map_err(|e| err(e.to_string()))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc("RSS (MiB)")
+        .label_style((FONT, 15))
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
+    for ((label, points), color) in series.into_iter().zip([BLUE, RED]) {
+        marked_line(&mut chart, label.to_owned(), color.to_rgba(), false, points).map_err(&err)?;
+    }
+    chart
+        .draw_series(LineSeries::new(reference, BLACK.stroke_width(1)))
+        .map_err(|e| err(e.to_string()))?
+        .label(reference_label)
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(1)));
+    legend(&mut chart, SeriesLabelPosition::UpperLeft).map_err(&err)?;
+    root.present().map_err(|e| err(e.to_string()))
+}
+
 fn draw_error(path: &Path) -> impl Fn(String) -> PlotError + '_ {
     move |message| PlotError::Draw { path: path.to_owned(), message }
 }
@@ -93,14 +159,7 @@ pub fn latency_vs_rate(report: &LatencyReport, path: &Path) -> Result<(), PlotEr
         [("p50", BLUE, |s| s.latency.p50_ms), ("p90", GREEN, |s| s.latency.p90_ms), ("p99", RED, |s| s.latency.p99_ms)];
     for (label, color, value) in series {
         let points: Vec<(f64, f64)> = steps.iter().map(|s| (s.rate_per_s, value(s).max(min_ms))).collect();
-        chart
-            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-            .map_err(|e| err(e.to_string()))?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-        chart
-            .draw_series(points.into_iter().map(|p| Circle::new(p, 4, color.filled())))
-            .map_err(|e| err(e.to_string()))?;
+        marked_line(&mut chart, label.to_owned(), color.to_rgba(), false, points).map_err(&err)?;
     }
     let (floor, idle) = (report.floor.total_ms, report.idle_floor.total_ms);
     for (label, y, color) in [
@@ -121,48 +180,20 @@ pub fn latency_vs_rate(report: &LatencyReport, path: &Path) -> Result<(), PlotEr
 pub fn rss_vs_pods(report: &MemoryReport, path: &Path) -> Result<(), PlotError> {
     let steps = &report.steps;
     let Some(base) = steps.first() else { return Err(PlotError::Empty("memory")) };
-    let err = draw_error(path);
-    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
     let max_pods = steps.iter().map(|s| s.pods).max().unwrap_or(0).max(1) as f64;
     let budget = |pods: f64| (base.usage.rss_bytes as f64 + (pods - base.pods as f64) * 1024.0) / MIB;
     let max_mib = steps.iter().map(|s| s.usage.peak_rss_bytes as f64 / MIB).fold(budget(max_pods), f64::max) * 1.15;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("ib-kubernetes: controller memory by pods watched", (FONT, 24))
-        .margin(16)
-        .x_label_area_size(48)
-        .y_label_area_size(64)
-        .build_cartesian_2d(0.0..max_pods * 1.05, 0.0..max_mib)
-        .map_err(|e| err(e.to_string()))?;
-    chart
-        .configure_mesh()
-        .x_desc("pods watched (half InfiniBand, configured)")
-        .y_desc("RSS (MiB)")
-        .label_style((FONT, 15))
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
     let rss: Vec<(f64, f64)> = steps.iter().map(|s| (s.pods as f64, s.usage.rss_bytes as f64 / MIB)).collect();
     let peak: Vec<(f64, f64)> = steps.iter().map(|s| (s.pods as f64, s.usage.peak_rss_bytes as f64 / MIB)).collect();
-    for (label, color, points) in [("settled RSS", BLUE, rss), ("peak RSS", RED, peak)] {
-        chart
-            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-            .map_err(|e| err(e.to_string()))?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-        chart
-            .draw_series(points.into_iter().map(|p| Circle::new(p, 4, color.filled())))
-            .map_err(|e| err(e.to_string()))?;
-    }
-    chart
-        .draw_series(LineSeries::new(
-            vec![(base.pods as f64, budget(base.pods as f64)), (max_pods, budget(max_pods))],
-            BLACK.stroke_width(1),
-        ))
-        .map_err(|e| err(e.to_string()))?
-        .label("budget: 1 KiB per pod over the empty cluster")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(1)));
-    legend(&mut chart, SeriesLabelPosition::UpperLeft).map_err(&err)?;
-    root.present().map_err(|e| err(e.to_string()))
+    let line = vec![(base.pods as f64, budget(base.pods as f64)), (max_pods, budget(max_pods))];
+    rss_plot(
+        path,
+        "ib-kubernetes: controller memory by pods watched",
+        "pods watched (half InfiniBand, configured)",
+        (max_pods, max_mib),
+        [("settled RSS", rss), ("peak RSS", peak)],
+        ("budget: 1 KiB per pod over the empty cluster", line),
+    )
 }
 
 /// The churn run over time: latency per window above, RSS below.

@@ -4,16 +4,14 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
+use ib_sm::EnvMap;
+
 #[derive(Clone, Debug)]
 pub struct ReplicaSettings {
     pub binary: PathBuf,
     pub work_dir: PathBuf,
-    pub kubeconfig: PathBuf,
-    pub ufm_port: u16,
-    pub ufm_user: String,
-    pub ufm_password: String,
-    /// `GUID_POOL_RANGE_START` and `_END`; `None`: the controller's default range.
-    pub guid_range: Option<(String, String)>,
+    /// The controller's whole environment but `POD_UID`, which each start sets anew.
+    pub env: EnvMap,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,33 +55,9 @@ impl ReplicaSet {
         let s = &self.settings;
         let log = s.work_dir.join(format!("replica-{slot}-{generation}.log"));
         let file = File::create(&log).map_err(|source| ReplicaError::Log { path: log.clone(), source })?;
-        let plugins = s.work_dir.join("no-plugins");
         let mut command = Command::new(&s.binary);
-        command.env_clear();
-        if let Some((start, end)) = &s.guid_range {
-            command.env("GUID_POOL_RANGE_START", start).env("GUID_POOL_RANGE_END", end);
-        }
+        command.env_clear().envs(s.env.iter()).env("POD_UID", format!("replica-{slot}-{generation}"));
         let child = command
-            .env("DAEMON_SM_PLUGIN", "ufm")
-            .env("DAEMON_SM_PLUGIN_PATH", plugins)
-            .env("UFM_USERNAME", &s.ufm_user)
-            .env("UFM_PASSWORD", &s.ufm_password)
-            .env("UFM_ADDRESS", "127.0.0.1")
-            .env("UFM_PORT", s.ufm_port.to_string())
-            .env("UFM_HTTP_SCHEMA", "http")
-            // Shorter than the emulated hangs, so hung requests time out and are retried.
-            .env("UFM_REQUEST_TIMEOUT", "2")
-            .env("KUBECONFIG", &s.kubeconfig)
-            .env("K8S_NODE", "chaos-control-plane")
-            .env("POD_UID", format!("replica-{slot}-{generation}"))
-            .env("POD_NAMESPACE", "kube-system")
-            .env("ADMIN_ADDRESS", "127.0.0.1:0")
-            .env("DAEMON_PERIODIC_UPDATE", "1")
-            // Frequent drift repair: requests that applied after their client timed out are found soon.
-            .env("DAEMON_RESYNC_INTERVAL", "5")
-            .env("LEADER_LEASE_DURATION", "4")
-            .env("LEADER_RENEW_DEADLINE", "3")
-            .env("LEADER_RETRY_PERIOD", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(file)

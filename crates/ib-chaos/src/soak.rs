@@ -21,10 +21,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ib_model::{Guid, GuidRange, PKey};
+use ib_sim::fixture::EmulatedCluster;
 use ib_sim::rng::SplitMix64;
-use kube_emulator::{EmulatorConfig, EmulatorHandle, Fault, FaultRule, KubeEmulator, Resource, RunningEmulator};
+use ib_sm::EnvMap;
+use kube_emulator::{EmulatorConfig, EmulatorHandle, Fault, FaultRule, Resource};
 use serde_json::json;
-use ufm_emulator::{Endpoint, Method, RunningUfm, UfmEmulator};
+use ufm_emulator::{Endpoint, Method};
 
 use crate::hostile::{self, Attack, HostileOptions};
 use crate::invariants::{self, HonestPod, LiveInterface, PatchedElement};
@@ -39,7 +41,6 @@ const DEFAULT_RANGE: (u64, u64) = (0x0200_0000_0000_0000, 0x02FF_FFFF_FFFF_FFFF)
 const LEASE: (&str, &str) = ("kube-system", "ib-kubernetes-leader");
 /// Mixed into the seed for the hostile tenants' generator.
 const HOSTILE_SALT: u64 = 0x6b6f_7374_696c_6521;
-const UFM_USER: &str = "admin";
 /// Not a real credential: the emulator accepts what it is given.
 const UFM_PASSWORD: &str = "chaos-soak-password";
 
@@ -92,10 +93,8 @@ pub struct SoakReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SoakError {
-    #[error("starting the Kubernetes emulator: {0}")]
-    Kube(#[from] kube_emulator::StartError),
-    #[error("starting the UFM emulator: {0}")]
-    Ufm(#[from] ufm_emulator::StartError),
+    #[error("starting the emulated cluster: {0}")]
+    Cluster(#[from] ib_sim::fixture::FixtureError),
     #[error("work directory {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("seeding the cluster: {0}")]
@@ -117,8 +116,7 @@ enum Nad {
 
 /// The cluster under test and what the run did to it.
 struct World {
-    kube: RunningEmulator,
-    ufm: RunningUfm,
+    cluster: EmulatedCluster,
     sequence: Arc<AtomicU64>,
     rng: SplitMix64,
     /// The honest namespace's NAD names, for pods to pick from.
@@ -163,23 +161,18 @@ pub async fn run(options: &SoakOptions) -> Result<SoakReport, SoakError> {
         .map_err(|_| SoakError::SmallPool(options.small_pool.unwrap_or_default()))?;
     std::fs::create_dir_all(&options.work_dir).map_err(io)?;
     let sequence = Arc::new(AtomicU64::new(0));
-    let kube = KubeEmulator::start(EmulatorConfig {
+    let kube = EmulatorConfig {
         sequence: Some(sequence.clone()),
         // Every request stays in the log: invariants 3 and 4 are read from it.
         request_log_capacity: usize::MAX,
         ..EmulatorConfig::default()
-    })
-    .await?;
-    let ufm = UfmEmulator::start(
-        ufm_emulator::UfmConfig::http().with_credentials(UFM_USER, UFM_PASSWORD).with_sequence(sequence.clone()),
-    )
-    .await?;
-    let kubeconfig = options.work_dir.join("kubeconfig");
-    kube.write_kubeconfig(&kubeconfig).map_err(io)?;
+    };
+    let ufm = ufm_emulator::UfmConfig::http().with_sequence(sequence.clone());
+    let mut cluster = EmulatedCluster::start(kube, ufm, UFM_PASSWORD).await?;
+    cluster.write_kubeconfig(&options.work_dir.join("kubeconfig"))?;
 
     let mut world = World {
-        kube,
-        ufm,
+        cluster,
         sequence,
         rng: SplitMix64::new(options.seed),
         networks: Vec::new(),
@@ -210,11 +203,7 @@ pub async fn run(options: &SoakOptions) -> Result<SoakReport, SoakError> {
     let settings = ReplicaSettings {
         binary: options.controller.clone(),
         work_dir: options.work_dir.clone(),
-        kubeconfig,
-        ufm_port: world.ufm.addr().port(),
-        ufm_user: UFM_USER.into(),
-        ufm_password: UFM_PASSWORD.into(),
-        guid_range: options.small_pool.map(|_| (range.start().to_string(), range.end().to_string())),
+        env: replica_env(&world.cluster, options.small_pool.map(|_| range)),
     };
     let mut replicas = ReplicaSet::start(settings, options.replicas)?;
 
@@ -333,14 +322,35 @@ pub async fn run(options: &SoakOptions) -> Result<SoakReport, SoakError> {
         violations,
     };
     replicas.stop_all();
-    world.kube.shutdown().await;
-    world.ufm.shutdown().await;
+    world.cluster.shutdown().await;
     Ok(report)
+}
+
+/// The replicas' environment: the fixture's, with the soak's short timings, and the small pool if any.
+fn replica_env(cluster: &EmulatedCluster, small_pool: Option<GuidRange>) -> EnvMap {
+    let mut env = cluster.controller_env("replica");
+    for (key, value) in [
+        // Shorter than the emulated hangs, so hung requests time out and are retried.
+        ("UFM_REQUEST_TIMEOUT", "2"),
+        ("DAEMON_PERIODIC_UPDATE", "1"),
+        // Frequent drift repair: requests that applied after their client timed out are found soon.
+        ("DAEMON_RESYNC_INTERVAL", "5"),
+        ("LEADER_LEASE_DURATION", "4"),
+        ("LEADER_RENEW_DEADLINE", "3"),
+        ("LEADER_RETRY_PERIOD", "1"),
+    ] {
+        env.set(key, value);
+    }
+    if let Some(range) = small_pool {
+        env.set("GUID_POOL_RANGE_START", range.start().to_string());
+        env.set("GUID_POOL_RANGE_END", range.end().to_string());
+    }
+    env
 }
 
 impl World {
     fn api(&self) -> EmulatorHandle {
-        self.kube.handle()
+        self.cluster.kube.handle()
     }
 
     fn create_networks(&mut self, pkeys: u32) -> Result<(), SoakError> {
@@ -448,7 +458,7 @@ impl World {
     }
 
     fn inject_fault(&mut self) {
-        let fabric = self.ufm.handle();
+        let fabric = self.cluster.ufm.handle();
         let api = self.api();
         let n = 1 + self.rng.below(4) as u32;
         match self.rng.below(11) {
@@ -517,7 +527,7 @@ impl World {
     }
 
     fn stop_faults(&self) {
-        let fabric = self.ufm.handle();
+        let fabric = self.cluster.ufm.handle();
         fabric.clear_faults();
         fabric.set_latency(Duration::ZERO);
         fabric.release_hung();
@@ -589,7 +599,7 @@ impl World {
     /// (pkey, GUID) UFM holds inside the pool range, outside the management partition.
     fn members(&self) -> BTreeSet<(PKey, Guid)> {
         let mut members = BTreeSet::new();
-        for (pkey, partition) in self.ufm.handle().partitions() {
+        for (pkey, partition) in self.cluster.ufm.handle().partitions() {
             let Ok(pkey) = PKey::new(u32::from(pkey)) else { continue };
             for guid in partition.members.keys() {
                 if let Ok(g) = Guid::parse_ufm(&guid.to_string())
@@ -763,6 +773,7 @@ impl World {
             .filter_map(|r| invariants::configured_patch(r.order, &r.path, &r.body))
             .collect();
         let changes = self
+            .cluster
             .ufm
             .handle()
             .requests()

@@ -48,8 +48,6 @@ impl LeaseGate {
 pub enum LeaderError {
     #[error("lease {namespace}/{LEASE_NAME}: {source}")]
     Api { namespace: String, source: kube::Error },
-    #[error("lease {namespace}/{LEASE_NAME}: request timed out")]
-    Timeout { namespace: String },
     #[error("lease {namespace}/{LEASE_NAME} is held by {holder}")]
     HeldElsewhere { namespace: String, holder: String },
 }

@@ -1,4 +1,4 @@
-//! The Go daemon's examples (behaviour §3.3) through the real controller: the annotations it writes read,
+//! The Go daemon's documented examples of what it writes into a pod's annotation, through the real controller: the annotations it writes read,
 //! as Multus reads them, exactly as the Go daemon's do, every other field is kept, and UFM receives the
 //! Go plugin's request bodies.
 

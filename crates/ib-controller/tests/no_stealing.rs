@@ -1,4 +1,5 @@
-//! A GUID owned by a live pod is never given to another pod that asks for it (Go bug B7).
+//! A GUID owned by a live pod is never given to another pod that asks for it (the Go daemon's bug B7 in
+//! docs/architecture.md).
 
 mod common;
 

@@ -15,8 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::Cluster;
-use ib_controller::Controller;
+use common::{Cluster, Replica};
 use ib_fabric::{Fabric, FabricSpec, Host, missing_tools};
 use ib_sm::OpenSm;
 use ib_sm::opensm::{OpenSmConfig, Reload, partitions};
@@ -85,65 +84,15 @@ impl Osm {
     }
 }
 
-async fn wait<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(start.elapsed() < FABRIC_DEADLINE, "timed out after {FABRIC_DEADLINE:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+async fn wait<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
+    common::wait_within(FABRIC_DEADLINE, Duration::from_millis(100), what, check).await
 }
 
-/// A controller on its own runtime and thread, so that it can be killed at any instant like a
-/// SIGKILLed process.
-struct Replica {
-    control: std::sync::mpsc::Sender<bool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Replica {
-    async fn spawn(cluster: &Cluster, name: &str, env: &[(&str, &str)], sm: Arc<OpenSm>) -> Replica {
-        let config = cluster.config(name, env);
-        let url = cluster.kube.url();
-        let (control, commands) = std::sync::mpsc::channel::<bool>();
-        let (started_tx, started) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let rt =
-                tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-            let controller = rt.block_on(async {
-                let client = kube::Client::try_from(kube::Config::new(url.parse().expect("url"))).expect("client");
-                Controller::start(config, client, sm).await.expect("start")
-            });
-            let _ = started_tx.send(controller.leading());
-            if commands.recv().unwrap_or(false) {
-                rt.block_on(controller.shutdown());
-            } else {
-                drop(controller);
-                rt.shutdown_background();
-            }
-        });
-        let mut leading = started.recv().expect("replica started");
-        tokio::time::timeout(FABRIC_DEADLINE, leading.wait_for(|l| *l)).await.expect("leads in time").expect("leading");
-        Replica { control, thread: Some(thread) }
-    }
-
-    fn end(mut self, graceful: bool) {
-        let _ = self.control.send(graceful);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.control.send(false);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+/// A replica with the opensm backend, once it leads.
+async fn spawn(cluster: &Cluster, name: &str, env: &[(&str, &str)], sm: Arc<OpenSm>) -> Replica {
+    let replica = cluster.spawn_replica_with(name, env, sm);
+    replica.wait_leading_within(FABRIC_DEADLINE).await;
+    replica
 }
 
 /// (P_Key, GUID) of every configured interface of every live pod.
@@ -209,7 +158,7 @@ async fn partitions_reach_the_ports_of_a_real_opensm() {
     ];
     let sm_config = || OpenSmConfig::new(fabric.partitions_file(), Reload::PidFile(fabric.pid_file()));
     let sm = Arc::new(OpenSm::new(sm_config()));
-    let first = Replica::spawn(&cluster, "a", &env, Arc::clone(&sm)).await;
+    let first = spawn(&cluster, "a", &env, Arc::clone(&sm)).await;
 
     // One pod at a time: from creation to the P_Key in the port's table.
     let mut latencies = Vec::new();
@@ -301,11 +250,11 @@ async fn partitions_reach_the_ports_of_a_real_opensm() {
     .await;
     assert!(cluster.api().hung_requests() >= 1, "p5's patch is held");
     assert!(guids_of(&cluster, "default", "p5").is_empty(), "p5 is not configured yet");
-    first.end(false);
+    first.kill();
     cluster.api().clear_faults();
     cluster.api().release_hung();
     let sm2 = Arc::new(OpenSm::new(sm_config()));
-    let second = Replica::spawn(&cluster, "b", &env, Arc::clone(&sm2)).await;
+    let second = spawn(&cluster, "b", &env, Arc::clone(&sm2)).await;
     cluster.wait_configured("default", "p5", 1).await;
     let p5 = guids_of(&cluster, "default", "p5");
     wait("the ports to match the configured pods after the restart", || {
@@ -329,7 +278,7 @@ async fn partitions_reach_the_ports_of_a_real_opensm() {
         "the site's lines, byte for byte, and our (empty) block after them"
     );
     assert!(!fabric.log().contains("PARSE ERROR"), "OpenSM never refused the file");
-    second.end(true);
+    second.stop();
 
     // 200 calls at once on 4 P_Keys, straight to the backend (the controller would send fewer: one call
     // per P_Key at a time): four of the GUIDs are fabric ports, the others are not on this fabric.

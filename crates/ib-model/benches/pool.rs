@@ -43,7 +43,7 @@ fn generate_release(c: &mut Criterion) {
     }
 }
 
-/// The Go daemon's worst case (its cursor moves by one per generation however far the scan went): after a restart 50,000 GUIDs from the range start are in
+/// The Go daemon's worst case (its allocation cursor scans one GUID at a time): after a restart 50,000 GUIDs from the range start are in
 /// use and the cursor is back at the start; then 50,000 new interfaces need GUIDs. Go's scan needs about
 /// 2.5·10^9 map lookups for this.
 fn go_worst_case(c: &mut Criterion) {

@@ -22,12 +22,13 @@ use std::time::{Duration, Instant};
 
 use ib_controller::{Config, Controller};
 use ib_model::Guid;
+use ib_sm::OpenSm;
 use ib_sm::opensm::{OpenSmConfig, Reload};
-use ib_sm::{EnvMap, OpenSm};
-use kube_emulator::{EmulatorConfig, KubeEmulator, Resource, RunningEmulator};
+use kube_emulator::{EmulatorConfig, Resource};
 use serde_json::Value;
-use ufm_emulator::{Endpoint, RunningUfm, UfmConfig, UfmEmulator};
+use ufm_emulator::{Endpoint, RunningUfm, UfmConfig};
 
+use crate::fixture::EmulatedCluster;
 use crate::kubelet::{Kubelet, PodOutcome};
 use crate::rng::SplitMix64;
 use crate::workload::{self, IbNetworks, MIN_PODS, NAMESPACE, NadRole, PodKind, PodPlan};
@@ -51,7 +52,6 @@ const CONVERGE_DEADLINE: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(50);
 /// Releasing the lease is one API call; this only bounds a stuck one.
 const CONTROLLER_STOP: Duration = Duration::from_secs(10);
-const UFM_USER: &str = "admin";
 /// `--opensm`: host ports of the simulated fabric, one per pool GUID. The pool ends just after the GUID
 /// the pinned pod asks for, so that allocation, which starts at the low end, reaches it last.
 const OPENSM_PORTS: usize = 240;
@@ -86,12 +86,8 @@ pub enum DemoError {
     BadRate(f64),
     #[error("cannot create a temporary directory: {0}")]
     TempDir(#[source] std::io::Error),
-    #[error("cannot write the kubeconfig: {0}")]
-    Kubeconfig(#[source] std::io::Error),
-    #[error("the Kubernetes API emulator did not start: {0}")]
-    Kube(#[from] kube_emulator::StartError),
-    #[error("the UFM emulator did not start: {0}")]
-    Ufm(#[from] ufm_emulator::StartError),
+    #[error(transparent)]
+    Cluster(#[from] crate::fixture::FixtureError),
     #[error("the demo's controller configuration is invalid: {0}")]
     Config(String),
     #[error("the controller did not start: {0}")]
@@ -127,15 +123,12 @@ pub struct Demo {
 impl Demo {
     /// The kubeconfig of the emulated cluster, for kubectl while it is up.
     pub fn kubeconfig_path(&self) -> PathBuf {
-        self.world.kubeconfig.clone()
+        self.world.cluster.kubeconfig().map(Path::to_owned).unwrap_or_default()
     }
 
-    pub fn api_url(&self) -> String {
-        self.world.kube.url()
-    }
-
+    /// The UFM emulator's base URL.
     pub fn ufm_url(&self) -> String {
-        self.world.ufm.base_url()
+        self.world.cluster.ufm.base_url()
     }
 
     /// Where the controller serves `/metrics`.
@@ -151,9 +144,7 @@ impl Demo {
 
 struct World {
     dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
-    kube: RunningEmulator,
-    ufm: RunningUfm,
+    cluster: EmulatedCluster,
     kubelet: Kubelet,
     controller: Controller,
     observer: Observer,
@@ -163,40 +154,16 @@ struct World {
 
 impl World {
     async fn shutdown(self) {
-        let World { dir, kube, ufm, kubelet, controller, observer, opensm, .. } = self;
+        let World { dir, cluster, kubelet, controller, observer, opensm } = self;
         let _ = tokio::time::timeout(CONTROLLER_STOP, controller.shutdown()).await;
         observer.stop();
         kubelet.stop();
         // Dropped, not shut down gracefully: the controller's watch tasks outlive `Controller::shutdown`
         // and keep connections open, so a graceful stop would wait out the emulator's grace period.
-        drop(kube);
-        drop(ufm);
+        drop(cluster);
         drop(opensm);
         drop(dir);
     }
-}
-
-/// The controller's environment, as a deployment would set it, pointing at the emulators.
-fn controller_env(kubeconfig: &Path, ufm: &RunningUfm, password: &str) -> EnvMap {
-    let mut env: EnvMap = [
-        ("DAEMON_SM_PLUGIN", "ufm"),
-        ("UFM_USERNAME", UFM_USER),
-        ("UFM_ADDRESS", "127.0.0.1"),
-        ("UFM_HTTP_SCHEMA", "https"),
-        ("ADMIN_ADDRESS", "127.0.0.1:0"),
-        ("K8S_NODE", "demo-control-plane"),
-        ("POD_UID", "ib-kubernetes-demo"),
-        ("POD_NAMESPACE", "kube-system"),
-        ("GUID_POOL_RANGE_START", workload::POOL_START),
-        ("GUID_POOL_RANGE_END", workload::POOL_END),
-    ]
-    .into_iter()
-    .collect();
-    env.set("UFM_PASSWORD", password);
-    env.set("UFM_PORT", ufm.addr().port().to_string());
-    env.set("UFM_CERTIFICATE", ufm.ca_pem().unwrap_or_default());
-    env.set("KUBECONFIG", kubeconfig.display().to_string());
-    env
 }
 
 /// Runs the demo; the returned [`Demo`] holds the summary and the still-running cluster.
@@ -231,13 +198,13 @@ pub async fn run(options: DemoOptions) -> Result<Demo, DemoError> {
 
     progress.phase("starting the emulated Kubernetes API server and UFM (HTTPS)");
     let dir = tempfile::Builder::new().prefix("ib-kubernetes-demo-").tempdir().map_err(DemoError::TempDir)?;
-    let kube = KubeEmulator::start(EmulatorConfig::default()).await?;
     let password =
         format!("demo-{:016x}", SplitMix64::new(options.seed ^ started.elapsed().as_nanos() as u64).next_u64());
-    let ufm = UfmEmulator::start(UfmConfig::https().with_credentials(UFM_USER, password.clone())).await?;
-    let kubeconfig = dir.path().join("kubeconfig");
-    kube.write_kubeconfig(&kubeconfig).map_err(DemoError::Kubeconfig)?;
-    let env = controller_env(&kubeconfig, &ufm, &password);
+    let mut cluster = EmulatedCluster::start(EmulatorConfig::default(), UfmConfig::https(), &password).await?;
+    cluster.write_kubeconfig(&dir.path().join("kubeconfig"))?;
+    let mut env = cluster.controller_env("ib-kubernetes-demo");
+    env.set("GUID_POOL_RANGE_START", workload::POOL_START);
+    env.set("GUID_POOL_RANGE_END", workload::POOL_END);
     // The floor is always measured against UFM: one PATCH and one UFM add.
     let floor_config = Config::from_env(&env, None).map_err(|e| DemoError::Config(e.to_string()))?;
     let fabric = if options.opensm {
@@ -260,7 +227,7 @@ pub async fn run(options: DemoOptions) -> Result<Demo, DemoError> {
     }
     let config = Config::from_env(&controller_env, None).map_err(|e| DemoError::Config(e.to_string()))?;
     let range = config.guid_range;
-    let api = kube.handle();
+    let api = cluster.kube.handle();
     for nad in &nads {
         api.create(Resource::NetworkAttachmentDefinitions, workload::nad_object(nad))
             .map_err(|e| DemoError::Create { what: format!("NAD {}", nad.name), source: Box::new(e) })?;
@@ -271,7 +238,7 @@ pub async fn run(options: DemoOptions) -> Result<Demo, DemoError> {
     let floor = {
         let client = ib_controller::startup::kube_client(&env).await?;
         let sm = ib_controller::startup::subnet_manager(&floor_config)?;
-        floor::measure(client, sm.as_ref(), &api, &ufm.handle(), Duration::ZERO).await?
+        floor::measure(client, sm.as_ref(), &api, &cluster.ufm.handle(), Duration::ZERO).await?
     };
 
     let (controller, opensm) = match fabric {
@@ -289,7 +256,7 @@ pub async fn run(options: DemoOptions) -> Result<Demo, DemoError> {
         }
     };
     let observer = Observer::start(api.clone(), NAMESPACE, ib.clone());
-    let mut world = World { dir, kubeconfig, kube, ufm, kubelet, controller, observer, opensm };
+    let mut world = World { dir, cluster, kubelet, controller, observer, opensm };
     let mut leading = world.controller.leading();
     if !matches!(tokio::time::timeout(LEAD_DEADLINE, leading.wait_for(|l| *l)).await, Ok(Ok(_))) {
         progress.finish();
@@ -402,11 +369,11 @@ fn verify_now(
     released: &[Guid],
     ports_read: &mut usize,
 ) -> Verification {
-    let api = world.kube.handle();
+    let api = world.cluster.kube.handle();
     let pods = api.list(Resource::Pods, Some(NAMESPACE)).1;
     let events = api.list(Resource::Events, Some(NAMESPACE)).1;
     let memberships = match &world.opensm {
-        None => world.ufm.handle().guid_pkeys(),
+        None => world.cluster.ufm.handle().guid_pkeys(),
         Some((_, fabric)) => match port_memberships(fabric) {
             Ok((memberships, read)) => {
                 *ports_read = read;
@@ -476,7 +443,7 @@ struct SummaryInputs<'a> {
 }
 
 fn summarize(s: SummaryInputs<'_>) -> Summary {
-    let api = s.world.kube.handle();
+    let api = s.world.cluster.kube.handle();
     let plans = s.plans;
     let pods_now = api.list(Resource::Pods, Some(NAMESPACE)).1;
 
@@ -563,7 +530,7 @@ fn summarize(s: SummaryInputs<'_>) -> Summary {
             requested_by_pods: requested,
             released: s.released,
         },
-        ufm: ufm_stats(&s.world.ufm),
+        ufm: ufm_stats(&s.world.cluster.ufm),
         latency: Latency {
             source: "measured by the demo: its create call to the configured annotation on the API server's change \
                      stream"

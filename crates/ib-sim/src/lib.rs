@@ -3,13 +3,14 @@
 //! `kube-emulator` and `ufm-emulator` crates.
 //!
 //! Module map: `kubelet` (nodes: Pending → Running once ib-sriov-cni would succeed), `workload`
-//! (seeded NADs and pods) with `rng`, `demo` (the whole system, verified), `sim` (emulators for people
-//! and scripts) with `envfile` and `forward`, `logging` (for the two commands).
+//! (seeded NADs and pods) with `rng`, `demo` (the whole system, verified), `fixture` (both emulators and the
+//! controller environment pointing at them), `sim` (emulators for people and scripts) with `envfile` and `forward`, `logging` (for the two commands).
 #![forbid(unsafe_code)]
 
 pub mod binary;
 pub mod demo;
 pub mod envfile;
+pub mod fixture;
 pub mod forward;
 pub mod kubelet;
 pub mod logging;

@@ -1,7 +1,7 @@
 //! The demo's world: a few NetworkAttachmentDefinitions and a seeded mix of pods, as plain values. Pure:
 //! the same seed and count always give the same plan, so a demo run can be reproduced.
 //!
-//! The mix covers what users run (reference/users-ufm-peers.md §4): one InfiniBand interface as a
+//! The mix covers the shapes users' pods take: one InfiniBand interface as a
 //! short-form annotation, a conflist NAD with the `infinibandGUID` capability, two interfaces on
 //! two partitions or on one, a GUID-only network (no PKey), InfiniBand next to an ordinary CNI,
 //! pods with no extra network, plus three special pods: one asking for a specific GUID, one naming a

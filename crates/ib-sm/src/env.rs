@@ -3,10 +3,12 @@
 
 use std::collections::BTreeMap;
 
+/// Environment variables by name; the process environment or a test's literal.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct EnvMap(BTreeMap<String, String>);
 
 impl EnvMap {
+    /// An empty environment.
     pub fn new() -> Self {
         EnvMap::default()
     }
@@ -16,8 +18,14 @@ impl EnvMap {
         self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
     }
 
+    /// Sets `key` to `value`, replacing any earlier value.
     pub fn set(&mut self, key: impl Into<String>, value: impl Into<String>) {
         self.0.insert(key.into(), value.into());
+    }
+
+    /// Every variable and its value, in name order (for a child process's environment).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// A whole number; unset means `default`.
@@ -56,12 +64,16 @@ impl std::fmt::Debug for EnvMap {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{variable}={value:?}: {reason}")]
 pub struct EnvError {
+    /// The variable's name.
     pub variable: &'static str,
+    /// The value it had.
     pub value: String,
+    /// Why the value cannot be used.
     pub reason: String,
 }
 
 impl EnvError {
+    /// The error for `variable` set to `value`, refused for `reason`.
     pub fn new(variable: &'static str, value: impl Into<String>, reason: impl Into<String>) -> Self {
         EnvError { variable, value: value.into(), reason: reason.into() }
     }

@@ -105,21 +105,52 @@ pub enum SmError {
     /// plugin was running), so the change may have been applied. `false` only when it certainly did not
     /// (connection refused, name resolution, a plugin that could not be started).
     #[error("{call}: cannot reach the subnet manager: {reason}")]
-    Transport { call: String, reason: String, sent: bool },
+    Transport {
+        /// The call: method and path, or the plugin command.
+        call: String,
+        /// Why, in words.
+        reason: String,
+        /// Whether the request may have reached the subnet manager.
+        sent: bool,
+    },
     /// No complete answer within the configured time. `sent` as for [`SmError::Transport`]: `false`
     /// when the time ran out before the request could have reached the subnet manager (connecting, or
     /// waiting for an exec-plugin slot or for the protocol version).
     #[error("{call}: no answer within {timeout:?}")]
-    Timeout { call: String, timeout: Duration, sent: bool },
+    Timeout {
+        /// The call: method and path, or the plugin command.
+        call: String,
+        /// The time allowed.
+        timeout: Duration,
+        /// Whether the request may have reached the subnet manager.
+        sent: bool,
+    },
     /// An answer other than success; `body` is an excerpt of at most [`BODY_EXCERPT_BYTES`].
     #[error("{call}: status {status}, expected 200: {body}")]
-    Status { call: String, status: u16, body: String },
+    Status {
+        /// The call: method and path, or the plugin command.
+        call: String,
+        /// The HTTP status.
+        status: u16,
+        /// An excerpt of the answer's body.
+        body: String,
+    },
     /// A success whose content could not be understood.
     #[error("{call}: unreadable response: {reason}")]
-    Decode { call: String, reason: String },
+    Decode {
+        /// The call: method and path, or the plugin command.
+        call: String,
+        /// Why, in words.
+        reason: String,
+    },
     /// The server's certificate was refused, or TLS could not be set up: before any request was sent.
     #[error("{call}: TLS: {reason}")]
-    Tls { call: String, reason: String },
+    Tls {
+        /// The call: method and path, or the plugin command.
+        call: String,
+        /// Why, in words.
+        reason: String,
+    },
     /// The manager cannot be built from its settings.
     #[error("invalid subnet manager configuration: {0}")]
     Config(String),
@@ -127,12 +158,28 @@ pub enum SmError {
     /// `outcome_unknown` is the object's `outcomeUnknown` or, when the plugin does not say, whether the
     /// code leaves it open (see [`crate::exec::protocol::ErrorResult::outcome_unknown`]).
     #[error("{call}: plugin error {code}: {msg}")]
-    Plugin { call: String, code: u32, msg: String, outcome_unknown: bool },
+    Plugin {
+        /// The call: method and path, or the plugin command.
+        call: String,
+        /// The plugin's error code.
+        code: u32,
+        /// The plugin's message.
+        msg: String,
+        /// Whether the change may nevertheless have been applied.
+        outcome_unknown: bool,
+    },
     /// A subnet manager driven through local files and signals (OpenSM) could not apply the call: its
     /// file is missing, unreadable, or holds what must not be overwritten, or OpenSM could not be told
     /// to reload. `outcome_unknown` as for [`SmError::Plugin`].
     #[error("{call}: {reason}")]
-    Local { call: String, reason: String, outcome_unknown: bool },
+    Local {
+        /// The call: method and path, or the plugin command.
+        call: String,
+        /// Why, in words.
+        reason: String,
+        /// Whether the change may nevertheless have been applied.
+        outcome_unknown: bool,
+    },
 }
 
 impl SmError {
@@ -147,14 +194,6 @@ impl SmError {
             SmError::Config(_) => "config",
             SmError::Plugin { .. } => "plugin",
             SmError::Local { .. } => "local",
-        }
-    }
-
-    /// The HTTP status of a [`SmError::Status`].
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            SmError::Status { status, .. } => Some(*status),
-            _ => None,
         }
     }
 
@@ -211,8 +250,6 @@ mod tests {
         ];
         let labels: std::collections::BTreeSet<_> = all.iter().map(SmError::label).collect();
         assert_eq!(labels.len(), all.len());
-        assert_eq!(all[2].status(), Some(500));
-        assert_eq!(all[0].status(), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use ib_model::{Guid, PKey};
 
 use crate::manager::{BoxFuture, SmError, SubnetManager};
 
+/// Accepts every call and remembers nothing, like the Go daemon's noop plugin.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Noop;
 

@@ -6,10 +6,12 @@
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps `value`.
     pub fn new(value: impl Into<String>) -> Self {
         Secret(value.into())
     }
 
+    /// The value itself, for the one place it is sent (a header, a plugin's environment).
     pub fn expose(&self) -> &str {
         &self.0
     }

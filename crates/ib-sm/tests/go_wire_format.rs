@@ -1,4 +1,4 @@
-//! The requests reaching UFM are byte for byte the Go plugin's (reference §6.4): paths, bodies, and the
+//! The requests reaching UFM are byte for byte the Go plugin's: paths, bodies, and the
 //! JSON content type on every method.
 
 mod common;

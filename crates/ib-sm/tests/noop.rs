@@ -1,12 +1,14 @@
-//! The noop manager accepts every call and holds nothing, like the Go noop plugin; `builtin` picks the
-//! built-ins by the names `DAEMON_SM_PLUGIN` uses.
+//! The noop manager accepts every call and holds nothing, like the Go noop plugin; the other built-ins
+//! are made from their environment variables, naming the variable that is missing or wrong.
 
 mod common;
 
 use std::sync::Arc;
 
 use common::{guid, pkey, within};
-use ib_sm::{EnvMap, Noop, SubnetManager, builtin};
+use ib_sm::opensm::OpenSmConfig;
+use ib_sm::ufm::UfmConfig;
+use ib_sm::{EnvMap, Noop, OpenSm, SubnetManager, Ufm};
 
 #[tokio::test]
 async fn noop_accepts_everything_and_lists_nothing() {
@@ -20,22 +22,20 @@ async fn noop_accepts_everything_and_lists_nothing() {
 }
 
 #[test]
-fn builtins_by_name() {
+fn builtins_from_their_environment() {
     let empty = EnvMap::new();
-    assert_eq!(builtin("noop", &empty).unwrap().map(|sm| sm.name().to_owned()).as_deref(), Some("noop"));
-    assert!(builtin("acme-sm", &empty).unwrap().is_none());
     // opensm is built in, with defaults for every variable.
-    assert_eq!(builtin("opensm", &empty).unwrap().map(|sm| sm.name().to_owned()).as_deref(), Some("opensm"));
+    assert_eq!(OpenSm::new(OpenSmConfig::from_env(&empty).unwrap()).name(), "opensm");
     let bad: EnvMap = [("OPENSM_MEMBERSHIP", "both")].into_iter().collect();
-    assert!(builtin("opensm", &bad).unwrap_err().to_string().contains("OPENSM_MEMBERSHIP"));
+    assert!(OpenSmConfig::from_env(&bad).unwrap_err().to_string().contains("OPENSM_MEMBERSHIP"));
 
-    let err = builtin("ufm", &empty).unwrap_err().to_string();
+    let err = UfmConfig::from_env(&empty).unwrap_err().to_string();
     assert!(err.contains("UFM_ADDRESS"), "{err}");
 
     let env: EnvMap = [("UFM_ADDRESS", "ufm.example"), ("UFM_USERNAME", "admin"), ("UFM_PASSWORD", "canary-pw")]
         .into_iter()
         .collect();
-    let ufm = builtin("ufm", &env).unwrap().unwrap();
+    let ufm: Arc<dyn SubnetManager> = Arc::new(Ufm::new(UfmConfig::from_env(&env).unwrap()).unwrap());
     assert_eq!(ufm.name(), "ufm");
     let shown = format!("{ufm:?}");
     assert!(shown.contains("https://ufm.example:443/ufmRest") && !shown.contains("canary-pw"), "{shown}");

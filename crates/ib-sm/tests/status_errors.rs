@@ -19,7 +19,7 @@ async fn outages_surface_their_status() {
             .times(1),
     );
     let err = within(sm.add_guids(pkey(5), &guids)).await.unwrap_err();
-    assert_eq!((err.label(), err.status()), ("status", Some(500)), "{err}");
+    assert_eq!((err.label(), common::http_status(&err)), ("status", Some(500)), "{err}");
     let text = err.to_string();
     assert!(text.contains("sweep failed") && text.contains("0x0005") && text.contains("500"), "{text}");
     assert!(handle.partition(5).is_none());
@@ -33,14 +33,14 @@ async fn outages_surface_their_status() {
     ];
     for call in calls {
         let err = within(call).await.unwrap_err();
-        assert_eq!(err.status(), Some(503), "{err}");
+        assert_eq!(common::http_status(&err), Some(503), "{err}");
         assert!(err.to_string().contains("down for maintenance"), "{err}");
     }
     assert_eq!(handle.count(Endpoint::AddGuids), 2, "one request per call, no retries");
 
     // Success needs exactly 200, as in the Go plugin.
     handle.inject(FaultRule::respond(None, "*", 201, "{}").times(1));
-    assert_eq!(within(sm.validate()).await.unwrap_err().status(), Some(201));
+    assert_eq!(common::http_status(&within(sm.validate()).await.unwrap_err()), Some(201));
     within(sm.validate()).await.unwrap();
     ufm.shutdown().await;
 }

@@ -1,4 +1,4 @@
-//! UFM's two header-based logins (reference §2.1): `/ufmRest` takes HTTP Basic with user name
+//! UFM's two header-based logins: `/ufmRest` takes HTTP Basic with user name
 //! and password; `/ufmRestV3` takes an access token written as `Authorization: Basic <token>`
 //! (literally "Basic", the token not base64-wrapped). Nothing here ever logs a secret.
 

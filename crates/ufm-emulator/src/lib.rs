@@ -1,6 +1,6 @@
 //! An in-process NVIDIA UFM REST emulator (partition keys) for tests.
 //!
-//! Serves UFM's partition-key API (reference/users-ufm-peers.md §2) on loopback over HTTP or
+//! Serves UFM's partition-key REST API (add, remove, list, version) on loopback over HTTP or
 //! HTTPS, with UFM's observable semantics, so the real controller's UFM client can be tested
 //! over a real socket. A [`UfmHandle`] lets the test inspect and seed the fabric, read every
 //! request, inject faults, and set how long UFM takes per request and how many requests it

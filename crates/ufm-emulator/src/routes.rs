@@ -7,7 +7,7 @@ use std::fmt;
 
 use axum::http::Method;
 
-/// The authentication scheme a URL prefix selects (reference §2.1).
+/// The authentication scheme a URL prefix selects: Basic on `/ufmRest`, a token on `/ufmRestV3`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Prefix {
     /// `/ufmRest`: HTTP Basic with user name and password.
@@ -141,7 +141,8 @@ pub fn prefix_of(path: &str) -> Option<(Prefix, &str)> {
 pub fn route(method: &Method, path: &str) -> Result<(Prefix, Route), RouteError> {
     let not_found = || RouteError::NotFound(path.to_owned());
     let (prefix, rest) = prefix_of(path).ok_or_else(not_found)?;
-    // Both `/resources/pkeys` and `/resources/pkeys/` are in use (reference §2.2 E2, E4).
+    // Both `/resources/pkeys` and `/resources/pkeys/` are in use: UFM's documentation writes the slash,
+    // clients (the Go plugin among them) often leave it out.
     let rest = rest.strip_suffix('/').unwrap_or(rest);
     let segments: Vec<String> = rest.split('/').map(percent_decode).collect::<Result<_, _>>()?;
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();

@@ -1,5 +1,5 @@
 //! The emulated fabric's logical model: partitions, their members and the GUIDs the fabric
-//! has discovered, with UFM's observable semantics (reference/users-ufm-peers.md §2.3):
+//! has discovered, with the semantics a client of UFM's REST API observes:
 //! adding creates a partition, removing the last member deletes it, removing a non-member is a
 //! no-op, and the management partition always exists.
 

@@ -1,6 +1,6 @@
 //! UFM's JSON wire format for partition keys: the value types clients send (PKey and GUID
-//! strings, memberships), the request bodies, and the response shapes of UFM's REST guide
-//! (reference/users-ufm-peers.md §2.3–§2.4).
+//! strings, memberships), the request bodies, and the response shapes UFM's REST API answers with
+//! (partition list, one partition, the version).
 //!
 //! Parsing is strict where UFM is strict (15-bit PKeys, 16–20 hex-digit GUIDs) and lenient where
 //! UFM is lenient (either letter case, unknown fields ignored), so a client bug shows up as the
@@ -410,7 +410,7 @@ pub struct PartitionView<'a> {
     pub members: Vec<(Guid, Membership, bool)>,
 }
 
-/// Renders one partition entry as in reference §2.4.
+/// Renders one partition entry as UFM's list answers it: members, and the QoS fields when asked for.
 pub fn partition_json(view: &PartitionView<'_>, flags: ListFlags) -> Value {
     let mut obj = Map::new();
     obj.insert("partition".into(), Value::from(view.name));

@@ -1,4 +1,4 @@
-//! The Go UFM plugin's exact requests (ib-kubernetes-behavior.md §6.4) change the fabric as UFM
+//! The Go UFM plugin's exact requests (paths and bodies as `crates/ib-sm/src/ufm/wire.rs` writes them) change the fabric as UFM
 //! does, and the list answer parses the way the Go plugin parses it.
 
 mod common;

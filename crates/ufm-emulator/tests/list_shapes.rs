@@ -1,4 +1,4 @@
-//! The list endpoint's response shapes (reference §2.4): the map keyed by lower-case unpadded
+//! The list endpoint's response shapes, as UFM answers them: the map keyed by lower-case unpadded
 //! PKeys with `guids: []` present, the QoS variant, and the bare list without flags.
 
 mod common;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::{FONT, MIB, PlotError, SIZE, draw_error, legend};
+use super::{FONT, MIB, PlotError, SIZE, draw_error, legend, marked_line, rss_plot};
 use crate::rails::Layout;
 use crate::scenarios::gang::GangReport;
 use crate::scenarios::gpu_start::GpuStartReport;
@@ -46,23 +46,9 @@ pub fn job_ready_vs_ufm(report: &GangReport, path: &Path) -> Result<(), PlotErro
         let ready: Vec<(f64, f64)> = mine.iter().map(|r| (r.ufm.service_ms.max(0.01), r.job_ready_seconds)).collect();
         let floor: Vec<(f64, f64)> =
             mine.iter().map(|r| (r.ufm.service_ms.max(0.01), r.floor.total_ms / 1000.0)).collect();
-        chart
-            .draw_series(LineSeries::new(ready.clone(), color.stroke_width(2)))
-            .map_err(|e| err(e.to_string()))?
-            .label(format!("job ready, rails on {}", layout.label()))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-        chart
-            .draw_series(ready.into_iter().map(|p| Circle::new(p, 4, color.filled())))
-            .map_err(|e| err(e.to_string()))?;
-        let light = color.mix(0.5);
-        chart
-            .draw_series(LineSeries::new(floor.clone(), light.stroke_width(1)))
-            .map_err(|e| err(e.to_string()))?
-            .label(format!("job floor, rails on {}", layout.label()))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], light.stroke_width(1)));
-        chart
-            .draw_series(floor.into_iter().map(|p| Cross::new(p, 4, light.stroke_width(1))))
-            .map_err(|e| err(e.to_string()))?;
+        let name = layout.label();
+        marked_line(&mut chart, format!("job ready, rails on {name}"), color.to_rgba(), false, ready).map_err(&err)?;
+        marked_line(&mut chart, format!("job floor, rails on {name}"), color.mix(0.5), true, floor).map_err(&err)?;
     }
     legend(&mut chart, SeriesLabelPosition::UpperLeft).map_err(&err)?;
     root.present().map_err(|e| err(e.to_string()))
@@ -75,43 +61,17 @@ pub fn rss_vs_pods_gpu(report: &GpuStartReport, path: &Path) -> Result<(), PlotE
         return Err(PlotError::Empty("gpu-start"));
     }
     const TARGET_MIB: f64 = 200.0;
-    let err = draw_error(path);
-    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
     let max_pods = steps.iter().map(|s| s.pods).max().unwrap_or(0).max(1) as f64;
     let max_mib = steps.iter().map(|s| s.at_configured.peak_rss_bytes as f64 / MIB).fold(TARGET_MIB, f64::max) * 1.15;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("leader start, every pod InfiniBand: controller memory", (FONT, 24))
-        .margin(16)
-        .x_label_area_size(48)
-        .y_label_area_size(64)
-        .build_cartesian_2d(0.0..max_pods * 1.05, 0.0..max_mib)
-        .map_err(|e| err(e.to_string()))?;
-    chart
-        .configure_mesh()
-        .x_desc(format!("pods ({:.0}% of them {}-rail)", report.multi_share * 100.0, report.rails))
-        .y_desc("RSS (MiB)")
-        .label_style((FONT, 15))
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
     let settled: Vec<(f64, f64)> = steps.iter().map(|s| (s.pods as f64, s.settled.rss_bytes as f64 / MIB)).collect();
     let peak: Vec<(f64, f64)> =
         steps.iter().map(|s| (s.pods as f64, s.at_configured.peak_rss_bytes as f64 / MIB)).collect();
-    for (label, color, points) in [("settled RSS", BLUE, settled), ("peak RSS during the start", RED, peak)] {
-        chart
-            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-            .map_err(|e| err(e.to_string()))?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-        chart
-            .draw_series(points.into_iter().map(|p| Circle::new(p, 4, color.filled())))
-            .map_err(|e| err(e.to_string()))?;
-    }
-    chart
-        .draw_series(LineSeries::new(vec![(0.0, TARGET_MIB), (max_pods * 1.05, TARGET_MIB)], BLACK.stroke_width(1)))
-        .map_err(|e| err(e.to_string()))?
-        .label("target: peak 200 MiB at 100,000 pods")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(1)));
-    legend(&mut chart, SeriesLabelPosition::UpperLeft).map_err(&err)?;
-    root.present().map_err(|e| err(e.to_string()))
+    rss_plot(
+        path,
+        "leader start, every pod InfiniBand: controller memory",
+        &format!("pods ({:.0}% of them {}-rail)", report.multi_share * 100.0, report.rails),
+        (max_pods, max_mib),
+        [("settled RSS", settled), ("peak RSS during the start", peak)],
+        ("target: peak 200 MiB at 100,000 pods", vec![(0.0, TARGET_MIB), (max_pods * 1.05, TARGET_MIB)]),
+    )
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Bench, CONFIGURE_DEADLINE, ScenarioError, not_configured};
+use super::{Bench, CONFIGURE_DEADLINE, ScenarioError, not_configured, require_steps};
 use crate::cluster::Cluster;
 use crate::process::Usage;
 use crate::rails::{Layout, RAILS, create_rail_pod, seed_gpu};
@@ -63,13 +63,7 @@ pub struct GpuStartReport {
 }
 
 pub async fn run(bench: &Bench, options: &GpuStartOptions) -> Result<GpuStartReport, ScenarioError> {
-    if options.steps.is_empty() {
-        return Err(ScenarioError::Option {
-            option: "--steps",
-            value: String::new(),
-            reason: "at least one pod count",
-        });
-    }
+    require_steps(&options.steps)?;
     if !(options.multi_share.is_finite() && (0.0..=1.0).contains(&options.multi_share)) {
         return Err(ScenarioError::Option {
             option: "--multi-share",

@@ -15,11 +15,11 @@
 
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, TryFutureExt};
+use futures::StreamExt;
 use ib_model::{Guid, PKey};
-use ib_sm::EnvMap;
+use ib_sim::demo::floor::{FloorError, probe_add, probe_patch};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube_emulator::Resource;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -50,18 +50,6 @@ pub struct JobFloor {
     pub total_ms: f64,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum JobFloorError {
-    #[error("creating the floor's probe pods: {0}")]
-    Probe(#[source] Box<kube_emulator::ApiError>),
-    #[error("probe PATCH: {0}")]
-    Patch(#[source] kube::Error),
-    #[error("probe UFM add: {0}")]
-    Add(#[source] ib_sm::SmError),
-    #[error("probe {0} took longer than {CALL_TIMEOUT:?}")]
-    Timeout(&'static str),
-}
-
 /// Measures the floor of a job of `pods` pods with `rails` interfaces laid out as `layout`. `label`
 /// keeps the probe pods of several measurements in one cluster apart.
 pub async fn measure(
@@ -71,10 +59,7 @@ pub async fn measure(
     rails: usize,
     layout: Layout,
 ) -> Result<JobFloor, ScenarioError> {
-    let env: EnvMap = cluster.controller_env().into_iter().collect();
-    let config = ib_controller::Config::from_env(&env, None).map_err(|e| ScenarioError::Config(e.to_string()))?;
-    let sm = ib_controller::startup::subnet_manager(&config)?;
-    let client = ib_controller::startup::kube_client(&env).await?;
+    let (client, sm) = super::own_clients(cluster).await?;
 
     // The job's GUIDs by partition, as the controller would send them.
     let mut by_pkey: std::collections::BTreeMap<u16, Vec<Guid>> = std::collections::BTreeMap::new();
@@ -90,12 +75,7 @@ pub async fn measure(
         let adds = by_pkey.iter().map(|(pkey, guids)| {
             let pkey = PKey::new(u32::from(*pkey)).unwrap_or_else(|_| unreachable!("0x0f00.. are valid partitions"));
             let sm = &sm;
-            async move {
-                tokio::time::timeout(CALL_TIMEOUT, sm.add_guids(pkey, guids))
-                    .await
-                    .map_err(|_| JobFloorError::Timeout("UFM add"))?
-                    .map_err(JobFloorError::Add)
-            }
+            async move { probe_add(sm.as_ref(), pkey, guids, CALL_TIMEOUT).await }
         });
         futures::future::try_join_all(adds).await.map_err(floor_error)?;
         if round > 0 {
@@ -117,7 +97,7 @@ pub async fn measure(
             "spec": {"containers": [{"name": "probe", "image": "registry.example/probe:1"}]}
         })
     });
-    cluster.api().seed(Resource::Pods, objects).map_err(|e| floor_error(JobFloorError::Probe(Box::new(e))))?;
+    cluster.api().seed(Resource::Pods, objects).map_err(|e| floor_error(FloorError::Probe(Box::new(e))))?;
     let api: Api<Pod> = Api::namespaced(client, &namespace);
     let guids: Vec<Guid> = (0..rails as u64).map(|k| Guid::from_u64(PROBE_GUID_BASE + k)).collect();
     let text = configured_networks(layout, 0, &guids);
@@ -126,16 +106,8 @@ pub async fn measure(
         // As large as the controller's patch, and different each round so that every PATCH changes the pod.
         let body = json!({"metadata": {"annotations": {"ib-bench/probe": format!("{round}{text}")}}});
         let started = Instant::now();
-        let results: Vec<Result<Pod, JobFloorError>> = futures::stream::iter(names.iter())
-            .map(|name| {
-                let (api, body) = (&api, &body);
-                async move {
-                    tokio::time::timeout(CALL_TIMEOUT, api.patch(name, &PatchParams::default(), &Patch::Merge(body)))
-                        .map_err(|_| JobFloorError::Timeout("PATCH"))
-                        .await?
-                        .map_err(JobFloorError::Patch)
-                }
-            })
+        let results: Vec<Result<Pod, FloorError>> = futures::stream::iter(names.iter())
+            .map(|name| probe_patch(&api, name, &body, CALL_TIMEOUT))
             .buffer_unordered(PATCH_IN_FLIGHT)
             .collect()
             .await;
@@ -160,6 +132,6 @@ pub async fn measure(
     })
 }
 
-fn floor_error(e: JobFloorError) -> ScenarioError {
+fn floor_error(e: FloorError) -> ScenarioError {
     ScenarioError::JobFloor(Box::new(e))
 }

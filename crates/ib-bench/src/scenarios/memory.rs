@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Bench, ScenarioError};
+use super::{Bench, ScenarioError, require_steps};
 use crate::cluster::Cluster;
 use crate::process::Usage;
 use crate::report::{Machine, mib, table};
@@ -46,13 +46,7 @@ pub struct MemoryReport {
 }
 
 pub async fn run(bench: &Bench, options: &MemoryOptions) -> Result<MemoryReport, ScenarioError> {
-    if options.steps.is_empty() {
-        return Err(ScenarioError::Option {
-            option: "--steps",
-            value: String::new(),
-            reason: "at least one pod count",
-        });
-    }
+    require_steps(&options.steps)?;
     let mut steps: Vec<MemoryStep> = Vec::new();
     for &pods in &options.steps {
         let cluster = Cluster::start(options.pkeys).await?;

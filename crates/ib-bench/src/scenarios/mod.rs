@@ -16,7 +16,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ib_sim::demo::floor::{self, Floor};
-use ib_sm::EnvMap;
+use std::sync::Arc;
+
+use ib_sm::{EnvMap, SubnetManager};
 
 use crate::cluster::{Cluster, ClusterError};
 use crate::controller_kind::ControllerKind;
@@ -44,7 +46,7 @@ pub enum ScenarioError {
     #[error("measuring the floor: {0}")]
     Floor(#[from] floor::FloorError),
     #[error("measuring the job floor: {0}")]
-    JobFloor(#[source] Box<job_floor::JobFloorError>),
+    JobFloor(#[source] Box<floor::FloorError>),
     #[error("measuring the watch delay: {0}")]
     WatchDelay(#[from] crate::watch_delay::WatchDelayError),
     #[error("{what} not configured within {deadline:?} ({done} of {expected}); the controller's log is {log}")]
@@ -106,20 +108,37 @@ pub fn not_configured(what: &str, done: usize, expected: usize, controller: &Con
     }
 }
 
+/// A scenario run in steps needs at least one (`--steps`).
+pub fn require_steps(steps: &[usize]) -> Result<(), ScenarioError> {
+    if steps.is_empty() {
+        return Err(ScenarioError::Option {
+            option: "--steps",
+            value: String::new(),
+            reason: "at least one pod count",
+        });
+    }
+    Ok(())
+}
+
+/// The benchmark's own Kubernetes client and subnet manager, built as the controller builds them from
+/// the environment it gets.
+pub async fn own_clients(cluster: &Cluster) -> Result<(kube::Client, Arc<dyn SubnetManager>), ScenarioError> {
+    let env: EnvMap = cluster.controller_env().into_iter().collect();
+    let config = ib_controller::Config::from_env(&env, None).map_err(|e| ScenarioError::Config(e.to_string()))?;
+    let client = ib_controller::startup::kube_client(&env).await?;
+    Ok((client, ib_controller::startup::subnet_manager(&config)?))
+}
+
 /// The floor against this cluster: one bare pod PATCH through a Kubernetes client plus one UFM add
 /// through the controller's own UFM client, median of a few rounds `pause` apart, measured from this
 /// process.
 pub async fn measure_floor(cluster: &Cluster, pause: Duration) -> Result<Floor, ScenarioError> {
-    let env: EnvMap = cluster.controller_env().into_iter().collect();
-    let config = ib_controller::Config::from_env(&env, None).map_err(|e| ScenarioError::Config(e.to_string()))?;
-    let client = ib_controller::startup::kube_client(&env).await?;
-    let sm = ib_controller::startup::subnet_manager(&config)?;
+    let (client, sm) = own_clients(cluster).await?;
     Ok(floor::measure(client, sm.as_ref(), &cluster.api(), &cluster.ufm.handle(), pause).await?)
 }
 
 /// The watch delay against this cluster (see [`crate::watch_delay`]).
 pub async fn measure_watch_delay(cluster: &Cluster) -> Result<f64, ScenarioError> {
-    let env: EnvMap = cluster.controller_env().into_iter().collect();
-    let client = ib_controller::startup::kube_client(&env).await?;
+    let (client, _) = own_clients(cluster).await?;
     Ok(crate::watch_delay::measure(client, &cluster.api()).await?)
 }

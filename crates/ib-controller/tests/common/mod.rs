@@ -8,10 +8,11 @@ use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use ib_controller::{Config, Controller};
+use ib_sim::fixture::EmulatedCluster;
 use ib_sm::{EnvMap, SubnetManager, Ufm};
-use kube_emulator::{EmulatorConfig, EmulatorHandle, KubeEmulator, Resource, RunningEmulator};
+use kube_emulator::{EmulatorConfig, EmulatorHandle, Resource};
 use serde_json::{Value, json};
-use ufm_emulator::{RunningUfm, UfmEmulator, UfmHandle};
+use ufm_emulator::UfmHandle;
 
 pub const IB5: &str =
     r#"{"type":"ib-sriov","cniVersion":"0.3.1","name":"sriov-network","pkey":"0x5","link_state":"enable","ipam":{}}"#;
@@ -20,29 +21,29 @@ pub const UFM_TOKEN: &str = "canary-ufm-token-51c9";
 /// Generous: the machines running tests are shared and slow; a correct controller is far quicker.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
+/// The shared emulated cluster (`ib_sim::fixture`), plus what the scenarios read from it; derefs to
+/// the fixture for `kube` and `ufm`.
 pub struct Cluster {
-    pub kube: RunningEmulator,
-    pub ufm: RunningUfm,
+    emulators: EmulatedCluster,
     /// One counter for both emulators' request logs, so that requests can be ordered across them.
     pub sequence: Arc<AtomicU64>,
+}
+
+impl std::ops::Deref for Cluster {
+    type Target = EmulatedCluster;
+
+    fn deref(&self) -> &EmulatedCluster {
+        &self.emulators
+    }
 }
 
 impl Cluster {
     pub async fn start() -> Self {
         let sequence = Arc::new(AtomicU64::new(0));
-        let kube =
-            KubeEmulator::start(EmulatorConfig { sequence: Some(sequence.clone()), ..EmulatorConfig::default() })
-                .await
-                .expect("kube emulator");
-        let ufm = UfmEmulator::start(
-            ufm_emulator::UfmConfig::http()
-                .with_credentials("admin", UFM_PASSWORD)
-                .with_token(UFM_TOKEN)
-                .with_sequence(sequence.clone()),
-        )
-        .await
-        .expect("ufm emulator");
-        Cluster { kube, ufm, sequence }
+        let kube = EmulatorConfig { sequence: Some(sequence.clone()), ..EmulatorConfig::default() };
+        let ufm = ufm_emulator::UfmConfig::http().with_token(UFM_TOKEN).with_sequence(sequence.clone());
+        let emulators = EmulatedCluster::start(kube, ufm, UFM_PASSWORD).await.expect("emulators");
+        Cluster { emulators, sequence }
     }
 
     pub fn api(&self) -> EmulatorHandle {
@@ -60,27 +61,17 @@ impl Cluster {
 
     /// The environment a deployment would give the controller, pointing at the emulators.
     pub fn env(&self, replica: &str, extra: &[(&str, &str)]) -> EnvMap {
-        let addr = self.ufm.addr();
-        let port = addr.port().to_string();
-        let mut env: EnvMap = [
-            ("DAEMON_SM_PLUGIN", "ufm"),
-            ("UFM_USERNAME", "admin"),
-            ("UFM_PASSWORD", UFM_PASSWORD),
-            ("UFM_ADDRESS", "127.0.0.1"),
-            ("UFM_HTTP_SCHEMA", "http"),
+        let mut env = self.emulators.controller_env(replica);
+        // Short timings, so that failures, retries and fail-overs happen within a test's deadline.
+        for (k, v) in [
             ("UFM_REQUEST_TIMEOUT", "3"),
-            ("ADMIN_ADDRESS", "127.0.0.1:0"),
-            ("K8S_NODE", "control-plane-1"),
-            ("POD_NAMESPACE", "kube-system"),
             ("DAEMON_PERIODIC_UPDATE", "1"),
             ("LEADER_LEASE_DURATION", "4"),
             ("LEADER_RENEW_DEADLINE", "3"),
             ("LEADER_RETRY_PERIOD", "1"),
-        ]
-        .into_iter()
-        .collect();
-        env.set("UFM_PORT", port);
-        env.set("POD_UID", replica);
+        ] {
+            env.set(k, v);
+        }
         for (k, v) in extra {
             env.set(*k, *v);
         }
@@ -203,17 +194,20 @@ pub fn as_multus(nets: &Value, pod_namespace: &str) -> Value {
     nets
 }
 
-/// Polls `check` until it gives a value or the deadline passes.
-pub async fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+/// Polls `check` until it gives a value or [`DEADLINE`] passes.
+pub async fn wait_for<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
+    wait_within(DEADLINE, Duration::from_millis(20), what, check).await
+}
+
+/// Polls `check` every `poll` until it gives a value, panicking once `deadline` has passed.
+pub async fn wait_within<T>(deadline: Duration, poll: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();
     loop {
         if let Some(v) = check() {
             return v;
         }
-        if start.elapsed() > DEADLINE {
-            panic!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
+        tokio::time::sleep(poll).await;
     }
 }
 
@@ -228,9 +222,13 @@ pub struct Replica {
 
 impl Cluster {
     pub fn spawn_replica(&self, name: &str, extra: &[(&str, &str)]) -> Replica {
+        self.spawn_replica_with(name, extra, self.ufm_client_with(extra))
+    }
+
+    /// A replica with the subnet manager `sm` instead of UFM.
+    pub fn spawn_replica_with(&self, name: &str, extra: &[(&str, &str)], sm: Arc<dyn SubnetManager>) -> Replica {
         let config = self.config(name, extra);
         let url = self.kube.url();
-        let sm = self.ufm_client_with(extra);
         let (control, commands) = std::sync::mpsc::channel::<bool>();
         let (started_tx, started) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -256,8 +254,13 @@ impl Cluster {
 
 impl Replica {
     pub async fn wait_leading(&self) {
+        self.wait_leading_within(DEADLINE).await;
+    }
+
+    /// Waits until the replica leads, for at most `deadline`.
+    pub async fn wait_leading_within(&self, deadline: Duration) {
         let mut leading = self.leading.clone();
-        tokio::time::timeout(DEADLINE, leading.wait_for(|l| *l)).await.expect("leads in time").expect("leading");
+        tokio::time::timeout(deadline, leading.wait_for(|l| *l)).await.expect("leads in time").expect("leading");
     }
 
     /// Stops every task at once, mid-request, releasing nothing (the lease expires on its own).

@@ -34,16 +34,47 @@ pub struct Floor {
     pub ufm_add_ms: f64,
 }
 
+/// Why a floor measurement (this one, or a benchmark's) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum FloorError {
+    /// The probe pods could not be created.
     #[error("creating the probe pod: {0}")]
     Probe(#[source] Box<kube_emulator::ApiError>),
+    /// A probe PATCH failed.
     #[error("probe PATCH: {0}")]
     Patch(#[source] kube::Error),
+    /// A probe UFM add failed.
     #[error("probe UFM add: {0}")]
     Add(#[source] ib_sm::SmError),
-    #[error("probe {0} took longer than {CALL_TIMEOUT:?}")]
-    Timeout(&'static str),
+    /// A probe call overran its deadline.
+    #[error("probe {call} took longer than {limit:?}")]
+    Timeout {
+        /// `PATCH` or `UFM add`.
+        call: &'static str,
+        /// The deadline.
+        limit: Duration,
+    },
+}
+
+/// A probe PATCH of the pod `name` with `body`, bounded by `limit`.
+pub async fn probe_patch(
+    pods: &Api<Pod>,
+    name: &str,
+    body: &serde_json::Value,
+    limit: Duration,
+) -> Result<Pod, FloorError> {
+    tokio::time::timeout(limit, pods.patch(name, &PatchParams::default(), &Patch::Merge(body)))
+        .await
+        .map_err(|_| FloorError::Timeout { call: "PATCH", limit })?
+        .map_err(FloorError::Patch)
+}
+
+/// A probe UFM add of `guids` to `pkey`, bounded by `limit`.
+pub async fn probe_add(sm: &dyn SubnetManager, pkey: PKey, guids: &[Guid], limit: Duration) -> Result<(), FloorError> {
+    tokio::time::timeout(limit, sm.add_guids(pkey, guids))
+        .await
+        .map_err(|_| FloorError::Timeout { call: "UFM add", limit })?
+        .map_err(FloorError::Add)
 }
 
 /// Measures the floor and leaves no trace: the probe pod is deleted, the probe partition removed and
@@ -73,16 +104,10 @@ pub async fn measure(
         }
         let body = json!({"metadata": {"annotations": {"ib-demo/probe": round.to_string()}}});
         let started = Instant::now();
-        tokio::time::timeout(CALL_TIMEOUT, pods.patch(PROBE_POD, &PatchParams::default(), &Patch::Merge(&body)))
-            .await
-            .map_err(|_| FloorError::Timeout("PATCH"))?
-            .map_err(FloorError::Patch)?;
+        probe_patch(&pods, PROBE_POD, &body, CALL_TIMEOUT).await?;
         let patched = Instant::now();
         let guid = [Guid::from_u64(PROBE_GUID_BASE + round as u64)];
-        tokio::time::timeout(CALL_TIMEOUT, sm.add_guids(pkey, &guid))
-            .await
-            .map_err(|_| FloorError::Timeout("UFM add"))?
-            .map_err(FloorError::Add)?;
+        probe_add(sm, pkey, &guid, CALL_TIMEOUT).await?;
         let added = Instant::now();
         if round >= WARM_UP {
             patches.push(patched - started);

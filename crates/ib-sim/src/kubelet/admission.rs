@@ -1,6 +1,7 @@
 //! Whether a pod's sandbox could start on a real node: what Multus and ib-sriov-cni (with
 //! `ibKubernetesEnabled`) would decide from the pod's networks annotation and the NADs it names
-//! (reference/users-ufm-peers.md §4.3–4.4). Pure: the NAD lookup is passed in.
+//! (with that flag the CNI refuses to add an interface until ib-kubernetes has marked the network
+//! configured, and requires a GUID). Pure: the NAD lookup is passed in.
 
 use std::fmt;
 use std::sync::Arc;

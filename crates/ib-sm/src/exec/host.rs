@@ -63,15 +63,18 @@ pub struct ExecConfig {
 }
 
 impl ExecConfig {
+    /// The plugin at `path`, with the default call timeout and no extra variables.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         ExecConfig { path: path.into(), timeout: DEFAULT_TIMEOUT, env: Vec::new() }
     }
 
+    /// The same, with calls bounded by `timeout` instead.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
+    /// The same, with `key=value` also set for the plugin.
     pub fn with_env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.push((key.into(), value.into()));
         self
@@ -135,6 +138,7 @@ impl ExecPlugin {
         }
     }
 
+    /// The plugin executable.
     pub fn path(&self) -> &Path {
         &self.config.path
     }

@@ -22,7 +22,9 @@ const MAX_REQUEST_BYTES: u64 = 16 * 1024 * 1024;
 /// What to print on stdout and the exit status to end with.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reply {
+    /// The JSON result or error object, one line.
     pub stdout: String,
+    /// The exit status: 0 for a result, the error class otherwise.
     pub exit_code: u8,
 }
 

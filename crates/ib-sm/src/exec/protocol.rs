@@ -66,8 +66,10 @@ pub enum Command {
 }
 
 impl Command {
+    /// Every command, in the order the protocol lists them.
     pub const ALL: [Command; 5] = [Command::Version, Command::Validate, Command::Add, Command::Remove, Command::List];
 
+    /// The command's name as the plugin receives it in its first argument.
     pub fn as_str(self) -> &'static str {
         match self {
             Command::Version => "VERSION",
@@ -94,6 +96,7 @@ impl std::fmt::Display for Command {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Request {
+    /// The protocol version this message follows.
     pub protocol_version: String,
     /// The same command as `argv[1]`, for plugins that prefer to read everything from stdin.
     pub command: Command,
@@ -122,8 +125,11 @@ pub struct Request {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WireQos {
+    /// `mtuLimit`: 2 or 4.
     pub mtu_limit: u8,
+    /// `serviceLevel`: 0–15.
     pub service_level: u8,
+    /// `rateLimit`: one of UFM's rates in Gb/s.
     pub rate_limit: serde_json::Number,
 }
 
@@ -227,7 +233,9 @@ impl Request {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VersionResult {
+    /// The protocol version this message follows.
     pub protocol_version: String,
+    /// Every protocol version the plugin speaks.
     pub supported_versions: Vec<String>,
 }
 
@@ -235,6 +243,7 @@ pub struct VersionResult {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EmptyResult {
+    /// The protocol version this message follows.
     pub protocol_version: String,
 }
 
@@ -251,7 +260,9 @@ pub struct Membership {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListResult {
+    /// The protocol version this message follows.
     pub protocol_version: String,
+    /// Every (partition, GUID) membership the fabric holds.
     pub memberships: Vec<Membership>,
 }
 
@@ -262,8 +273,11 @@ pub struct ErrorResult {
     /// Optional on input: an error is reported even from a plugin too broken to say its version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol_version: Option<String>,
+    /// The error class (see the `codes` module).
     pub code: u32,
+    /// What went wrong, for people.
     pub msg: String,
+    /// More detail, if the plugin has any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<String>,
     /// ADD and REMOVE: whether the subnet manager may have applied the change although the call failed
@@ -274,6 +288,7 @@ pub struct ErrorResult {
 }
 
 impl ErrorResult {
+    /// An error of class `code` saying `msg`, with the current protocol version.
     pub fn new(code: u32, msg: impl Into<String>) -> Self {
         ErrorResult {
             protocol_version: Some(PROTOCOL_VERSION.to_owned()),
@@ -291,6 +306,7 @@ impl ErrorResult {
         self.outcome_unknown.unwrap_or(!matches!(self.code, codes::INCOMPATIBLE_VERSION..=codes::INVALID_CONFIG))
     }
 
+    /// The same, with `details`.
     pub fn with_details(mut self, details: impl Into<String>) -> Self {
         self.details = Some(details.into());
         self
@@ -308,14 +324,28 @@ impl ErrorResult {
 /// Why a request or result does not follow the protocol.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolError {
+    /// The text is not the JSON this command expects.
     #[error("not valid JSON for this command: {0}")]
     Json(String),
+    /// The message names a protocol version this side does not speak.
     #[error("protocolVersion {got:?} is not supported (supported: {})", supported.join(", "))]
-    Version { got: String, supported: Vec<String> },
+    Version {
+        /// The version the request named.
+        got: String,
+        /// The versions this side speaks.
+        supported: Vec<String>,
+    },
+    /// A required field is absent.
     #[error("field {0:?} is missing")]
     Missing(&'static str),
+    /// A field has a value the protocol does not allow.
     #[error("field {field:?}: {reason}")]
-    Invalid { field: &'static str, reason: String },
+    Invalid {
+        /// The field's name.
+        field: &'static str,
+        /// Why, in words.
+        reason: String,
+    },
 }
 
 /// Parses a GUID as plugins may write it: any form ib-kubernetes accepts elsewhere (`xx:xx:…`, `xx-xx-…`,

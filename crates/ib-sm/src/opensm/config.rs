@@ -7,8 +7,11 @@ use std::time::Duration;
 use super::partitions::{Membership, check_flag};
 use crate::env::{EnvError, EnvErrors, EnvMap};
 
+/// Where OpenSM reads its partitions unless `OPENSM_PARTITIONS_FILE` says otherwise.
 pub const DEFAULT_PARTITIONS_FILE: &str = "/etc/opensm/partitions.conf";
+/// Where OpenSM writes its process id unless `OPENSM_PID_FILE` says otherwise.
 pub const DEFAULT_PID_FILE: &str = "/run/opensm/opensm.pid";
+/// The flags written after each of our P_Keys unless `OPENSM_PARTITION_FLAGS` says otherwise.
 pub const DEFAULT_FLAGS: &str = "ipoib";
 /// Reading and rewriting a local file and signalling a process take milliseconds; this bounds a call
 /// that waits for another writer's lock or a slow reload command.
@@ -23,13 +26,18 @@ pub enum Reload {
     Command(Vec<String>),
 }
 
+/// How to reach OpenSM: its partitions file, how to make it reload, and what to write.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OpenSmConfig {
+    /// OpenSM's partitions file; only the ib-kubernetes block in it is ours.
     pub partitions_file: PathBuf,
+    /// How OpenSM is told to read the file again.
     pub reload: Reload,
+    /// The membership written for pod GUIDs.
     pub membership: Membership,
     /// Written after the P_Key of each of our partitions (`ipoib`, `mtu=4`).
     pub flags: Vec<String>,
+    /// How long one call may take, waiting for the lock and the reload included.
     pub timeout: Duration,
 }
 

@@ -19,18 +19,47 @@ pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 /// How often a lock held by another writer is tried again.
 const LOCK_RETRY: Duration = Duration::from_millis(10);
 
+/// Why the partitions file could not be read or rewritten.
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
+    /// An I/O call on the file failed.
     #[error("{path}: cannot {action}: {source}")]
-    Io { path: String, action: &'static str, source: std::io::Error },
+    Io {
+        /// The file.
+        path: String,
+        /// What was being done to it.
+        action: &'static str,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file is larger than this reads.
     #[error("{path}: {size} bytes, larger than the {MAX_FILE_BYTES} bytes this reads")]
-    TooLarge { path: String, size: u64 },
+    TooLarge {
+        /// The file.
+        path: String,
+        /// Its size in bytes.
+        size: u64,
+    },
+    /// The path is not a regular file.
     #[error("{path}: not a regular file")]
-    NotAFile { path: String },
+    NotAFile {
+        /// The file.
+        path: String,
+    },
+    /// Another writer held the lock for longer than the call may wait.
     #[error("{lock}: another ib-kubernetes writer held the lock for {waited:?}")]
-    Locked { lock: String, waited: Duration },
+    Locked {
+        /// The lock file.
+        lock: String,
+        /// How long this writer waited for it.
+        waited: Duration,
+    },
+    /// The file changed between reading it and replacing it.
     #[error("{path} was changed by someone else while ib-kubernetes was rewriting it; the rewrite was given up")]
-    ChangedMeanwhile { path: String },
+    ChangedMeanwhile {
+        /// The file.
+        path: String,
+    },
 }
 
 impl FileError {
@@ -64,7 +93,9 @@ impl Stamp {
 /// The file's content and the version it was read from.
 #[derive(Debug)]
 pub struct Snapshot {
+    /// The file's content.
     pub bytes: Vec<u8>,
+    /// What identifies this version of the file, to notice a change before replacing it.
     pub stamp: Stamp,
     mode: u32,
 }
@@ -74,6 +105,7 @@ pub fn resolve(path: &Path) -> Result<PathBuf, FileError> {
     std::fs::canonicalize(path).map_err(FileError::io(path, "find the file"))
 }
 
+/// Reads the file at `path`, refusing what is not a regular file or too large.
 pub fn read(path: &Path) -> Result<Snapshot, FileError> {
     let mut file = File::open(path).map_err(FileError::io(path, "open it for reading"))?;
     let meta = file.metadata().map_err(FileError::io(path, "read its metadata"))?;

@@ -127,6 +127,7 @@ pub struct OpenSm {
 }
 
 impl OpenSm {
+    /// The manager for `config`; nothing is read until the first call.
     pub fn new(config: OpenSmConfig) -> Self {
         OpenSm {
             inner: Arc::new(Inner {
@@ -140,10 +141,12 @@ impl OpenSm {
         }
     }
 
+    /// The settings it was made with.
     pub fn config(&self) -> &OpenSmConfig {
         &self.inner.config
     }
 
+    /// How many batches, rewrites and reloads it has done so far.
     pub fn stats(&self) -> OpenSmStats {
         OpenSmStats {
             batches: self.inner.batches.load(Ordering::Relaxed),

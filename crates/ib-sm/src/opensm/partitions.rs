@@ -38,18 +38,38 @@ const GUIDS_PER_LINE: usize = 4;
 /// Why the file cannot be used. Line numbers count from 1 in the whole file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PartitionsError {
+    /// The ib-kubernetes marker lines are missing one half, repeated or out of order.
     #[error("line {line}: {reason}; nothing was changed, fix or remove the marker lines by hand")]
-    Marker { line: usize, reason: String },
+    Marker {
+        /// The line number, counting from 1.
+        line: usize,
+        /// Why, in words.
+        reason: String,
+    },
     #[error(
         "line {line} inside the ib-kubernetes block is not one ib-kubernetes writes ({reason}): {text:?}; the block \
          is left as it is, move site partitions above the {BEGIN_MARKER:?} line"
     )]
-    Block { line: usize, text: String, reason: String },
+    /// A line inside our block is not one this writes.
+    Block {
+        /// The line number, counting from 1.
+        line: usize,
+        /// The line.
+        text: String,
+        /// Why, in words.
+        reason: String,
+    },
     #[error(
         "line {line}: OpenSM would refuse this site partition ({reason}) and fall back to the default partition \
          for the whole fabric; nothing was changed"
     )]
-    Site { line: usize, reason: String },
+    /// A site partition outside our block is one OpenSM would refuse.
+    Site {
+        /// The line number, counting from 1.
+        line: usize,
+        /// Why, in words.
+        reason: String,
+    },
 }
 
 /// Membership written for each of our GUIDs (`=full`, `=limited`).
@@ -62,7 +82,9 @@ pub type Memberships = BTreeMap<PKey, BTreeSet<Guid>>;
 /// and each member with its own membership.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Partition {
+    /// The flags after the P_Key, as written.
     pub flags: Vec<String>,
+    /// Each member GUID with its membership.
     pub members: BTreeMap<Guid, Membership>,
 }
 

@@ -19,24 +19,77 @@ const MAX_PID_FILE_BYTES: u64 = 64;
 /// Part of a failing command's stderr kept in the error.
 const STDERR_EXCERPT_BYTES: usize = 1024;
 
+/// Why OpenSM could not be told to reload.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
+    /// The pid file could not be read.
     #[error("pid file {path}: cannot read it: {source}")]
-    PidFileUnreadable { path: String, source: std::io::Error },
+    PidFileUnreadable {
+        /// The pid file.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The pid file does not hold a process id.
     #[error("pid file {path}: {content:?} is not a process id (a whole number above 1)")]
-    PidFileInvalid { path: String, content: String },
+    PidFileInvalid {
+        /// The pid file.
+        path: String,
+        /// What the file holds.
+        content: String,
+    },
+    /// No process has the id the pid file names.
     #[error("pid file {path}: process {pid} does not exist (OpenSM is not running, or the file is stale)")]
-    NoProcess { path: String, pid: i32 },
+    NoProcess {
+        /// The pid file.
+        path: String,
+        /// The process id.
+        pid: i32,
+    },
+    /// The process the pid file names is not OpenSM, so it was not signalled.
     #[error("pid file {path}: process {pid} is {comm:?}, not {OPENSM_COMM}; it was not signalled")]
-    NotOpenSm { path: String, pid: i32, comm: String },
+    NotOpenSm {
+        /// The pid file.
+        path: String,
+        /// The process id.
+        pid: i32,
+        /// The process's command name.
+        comm: String,
+    },
+    /// SIGHUP could not be sent.
     #[error("cannot send SIGHUP to OpenSM (process {pid}): {source}")]
-    Signal { pid: i32, source: std::io::Error },
+    Signal {
+        /// The process id.
+        pid: i32,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The reload command could not be started.
     #[error("reload command {program:?}: cannot start it: {source}")]
-    Spawn { program: String, source: std::io::Error },
+    Spawn {
+        /// The reload command.
+        program: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The reload command exited non-zero.
     #[error("reload command {program:?}: exited with {status}: {stderr}")]
-    Failed { program: String, status: String, stderr: String },
+    Failed {
+        /// The reload command.
+        program: String,
+        /// The HTTP status.
+        status: String,
+        /// An excerpt of its standard error.
+        stderr: String,
+    },
+    /// The reload command overran its time and was killed.
     #[error("reload command {program:?}: did not end within {timeout:?}; it was killed")]
-    Timeout { program: String, timeout: Duration },
+    Timeout {
+        /// The reload command.
+        program: String,
+        /// The time allowed.
+        timeout: Duration,
+    },
 }
 
 impl ReloadError {

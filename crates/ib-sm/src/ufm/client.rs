@@ -71,6 +71,7 @@ enum TlsMode {
 }
 
 impl Ufm {
+    /// A client for `config`; fails when its TLS settings cannot be used (a certificate that does not parse).
     pub fn new(config: UfmConfig) -> Result<Ufm, SmError> {
         let client = build_client(&config)?;
         let auth = match &config.auth {
@@ -101,21 +102,6 @@ impl Ufm {
             timeout: config.request_timeout,
             tls,
         })
-    }
-
-    /// HTTPS without certificate verification: anyone on the path can impersonate UFM. The caller warns.
-    pub fn is_insecure(&self) -> bool {
-        self.tls == TlsMode::Insecure
-    }
-
-    /// Plain HTTP: credentials travel in clear. The caller warns.
-    pub fn is_plaintext(&self) -> bool {
-        self.tls == TlsMode::Plaintext
-    }
-
-    /// `scheme://host:port/ufmRest` (or `/ufmRestV3`).
-    pub fn api_url(&self) -> &str {
-        &self.api
     }
 
     fn request(&self, method: Method, path: &str, query: Option<&str>) -> RequestBuilder {
@@ -362,7 +348,7 @@ mod tests {
         let shown = format!("{ufm:?}");
         assert!(shown.contains("https://ufm.example:443/ufmRest") && shown.contains("basic"), "{shown}");
         assert!(!shown.contains("canary-pw") && !shown.contains("admin"), "{shown}");
-        assert!(ufm.is_insecure() && !ufm.is_plaintext());
+        assert_eq!(ufm.tls, TlsMode::Insecure);
 
         let ufm = Ufm::new(config(Auth::Token(Secret::new("canary-tok")))).unwrap();
         let shown = format!("{ufm:?}");

@@ -19,16 +19,25 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connecting should take a round trip; anything longer is a network problem worth reporting early.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How UFM is reached (`UFM_HTTP_SCHEMA`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scheme {
+    /// Plain HTTP: credentials travel in clear.
     Http,
+    /// HTTPS, the server verified as `TlsTrust` says.
     Https,
 }
 
+/// How the client logs in to UFM.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Auth {
     /// HTTP Basic on `/ufmRest`.
-    Basic { username: String, password: Secret },
+    Basic {
+        /// The user name.
+        username: String,
+        /// The password.
+        password: Secret,
+    },
     /// Access token on `/ufmRestV3` (`Authorization: Basic <token>`, as UFM documents it).
     Token(Secret),
 }
@@ -62,13 +71,20 @@ pub fn legacy_username_warning(env: &EnvMap) -> Option<String> {
     })
 }
 
+/// Everything the UFM client needs, read from the `UFM_*` variables.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UfmConfig {
+    /// UFM's host name or IP address (`UFM_ADDRESS`).
     pub address: String,
+    /// HTTP or HTTPS (`UFM_HTTP_SCHEMA`).
     pub scheme: Scheme,
+    /// UFM's port (`UFM_PORT`).
     pub port: u16,
+    /// The credentials.
     pub auth: Auth,
+    /// Which server certificates are trusted over HTTPS.
     pub tls: TlsTrust,
+    /// How long one request may take, from connecting to the last byte (`UFM_REQUEST_TIMEOUT`).
     pub request_timeout: Duration,
 }
 

@@ -1,4 +1,4 @@
-//! UFM's JSON, byte for byte as the Go plugin wrote it (reference §6.4), and the parse of its partition
+//! UFM's JSON, byte for byte as the Go plugin wrote it (tests/go_wire_format.rs pins it), and the parse of its partition
 //! listing.
 //!
 //! Request bodies are built by string formatting, not serde, because the Go plugin's exact spacing (a

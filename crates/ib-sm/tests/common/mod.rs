@@ -65,3 +65,11 @@ pub async fn within<T>(f: impl Future<Output = T>) -> T {
 pub async fn list(sm: &dyn SubnetManager) -> Vec<(String, Guid)> {
     within(sm.list_guids()).await.expect("list succeeds")
 }
+
+/// The HTTP status UFM answered, when the error is a refused or failed answer.
+pub fn http_status(err: &ib_sm::SmError) -> Option<u16> {
+    match err {
+        ib_sm::SmError::Status { status, .. } => Some(*status),
+        _ => None,
+    }
+}
