@@ -353,6 +353,18 @@ impl Resource {
         )
     }
 
+    /// Whether the type is a custom resource (served as if by a CustomResourceDefinition) rather
+    /// than a built-in kind.
+    pub fn is_custom(self) -> bool {
+        matches!(
+            self,
+            Resource::NetworkAttachmentDefinitions
+                | Resource::GuidBlocks
+                | Resource::ServiceMonitors
+                | Resource::PrometheusRules
+        )
+    }
+
     /// Finds the resource served at `group/version` under `plural`.
     pub fn from_path(group: &str, version: &str, plural: &str) -> Option<Resource> {
         Resource::ALL.into_iter().find(|r| r.group() == group && r.version() == version && r.plural() == plural)
