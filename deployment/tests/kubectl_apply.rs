@@ -6,7 +6,9 @@
 //! object); `kubectl apply` refuses `generateName`, so a file using it (the test pod) goes through
 //! `kubectl create`, as a user would. `--validate=false` because the emulator serves no OpenAPI schema.
 //!
-//! The Helm chart's rendering (every option on) goes the same way, when helm is installed.
+//! The Helm chart's rendering (every option on: the admission guard, the ServiceMonitor, the
+//! NetworkPolicy, the PrometheusRule and the dashboard) goes the same way, every object of it, and
+//! is read back with `kubectl get`, when helm is installed.
 
 mod common;
 
@@ -152,13 +154,17 @@ async fn kubectl_applies_the_rendered_chart_to_the_emulator() {
     let Some(helm) = common::Helm::find() else { return };
     let set = "admission.enabled=true,serviceMonitor.enabled=true,networkPolicy.enabled=true,prometheusRule.enabled=true,dashboard.enabled=true";
     let objects = helm.objects("kube-system", &["--set", set]);
-    // The emulator serves what the controller and these manifests need; the Service, the
-    // NetworkPolicy and the Prometheus Operator kinds only matter to other components.
-    let (applied, unserved): (Vec<&Object>, Vec<&Object>) = objects.iter().partition(|o| served(o).is_some());
-    let mut unserved_kinds: Vec<&str> = unserved.iter().map(|o| o.kind()).collect();
-    unserved_kinds.sort_unstable();
-    assert_eq!(unserved_kinds, ["NetworkPolicy", "PrometheusRule", "Service", "ServiceMonitor"]);
-    println!("note: not applied, the emulator does not serve them: {unserved_kinds:?}");
+    // Every kind the chart renders is served, the optional ones included.
+    let unserved: Vec<String> = objects
+        .iter()
+        .filter(|o| served(o).is_none())
+        .map(|o| format!("{} {}", o.value["apiVersion"], o.kind()))
+        .collect();
+    assert!(unserved.is_empty(), "the emulator serves no {unserved:?}");
+    for kind in ["Service", "NetworkPolicy", "ServiceMonitor", "PrometheusRule"] {
+        assert!(objects.iter().any(|o| o.kind() == kind), "the chart rendered no {kind} with {set}");
+    }
+    let applied: Vec<&Object> = objects.iter().collect();
 
     let emulator = KubeEmulator::start(EmulatorConfig::default()).await.expect("emulator starts");
     let temp = tempfile::tempdir().expect("temp dir");
@@ -174,6 +180,26 @@ async fn kubectl_applies_the_rendered_chart_to_the_emulator() {
     let handle = emulator.handle();
     for object in &applied {
         assert_stored_as_written(&handle, object);
+    }
+    // Read back through kubectl as well: every object, in the order rendered, as written.
+    let get =
+        vec!["get".to_owned(), "-f".to_owned(), rendered.display().to_string(), "-o".to_owned(), "json".to_owned()];
+    let listed: Value =
+        serde_json::from_str(&kubectl(&kubectl_path, &kubeconfig, get).await).expect("kubectl get -o json");
+    let items = listed["items"].as_array().expect("kubectl get lists items");
+    assert_eq!(items.len(), applied.len(), "kubectl get -f returned {listed}");
+    for (item, object) in items.iter().zip(&applied) {
+        let what = format!("{} {}", object.kind(), object.name());
+        assert_eq!(
+            (&item["kind"], &item["metadata"]["name"]),
+            (&object.value["kind"], &object.value["metadata"]["name"]),
+            "{what}"
+        );
+        for (field, value) in object.value.as_object().expect("object") {
+            if !matches!(field.as_str(), "apiVersion" | "kind" | "metadata" | "status") {
+                assert_eq!(&item[field], value, "{what}: {field} as kubectl reads it");
+            }
+        }
     }
     let out = kubectl(&kubectl_path, &kubeconfig, args).await;
     assert!(out.lines().all(|l| l.ends_with(" unchanged")), "second kubectl apply said:\n{out}");

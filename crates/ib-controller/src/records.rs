@@ -29,12 +29,26 @@ pub const PLURAL: &str = "guidblocks";
 const LIST_PAGE: u32 = 16;
 
 /// One stored block.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 pub struct GuidBlock {
     #[serde(default)]
     pub metadata: ObjectMeta,
     #[serde(default)]
     pub spec: GuidBlockSpec,
+}
+
+/// Written with its `apiVersion` and `kind`: an API server refuses to create a custom resource whose
+/// body does not name its type ("Object 'Kind' is missing").
+impl Serialize for GuidBlock {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut object = serializer.serialize_struct("GuidBlock", 4)?;
+        object.serialize_field("apiVersion", &format!("{GROUP}/{VERSION}"))?;
+        object.serialize_field("kind", KIND)?;
+        object.serialize_field("metadata", &self.metadata)?;
+        object.serialize_field("spec", &self.spec)?;
+        object.end()
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -344,6 +358,21 @@ mod tests {
             assert_eq!(record("02:00:00:00:00:00:01:05", &bad), None, "{bad:?}");
         }
         assert_eq!(record("not-a-guid", &a), None);
+    }
+
+    #[test]
+    fn a_block_is_written_with_its_api_version_and_kind() {
+        let block = GuidBlock {
+            metadata: ObjectMeta { name: Some("0200000000000100".into()), ..ObjectMeta::default() },
+            spec: GuidBlockSpec { start: "02:00:00:00:00:00:01:00".into(), allocations: BTreeMap::new() },
+        };
+        let written = serde_json::to_value(&block).unwrap();
+        assert_eq!(written["apiVersion"], "ib-kubernetes.mellanox.com/v1alpha1");
+        assert_eq!(written["kind"], "GuidBlock");
+        assert_eq!(written["metadata"]["name"], "0200000000000100");
+        assert_eq!(written["spec"]["start"], "02:00:00:00:00:00:01:00");
+        let read: GuidBlock = serde_json::from_value(written).unwrap();
+        assert_eq!(read.spec.start, block.spec.start);
     }
 
     #[test]

@@ -81,7 +81,7 @@ pub(crate) fn resources(group: &str, version: &str) -> Option<Value> {
         if !r.short_names().is_empty() {
             entry["shortNames"] = json!(r.short_names());
         }
-        if matches!(r, Resource::Pods | Resource::Deployments) {
+        if matches!(r, Resource::Pods | Resource::Deployments | Resource::Services) {
             entry["categories"] = json!(["all"]);
         }
         resources.push(entry);
@@ -118,7 +118,18 @@ mod tests {
             list["resources"].as_array().unwrap().iter().filter_map(|r| r["name"].as_str()).collect();
         assert_eq!(
             names,
-            vec!["pods", "pods/status", "events", "configmaps", "secrets", "serviceaccounts", "nodes", "nodes/status"]
+            vec![
+                "pods",
+                "pods/status",
+                "events",
+                "configmaps",
+                "secrets",
+                "serviceaccounts",
+                "nodes",
+                "nodes/status",
+                "services",
+                "services/status"
+            ]
         );
         assert_eq!(list["groupVersion"], "v1");
     }
@@ -137,6 +148,8 @@ mod tests {
                 "events.k8s.io",
                 "ib-kubernetes.mellanox.com",
                 "k8s.cni.cncf.io",
+                "monitoring.coreos.com",
+                "networking.k8s.io",
                 "rbac.authorization.k8s.io"
             ]
         );

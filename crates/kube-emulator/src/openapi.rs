@@ -6,8 +6,12 @@
 //! query parameter); without them it refuses to send anything unless told `--validate=false`.
 //! The schemas are generated from k8s-openapi's JSON schemas of the built-in types the emulator
 //! serves, not written by hand, with `x-kubernetes-group-version-kind` added to each top-level
-//! type as the apiserver does. The two custom resources (NADs and GuidBlocks) have no such type:
-//! served with typed metadata and everything else preserved, the shape of a schemaless CRD.
+//! type as the apiserver does. The custom resources (NADs, GuidBlocks and the Prometheus
+//! Operator's ServiceMonitors and PrometheusRules) have no such type: served with typed metadata
+//! and everything else preserved, the shape of a schemaless CRD.
+//!
+//! The schemas also check the JSON types of Services and NetworkPolicies (a string where the type
+//! has a list is refused, naming the field), as the apiserver's typed decoding does.
 //!
 //! The same schemas drive `fieldValidation`: a field that the type's schema does not know is
 //! refused with `Strict`, reported in a `Warning` header with `Warn` (also the default) and let
@@ -36,7 +40,7 @@ fn documents() -> &'static Documents {
 /// The schema name (`io.k8s.api.core.v1.Pod`) and definitions reachable from it, for a resource
 /// whose type k8s-openapi knows.
 fn schema_of(resource: Resource, generator: &mut schemars::SchemaGenerator) -> Option<String> {
-    use k8s_openapi::api::{admissionregistration, apps, coordination, core, events, rbac};
+    use k8s_openapi::api::{admissionregistration, apps, coordination, core, events, networking, rbac};
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions;
     fn add<T: JsonSchema>(generator: &mut schemars::SchemaGenerator) -> Option<String> {
         generator.subschema_for::<T>();
@@ -61,12 +65,17 @@ fn schema_of(resource: Resource, generator: &mut schemars::SchemaGenerator) -> O
         Resource::ValidatingAdmissionPolicyBindings => {
             add::<admissionregistration::v1::ValidatingAdmissionPolicyBinding>(generator)
         }
-        Resource::NetworkAttachmentDefinitions | Resource::GuidBlocks => Some(custom_resource(resource, generator)),
+        Resource::Services => add::<core::v1::Service>(generator),
+        Resource::NetworkPolicies => add::<networking::v1::NetworkPolicy>(generator),
+        Resource::NetworkAttachmentDefinitions
+        | Resource::GuidBlocks
+        | Resource::ServiceMonitors
+        | Resource::PrometheusRules => Some(custom_resource(resource, generator)),
     }
 }
 
-/// The two custom resources are served whether or not their CRDs are stored, so their documents
-/// are too, as an apiserver publishes an established CRD's: typed metadata, anything else kept.
+/// The custom resources are served whether or not their CRDs are stored, so their documents are
+/// too, as an apiserver publishes an established CRD's: typed metadata, anything else kept.
 fn custom_resource(resource: Resource, generator: &mut schemars::SchemaGenerator) -> String {
     let metadata = generator.subschema_for::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>();
     let reversed: Vec<&str> = resource.group().rsplit('.').collect();
@@ -229,6 +238,88 @@ pub(crate) fn validate_fields(
     Ok(unknown.into_iter().map(|f| format!("unknown field {f:?}")).collect())
 }
 
+/// Refuses an object of a typed kind whose fields have the wrong JSON type, naming the first such
+/// field, with the apiserver's wording for a body it cannot decode (400). Only Services and
+/// NetworkPolicies are checked: they reach the emulator from the Helm chart and other manifests,
+/// never from the controller, and their types hold no field that takes two JSON types other
+/// than int-or-string ports, whose schema names no type.
+pub(crate) fn check_json_types(resource: Resource, object: &Value) -> Result<(), ApiError> {
+    if !matches!(resource, Resource::Services | Resource::NetworkPolicies) {
+        return Ok(());
+    }
+    let Some(document) = document(&gv_path(resource)) else { return Ok(()) };
+    let Some(schemas) = document.pointer("/components/schemas").and_then(Value::as_object) else { return Ok(()) };
+    let root = schemas.values().find(|schema| {
+        schema
+            .get("x-kubernetes-group-version-kind")
+            .and_then(Value::as_array)
+            .is_some_and(|gvks| gvks.iter().any(|g| g.get("kind").and_then(Value::as_str) == Some(resource.kind())))
+    });
+    let Some(root) = root else { return Ok(()) };
+    match first_type_error(schemas, root, object, "", 0) {
+        None => Ok(()),
+        Some((path, expected, got)) => Err(ApiError::BadRequest(format!(
+            "{kind} in version {version:?} cannot be handled as a {kind}: {path}: expected {expected}, got {got}",
+            kind = resource.kind(),
+            version = resource.version(),
+        ))),
+    }
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// The first field (path, expected type, actual type) whose JSON type the schema does not allow.
+/// `null` is always allowed: the apiserver decodes it as the field's zero value.
+fn first_type_error(
+    schemas: &Map<String, Value>,
+    schema: &Value,
+    value: &Value,
+    path: &str,
+    depth: usize,
+) -> Option<(String, String, &'static str)> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    let schema = resolve(schemas, schema);
+    let got = json_type(value);
+    if let Some(expected) = schema.get("type").and_then(Value::as_str) {
+        let fits = got == "null" || got == expected || (expected == "number" && got == "integer");
+        if !fits {
+            let path = if path.is_empty() { "<root>".to_string() } else { path.to_string() };
+            return Some((path, expected.to_string(), got));
+        }
+    }
+    match value {
+        Value::Object(map) => {
+            let properties = schema.get("properties").and_then(Value::as_object);
+            let additional = schema.get("additionalProperties").filter(|a| a.is_object());
+            map.iter().find_map(|(key, child)| {
+                let child_path = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                let child_schema = properties.and_then(|p| p.get(key)).or(additional)?;
+                first_type_error(schemas, child_schema, child, &child_path, depth + 1)
+            })
+        }
+        Value::Array(items) => {
+            let item_schema = schema.get("items")?;
+            items
+                .iter()
+                .enumerate()
+                .find_map(|(i, item)| first_type_error(schemas, item_schema, item, &format!("{path}[{i}]"), depth + 1))
+        }
+        _ => None,
+    }
+}
+
 /// Follows `$ref` (bare or wrapped in a one-element `allOf`, as the documents write it).
 fn resolve<'a>(schemas: &'a Map<String, Value>, schema: &'a Value) -> &'a Value {
     let reference = schema.get("$ref").or_else(|| schema.pointer("/allOf/0/$ref")).and_then(Value::as_str);
@@ -286,6 +377,8 @@ mod tests {
         assert!(paths.iter().any(|p| *p == "apis/events.k8s.io/v1"), "{paths:?}");
         assert!(paths.iter().any(|p| *p == "apis/k8s.cni.cncf.io/v1"), "{paths:?}");
         assert!(paths.iter().any(|p| *p == "apis/ib-kubernetes.mellanox.com/v1alpha1"), "{paths:?}");
+        assert!(paths.iter().any(|p| *p == "apis/networking.k8s.io/v1"), "{paths:?}");
+        assert!(paths.iter().any(|p| *p == "apis/monitoring.coreos.com/v1"), "{paths:?}");
         assert_eq!(index()["paths"]["api/v1"]["serverRelativeURL"], "/openapi/v3/api/v1");
     }
 
@@ -319,6 +412,44 @@ mod tests {
         let nad = json!({ "spec": { "config": "{}", "extra": true } });
         assert!(validate_fields(Resource::NetworkAttachmentDefinitions, &nad, FieldValidation::Strict).is_ok());
         assert!(FieldValidation::parse(Some("strict")).is_err());
+    }
+
+    #[test]
+    fn services_and_network_policies_of_the_wrong_json_type_are_refused_naming_the_field() {
+        let service = json!({
+            "apiVersion": "v1", "kind": "Service", "metadata": { "name": "s" },
+            "spec": { "type": "ClusterIP", "selector": { "app": "x" },
+                      "ports": [{ "name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP" }] },
+        });
+        assert!(check_json_types(Resource::Services, &service).is_ok());
+        let mut bad = service.clone();
+        bad["spec"]["ports"] = json!("9090");
+        let err = check_json_types(Resource::Services, &bad).unwrap_err();
+        assert_eq!(err.code(), 400);
+        assert!(err.to_string().contains("spec.ports: expected array, got string"), "{err}");
+        let mut bad = service.clone();
+        bad["spec"]["ports"][0]["port"] = json!("9090");
+        let err = check_json_types(Resource::Services, &bad).unwrap_err().to_string();
+        assert!(err.contains("Service in version \"v1\" cannot be handled as a Service: spec.ports[0].port"), "{err}");
+        // int-or-string takes either.
+        let mut port_number = service.clone();
+        port_number["spec"]["ports"][0]["targetPort"] = json!(9090);
+        assert!(check_json_types(Resource::Services, &port_number).is_ok());
+
+        let policy = json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": { "name": "p" },
+            "spec": { "podSelector": { "matchLabels": { "app": "x" } }, "policyTypes": ["Ingress"],
+                      "ingress": [{ "ports": [{ "port": 9090, "protocol": "TCP" }] }] },
+        });
+        assert!(check_json_types(Resource::NetworkPolicies, &policy).is_ok());
+        let mut bad = policy.clone();
+        bad["spec"]["podSelector"]["matchLabels"] = json!(["app"]);
+        let err = check_json_types(Resource::NetworkPolicies, &bad).unwrap_err().to_string();
+        assert!(err.contains("spec.podSelector.matchLabels: expected object, got array"), "{err}");
+        let err = check_json_types(Resource::NetworkPolicies, &json!("policy")).unwrap_err().to_string();
+        assert!(err.contains("<root>: expected object, got string"), "{err}");
+        // Kinds the controller writes are not checked here.
+        assert!(check_json_types(Resource::Pods, &json!({ "spec": "x" })).is_ok());
     }
 
     #[test]

@@ -3,10 +3,12 @@
 //! The controller touches the first five (all namespaced) and its ownership records, GuidBlocks
 //! (cluster-scoped, a custom resource of version `v1alpha1`); the rest are here so that kubectl can
 //! create every object of the deployment manifests (ConfigMap, Secret, ServiceAccount, Deployment,
-//! RBAC, the CustomResourceDefinition and the admission policy with its binding), of which the
-//! cluster-wide RBAC, the CRD and the admission objects are cluster-scoped. Those are stored only:
-//! a stored CRD serves nothing new (GuidBlocks are served whether or not their CRD is), and a stored
-//! admission policy refuses nothing. Adding a type means one enum variant and one row in each
+//! RBAC, the CustomResourceDefinition and the admission policy with its binding) and of the Helm
+//! chart (also a Service, a NetworkPolicy and the Prometheus Operator's ServiceMonitor and
+//! PrometheusRule), of which the cluster-wide RBAC, the CRD and the admission objects are
+//! cluster-scoped. Those are stored only: a stored CRD serves nothing new (GuidBlocks and the
+//! monitoring kinds are served whether or not their CRDs are), a stored admission policy refuses
+//! nothing and a stored NetworkPolicy blocks nothing. Adding a type means one enum variant and one row in each
 //! `match`: the store, router and discovery derive everything else from these tables.
 
 /// A resource type served by the emulator.
@@ -51,11 +53,21 @@ pub enum Resource {
     /// core `v1` `nodes` (cluster-scoped, with a `status` subresource): registered by whoever plays
     /// the kubelet; the emulator itself runs nothing on them.
     Nodes,
+    /// core `v1` `services`, with a `status` subresource (stored only: no cluster IP is allocated,
+    /// no endpoints follow).
+    Services,
+    /// `networking.k8s.io/v1` `networkpolicies` (stored only: nothing is enforced).
+    NetworkPolicies,
+    /// `monitoring.coreos.com/v1` `servicemonitors`: the Prometheus Operator's custom resource,
+    /// served like NADs (schemaless, no status subresource) and stored only.
+    ServiceMonitors,
+    /// `monitoring.coreos.com/v1` `prometheusrules`: likewise.
+    PrometheusRules,
 }
 
 impl Resource {
     /// All served resources, in a fixed order used to index per-resource tables.
-    pub const ALL: [Resource; 18] = [
+    pub const ALL: [Resource; 22] = [
         Resource::Pods,
         Resource::NetworkAttachmentDefinitions,
         Resource::Leases,
@@ -74,6 +86,10 @@ impl Resource {
         Resource::ValidatingAdmissionPolicies,
         Resource::ValidatingAdmissionPolicyBindings,
         Resource::Nodes,
+        Resource::Services,
+        Resource::NetworkPolicies,
+        Resource::ServiceMonitors,
+        Resource::PrometheusRules,
     ];
 
     pub(crate) fn index(self) -> usize {
@@ -96,6 +112,10 @@ impl Resource {
             Resource::ValidatingAdmissionPolicies => 15,
             Resource::ValidatingAdmissionPolicyBindings => 16,
             Resource::Nodes => 17,
+            Resource::Services => 18,
+            Resource::NetworkPolicies => 19,
+            Resource::ServiceMonitors => 20,
+            Resource::PrometheusRules => 21,
         }
     }
 
@@ -107,7 +127,8 @@ impl Resource {
             | Resource::CoreEvents
             | Resource::ConfigMaps
             | Resource::Secrets
-            | Resource::ServiceAccounts => "",
+            | Resource::ServiceAccounts
+            | Resource::Services => "",
             Resource::NetworkAttachmentDefinitions => "k8s.cni.cncf.io",
             Resource::Leases => "coordination.k8s.io",
             Resource::Events => "events.k8s.io",
@@ -120,6 +141,8 @@ impl Resource {
             Resource::ValidatingAdmissionPolicies | Resource::ValidatingAdmissionPolicyBindings => {
                 "admissionregistration.k8s.io"
             }
+            Resource::NetworkPolicies => "networking.k8s.io",
+            Resource::ServiceMonitors | Resource::PrometheusRules => "monitoring.coreos.com",
         }
     }
 
@@ -154,7 +177,8 @@ impl Resource {
             | Resource::CoreEvents
             | Resource::ConfigMaps
             | Resource::Secrets
-            | Resource::ServiceAccounts => "v1",
+            | Resource::ServiceAccounts
+            | Resource::Services => "v1",
             Resource::NetworkAttachmentDefinitions => "k8s.cni.cncf.io/v1",
             Resource::Leases => "coordination.k8s.io/v1",
             Resource::Events => "events.k8s.io/v1",
@@ -167,6 +191,8 @@ impl Resource {
             Resource::ValidatingAdmissionPolicies | Resource::ValidatingAdmissionPolicyBindings => {
                 "admissionregistration.k8s.io/v1"
             }
+            Resource::NetworkPolicies => "networking.k8s.io/v1",
+            Resource::ServiceMonitors | Resource::PrometheusRules => "monitoring.coreos.com/v1",
         }
     }
 
@@ -190,6 +216,10 @@ impl Resource {
             Resource::CustomResourceDefinitions => "customresourcedefinitions",
             Resource::ValidatingAdmissionPolicies => "validatingadmissionpolicies",
             Resource::ValidatingAdmissionPolicyBindings => "validatingadmissionpolicybindings",
+            Resource::Services => "services",
+            Resource::NetworkPolicies => "networkpolicies",
+            Resource::ServiceMonitors => "servicemonitors",
+            Resource::PrometheusRules => "prometheusrules",
         }
     }
 
@@ -213,6 +243,10 @@ impl Resource {
             Resource::CustomResourceDefinitions => "customresourcedefinition",
             Resource::ValidatingAdmissionPolicies => "validatingadmissionpolicy",
             Resource::ValidatingAdmissionPolicyBindings => "validatingadmissionpolicybinding",
+            Resource::Services => "service",
+            Resource::NetworkPolicies => "networkpolicy",
+            Resource::ServiceMonitors => "servicemonitor",
+            Resource::PrometheusRules => "prometheusrule",
         }
     }
 
@@ -236,6 +270,10 @@ impl Resource {
             Resource::CustomResourceDefinitions => "CustomResourceDefinition",
             Resource::ValidatingAdmissionPolicies => "ValidatingAdmissionPolicy",
             Resource::ValidatingAdmissionPolicyBindings => "ValidatingAdmissionPolicyBinding",
+            Resource::Services => "Service",
+            Resource::NetworkPolicies => "NetworkPolicy",
+            Resource::ServiceMonitors => "ServiceMonitor",
+            Resource::PrometheusRules => "PrometheusRule",
         }
     }
 
@@ -256,6 +294,11 @@ impl Resource {
             Resource::Deployments => &["deploy"],
             Resource::GuidBlocks => &["gb"],
             Resource::CustomResourceDefinitions => &["crd", "crds"],
+            Resource::Services => &["svc"],
+            Resource::NetworkPolicies => &["netpol"],
+            // As the Prometheus Operator's CRDs name them.
+            Resource::ServiceMonitors => &["smon"],
+            Resource::PrometheusRules => &["promrule"],
             Resource::Leases
             | Resource::Secrets
             | Resource::Roles
@@ -275,11 +318,11 @@ impl Resource {
 
     /// Whether the type has a `status` subresource.
     pub fn has_status_subresource(self) -> bool {
-        matches!(self, Resource::Pods | Resource::Nodes)
+        matches!(self, Resource::Pods | Resource::Nodes | Resource::Services)
     }
 
     /// Whether `metadata.generation` is maintained. Built-in Leases, Events, ConfigMaps, Secrets,
-    /// ServiceAccounts and RBAC objects don't set it.
+    /// ServiceAccounts, Services and RBAC objects don't set it.
     pub(crate) fn tracks_generation(self) -> bool {
         matches!(
             self,
@@ -290,13 +333,36 @@ impl Resource {
                 | Resource::CustomResourceDefinitions
                 | Resource::ValidatingAdmissionPolicies
                 | Resource::ValidatingAdmissionPolicyBindings
+                | Resource::NetworkPolicies
+                | Resource::ServiceMonitors
+                | Resource::PrometheusRules
         )
     }
 
     /// Whether DELETE answers with the deleted object (the apiserver's `ReturnDeletedObject`,
-    /// true for pods and for custom resources) rather than a `Status` of `Success`.
+    /// true for pods, services and custom resources) rather than a `Status` of `Success`.
     pub(crate) fn returns_deleted_object(self) -> bool {
-        matches!(self, Resource::Pods | Resource::NetworkAttachmentDefinitions | Resource::GuidBlocks)
+        matches!(
+            self,
+            Resource::Pods
+                | Resource::Services
+                | Resource::NetworkAttachmentDefinitions
+                | Resource::GuidBlocks
+                | Resource::ServiceMonitors
+                | Resource::PrometheusRules
+        )
+    }
+
+    /// Whether the type is a custom resource (served as if by a CustomResourceDefinition) rather
+    /// than a built-in kind.
+    pub fn is_custom(self) -> bool {
+        matches!(
+            self,
+            Resource::NetworkAttachmentDefinitions
+                | Resource::GuidBlocks
+                | Resource::ServiceMonitors
+                | Resource::PrometheusRules
+        )
     }
 
     /// Finds the resource served at `group/version` under `plural`.

@@ -350,9 +350,25 @@ fn json_body(resource: Resource, req: &ApiRequest) -> Result<Value, ApiError> {
              application/json, application/vnd.kubernetes.protobuf (got {media:?})"
         )));
     }
-    serde_json::from_slice(&req.body).map_err(|e| {
+    let body: Value = serde_json::from_slice(&req.body).map_err(|e| {
         ApiError::BadRequest(format!("the object provided is unrecognized (must be of type {}): {e}", resource.kind()))
-    })
+    })?;
+    if resource.is_custom() {
+        // The apiserver decodes a custom resource without a type to fill in, so a body that does
+        // not say its kind and apiVersion is refused; built-in kinds take them from the URL.
+        for (field, name) in [("kind", "Kind"), ("apiVersion", "apiVersion")] {
+            if body.get(field).and_then(Value::as_str).is_none_or(str::is_empty) {
+                let mut text = String::from_utf8_lossy(&req.body).into_owned();
+                if text.len() > 256 {
+                    let cut = (0..=256).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+                    text.truncate(cut);
+                    text.push('…');
+                }
+                return Err(ApiError::BadRequest(format!("Object '{name}' is missing in '{text}'")));
+            }
+        }
+    }
+    Ok(body)
 }
 
 fn filter(resource: Resource, namespace: Option<String>, req: &ApiRequest) -> Result<Filter, ApiError> {

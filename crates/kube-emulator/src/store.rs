@@ -934,6 +934,39 @@ fn check_type(resource: Resource, obj: &mut Value) -> Result<(), ApiError> {
     }
     map.insert("kind".into(), json!(resource.kind()));
     map.insert("apiVersion".into(), json!(resource.api_version()));
+    crate::openapi::check_json_types(resource, obj)?;
+    check_custom_resource_shape(resource, obj)
+}
+
+/// The fields of the Prometheus Operator's kinds that their CRDs' schemas type, with that type:
+/// the emulator serves them schemaless, but an object the real CRD would refuse is refused here
+/// too, naming the field, so that a chart that only works against the emulator cannot pass.
+fn check_custom_resource_shape(resource: Resource, obj: &Value) -> Result<(), ApiError> {
+    let typed: &[(&str, &str)] = match resource {
+        Resource::ServiceMonitors => &[("spec", "object"), ("spec.endpoints", "array"), ("spec.selector", "object")],
+        Resource::PrometheusRules => &[("spec", "object"), ("spec.groups", "array")],
+        _ => return Ok(()),
+    };
+    for (field, expected) in typed {
+        let pointer = format!("/{}", field.replace('.', "/"));
+        let Some(value) = obj.pointer(&pointer) else { continue };
+        let got = match value {
+            Value::Null => continue,
+            Value::Object(_) => "object",
+            Value::Array(_) => "array",
+            Value::String(_) => "string",
+            Value::Number(_) => "number",
+            Value::Bool(_) => "boolean",
+        };
+        if got != *expected {
+            return Err(ApiError::Invalid {
+                resource,
+                name: meta::str_field(obj, "name").unwrap_or("").to_string(),
+                field: (*field).to_string(),
+                detail: format!("Invalid value: \"{got}\": {field} in body must be of type {expected}: \"{got}\""),
+            });
+        }
+    }
     Ok(())
 }
 
@@ -950,7 +983,7 @@ fn copy_top(new: &mut Value, old: &Value, field: &str) {
     }
 }
 
-/// Pods, Deployments, CRDs and admission policies bump `generation` on spec changes; a custom
+/// Pods, Deployments, CRDs, admission policies and NetworkPolicies bump `generation` on spec changes; a custom
 /// resource without a status subresource (NADs, GuidBlocks) on any change outside `metadata`.
 fn spec_changed(resource: Resource, old: &Value, new: &Value) -> bool {
     match resource {
@@ -958,7 +991,8 @@ fn spec_changed(resource: Resource, old: &Value, new: &Value) -> bool {
         | Resource::Deployments
         | Resource::CustomResourceDefinitions
         | Resource::ValidatingAdmissionPolicies
-        | Resource::ValidatingAdmissionPolicyBindings => old.get("spec") != new.get("spec"),
+        | Resource::ValidatingAdmissionPolicyBindings
+        | Resource::NetworkPolicies => old.get("spec") != new.get("spec"),
         _ => {
             let strip = |v: &Value| {
                 v.as_object().map(|m| {

@@ -326,3 +326,49 @@ async fn crds_and_admission_policies_are_stored_cluster_wide() {
     }
     emulator.shutdown().await;
 }
+
+/// A real API server decodes a custom resource with nothing to take its type from but the body:
+/// a POST or PUT that leaves out `kind` or `apiVersion` is refused, while a built-in kind takes
+/// them from the URL.
+#[tokio::test]
+async fn custom_resources_must_name_their_kind_and_api_version() {
+    let (emulator, client) = start(test_config()).await;
+    let handle = emulator.handle();
+    let blocks = "/apis/ib-kubernetes.mellanox.com/v1alpha1/guidblocks";
+    let nads = "/apis/k8s.cni.cncf.io/v1/namespaces/default/network-attachment-definitions";
+    let block = json!({ "metadata": { "name": "0200000000000200" }, "spec": { "start": "02:00:00:00:00:00:02:00" } });
+    let (code, status) = raw(&client, "POST", blocks, Some(&block)).await;
+    assert_eq!(code, 400, "{status}");
+    assert!(status["message"].as_str().unwrap().starts_with("Object 'Kind' is missing in '{"), "{status}");
+    let mut no_version = block.clone();
+    no_version["kind"] = json!("GuidBlock");
+    let (code, status) = raw(&client, "POST", blocks, Some(&no_version)).await;
+    assert_eq!(code, 400, "{status}");
+    assert!(status["message"].as_str().unwrap().starts_with("Object 'apiVersion' is missing in"), "{status}");
+    assert!(handle.get(Resource::GuidBlocks, "", "0200000000000200").is_none());
+    let nad = json!({ "metadata": { "name": "n" }, "spec": { "config": "x".repeat(10_000) } });
+    let (code, status) = raw(&client, "POST", nads, Some(&nad)).await;
+    assert_eq!(code, 400, "{status}");
+    // The body is quoted, but not all of it.
+    assert!(status["message"].as_str().unwrap().len() < 400, "{status}");
+
+    // With both, it is created; a PUT without them is refused the same way.
+    let mut typed = no_version.clone();
+    typed["apiVersion"] = json!(API_VERSION);
+    let (code, created) = raw(&client, "POST", blocks, Some(&typed)).await;
+    assert_eq!(code, 200, "{created}");
+    let mut untyped = created.clone();
+    untyped.as_object_mut().unwrap().remove("kind");
+    let (code, status) = raw(&client, "PUT", &format!("{blocks}/0200000000000200"), Some(&untyped)).await;
+    assert_eq!(code, 400, "{status}");
+    // A built-in kind needs neither.
+    let (code, lease) = raw(
+        &client,
+        "POST",
+        "/apis/coordination.k8s.io/v1/namespaces/default/leases",
+        Some(&json!({ "metadata": { "name": "l" } })),
+    )
+    .await;
+    assert_eq!(code, 200, "{lease}");
+    emulator.shutdown().await;
+}

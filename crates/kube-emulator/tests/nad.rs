@@ -47,7 +47,9 @@ async fn nad_crud_and_watch() {
     assert_eq!(listed, vec!["ib"]);
     // A NAD without a spec is valid (the CRD does not require one).
     let bare: NetworkAttachmentDefinition =
-        serde_json::from_value(json!({ "metadata": { "name": "bare", "namespace": "default" } })).unwrap();
+        serde_json::from_value(json!({ "apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+                                       "metadata": { "name": "bare", "namespace": "default" } }))
+        .unwrap();
     api.create(&PostParams::default(), &bare).await.unwrap();
     api.delete("ib", &DeleteParams::default()).await.unwrap();
     let seen = within("apply and delete", async {

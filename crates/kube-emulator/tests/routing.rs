@@ -44,6 +44,9 @@ async fn discovery_finds_every_resource() {
             "events.k8s.io/v1/events",
             "ib-kubernetes.mellanox.com/v1alpha1/guidblocks",
             "k8s.cni.cncf.io/v1/network-attachment-definitions",
+            "monitoring.coreos.com/v1/prometheusrules",
+            "monitoring.coreos.com/v1/servicemonitors",
+            "networking.k8s.io/v1/networkpolicies",
             "rbac.authorization.k8s.io/v1/clusterrolebindings",
             "rbac.authorization.k8s.io/v1/clusterroles",
             "rbac.authorization.k8s.io/v1/rolebindings",
@@ -54,6 +57,7 @@ async fn discovery_finds_every_resource() {
             "v1/pods",
             "v1/secrets",
             "v1/serviceaccounts",
+            "v1/services",
         ]
     );
     let rbac = discovery.get("rbac.authorization.k8s.io").unwrap();

@@ -72,9 +72,14 @@ pub fn api_error(err: kube::Error) -> kube::core::Status {
     }
 }
 
-/// The Multus NetworkAttachmentDefinition, hand-written as the controller does.
+/// The Multus NetworkAttachmentDefinition, hand-written as the controller does. It carries its
+/// `apiVersion` and `kind`: a custom resource created without them is refused.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct NetworkAttachmentDefinition {
+    #[serde(rename = "apiVersion", default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
     pub metadata: ObjectMeta,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec: Option<NadSpec>,
@@ -112,6 +117,8 @@ impl kube::Resource for NetworkAttachmentDefinition {
 
 pub fn nad(namespace: &str, name: &str, config: &str) -> NetworkAttachmentDefinition {
     NetworkAttachmentDefinition {
+        api_version: "k8s.cni.cncf.io/v1".into(),
+        kind: "NetworkAttachmentDefinition".into(),
         metadata: ObjectMeta { name: Some(name.into()), namespace: Some(namespace.into()), ..ObjectMeta::default() },
         spec: Some(NadSpec { config: Some(config.into()) }),
     }
