@@ -18,12 +18,17 @@ use ib_model::{NetworkRef, PodPhase, PodUid, PodView};
 /// A pod, reduced on decoding.
 #[derive(Clone, Debug, Default)]
 pub struct CompactPod {
+    /// The pod's name, namespace, UID, resourceVersion and annotations.
     pub metadata: ObjectMeta,
+    /// Whether the pod has a deletion timestamp.
     pub deleting: bool,
     /// `metadata.creationTimestamp` as Unix seconds; 0 when absent or unreadable.
     pub created: i64,
+    /// The node the pod is scheduled on, if any.
     pub node_name: Option<String>,
+    /// Whether the pod uses the host's network (such pods get no IB interfaces).
     pub host_network: bool,
+    /// `status.phase` as Kubernetes wrote it.
     pub phase: Option<String>,
 }
 
@@ -155,6 +160,7 @@ impl CompactPod {
 /// this CRD, and a NAD without `spec` must decode (Multus treats it as a config kept on the nodes).
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct Nad {
+    /// The NAD's namespace and name.
     #[serde(default)]
     pub metadata: ObjectMeta,
     #[serde(default)]
@@ -167,6 +173,7 @@ struct RawNadSpec {
 }
 
 impl Nad {
+    /// The `namespace/name` pods use to refer to this NAD; `None` when either is missing.
     pub fn network(&self) -> Option<NetworkRef> {
         Some(NetworkRef::new(self.metadata.namespace.clone()?, self.metadata.name.clone()?))
     }
