@@ -20,6 +20,7 @@ use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use ib_model::partition::PartitionOptions;
 use ib_model::{Guid, PKey};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -33,7 +34,7 @@ use super::protocol::{
     Command, EmptyResult, ErrorResult, ListResult, MAX_OUTPUT_BYTES, PROTOCOL_VERSION, Request, SUPPORTED_VERSIONS,
     VersionResult, negotiate, parse_guid,
 };
-use crate::manager::{BODY_EXCERPT_BYTES, BoxFuture, SmError, SubnetManager, excerpt};
+use crate::manager::{BODY_EXCERPT_BYTES, BoxFuture, SmCall, SmError, SubnetManager, excerpt};
 use crate::redact::Redactor;
 
 /// Time one call may take, from the call to its result: the wait for a slot, the VERSION call that
@@ -444,7 +445,7 @@ impl SubnetManager for ExecPlugin {
         &self.name
     }
 
-    fn validate(&self) -> BoxFuture<'_, Result<(), SmError>> {
+    fn validate(&self) -> SmCall<'_> {
         Box::pin(async move {
             let started = AtomicBool::new(false);
             let work = async {
@@ -457,20 +458,15 @@ impl SubnetManager for ExecPlugin {
         })
     }
 
-    fn add_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> BoxFuture<'a, Result<(), SmError>> {
+    fn add_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> SmCall<'a> {
         Box::pin(self.membership(Command::Add, pkey, guids))
     }
 
     /// The default options are the 1.0.0 ADD, unchanged. Others go to a plugin that agreed to 1.1.0
     /// or later; a 1.0.0 plugin would ignore them and make every GUID a full member, so the call is
     /// refused before the plugin runs.
-    fn add_guids_with<'a>(
-        &'a self,
-        pkey: PKey,
-        guids: &'a [Guid],
-        options: &'a ib_model::partition::PartitionOptions,
-    ) -> BoxFuture<'a, Result<(), SmError>> {
-        if *options == ib_model::partition::PartitionOptions::default() {
+    fn add_guids_with<'a>(&'a self, pkey: PKey, guids: &'a [Guid], options: &'a PartitionOptions) -> SmCall<'a> {
+        if *options == PartitionOptions::default() {
             return self.add_guids(pkey, guids);
         }
         Box::pin(async move {
@@ -492,7 +488,7 @@ impl SubnetManager for ExecPlugin {
         })
     }
 
-    fn remove_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> BoxFuture<'a, Result<(), SmError>> {
+    fn remove_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> SmCall<'a> {
         Box::pin(self.membership(Command::Remove, pkey, guids))
     }
 

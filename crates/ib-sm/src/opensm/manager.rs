@@ -27,7 +27,7 @@ use super::config::OpenSmConfig;
 use super::file::{self, FileError, Lock};
 use super::partitions::{self, PartitionsError};
 use super::reload::{self, ReloadError};
-use crate::manager::{BoxFuture, SmError, SubnetManager};
+use crate::manager::{BoxFuture, SmCall, SmError, SubnetManager};
 use edit::apply;
 
 /// How many times a rewrite is tried again when someone else changed the file between our read and
@@ -380,7 +380,7 @@ impl SubnetManager for OpenSm {
 
     /// The file can be read and locked (so its directory is writable), holds nothing that stops a
     /// rewrite, and OpenSM can be told to reload. Nothing is written, nothing is signalled.
-    fn validate(&self) -> BoxFuture<'_, Result<(), SmError>> {
+    fn validate(&self) -> SmCall<'_> {
         Box::pin(async move {
             let call = self.call_name("validate");
             let deadline = Instant::now() + self.inner.config.timeout / 2;
@@ -399,27 +399,22 @@ impl SubnetManager for OpenSm {
         })
     }
 
-    fn add_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> BoxFuture<'a, Result<(), SmError>> {
+    fn add_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> SmCall<'a> {
         Box::pin(self.submit(Op::Add(None), pkey, guids))
     }
 
     /// Each member is written with the options' membership; the partition's definition gets `indx0`
     /// and `ipoib` as the options say and, with QoS, `mtu=`, `rate=` and `sl=` (OpenSM applies them to
     /// the partition's IPoIB broadcast group). Other configured flags are kept.
-    fn add_guids_with<'a>(
-        &'a self,
-        pkey: PKey,
-        guids: &'a [Guid],
-        options: &'a PartitionOptions,
-    ) -> BoxFuture<'a, Result<(), SmError>> {
+    fn add_guids_with<'a>(&'a self, pkey: PKey, guids: &'a [Guid], options: &'a PartitionOptions) -> SmCall<'a> {
         Box::pin(self.submit(Op::Add(Some(*options)), pkey, guids))
     }
 
-    fn set_qos<'a>(&'a self, pkey: PKey, qos: Qos) -> BoxFuture<'a, Result<(), SmError>> {
+    fn set_qos<'a>(&'a self, pkey: PKey, qos: Qos) -> SmCall<'a> {
         Box::pin(self.submit(Op::SetQos(qos), pkey, &[]))
     }
 
-    fn remove_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> BoxFuture<'a, Result<(), SmError>> {
+    fn remove_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> SmCall<'a> {
         Box::pin(self.submit(Op::Remove, pkey, guids))
     }
 
