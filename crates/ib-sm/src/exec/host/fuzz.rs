@@ -1,5 +1,7 @@
 use super::*;
+use crate::exec::protocol::ErrorResult;
 use proptest::prelude::*;
+use serde_json::Value;
 
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(2_000)
