@@ -8,6 +8,7 @@ use tracing::{Instrument, Span};
 
 /// A short fixed word naming the kind of an error, for a metric label: bounded, never a message.
 pub trait Labelled {
+    /// The label for this error's kind, as it appears on a metric.
     fn label(&self) -> &'static str;
 }
 

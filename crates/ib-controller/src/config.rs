@@ -15,10 +15,13 @@ use ib_sm::ufm::UfmConfig;
 
 /// The Go daemon's period; here it bounds how long failed work waits before it is retried.
 pub const DEFAULT_PERIODIC_UPDATE: Duration = Duration::from_secs(5);
+/// Where `DAEMON_SM_PLUGIN` names are looked up unless `DAEMON_SM_PLUGIN_PATH` says otherwise.
 pub const DEFAULT_PLUGIN_PATH: &str = "/plugins";
 /// The Go daemon's default range: locally administered GUIDs 02:…, 2^56 of them.
 pub const DEFAULT_RANGE_START: &str = "02:00:00:00:00:00:00:00";
+/// The last GUID of the default pool.
 pub const DEFAULT_RANGE_END: &str = "02:FF:FF:FF:FF:FF:FF:FF";
+/// The namespace of the Lease and the records when `POD_NAMESPACE` is not set.
 pub const DEFAULT_NAMESPACE: &str = "kube-system";
 /// Drift repair interval: frequent enough that a leak from a crash is repaired within minutes, rare
 /// enough that listing every partition of a large fabric stays cheap.
@@ -26,16 +29,21 @@ pub const DEFAULT_RESYNC: Duration = Duration::from_secs(300);
 /// Lease timings: a crashed leader is replaced within about 15 s instead of the Go daemon's ~104 s;
 /// client-go's own defaults for controllers that must fail over fast.
 pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(15);
+/// How long a leader keeps trying to renew before it steps down.
 pub const DEFAULT_RENEW_DEADLINE: Duration = Duration::from_secs(10);
+/// The pause between attempts to acquire or renew the Lease.
 pub const DEFAULT_RETRY_PERIOD: Duration = Duration::from_secs(2);
 /// The admin port (metrics, health); distinct from anything the Go daemon used, which had none.
 pub const DEFAULT_ADMIN_ADDRESS: &str = "0.0.0.0:9090";
 /// Multus' default for `globalNamespaces`: NADs of `default` may be used from every namespace.
 pub const DEFAULT_GLOBAL_NAMESPACES: &str = "default";
 
+/// How log lines are written (`LOG_FORMAT`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
+    /// Human-readable lines, the default.
     Plain,
+    /// One JSON object per line, for log collectors.
     Json,
 }
 
@@ -43,12 +51,16 @@ pub enum LogFormat {
 /// replicas never lead at the same time during a migration).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
+    /// The node this replica runs on, the first half of the Lease holder's name.
     pub node: String,
+    /// `POD_UID`: makes the holder name unique when several replicas share a node.
     pub pod_uid: Option<String>,
+    /// `POD_NAMESPACE`: where the Lease and the ownership records live.
     pub namespace: String,
 }
 
 impl Identity {
+    /// The name this replica writes into the Lease as its holder.
     pub fn holder(&self) -> String {
         match &self.pod_uid {
             Some(uid) => format!("{}_{}", self.node, uid),
@@ -57,17 +69,23 @@ impl Identity {
     }
 }
 
+/// How the leader election paces itself (`LEADER_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LeaseTimings {
+    /// How long a Lease stays valid without renewal before another replica may take it.
     pub duration: Duration,
+    /// How long the leader keeps trying to renew before it gives leadership up.
     pub renew_deadline: Duration,
+    /// The pause between two attempts to acquire or renew.
     pub retry_period: Duration,
 }
 
 /// Which subnet manager to use.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SmSelection {
+    /// No subnet manager: GUIDs are handed out, partitions are left to whoever manages them.
     Noop,
+    /// NVIDIA UFM over its REST API (`UFM_*`).
     Ufm(UfmConfig),
     /// OpenSM through its partitions file (`OPENSM_*`).
     OpenSm(OpenSmConfig),
@@ -75,16 +93,26 @@ pub enum SmSelection {
     External(String),
 }
 
+/// Everything the controller reads from its environment at start-up.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
+    /// `DAEMON_PERIODIC_UPDATE`: how long failed work waits before it is retried.
     pub periodic_update: Duration,
+    /// `DAEMON_SM_PLUGIN`: which subnet manager carries out the memberships.
     pub sm: SmSelection,
+    /// `DAEMON_SM_PLUGIN_PATH`: the directory external plugins are loaded from.
     pub sm_plugin_path: PathBuf,
+    /// `GUID_POOL_RANGE_START`..`GUID_POOL_RANGE_END`: the GUIDs this controller may hand out.
     pub guid_range: GuidRange,
+    /// Who this replica is, for the Lease and the namespace of its records.
     pub identity: Identity,
+    /// `DAEMON_RESYNC_INTERVAL`: how often the subnet manager is re-read to repair drift.
     pub resync_interval: Duration,
+    /// `LEADER_*`: the leader election's timings.
     pub lease: LeaseTimings,
+    /// `ADMIN_ADDRESS`: where metrics and health endpoints are served.
     pub admin_address: SocketAddr,
+    /// `LOG_FORMAT`: plain or JSON log lines.
     pub log_format: LogFormat,
     /// `NAMESPACE_ISOLATION`, `GLOBAL_NAMESPACES`, `REMOVE_UNRECORDED_MEMBERSHIPS`.
     pub policy: Policy,

@@ -29,10 +29,17 @@ const API_TIMEOUT: Duration = Duration::from_secs(30);
 /// fairness on a busy cluster.
 const PATCH_CONCURRENCY: usize = 32;
 
+/// Why the controller could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
+    /// The admin server could not bind its address.
     #[error("cannot serve the admin endpoints on {address}: {source}")]
-    Admin { address: SocketAddr, source: std::io::Error },
+    Admin {
+        /// The configured admin address.
+        address: SocketAddr,
+        /// The bind error.
+        source: std::io::Error,
+    },
 }
 
 /// A running controller.
@@ -56,6 +63,7 @@ pub struct CoreTasks {
 }
 
 impl CoreTasks {
+    /// Starts `task` under `name`, the name reported if it ever ends.
     pub fn spawn<F>(&mut self, name: &'static str, task: F)
     where
         F: std::future::Future<Output = ()> + Send + 'static,
@@ -155,14 +163,17 @@ impl Controller {
         Ok(Controller { admin_address, leading, ready, stop, elector, admin, validate, tasks })
     }
 
+    /// The address the admin server actually listens on (useful when the configured port was 0).
     pub fn admin_address(&self) -> SocketAddr {
         self.admin_address
     }
 
+    /// Follows whether this replica currently holds the leadership.
     pub fn leading(&self) -> watch::Receiver<bool> {
         self.leading.clone()
     }
 
+    /// Follows whether pods and NADs have been listed once, what `/readyz` reports.
     pub fn ready(&self) -> watch::Receiver<bool> {
         self.ready.clone()
     }

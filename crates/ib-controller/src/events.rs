@@ -25,6 +25,7 @@ const QUEUE: usize = 4096;
 const CONCURRENCY: usize = 4;
 const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Sends Kubernetes Events about pods in the background, dropping (and counting) them when the queue is full.
 #[derive(Clone, Debug)]
 pub struct EventSink {
     tx: mpsc::Sender<(PodRef, Event)>,
@@ -66,10 +67,12 @@ impl EventSink {
         EventSink { tx, dropped }
     }
 
+    /// Queues a Warning Event on `pod`: something the pod's author has to fix or know about.
     pub fn warning(&self, pod: &PodRef, reason: &str, note: String) {
         self.send(pod, EventType::Warning, reason, note);
     }
 
+    /// Queues a Normal Event on `pod`: progress worth showing in `kubectl describe`.
     pub fn normal(&self, pod: &PodRef, reason: &str, note: String) {
         self.send(pod, EventType::Normal, reason, note);
     }

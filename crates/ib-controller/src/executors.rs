@@ -66,6 +66,7 @@ pub struct Executors {
 }
 
 impl Executors {
+    /// Executors that report back on `tx` and do nothing that writes unless `gate` shows the Lease held.
     pub fn new(
         tx: mpsc::Sender<Input>,
         sm: Arc<dyn SubnetManager>,
@@ -85,6 +86,7 @@ impl Executors {
         }
     }
 
+    /// The timeouts, limits and retry settings the tasks run with.
     pub fn settings(&self) -> &TaskSettings {
         &self.settings
     }
@@ -132,6 +134,7 @@ impl Executors {
         self.lanes.clear();
     }
 
+    /// Queues a subnet-manager request; requests of the same operation and P_Key are merged and sent one at a time.
     pub fn submit_sm(&mut self, request: SmRequest) {
         self.lanes.entry((request.op, request.pkey)).or_default().queued.extend(request.guids);
     }
@@ -216,6 +219,7 @@ impl Executors {
         });
     }
 
+    /// Patches a pod's annotations in the background for the leadership `term`; the outcome comes back as `PatchDone`.
     pub fn patch(&mut self, term: u64, patch: PodPatch) {
         let ctx = patcher::PatchContext {
             client: self.client.clone(),
@@ -271,6 +275,7 @@ impl Executors {
         });
     }
 
+    /// Writes a change to the ownership records in the background; the outcome comes back as `RecordsWritten`.
     pub fn write_records(&mut self, term: u64, write: RecordWrite, anchor: BlockId) {
         let (client, gate, limit) = (self.client.clone(), self.gate.clone(), self.settings.api_timeout);
         self.spawn(async move {
@@ -289,6 +294,7 @@ impl Executors {
     }
 }
 
+/// The word naming a subnet-manager operation in metrics and logs.
 pub fn op_name(op: SmOp) -> &'static str {
     match op {
         SmOp::Add => "add",

@@ -12,51 +12,82 @@ use crate::records::{Listed, RecordsError};
 /// Everything that can change the state.
 #[derive(Debug)]
 pub enum Input {
+    /// A pod was created or changed.
     PodApplied(PodView),
+    /// A pod is gone.
     PodDeleted(PodUid),
     /// A complete re-list of pods (the watch's initial sync or a recovery from a gap).
     PodsReset(Vec<PodView>),
+    /// A NAD was created or changed, with its CNI config (`None` when it has none).
     NadApplied(NetworkRef, Option<String>),
+    /// A NAD is gone.
     NadDeleted(NetworkRef),
+    /// A complete re-list of NADs, with their CNI configs.
     NadsReset(Vec<(NetworkRef, Option<String>)>),
+    /// This replica gained (`true`) or lost (`false`) the leadership.
     Leading(bool),
+    /// Time to re-read the subnet manager and repair drift.
     Resync,
     /// The drift grace of the leadership `term` is over.
     DriftGraceOver(u64),
     /// Every pod, read afresh for the leadership `term`, with the list's resourceVersion.
     FreshPods {
+        /// The leadership the read was made for; outcomes of an older one are ignored.
         term: u64,
+        /// The pods and the list's resourceVersion, or why the list failed.
         result: Result<(Vec<PodView>, Option<String>), CallError<kube::Error>>,
     },
+    /// A subnet-manager request has ended.
     SmDone {
+        /// The leadership the request was sent under.
         term: u64,
+        /// The request that was sent.
         request: SmRequest,
+        /// Whether it was applied, and if not whether it may have been.
         result: Result<(), SmFailure>,
+        /// How long the call took, for the latency metric.
         elapsed: Duration,
     },
+    /// The subnet manager's memberships were read, for drift repair.
     SmListed {
+        /// The leadership the read was made for.
         term: u64,
+        /// Every (P_Key, GUID) membership, or why the read failed.
         result: Result<Vec<(String, Guid)>, CallError<SmError>>,
     },
     /// Every ownership record, read for the leadership `term`: whether any block exists, and the records.
     RecordsListed {
+        /// The leadership the read was made for.
         term: u64,
+        /// What was read, or why the read failed.
         result: Result<Listed, RecordsError>,
     },
+    /// A write of ownership records has ended.
     RecordsWritten {
+        /// The leadership the write was made under.
         term: u64,
+        /// The write that was attempted.
         write: RecordWrite,
+        /// Whether it was stored.
         result: Result<(), RecordsError>,
     },
+    /// Read the ownership records again for the leadership `term`, after a failed read.
     RetryRecords(u64),
+    /// Retry the record writes that failed.
     RetryRecordWrites,
     /// Write the record changes that waited for their block's next write.
     FlushRecords,
+    /// A pod patch has ended.
     PatchDone {
+        /// The leadership the patch was made under.
         term: u64,
+        /// The patch that was attempted.
         patch: PodPatch,
+        /// Whether it was applied, refused, or found the pod gone or changed.
         outcome: PatchOutcome,
     },
+    /// Retry the subnet-manager work of these GUIDs after a failure.
     RetryGuids(Vec<Guid>),
+    /// Retry the patch of this pod after a failure.
     RetryPod(PodUid),
 }

@@ -19,6 +19,7 @@ use tracing::{debug, info, info_span, warn};
 use crate::call::{CallError, bounded};
 use crate::config::LeaseTimings;
 
+/// The name of the Lease the replicas compete for, in the controller's namespace.
 pub const LEASE_NAME: &str = "ib-kubernetes-leader";
 
 /// Whether writes may go out now. Checked by the executors right before every write, against the local
@@ -32,6 +33,7 @@ pub struct LeaseGate {
 }
 
 impl LeaseGate {
+    /// Whether a write started now would still be under a valid leadership.
     pub fn allows_writes(&self) -> bool {
         self.time_left().is_some()
     }
@@ -44,14 +46,28 @@ impl LeaseGate {
     }
 }
 
+/// Why an attempt to acquire or renew the Lease failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LeaderError {
+    /// The API server refused or failed the Lease call.
     #[error("lease {namespace}/{LEASE_NAME}: {source}")]
-    Api { namespace: String, source: kube::Error },
+    Api {
+        /// The Lease's namespace.
+        namespace: String,
+        /// The API error.
+        source: kube::Error,
+    },
+    /// Another replica holds a Lease that has not expired.
     #[error("lease {namespace}/{LEASE_NAME} is held by {holder}")]
-    HeldElsewhere { namespace: String, holder: String },
+    HeldElsewhere {
+        /// The Lease's namespace.
+        namespace: String,
+        /// The holder's identity.
+        holder: String,
+    },
 }
 
+/// Acquires and renews the Lease so that only one replica writes at a time.
 pub struct LeaderElector {
     api: Api<Lease>,
     namespace: String,
@@ -62,6 +78,7 @@ pub struct LeaderElector {
 }
 
 impl LeaderElector {
+    /// An elector for the Lease in `namespace`, competing as `identity`.
     pub fn new(client: Client, namespace: &str, identity: String, timings: LeaseTimings) -> Self {
         LeaderElector {
             api: Api::namespaced(client, namespace),

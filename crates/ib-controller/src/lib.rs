@@ -2,6 +2,7 @@
 //! `ib_model`), executors carry out the subnet-manager requests and pod patches it asks for while this
 //! replica holds the lease, and an admin server exposes metrics and health.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod admin;
 pub mod call;

@@ -7,8 +7,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+/// Labels of a metric split by one bounded reason word.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
+    /// The reason word, from a fixed list.
     pub reason: &'static str,
 }
 
@@ -19,13 +21,18 @@ pub const NO_ERROR: &str = "none";
 /// [`NO_ERROR`].
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SmLabels {
+    /// `add`, `remove` or `list`.
     pub operation: &'static str,
+    /// `success`, `failure`, or `unknown` when the change may or may not have been applied.
     pub outcome: &'static str,
+    /// The kind of error, or `none`.
     pub error: &'static str,
 }
 
+/// Labels of a subnet-manager metric split by operation only.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OperationLabels {
+    /// `add`, `remove` or `list`.
     pub operation: &'static str,
 }
 
@@ -33,31 +40,51 @@ pub struct OperationLabels {
 /// `forbidden`, `conflict`, …) or [`NO_ERROR`].
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
+    /// `success`/`failure` for record writes; `applied`, `conflict`, `not_found`, … for patches.
     pub outcome: &'static str,
+    /// The kind of error, or `none`.
     pub error: &'static str,
 }
 
+/// Every metric the controller exports under the `ib_kubernetes_` prefix.
 #[derive(Debug)]
 pub struct Metrics {
+    /// Pods whose configured annotation has been stored.
     pub pods_configured: Counter,
+    /// IB pods that cannot be configured yet, by the reason they wait.
     pub pending_pods: Family<ReasonLabels, Gauge>,
+    /// GUIDs of the pool range owned by pods or held by the subnet manager.
     pub pool_used: Gauge,
+    /// GUIDs in the pool range.
     pub pool_capacity: Gauge,
+    /// Subnet-manager requests by operation, outcome and error kind.
     pub sm_requests: Family<SmLabels, Counter>,
+    /// Subnet-manager request latency by operation.
     pub sm_request_seconds: Family<OperationLabels, Histogram>,
+    /// GUIDs carried by one subnet-manager request, by operation.
     pub sm_request_guids: Family<OperationLabels, Histogram>,
+    /// From the first sight of an unconfigured IB pod to its configured annotation being stored.
     pub pod_configure_seconds: Histogram,
+    /// Pod annotation patches by outcome and error kind.
     pub patches: Family<OutcomeLabels, Counter>,
+    /// Memberships removed because no ownership record explained them.
     pub drift_repairs: Counter,
+    /// 1 while this replica holds the Lease, else 0.
     pub leader: Gauge,
+    /// Watch stream errors by resource.
     pub watch_errors: Family<ReasonLabels, Counter>,
+    /// GUIDs with an ownership record.
     pub records: Gauge,
+    /// Ownership record writes by outcome and error kind.
     pub record_writes: Family<OutcomeLabels, Counter>,
+    /// Pool GUIDs in a partition that no ownership record explains.
     pub unrecorded: Gauge,
+    /// GUIDs whose last subnet-manager change has an unknown outcome.
     pub uncertain: Gauge,
 }
 
 impl Metrics {
+    /// Creates every metric and registers it in `registry`, pending-pod gauges at 0 for every reason.
     pub fn register(registry: &mut Registry) -> Self {
         // 1 ms … ~65 s: from an idle loopback round trip to a UFM that is timing out.
         let latency = || Histogram::new(exponential_buckets(0.001, 2.0, 17));

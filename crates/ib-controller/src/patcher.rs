@@ -27,10 +27,15 @@ use crate::call::{CallError, Labelled, bounded};
 use crate::leader::LeaseGate;
 use crate::resources::CompactPod;
 
+/// What a pod patch needs: the API client, the leadership check, the concurrency limit and the timeout.
 pub struct PatchContext {
+    /// The API client the patch is sent with.
     pub client: Client,
+    /// Refuses the patch when the Lease is no longer held.
     pub gate: LeaseGate,
+    /// Bounds how many patches are in flight at once.
     pub slots: Arc<Semaphore>,
+    /// The longest one patch call may take.
     pub timeout: Duration,
 }
 
@@ -45,6 +50,7 @@ pub fn patch_body(patch: &PodPatch) -> serde_json::Value {
     })
 }
 
+/// Sends the patch, with its UID and resourceVersion preconditions, and says how it ended.
 pub async fn patch_pod(ctx: &PatchContext, patch: &PodPatch) -> PatchOutcome {
     let span = info_span!("patch", pod = %patch.pod, resource_version = %patch.resource_version);
     async {

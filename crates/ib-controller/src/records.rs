@@ -20,9 +20,13 @@ use tracing::{debug, info_span, warn};
 use crate::call::{Labelled, bounded};
 use ib_model::{BlockId, Guid, InterfaceKey, NetworkRef, PKey, PodUid, Record, RecordChange, RecordState, RecordWrite};
 
+/// The API group of the `GuidBlock` ownership records.
 pub const GROUP: &str = "ib-kubernetes.mellanox.com";
+/// The API version of the `GuidBlock` resource.
 pub const VERSION: &str = "v1alpha1";
+/// The kind of the ownership-record resource.
 pub const KIND: &str = "GuidBlock";
+/// The plural resource name used in API paths.
 pub const PLURAL: &str = "guidblocks";
 /// Blocks listed per page at leader start: 16 full blocks are about 1 MB of JSON, so a large cluster's
 /// records never sit in memory as one response (the allocator keeps such peaks as resident memory).
@@ -31,8 +35,10 @@ const LIST_PAGE: u32 = 16;
 /// One stored block.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct GuidBlock {
+    /// The block's name (derived from its first GUID) and resourceVersion.
     #[serde(default)]
     pub metadata: ObjectMeta,
+    /// The records the block holds.
     #[serde(default)]
     pub spec: GuidBlockSpec,
 }
@@ -51,10 +57,13 @@ impl Serialize for GuidBlock {
     }
 }
 
+/// The content of a `GuidBlock`: the block's first GUID and one allocation per owned GUID.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 pub struct GuidBlockSpec {
+    /// The block's first GUID, in the `02:00:…` notation.
     #[serde(default)]
     pub start: String,
+    /// The records, keyed by GUID.
     #[serde(default)]
     pub allocations: BTreeMap<String, Allocation>,
 }
@@ -101,14 +110,20 @@ fn count_entries<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<us
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Allocation {
+    /// The UID of the pod owning the GUID.
     pub pod_uid: String,
+    /// The owning pod's namespace.
     pub namespace: String,
+    /// The owning pod's name.
     pub pod: String,
     /// `namespace/name` of the NAD.
     pub network: String,
+    /// The pod's interface name the GUID is for.
     pub interface: String,
+    /// The partition key the GUID is a member of, when it is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pkey: Option<String>,
+    /// How far the GUID has got: `Reserved`, `Member`, `Unknown` or `Releasing`.
     pub state: String,
 }
 
@@ -144,12 +159,25 @@ macro_rules! guidblock_resource {
 guidblock_resource!(GuidBlock);
 guidblock_resource!(Answer);
 
+/// Why reading or writing the ownership records failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordsError {
+    /// The API server refused or failed the call.
     #[error("{operation} guidblocks: {source}")]
-    Api { operation: &'static str, source: kube::Error },
+    Api {
+        /// Which call (`list`, `patch`, …).
+        operation: &'static str,
+        /// The API error.
+        source: kube::Error,
+    },
+    /// The API server did not answer in time.
     #[error("{operation} guidblocks: no answer within {timeout:?}")]
-    Timeout { operation: &'static str, timeout: Duration },
+    Timeout {
+        /// Which call (`list`, `patch`, …).
+        operation: &'static str,
+        /// The limit that passed.
+        timeout: Duration,
+    },
     /// The lease is not held (or not for long enough to write): nothing is written.
     #[error("write guidblocks: not the leader")]
     NotLeader,
@@ -165,6 +193,7 @@ impl Labelled for RecordsError {
     }
 }
 
+/// The stored form of a record.
 pub fn allocation(record: &Record) -> Allocation {
     Allocation {
         pod_uid: record.owner.pod.to_string(),
@@ -205,6 +234,7 @@ pub fn record(guid_text: &str, a: &Allocation) -> Option<(Guid, Record)> {
 pub struct Listed {
     /// Whether any block exists at all (none: the first start, when annotations are imported once).
     pub any_block: bool,
+    /// Every record read, by GUID.
     pub records: Vec<(Guid, Record)>,
 }
 

@@ -18,12 +18,17 @@ use ib_model::{NetworkRef, PodPhase, PodUid, PodView};
 /// A pod, reduced on decoding.
 #[derive(Clone, Debug, Default)]
 pub struct CompactPod {
+    /// The pod's name, namespace, UID, resourceVersion and annotations.
     pub metadata: ObjectMeta,
+    /// Whether the pod has a deletion timestamp.
     pub deleting: bool,
     /// `metadata.creationTimestamp` as Unix seconds; 0 when absent or unreadable.
     pub created: i64,
+    /// The node the pod is scheduled on, if any.
     pub node_name: Option<String>,
+    /// Whether the pod uses the host's network (such pods get no IB interfaces).
     pub host_network: bool,
+    /// `status.phase` as Kubernetes wrote it.
     pub phase: Option<String>,
 }
 
@@ -106,29 +111,37 @@ impl<'de> Deserialize<'de> for CompactPod {
     }
 }
 
-impl Resource for CompactPod {
-    type DynamicType = ();
-    type Scope = NamespaceResourceScope;
+/// `kube::Resource` for a namespaced type of ours with a `metadata` field: its kind, group, version
+/// and plural as the API server names them.
+macro_rules! namespaced_resource {
+    ($type:ty, $kind:literal, $group:literal, $version:literal, $plural:literal) => {
+        impl Resource for $type {
+            type DynamicType = ();
+            type Scope = NamespaceResourceScope;
 
-    fn kind(_: &()) -> Cow<'_, str> {
-        "Pod".into()
-    }
-    fn group(_: &()) -> Cow<'_, str> {
-        "".into()
-    }
-    fn version(_: &()) -> Cow<'_, str> {
-        "v1".into()
-    }
-    fn plural(_: &()) -> Cow<'_, str> {
-        "pods".into()
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
+            fn kind(_: &()) -> Cow<'_, str> {
+                $kind.into()
+            }
+            fn group(_: &()) -> Cow<'_, str> {
+                $group.into()
+            }
+            fn version(_: &()) -> Cow<'_, str> {
+                $version.into()
+            }
+            fn plural(_: &()) -> Cow<'_, str> {
+                $plural.into()
+            }
+            fn meta(&self) -> &ObjectMeta {
+                &self.metadata
+            }
+            fn meta_mut(&mut self) -> &mut ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
 }
+
+namespaced_resource!(CompactPod, "Pod", "", "v1", "pods");
 
 impl CompactPod {
     /// The controller's view; `None` for an object without uid, name or resourceVersion, which no real
@@ -155,6 +168,7 @@ impl CompactPod {
 /// this CRD, and a NAD without `spec` must decode (Multus treats it as a config kept on the nodes).
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct Nad {
+    /// The NAD's namespace and name.
     #[serde(default)]
     pub metadata: ObjectMeta,
     #[serde(default)]
@@ -167,6 +181,7 @@ struct RawNadSpec {
 }
 
 impl Nad {
+    /// The `namespace/name` pods use to refer to this NAD; `None` when either is missing.
     pub fn network(&self) -> Option<NetworkRef> {
         Some(NetworkRef::new(self.metadata.namespace.clone()?, self.metadata.name.clone()?))
     }
@@ -182,29 +197,7 @@ impl Nad {
     }
 }
 
-impl Resource for Nad {
-    type DynamicType = ();
-    type Scope = NamespaceResourceScope;
-
-    fn kind(_: &()) -> Cow<'_, str> {
-        "NetworkAttachmentDefinition".into()
-    }
-    fn group(_: &()) -> Cow<'_, str> {
-        "k8s.cni.cncf.io".into()
-    }
-    fn version(_: &()) -> Cow<'_, str> {
-        "v1".into()
-    }
-    fn plural(_: &()) -> Cow<'_, str> {
-        "network-attachment-definitions".into()
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+namespaced_resource!(Nad, "NetworkAttachmentDefinition", "k8s.cni.cncf.io", "v1", "network-attachment-definitions");
 
 #[cfg(test)]
 mod tests {

@@ -12,20 +12,37 @@ use ib_sm::{EnvMap, Noop, OpenSm, SmError, SubnetManager, Ufm};
 use crate::config::{Config, SmSelection};
 use crate::controller::{Controller, ControllerError};
 
+/// Why the controller could not be started from its configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    /// `DAEMON_SM_PLUGIN` names neither a built-in plugin nor an executable.
     #[error(
         "subnet manager plugin {name:?}: no executable {path}/{name} and no built-in plugin of that name (built-in: ufm, opensm, noop)"
     )]
-    UnknownPlugin { name: String, path: String },
+    UnknownPlugin {
+        /// The plugin name.
+        name: String,
+        /// The directory searched.
+        path: String,
+    },
+    /// The UFM client could not be built from its `UFM_*` settings.
     #[error("cannot set up the UFM client: {0}")]
     Ufm(#[from] SmError),
+    /// The kubeconfig file could not be read.
     #[error("cannot read the kubeconfig {path}: {source}")]
-    Kubeconfig { path: String, source: kube::config::KubeconfigError },
+    Kubeconfig {
+        /// Its path.
+        path: String,
+        /// Why it could not be read.
+        source: kube::config::KubeconfigError,
+    },
+    /// No Kubernetes client configuration could be found.
     #[error("cannot build the Kubernetes client configuration (in-cluster, KUBECONFIG or ~/.kube/config): {0}")]
     KubeConfig(#[from] kube::config::InferConfigError),
+    /// The Kubernetes client could not be built.
     #[error("cannot build the Kubernetes client: {0}")]
     Client(#[from] kube::Error),
+    /// The controller failed to start.
     #[error(transparent)]
     Controller(#[from] ControllerError),
 }

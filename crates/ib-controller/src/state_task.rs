@@ -3,7 +3,7 @@
 //! Watch events, subnet-manager outcomes, patch outcomes, leadership changes and timers arrive as
 //! [`Input`]s on one channel. After each batch of inputs the task asks the planner what to do and hands
 //! the work to its [`Executors`], which run concurrently and report back by message; no lock is held
-//! across I/O and nothing else touches the state. How each outcome is taken in is in [`outcomes`].
+//! across I/O and nothing else touches the state. How each outcome is taken in is in `outcomes`.
 
 mod deleted;
 mod outcomes;
@@ -41,10 +41,13 @@ const RECORD_FLUSH_DELAY: Duration = Duration::from_secs(1);
 
 /// What the state task works with besides its state and its input channel.
 pub struct Dependencies {
+    /// The subnet manager memberships are written to and read from.
     pub sm: Arc<dyn SubnetManager>,
+    /// The Kubernetes API client for patches, records and Events.
     pub client: Client,
     /// Tells whether this replica may write, and for how long.
     pub gate: LeaseGate,
+    /// Where the task reports what it does.
     pub metrics: Arc<Metrics>,
     /// The instance named in the Events this replica reports.
     pub event_instance: String,
@@ -54,9 +57,11 @@ pub struct Dependencies {
     pub ready: watch::Sender<bool>,
     /// The controller is stopping: the task aborts its executors, waits for them and ends.
     pub stop: watch::Receiver<bool>,
+    /// Timeouts, limits and retry settings.
     pub settings: TaskSettings,
 }
 
+/// The single task that owns the state: it applies every input and hands the resulting work to executors.
 pub struct StateTask {
     state: State,
     rx: mpsc::Receiver<Input>,

@@ -84,8 +84,12 @@ async fn failed_requests_are_counted_by_error_kind() {
     cluster.pod("default", "a", "ib");
     cluster.wait_configured("default", "a", 1).await;
     let metrics = get(format!("{base}/metrics")).await.1;
+    // Through the exec plugin, UFM's answer reaches the controller as the plugin's failure.
+    let sm_error = if common::exec_plugin().is_some() { "plugin" } else { "status" };
+    let sm_series =
+        format!("ib_kubernetes_sm_requests_total{{operation=\"add\",outcome=\"unknown\",error=\"{sm_error}\"}}");
     for series in [
-        "ib_kubernetes_sm_requests_total{operation=\"add\",outcome=\"unknown\",error=\"status\"}",
+        sm_series.as_str(),
         "ib_kubernetes_pod_patches_total{outcome=\"failed\",error=\"server_error\"}",
         "ib_kubernetes_ownership_record_writes_total{outcome=\"failure\",error=\"server_error\"}",
     ] {

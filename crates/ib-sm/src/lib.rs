@@ -18,7 +18,7 @@ pub mod ufm;
 
 pub use env::EnvMap;
 pub use exec::{ExecConfig, ExecPlugin};
-pub use manager::{BoxFuture, SmError, SubnetManager};
+pub use manager::{BoxFuture, SmCall, SmError, SubnetManager};
 pub use noop::Noop;
 pub use opensm::OpenSm;
 pub use secret::Secret;

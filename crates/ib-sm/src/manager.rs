@@ -15,6 +15,9 @@ use ib_model::{Guid, PKey};
 /// A `Send` future borrowed from the subnet manager for `'a`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// A call that changes or checks the subnet manager: done, or why not.
+pub type SmCall<'a> = BoxFuture<'a, Result<(), SmError>>;
+
 /// How partition membership reaches the fabric.
 ///
 /// Every method may be called concurrently from several tasks. Calls are not retried inside an
@@ -24,10 +27,10 @@ pub trait SubnetManager: Send + Sync + fmt::Debug {
     fn name(&self) -> &str;
 
     /// Checks the manager is reachable and accepts our credentials.
-    fn validate(&self) -> BoxFuture<'_, Result<(), SmError>>;
+    fn validate(&self) -> SmCall<'_>;
 
     /// Makes every GUID a full member of `pkey`. Idempotent; duplicates in `guids` are harmless.
-    fn add_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> BoxFuture<'a, Result<(), SmError>>;
+    fn add_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> SmCall<'a>;
 
     /// Makes every GUID a member of `pkey` as `options` say: full or limited, at index 0 of the port's
     /// P_Key table or not, with or without IPoIB. When `options.qos` is set, the partition is given that
@@ -38,12 +41,7 @@ pub trait SubnetManager: Send + Sync + fmt::Debug {
     /// Idempotent like [`SubnetManager::add_guids`], which is this call with the default options on
     /// every built-in manager. A manager that cannot apply non-default options refuses them with
     /// [`SmError::Config`] before anything is sent.
-    fn add_guids_with<'a>(
-        &'a self,
-        pkey: PKey,
-        guids: &'a [Guid],
-        options: &'a PartitionOptions,
-    ) -> BoxFuture<'a, Result<(), SmError>> {
+    fn add_guids_with<'a>(&'a self, pkey: PKey, guids: &'a [Guid], options: &'a PartitionOptions) -> SmCall<'a> {
         if *options == PartitionOptions::default() {
             return self.add_guids(pkey, guids);
         }
@@ -53,7 +51,7 @@ pub trait SubnetManager: Send + Sync + fmt::Debug {
 
     /// Sets the QoS of an existing partition. A manager without partition QoS refuses with
     /// [`SmError::Config`].
-    fn set_qos<'a>(&'a self, pkey: PKey, qos: Qos) -> BoxFuture<'a, Result<(), SmError>> {
+    fn set_qos<'a>(&'a self, pkey: PKey, qos: Qos) -> SmCall<'a> {
         let _ = qos;
         let name = self.name().to_owned();
         Box::pin(async move {
@@ -70,7 +68,7 @@ pub trait SubnetManager: Send + Sync + fmt::Debug {
     }
 
     /// Ends the membership of every GUID in `pkey`; GUIDs that are not members are not an error.
-    fn remove_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> BoxFuture<'a, Result<(), SmError>>;
+    fn remove_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> SmCall<'a>;
 
     /// Every (partition, GUID) membership of the fabric, the partition named exactly as the manager
     /// writes it (UFM: `0x5`, `0x7fff`), including partitions and GUIDs ib-kubernetes does not manage.

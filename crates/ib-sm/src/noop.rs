@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use ib_model::partition::PartitionOptions;
 use ib_model::{Guid, PKey};
 
-use crate::manager::{BoxFuture, SmError, SubnetManager};
+use crate::manager::{BoxFuture, SmCall, SmError, SubnetManager};
 
 /// Accepts every call and remembers nothing, like the Go daemon's noop plugin.
 #[derive(Debug, Clone, Copy, Default)]
@@ -16,14 +17,14 @@ impl SubnetManager for Noop {
         "noop"
     }
 
-    fn validate(&self) -> BoxFuture<'_, Result<(), SmError>> {
+    fn validate(&self) -> SmCall<'_> {
         Box::pin(async {
             tracing::info!("noop subnet manager: validate");
             Ok(())
         })
     }
 
-    fn add_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> BoxFuture<'a, Result<(), SmError>> {
+    fn add_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> SmCall<'a> {
         Box::pin(async move {
             tracing::info!(%pkey, guids = guids.len(), "noop subnet manager: add guids");
             Ok(())
@@ -31,26 +32,21 @@ impl SubnetManager for Noop {
     }
 
     /// Options are accepted and dropped like everything else: noop holds nothing.
-    fn add_guids_with<'a>(
-        &'a self,
-        pkey: PKey,
-        guids: &'a [Guid],
-        options: &'a ib_model::partition::PartitionOptions,
-    ) -> BoxFuture<'a, Result<(), SmError>> {
+    fn add_guids_with<'a>(&'a self, pkey: PKey, guids: &'a [Guid], options: &'a PartitionOptions) -> SmCall<'a> {
         Box::pin(async move {
             tracing::info!(%pkey, guids = guids.len(), membership = %options.membership, "noop subnet manager: add guids");
             Ok(())
         })
     }
 
-    fn set_qos<'a>(&'a self, pkey: PKey, _qos: ib_model::partition::Qos) -> BoxFuture<'a, Result<(), SmError>> {
+    fn set_qos<'a>(&'a self, pkey: PKey, _qos: ib_model::partition::Qos) -> SmCall<'a> {
         Box::pin(async move {
             tracing::info!(%pkey, "noop subnet manager: set qos");
             Ok(())
         })
     }
 
-    fn remove_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> BoxFuture<'a, Result<(), SmError>> {
+    fn remove_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> SmCall<'a> {
         Box::pin(async move {
             tracing::info!(%pkey, guids = guids.len(), "noop subnet manager: remove guids");
             Ok(())

@@ -137,37 +137,36 @@ const NAME_TOO_LONG: &str = "longer than 253 characters, the limit of a NetworkA
 const NAMESPACE_TOO_LONG: &str = "longer than 63 characters, the limit of a namespace name";
 const INTERFACE_TOO_LONG: &str = "longer than 15 bytes, the Linux limit of an interface name";
 
-fn check_name(name: &str) -> Result<(), &'static str> {
-    if name.len() > MAX_NAME_BYTES {
-        return Err(NAME_TOO_LONG);
+/// The length first, so that the message of an overlong text names the limit it broke.
+fn check_text(
+    text: &str,
+    max_bytes: usize,
+    too_long: &'static str,
+    valid: fn(&str) -> bool,
+    invalid: &'static str,
+) -> Result<(), &'static str> {
+    if text.len() > max_bytes {
+        return Err(too_long);
     }
-    if !is_dns1123_subdomain(name) {
-        return Err(NAME_CHARS);
+    if !valid(text) {
+        return Err(invalid);
     }
     Ok(())
 }
 
+fn check_name(name: &str) -> Result<(), &'static str> {
+    check_text(name, MAX_NAME_BYTES, NAME_TOO_LONG, is_dns1123_subdomain, NAME_CHARS)
+}
+
 fn check_namespace(namespace: &str) -> Result<(), &'static str> {
-    if namespace.len() > MAX_NAMESPACE_BYTES {
-        return Err(NAMESPACE_TOO_LONG);
-    }
-    if !is_dns1123_label(namespace) {
-        return Err(NAMESPACE_CHARS);
-    }
-    Ok(())
+    check_text(namespace, MAX_NAMESPACE_BYTES, NAMESPACE_TOO_LONG, is_dns1123_label, NAMESPACE_CHARS)
 }
 
 /// Multus does not check the JSON form's `interface`; Linux does when the CNI plugin renames the
 /// interface (`dev_valid_name`): 1 to 15 bytes, not `.` or `..`, no `/`, `:`, whitespace or control
 /// character. Refusing here gives the pod a clear reason instead of a failed sandbox.
 fn check_interface(interface: &str) -> Result<(), &'static str> {
-    if interface.len() > MAX_INTERFACE_BYTES {
-        return Err(INTERFACE_TOO_LONG);
-    }
-    if !is_interface_name(interface) {
-        return Err(INTERFACE_CHARS);
-    }
-    Ok(())
+    check_text(interface, MAX_INTERFACE_BYTES, INTERFACE_TOO_LONG, is_interface_name, INTERFACE_CHARS)
 }
 
 pub(super) fn read_element(

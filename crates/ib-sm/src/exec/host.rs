@@ -20,21 +20,22 @@ use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use ib_model::partition::PartitionOptions;
 use ib_model::{Guid, PKey};
 use serde::de::DeserializeOwned;
-use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{OnceCell, Semaphore};
 use tracing::{debug, warn};
 
 use super::environment;
 use super::process::Run;
 use super::protocol::{
-    Command, EmptyResult, ErrorResult, ListResult, MAX_OUTPUT_BYTES, PROTOCOL_VERSION, Request, SUPPORTED_VERSIONS,
-    VersionResult, negotiate, parse_guid,
+    Command, EmptyResult, ListResult, MAX_OUTPUT_BYTES, PROTOCOL_VERSION, Request, SUPPORTED_VERSIONS, VersionResult,
+    negotiate, parse_guid,
 };
-use crate::manager::{BODY_EXCERPT_BYTES, BoxFuture, SmError, SubnetManager, excerpt};
+use crate::manager::{BODY_EXCERPT_BYTES, BoxFuture, SmCall, SmError, SubnetManager, excerpt};
 use crate::redact::Redactor;
+use output::{decode, failure, quoted, read_tail, tail};
 
 /// Time one call may take, from the call to its result: the wait for a slot, the VERSION call that
 /// precedes the first call, and the plugin's run. Longer than the UFM plugin's own request timeout (30 s
@@ -331,120 +332,12 @@ impl std::fmt::Debug for ExecPlugin {
     }
 }
 
-/// Reads to end of file, keeping the last `keep` bytes (the end is where a failure reports itself) and
-/// dropping the rest, so the writer never blocks. Also tells whether anything was dropped.
-async fn read_tail(mut reader: impl AsyncRead + Unpin, keep: usize) -> (Vec<u8>, bool) {
-    let mut kept = Vec::new();
-    let mut cut = false;
-    let mut chunk = [0u8; 4096];
-    loop {
-        match reader.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                kept.extend_from_slice(&chunk[..n]);
-                // Trim in batches, not at every read.
-                if kept.len() > 2 * keep {
-                    kept.drain(..kept.len() - keep);
-                    cut = true;
-                }
-            }
-        }
-    }
-    if kept.len() > keep {
-        kept.drain(..kept.len() - keep);
-        cut = true;
-    }
-    (kept, cut)
-}
-
-/// The error for a plugin that exited unsuccessfully; `stderr` is already scrubbed.
-fn failure(call: &str, status: ExitStatus, stdout: &[u8], stderr: &str, redactor: &Redactor) -> SmError {
-    use std::os::unix::process::ExitStatusExt;
-    if let Ok(error) = serde_json::from_slice::<ErrorResult>(stdout) {
-        return SmError::Plugin {
-            call: call.to_owned(),
-            code: error.code,
-            msg: excerpt(&redactor.scrub(&error.message()), BODY_EXCERPT_BYTES),
-            outcome_unknown: error.outcome_unknown(),
-        };
-    }
-    let how = match (status.code(), status.signal()) {
-        (_, Some(signal)) => format!("the plugin was killed by signal {signal}"),
-        (Some(code), None) => format!("the plugin exited with status {code} without a JSON error on stdout"),
-        (None, None) => format!("the plugin ended abnormally ({status})"),
-    };
-    let stderr = stderr.trim();
-    let reason = if stderr.is_empty() {
-        how
-    } else {
-        // The end of stderr is where a crash reports itself.
-        format!("{how}; stderr: {}", tail(stderr, BODY_EXCERPT_BYTES))
-    };
-    // It ran, and may have done part of its work before failing.
-    SmError::Transport { call: call.to_owned(), reason, sent: true }
-}
-
-/// The last `max` bytes of `text`, cut at a character boundary, marked with `…` when cut.
-fn tail(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut start = text.len() - max;
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    format!("…{}", &text[start..])
-}
-
-/// An excerpt of what the plugin printed, scrubbed before it is cut.
-fn quoted(text: &str, redactor: &Redactor) -> String {
-    excerpt(redactor.scrub(text).trim(), BODY_EXCERPT_BYTES)
-}
-
-/// Decodes a successful call's stdout as `T`, checking the protocol version when `version` is given.
-fn decode<T: DeserializeOwned>(
-    call: &str,
-    stdout: &[u8],
-    version: Option<&str>,
-    redactor: &Redactor,
-) -> Result<T, SmError> {
-    let bad = |reason: String| SmError::Decode { call: call.to_owned(), reason };
-    if stdout.iter().all(u8::is_ascii_whitespace) {
-        return Err(bad("the plugin exited 0 and printed nothing; a result object was expected".into()));
-    }
-    let value: Value = serde_json::from_slice(stdout)
-        .map_err(|e| bad(format!("not JSON ({e}): {}", quoted(&String::from_utf8_lossy(stdout), redactor))))?;
-    let Some(object) = value.as_object() else {
-        return Err(bad(format!("a JSON object was expected, got {}", quoted(&value.to_string(), redactor))));
-    };
-    if object.contains_key("code") && object.contains_key("msg") {
-        // Errors must come with a non-zero exit; reporting one as success would hide a failure.
-        return Err(bad(format!(
-            "the plugin exited 0 but printed an error object: {}",
-            quoted(&value.to_string(), redactor)
-        )));
-    }
-    if let Some(expected) = version {
-        match object.get("protocolVersion").and_then(Value::as_str) {
-            Some(got) if got == expected => {}
-            Some(got) => {
-                return Err(bad(format!(
-                    "protocolVersion {}, expected {expected:?}",
-                    quoted(&format!("{got:?}"), redactor)
-                )));
-            }
-            None => return Err(bad(format!("protocolVersion missing, expected {expected:?}"))),
-        }
-    }
-    serde_json::from_value(value).map_err(|e| bad(format!("not a valid result: {}", quoted(&e.to_string(), redactor))))
-}
-
 impl SubnetManager for ExecPlugin {
     fn name(&self) -> &str {
         &self.name
     }
 
-    fn validate(&self) -> BoxFuture<'_, Result<(), SmError>> {
+    fn validate(&self) -> SmCall<'_> {
         Box::pin(async move {
             let started = AtomicBool::new(false);
             let work = async {
@@ -457,20 +350,15 @@ impl SubnetManager for ExecPlugin {
         })
     }
 
-    fn add_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> BoxFuture<'a, Result<(), SmError>> {
+    fn add_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> SmCall<'a> {
         Box::pin(self.membership(Command::Add, pkey, guids))
     }
 
     /// The default options are the 1.0.0 ADD, unchanged. Others go to a plugin that agreed to 1.1.0
     /// or later; a 1.0.0 plugin would ignore them and make every GUID a full member, so the call is
     /// refused before the plugin runs.
-    fn add_guids_with<'a>(
-        &'a self,
-        pkey: PKey,
-        guids: &'a [Guid],
-        options: &'a ib_model::partition::PartitionOptions,
-    ) -> BoxFuture<'a, Result<(), SmError>> {
-        if *options == ib_model::partition::PartitionOptions::default() {
+    fn add_guids_with<'a>(&'a self, pkey: PKey, guids: &'a [Guid], options: &'a PartitionOptions) -> SmCall<'a> {
+        if *options == PartitionOptions::default() {
             return self.add_guids(pkey, guids);
         }
         Box::pin(async move {
@@ -492,7 +380,7 @@ impl SubnetManager for ExecPlugin {
         })
     }
 
-    fn remove_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> BoxFuture<'a, Result<(), SmError>> {
+    fn remove_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> SmCall<'a> {
         Box::pin(self.membership(Command::Remove, pkey, guids))
     }
 
@@ -533,120 +421,12 @@ impl SubnetManager for ExecPlugin {
     }
 }
 
+mod output;
+
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decode_checks_shape_and_version() {
-        let none = Redactor::none();
-        let ok: EmptyResult = decode("c", br#"{"protocolVersion":"1.0.0"}"#, Some("1.0.0"), &none).unwrap();
-        assert_eq!(ok.protocol_version, "1.0.0");
-        let kind = |out: &[u8]| decode::<EmptyResult>("c", out, Some("1.0.0"), &none).unwrap_err();
-        for out in [&b""[..], b"  \n", b"garbage", b"[1]", br#"{"protocolVersion":"9.9.9"}"#, b"{}"] {
-            assert!(matches!(kind(out), SmError::Decode { .. }), "{}", String::from_utf8_lossy(out));
-        }
-        let err = kind(br#"{"protocolVersion":"1.0.0","code":5,"msg":"down"}"#);
-        assert!(err.to_string().contains("exited 0 but printed an error"), "{err}");
-    }
-
-    #[test]
-    fn tails_cut_at_char_boundaries() {
-        assert_eq!(tail("short", 10), "short");
-        assert_eq!(tail(&"é".repeat(10), 5), "…éé");
-    }
-
-    #[tokio::test]
-    async fn stderr_tails_keep_the_end_and_say_when_cut() {
-        let (kept, cut) = read_tail(&b"short"[..], 16).await;
-        assert_eq!((kept.as_slice(), cut), (&b"short"[..], false));
-        let long: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
-        let (kept, cut) = read_tail(long.as_slice(), 1000).await;
-        assert!(cut);
-        assert_eq!(kept.as_slice(), &long[long.len() - 1000..]);
-    }
-
-    #[test]
-    fn plugin_text_is_scrubbed_before_it_is_cut() {
-        let redactor = Redactor::for_environment([("UFM_USERNAME", "admin"), ("UFM_PASSWORD", "canary-pw")]);
-        // A JSON error whose message holds the password, long enough to be cut after it.
-        let msg = format!("{}canary-pw{}", "x".repeat(BODY_EXCERPT_BYTES - 4), "y".repeat(100));
-        let stdout = serde_json::json!({"code": 6, "msg": msg, "details": "admin:canary-pw"}).to_string();
-        let status = <ExitStatus as std::os::unix::process::ExitStatusExt>::from_raw(1 << 8);
-        let e = failure("c", status, stdout.as_bytes(), "", &redactor);
-        assert!(!format!("{e} {e:?}").contains("canary"), "{e}");
-        // Output that is not JSON is quoted, scrubbed.
-        let e = decode::<EmptyResult>("c", b"login admin:canary-pw failed", Some("1.0.0"), &redactor).unwrap_err();
-        assert!(!e.to_string().contains("canary") && e.to_string().contains("<redacted>"), "{e}");
-    }
-
-    #[test]
-    fn config_debug_hides_values() {
-        let c = ExecConfig::new("/plugins/x").with_env("UFM_PASSWORD", "hunter2");
-        let shown = format!("{c:?}");
-        assert!(shown.contains("UFM_PASSWORD") && !shown.contains("hunter2"), "{shown}");
-    }
-}
+mod tests;
 
 /// Fuzzing of what a plugin may print: arbitrary bytes and arbitrary JSON decode to a result or to a
 /// clear error, never a panic. The case count follows `PROPTEST_CASES` (default 2,000).
 #[cfg(test)]
-mod fuzz {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn cases() -> u32 {
-        std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(2_000)
-    }
-
-    fn json() -> impl Strategy<Value = Value> {
-        let key = prop_oneof![
-            Just("protocolVersion".to_owned()),
-            Just("memberships".to_owned()),
-            Just("pkey".to_owned()),
-            Just("guid".to_owned()),
-            Just("code".to_owned()),
-            Just("msg".to_owned()),
-            "[a-zA-Z]{1,8}",
-        ];
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(|n| serde_json::json!(n)),
-            Just(serde_json::json!(PROTOCOL_VERSION)),
-            "[0-9a-fA-F:.x-]{0,24}".prop_map(Value::String),
-            "\\PC{0,12}".prop_map(Value::String),
-        ];
-        leaf.prop_recursive(4, 48, 6, move |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
-                prop::collection::btree_map(key.clone(), inner, 0..5)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        })
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(cases()))]
-
-        #[test]
-        fn plugin_output_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..256), v in json()) {
-            let none = Redactor::none();
-            for out in [bytes, v.to_string().into_bytes()] {
-                let _ = decode::<ListResult>("LIST", &out, Some(PROTOCOL_VERSION), &none);
-                let _ = decode::<EmptyResult>("ADD", &out, Some(PROTOCOL_VERSION), &none);
-                let _ = decode::<VersionResult>("VERSION", &out, None, &none);
-                let _ = serde_json::from_slice::<ErrorResult>(&out);
-            }
-        }
-
-        /// A decoded LIST result names only memberships that were in the output.
-        #[test]
-        fn decoded_lists_come_from_the_output(v in json()) {
-            let out = v.to_string();
-            if let Ok(list) = decode::<ListResult>("LIST", out.as_bytes(), Some(PROTOCOL_VERSION), &Redactor::none()) {
-                prop_assert_eq!(v["memberships"].as_array().map_or(0, Vec::len), list.memberships.len());
-            }
-        }
-    }
-}
+mod fuzz;

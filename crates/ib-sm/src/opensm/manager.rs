@@ -25,9 +25,10 @@ use tracing::Instrument;
 
 use super::config::OpenSmConfig;
 use super::file::{self, FileError, Lock};
-use super::partitions::{self, Block, PartitionsError};
+use super::partitions::{self, PartitionsError};
 use super::reload::{self, ReloadError};
-use crate::manager::{BoxFuture, SmError, SubnetManager};
+use crate::manager::{BoxFuture, SmCall, SmError, SubnetManager};
+use edit::apply;
 
 /// How many times a rewrite is tried again when someone else changed the file between our read and
 /// our rename; each try reads the file afresh.
@@ -350,84 +351,6 @@ fn prepare(
     Err(FileError::ChangedMeanwhile { path: shown() }.into())
 }
 
-/// Applies the batch's changes in order; returns the partitions a QoS change named that the block
-/// does not define (those changes are refused, the others applied).
-fn apply(block: &mut Block, changes: &[(Op, PKey, Vec<Guid>)], config: &OpenSmConfig) -> BTreeSet<PKey> {
-    let mut missing = BTreeSet::new();
-    for (op, pkey, guids) in changes {
-        match op {
-            Op::Add(options) => {
-                let partition = block.entry(*pkey).or_default();
-                let membership = options.map_or(config.membership, |o| o.membership);
-                partition.flags = match options {
-                    None => config.flags.clone(),
-                    Some(options) => option_flags(&config.flags, &partition.flags, options),
-                };
-                partition.members.extend(guids.iter().map(|g| (*g, membership)));
-            }
-            Op::Remove => {
-                if let Some(partition) = block.get_mut(pkey) {
-                    for guid in guids {
-                        partition.members.remove(guid);
-                    }
-                }
-            }
-            Op::SetQos(qos) => match block.get_mut(pkey).filter(|p| !p.members.is_empty()) {
-                Some(partition) => {
-                    let mut flags: Vec<String> = partition.flags.iter().filter(|f| !is_qos_flag(f)).cloned().collect();
-                    flags.extend(qos_flags(qos));
-                    partition.flags = flags;
-                }
-                None => {
-                    missing.insert(*pkey);
-                }
-            },
-        }
-    }
-    // A partition whose last member left is not written: like UFM, OpenSM then forgets it and its QoS.
-    block.retain(|_, p| !p.members.is_empty());
-    missing
-}
-
-fn flag_key(flag: &str) -> &str {
-    flag.split_once('=').map_or(flag, |(key, _)| key)
-}
-
-fn is_qos_flag(flag: &str) -> bool {
-    matches!(flag_key(flag), "mtu" | "rate" | "sl")
-}
-
-/// OpenSM's QoS flags of the partition's IPoIB broadcast group, IBTA-encoded: `mtu=5,rate=16,sl=3`.
-fn qos_flags(qos: &Qos) -> [String; 3] {
-    [
-        format!("mtu={}", qos.mtu_limit.ibta()),
-        format!("rate={}", qos.rate_limit.ibta()),
-        format!("sl={}", qos.service_level),
-    ]
-}
-
-/// A partition's flags for an add with `options`: `indx0` and `ipoib` as the options say; the QoS
-/// flags of the options, or else those the partition has, or else the configuration's; every other
-/// configured flag as configured.
-fn option_flags(configured: &[String], current: &[String], options: &PartitionOptions) -> Vec<String> {
-    let mut flags = Vec::new();
-    if options.index0 {
-        flags.push("indx0".to_owned());
-    }
-    if options.ip_over_ib {
-        flags.push("ipoib".to_owned());
-    }
-    flags.extend(configured.iter().filter(|f| !matches!(flag_key(f), "ipoib" | "indx0") && !is_qos_flag(f)).cloned());
-    match &options.qos {
-        Some(qos) => flags.extend(qos_flags(qos)),
-        None if current.iter().any(|f| is_qos_flag(f)) => {
-            flags.extend(current.iter().filter(|f| is_qos_flag(f)).cloned())
-        }
-        None => flags.extend(configured.iter().filter(|f| is_qos_flag(f)).cloned()),
-    }
-    flags
-}
-
 /// Puts our previous block back if the file still holds the block we wrote; says what happened.
 fn restore(config: &OpenSmConfig, before: &str, written: &str) -> String {
     let attempt = || -> Result<bool, OpenSmError> {
@@ -457,7 +380,7 @@ impl SubnetManager for OpenSm {
 
     /// The file can be read and locked (so its directory is writable), holds nothing that stops a
     /// rewrite, and OpenSM can be told to reload. Nothing is written, nothing is signalled.
-    fn validate(&self) -> BoxFuture<'_, Result<(), SmError>> {
+    fn validate(&self) -> SmCall<'_> {
         Box::pin(async move {
             let call = self.call_name("validate");
             let deadline = Instant::now() + self.inner.config.timeout / 2;
@@ -476,27 +399,22 @@ impl SubnetManager for OpenSm {
         })
     }
 
-    fn add_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> BoxFuture<'a, Result<(), SmError>> {
+    fn add_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> SmCall<'a> {
         Box::pin(self.submit(Op::Add(None), pkey, guids))
     }
 
     /// Each member is written with the options' membership; the partition's definition gets `indx0`
     /// and `ipoib` as the options say and, with QoS, `mtu=`, `rate=` and `sl=` (OpenSM applies them to
     /// the partition's IPoIB broadcast group). Other configured flags are kept.
-    fn add_guids_with<'a>(
-        &'a self,
-        pkey: PKey,
-        guids: &'a [Guid],
-        options: &'a PartitionOptions,
-    ) -> BoxFuture<'a, Result<(), SmError>> {
+    fn add_guids_with<'a>(&'a self, pkey: PKey, guids: &'a [Guid], options: &'a PartitionOptions) -> SmCall<'a> {
         Box::pin(self.submit(Op::Add(Some(*options)), pkey, guids))
     }
 
-    fn set_qos<'a>(&'a self, pkey: PKey, qos: Qos) -> BoxFuture<'a, Result<(), SmError>> {
+    fn set_qos<'a>(&'a self, pkey: PKey, qos: Qos) -> SmCall<'a> {
         Box::pin(self.submit(Op::SetQos(qos), pkey, &[]))
     }
 
-    fn remove_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> BoxFuture<'a, Result<(), SmError>> {
+    fn remove_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> SmCall<'a> {
         Box::pin(self.submit(Op::Remove, pkey, guids))
     }
 
@@ -534,6 +452,8 @@ impl std::fmt::Debug for OpenSm {
             .finish_non_exhaustive()
     }
 }
+
+mod edit;
 
 #[cfg(test)]
 mod tests;

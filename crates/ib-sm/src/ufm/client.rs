@@ -14,7 +14,7 @@ use tracing::Instrument;
 use super::config::{Auth, Scheme, TlsTrust, UfmConfig};
 use super::http::{build_client, classify};
 use super::wire;
-use crate::manager::{BODY_EXCERPT_BYTES, BoxFuture, SmError, SubnetManager, excerpt};
+use crate::manager::{BODY_EXCERPT_BYTES, BoxFuture, SmCall, SmError, SubnetManager, excerpt};
 use crate::redact::Redactor;
 
 /// Sent on every request, GETs included, exactly as the Go plugin did.
@@ -114,6 +114,20 @@ impl Ufm {
             Credentials::Basic { username, password } => builder.basic_auth(username, Some(password.expose())),
             Credentials::Token(value) => builder.header(AUTHORIZATION, value.clone()),
         }
+    }
+
+    /// A membership change of `guids` in `pkey`, the body built by `body`; no request for no GUIDs.
+    async fn post_guids(
+        &self,
+        path: &'static str,
+        pkey: PKey,
+        guids: &[Guid],
+        body: fn(PKey, &[Guid]) -> String,
+    ) -> Result<(), SmError> {
+        if guids.is_empty() {
+            return Ok(());
+        }
+        self.exchange(Call::post(path, pkey, guids.len(), body(pkey, guids))).await.map(drop)
     }
 
     /// One request: success is exactly 200, whose body is returned; anything else is an [`SmError`].
@@ -233,28 +247,17 @@ impl SubnetManager for Ufm {
         "ufm"
     }
 
-    fn validate(&self) -> BoxFuture<'_, Result<(), SmError>> {
+    fn validate(&self) -> SmCall<'_> {
         Box::pin(async move { self.exchange(Call::get(VERSION_PATH, None)).await.map(drop) })
     }
 
-    fn add_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> BoxFuture<'a, Result<(), SmError>> {
-        Box::pin(async move {
-            if guids.is_empty() {
-                return Ok(());
-            }
-            let body = wire::add_body(pkey, guids);
-            self.exchange(Call::post(ADD_PATH, pkey, guids.len(), body)).await.map(drop)
-        })
+    fn add_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> SmCall<'a> {
+        Box::pin(self.post_guids(ADD_PATH, pkey, guids, wire::add_body))
     }
 
     /// The add with the options' membership, `index0` and `ip_over_ib`; then, when QoS is asked for,
     /// `PUT qos_conf` (UFM's add takes no QoS, and the partition exists once the add succeeded).
-    fn add_guids_with<'a>(
-        &'a self,
-        pkey: PKey,
-        guids: &'a [Guid],
-        options: &'a PartitionOptions,
-    ) -> BoxFuture<'a, Result<(), SmError>> {
+    fn add_guids_with<'a>(&'a self, pkey: PKey, guids: &'a [Guid], options: &'a PartitionOptions) -> SmCall<'a> {
         Box::pin(async move {
             if guids.is_empty() {
                 return Ok(());
@@ -268,7 +271,7 @@ impl SubnetManager for Ufm {
         })
     }
 
-    fn set_qos<'a>(&'a self, pkey: PKey, qos: Qos) -> BoxFuture<'a, Result<(), SmError>> {
+    fn set_qos<'a>(&'a self, pkey: PKey, qos: Qos) -> SmCall<'a> {
         Box::pin(async move { self.exchange(Call::put(QOS_PATH, pkey, wire::qos_body(pkey, &qos))).await.map(drop) })
     }
 
@@ -282,14 +285,8 @@ impl SubnetManager for Ufm {
         })
     }
 
-    fn remove_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> BoxFuture<'a, Result<(), SmError>> {
-        Box::pin(async move {
-            if guids.is_empty() {
-                return Ok(());
-            }
-            let body = wire::remove_body(pkey, guids);
-            self.exchange(Call::post(REMOVE_PATH, pkey, guids.len(), body)).await.map(drop)
-        })
+    fn remove_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> SmCall<'a> {
+        Box::pin(self.post_guids(REMOVE_PATH, pkey, guids, wire::remove_body))
     }
 
     /// Every call is one HTTP request, and the request timeout covers all of it: connecting, sending,

@@ -1,0 +1,48 @@
+use super::*;
+use proptest::prelude::*;
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(2_000)
+}
+
+fn json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| serde_json::json!(n)),
+        "[0-9a-fA-Fx:]{0,24}".prop_map(Value::String),
+        "\\PC{0,12}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::btree_map(
+                prop_oneof![Just("guids".to_owned()), Just("guid".to_owned()), "[a-z0-9x]{1,6}"],
+                inner,
+                0..5
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..256)) {
+        let _ = parse_listing(&body);
+    }
+
+    /// Whatever the shape, the parser either fails or returns exactly the well-formed GUIDs.
+    #[test]
+    fn arbitrary_json_is_parsed_or_refused(v in json()) {
+        if let Ok(list) = parse_listing(v.to_string().as_bytes()) {
+            for (pkey, guid) in list {
+                let entry = &v[&pkey]["guids"];
+                let found = entry.as_array().is_some_and(|a| a.iter().any(|i| i["guid"].as_str().and_then(|t| Guid::parse_ufm(t).ok()) == Some(guid)));
+                prop_assert!(found);
+            }
+        }
+    }
+}

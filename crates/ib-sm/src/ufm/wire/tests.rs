@@ -1,0 +1,104 @@
+use super::*;
+
+fn pkey(v: u32) -> PKey {
+    PKey::new(v).unwrap()
+}
+
+fn guids(vs: &[u64]) -> Vec<Guid> {
+    vs.iter().copied().map(Guid::from_u64).collect()
+}
+
+#[test]
+fn add_body_is_the_go_plugins() {
+    assert_eq!(
+        add_body(pkey(5), &guids(&[0x0200000000000000, 0x0200000000000001])),
+        r#"{"pkey": "0x0005", "index0": true, "ip_over_ib": true, "membership": "full", "guids": ["0200000000000000","0200000000000001"]}"#
+    );
+    assert_eq!(
+        add_body(pkey(0xa30), &guids(&[0x02000ff000ff0009])),
+        r#"{"pkey": "0x0A30", "index0": true, "ip_over_ib": true, "membership": "full", "guids": ["02000ff000ff0009"]}"#
+    );
+}
+
+#[test]
+fn add_body_carries_the_options_and_qos_its_own_body() {
+    use ib_model::partition::{Membership, MtuLimit, RateLimit};
+    let options = PartitionOptions { membership: Membership::Limited, index0: false, ip_over_ib: false, qos: None };
+    assert_eq!(
+        add_body_with(pkey(5), &guids(&[1]), &options),
+        r#"{"pkey": "0x0005", "index0": false, "ip_over_ib": false, "membership": "limited", "guids": ["0000000000000001"]}"#
+    );
+    assert_eq!(add_body_with(pkey(5), &guids(&[1]), &PartitionOptions::default()), add_body(pkey(5), &guids(&[1])));
+    let qos = Qos { mtu_limit: MtuLimit::Mtu4K, service_level: 7, rate_limit: RateLimit::from_gbps(2.5).unwrap() };
+    let body = qos_body(pkey(0x7ffe), &qos);
+    assert_eq!(body, r#"{"pkey": "0x7FFE", "mtu_limit": 4, "service_level": 7, "rate_limit": 2.5}"#);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["rate_limit"].as_f64(), Some(2.5));
+}
+
+#[test]
+fn last_updated_is_kept_as_written_and_refused_when_malformed() {
+    assert_eq!(parse_last_updated(br#"{"last_updated": null}"#), Ok(None));
+    assert_eq!(parse_last_updated(b"{}"), Ok(None));
+    assert_eq!(
+        parse_last_updated(br#"{"last_updated": "Thu Sep  3 11:42:39 UTC 2020"}"#),
+        Ok(Some("Thu Sep  3 11:42:39 UTC 2020".to_owned()))
+    );
+    assert!(matches!(parse_last_updated(br#"{"last_updated": 5}"#), Err(WireError::LastUpdated(_))));
+    assert!(parse_last_updated(b"<html>").is_err());
+    let huge = format!(r#"{{"last_updated": "{}"}}"#, "9".repeat(1 << 20));
+    assert!(parse_last_updated(huge.as_bytes()).unwrap().unwrap().len() < 200);
+}
+
+#[test]
+fn remove_body_is_the_go_plugins() {
+    assert_eq!(
+        remove_body(pkey(0x7ffe), &guids(&[1, u64::MAX])),
+        r#"{"pkey": "0x7FFE", "guids": ["0000000000000001","ffffffffffffffff"]}"#
+    );
+}
+
+#[test]
+fn bodies_are_valid_json() {
+    let body = add_body(pkey(5), &guids(&[1, 2, 3]));
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["guids"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn listing_keeps_pkey_names_and_skips_empty_partitions() {
+    let body = br#"{
+        "0x7fff": {"partition": "management", "ip_over_ib": true, "membership": "full", "guids": []},
+        "0x31a": {"partition": "api_pkey_0x31a", "guids": [
+            {"guid": "946dae03005985c8", "membership": "full", "index0": true},
+            {"guid": "02000FF000FF0009"}]},
+        "0x2fb": {"partition": "api_pkey_0x2fb", "qos_conf": {}},
+        "0x10": {"guids": null}
+    }"#;
+    assert_eq!(
+        parse_listing(body).unwrap(),
+        vec![
+            ("0x31a".to_owned(), Guid::from_u64(0x946dae03005985c8)),
+            ("0x31a".to_owned(), Guid::from_u64(0x02000ff000ff0009)),
+        ]
+    );
+    assert_eq!(parse_listing(b"{}").unwrap(), vec![]);
+}
+
+#[test]
+fn malformed_listings_name_the_culprit() {
+    let cases: [(&[u8], &[&str]); 6] = [
+        (br#"{"0x5": {"guids": [{"guid": "zz"}]}}"#, &["0x5", "\"zz\""]),
+        (br#"{"0x5": 3}"#, &["0x5", "expected an object", "3"]),
+        (br#"{"0x5": {"guids": "a"}}"#, &["0x5", "must be a list"]),
+        (br#"{"0x5": {"guids": [{"id": 1}]}}"#, &["0x5", "entry 0", "{\"id\":1}"]),
+        (br#"[1, 2]"#, &["not a JSON object"]),
+        (b"<html>", &["not a JSON object"]),
+    ];
+    for (body, words) in cases {
+        let err = parse_listing(body).unwrap_err().to_string();
+        for word in words {
+            assert!(err.contains(word), "{err} lacks {word}");
+        }
+    }
+}
