@@ -4,6 +4,9 @@
 //! Settings (environment variables; README, "Checking a cluster before a rollout"):
 //! - `IB_E2E_KUBECONFIG`: the cluster. Unset: a fresh Kubernetes emulator with its simulated kubelet
 //!   (nodes `node-01`…) is started in this process.
+//! - `IB_E2E_CONTROLLER_KUBECONFIG`: the identity the controllers run as (default: `IB_E2E_KUBECONFIG`).
+//!   Where the project's admission policy is installed, only the controller's ServiceAccount may write
+//!   the configured marker: give a kubeconfig of that ServiceAccount here.
 //! - `IB_E2E_SM`: `ufm` (default; a UFM emulator is started and every membership is checked in it) or
 //!   `noop` (no subnet manager; GUIDs and ownership records only).
 //! - `IB_E2E_NODE`: the node the suite's pods are bound to (`spec.nodeName`); default the first Ready,
@@ -26,7 +29,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::PostParams;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
@@ -88,6 +91,8 @@ struct Suite {
     emulated: Option<Emulated>,
     fabric: Option<Fabric>,
     kubeconfig: PathBuf,
+    /// What the controllers run with.
+    controller_kubeconfig: PathBuf,
     client: Client,
     namespace: String,
     /// Whether the namespace was created (an API server without a namespaces resource, like the
@@ -304,6 +309,10 @@ impl Suite {
                 Some(Fabric { ufm, password })
             }
         };
+        let controller_kubeconfig = match std::env::var("IB_E2E_CONTROLLER_KUBECONFIG") {
+            Ok(path) if !path.is_empty() => PathBuf::from(path),
+            _ => kubeconfig.clone(),
+        };
         let client = client_for(&kubeconfig).await;
         if let Err(refusal) = preflight(&client).await {
             panic!("{refusal}");
@@ -323,6 +332,7 @@ impl Suite {
             emulated,
             fabric,
             kubeconfig,
+            controller_kubeconfig,
             client,
             namespace,
             namespace_created: false,
@@ -362,6 +372,17 @@ impl Suite {
             .await
             .unwrap_or_else(|e| panic!("creating the namespace {}: {e}", self.namespace));
         self.namespace_created = true;
+        // Pods need their namespace's `default` ServiceAccount, which a cluster's controller manager
+        // creates shortly after the namespace; an API server without one (or slower than the first pod)
+        // would refuse the pods. Creating it is harmless either way: whoever comes second gets 409.
+        let accounts: Api<ServiceAccount> = Api::namespaced(self.client.clone(), &self.namespace);
+        let account: ServiceAccount =
+            serde_json::from_value(json!({"metadata": {"name": "default"}})).expect("account");
+        match accounts.create(&PostParams::default(), &account).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(e) => panic!("creating the ServiceAccount {}/default: {e}", self.namespace),
+        }
     }
 
     fn pods(&self) -> Api<Pod> {
@@ -386,7 +407,7 @@ impl Suite {
             }
         }
         command
-            .env("KUBECONFIG", &self.kubeconfig)
+            .env("KUBECONFIG", &self.controller_kubeconfig)
             .env("K8S_NODE", "e2e")
             .env("POD_UID", name)
             .env("POD_NAMESPACE", &self.namespace)
@@ -609,11 +630,26 @@ impl Suite {
     /// Stops the controllers, deletes the namespace (and with it the pods, NADs, Events and Lease) and
     /// the GuidBlocks of the suite's range. Best effort: every step is tried and failures are printed.
     async fn clean_up(&mut self) {
+        // SIGTERM first: a controller that stops cleanly releases its Lease, so the next run of the suite
+        // is not refused while the namespace is still being deleted.
+        for replica in &self.replicas {
+            if let Some(pid) = replica.child.id() {
+                let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+            }
+        }
         for mut replica in self.replicas.drain(..) {
-            let _ = replica.child.start_kill();
-            let _ = tokio::time::timeout(DEADLINE, replica.child.wait()).await;
+            if tokio::time::timeout(DEADLINE, replica.child.wait()).await.is_err() {
+                let _ = replica.child.start_kill();
+                let _ = tokio::time::timeout(DEADLINE, replica.child.wait()).await;
+            }
         }
         let delete = DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::default() };
+        // The Lease goes now, not with the namespace: a namespace is deleted only once the cluster's
+        // namespace controller has emptied it.
+        match Api::<Lease>::namespaced(self.client.clone(), &self.namespace).delete(LEASE_NAME, &delete).await {
+            Ok(_) | Err(kube::Error::Api(_)) => {}
+            Err(e) => println!("e2e: could not delete the Lease: {e}"),
+        }
         if self.namespace_created {
             let api: Api<Namespace> = Api::all(self.client.clone());
             if let Err(e) = api.delete(&self.namespace, &delete).await {
