@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ib_model::annotation::is_dns1123_label;
-use ib_model::partition::PartitionOptions;
+use ib_model::partition::PartitionPolicy;
+use ib_model::pkey::PKeyRange;
 use ib_model::{Guid, GuidRange, PKey, Policy};
 use ib_sm::env::{EnvError, EnvErrors, EnvMap};
 use ib_sm::opensm::OpenSmConfig;
@@ -114,40 +115,18 @@ pub struct Config {
     pub admin_address: SocketAddr,
     /// `LOG_FORMAT`: plain or JSON log lines.
     pub log_format: LogFormat,
-    /// `NAMESPACE_ISOLATION`, `GLOBAL_NAMESPACES`, `REMOVE_UNRECORDED_MEMBERSHIPS`.
+    /// `NAMESPACE_ISOLATION`, `GLOBAL_NAMESPACES`, `REMOVE_UNRECORDED_MEMBERSHIPS`, and in
+    /// `policy.partitions`: `ENABLE_IP_OVER_IB`, `ENABLE_INDEX0_FOR_PRIMARY_PKEY`,
+    /// `DEFAULT_LIMITED_PARTITION`, `ALLOW_PARTITION_CREATE`, `PKEY_ALLOCATION_RANGE`.
     pub policy: Policy,
-    /// `ENABLE_IP_OVER_IB`, `ENABLE_INDEX0_FOR_PRIMARY_PKEY`, `DEFAULT_LIMITED_PARTITION`,
-    /// `ALLOW_PARTITION_CREATE`.
-    pub partitions: PartitionDefaults,
     /// `WATCH_NAMESPACE`: pods and NADs of this one namespace only; `None` (the default) watches all.
     pub watch_namespace: Option<String>,
 }
 
-/// How pods join partitions when their NAD does not say, cluster-wide. The variable names are those of
+/// Reads the partition rules; every bad variable is pushed to `errors`. The variable names are those of
 /// the Go daemon's forks that introduced them, with the same meanings.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PartitionDefaults {
-    /// The options of a GUID in its NAD's partition when the NAD states none: `ip_over_ib` from
-    /// `ENABLE_IP_OVER_IB`, `index0` from `ENABLE_INDEX0_FOR_PRIMARY_PKEY`, full membership, no QoS.
-    pub primary: PartitionOptions,
-    /// `DEFAULT_LIMITED_PARTITION`: a partition every pod GUID also joins as a limited member (a shared
-    /// storage network); `None` when unset.
-    pub default_limited: Option<PKey>,
-    /// `ALLOW_PARTITION_CREATE`: whether ib-kubernetes may create a partition that does not exist yet
-    /// (the subnet manager's add creates it). `false`: a pod of a missing partition waits.
-    pub allow_create: bool,
-}
-
-impl Default for PartitionDefaults {
-    /// What ib-kubernetes (and the Go daemon) always did.
-    fn default() -> Self {
-        PartitionDefaults { primary: PartitionOptions::default(), default_limited: None, allow_create: true }
-    }
-}
-
-/// Reads the partition defaults; every bad variable is pushed to `errors`.
-fn partition_defaults(env: &EnvMap, errors: &mut Vec<EnvError>) -> PartitionDefaults {
-    let mut defaults = PartitionDefaults::default();
+fn partition_policy(env: &EnvMap, errors: &mut Vec<EnvError>) -> PartitionPolicy {
+    let mut defaults = PartitionPolicy::default();
     let mut flag = |key: &'static str, default: bool| {
         env.bool(key, default).unwrap_or_else(|e| {
             errors.push(e);
@@ -173,6 +152,25 @@ fn partition_defaults(env: &EnvMap, errors: &mut Vec<EnvError>) -> PartitionDefa
                 format!("must be a partition key such as 0x10: {reason}"),
             )),
         }
+    }
+    if let Some(text) = env.get("PKEY_ALLOCATION_RANGE").filter(|t| !t.trim().is_empty()) {
+        match PKeyRange::parse(text) {
+            Ok(range) => defaults.allocation_range = Some(range),
+            Err(e) => errors.push(EnvError::new(
+                "PKEY_ALLOCATION_RANGE",
+                ib_model::text::shorten(text, ib_model::text::ECHO_CHARS),
+                format!("must be a range of partition keys such as 0x1000-0x1FFF: {e}"),
+            )),
+        }
+    }
+    if let (Some(range), Some(shared)) = (defaults.allocation_range, defaults.default_limited)
+        && range.contains(shared)
+    {
+        errors.push(EnvError::new(
+            "DEFAULT_LIMITED_PARTITION",
+            shared.to_string(),
+            format!("lies inside PKEY_ALLOCATION_RANGE {range}, whose partitions are each given to one network"),
+        ));
     }
     defaults
 }
@@ -296,7 +294,7 @@ impl Config {
             }
         }
 
-        let partitions = partition_defaults(env, &mut errors);
+        policy.partitions = partition_policy(env, &mut errors);
         let watch_namespace = watch_namespace(env, guid_range.as_ref()).map_err(|e| errors.push(e)).ok().flatten();
 
         match (sm, guid_range, identity, admin_address) {
@@ -311,7 +309,6 @@ impl Config {
                 admin_address,
                 log_format,
                 policy,
-                partitions,
                 watch_namespace,
             }),
             _ => Err(EnvErrors(errors)),

@@ -16,6 +16,9 @@ use crate::pod::{PodUid, PodView};
 pub(crate) struct Known {
     pods: HashMap<PodUid, PodView>,
     nads: HashMap<NetworkRef, Result<NadKind, NadError>>,
+    /// The partition allocated to each network that asked for one, as the allocator's ledger says: the
+    /// only source of an allocated partition (a NAD's own text may be written by anyone).
+    allocated: HashMap<NetworkRef, PKey>,
 }
 
 /// Whether resourceVersion `a` is older than `b` (both decimal, as API servers issue them).
@@ -51,9 +54,30 @@ impl Known {
     /// The partition of an InfiniBand NAD, when it is known and has one.
     pub(crate) fn nad_pkey(&self, network: &NetworkRef) -> Option<PKey> {
         match self.nads.get(network) {
+            Some(Ok(NadKind::InfiniBand(spec))) if spec.options.allocate_pkey => self.allocated_pkey(network),
             Some(Ok(NadKind::InfiniBand(spec))) => spec.pkey,
             _ => None,
         }
+    }
+
+    /// The partition allocated to `network`, if any.
+    pub(crate) fn allocated_pkey(&self, network: &NetworkRef) -> Option<PKey> {
+        self.allocated.get(network).copied()
+    }
+
+    /// Replaces the allocations; the networks whose allocation changed.
+    pub(crate) fn set_allocations(&mut self, allocated: HashMap<NetworkRef, PKey>) -> Vec<NetworkRef> {
+        let changed = self
+            .allocated
+            .keys()
+            .chain(allocated.keys())
+            .filter(|n| self.allocated.get(*n) != allocated.get(*n))
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        self.allocated = allocated;
+        changed
     }
 
     /// The owning pod's name, for a pod of `namespace`: named only within the same namespace.

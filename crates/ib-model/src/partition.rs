@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use crate::pkey::{PKey, PKeyRange};
+
 /// Whether a member may talk to every member of the partition (full) or only to full members
 /// (limited: two limited members cannot reach each other).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -189,6 +191,47 @@ pub struct PartitionOptions {
 impl Default for PartitionOptions {
     fn default() -> Self {
         PartitionOptions { membership: Membership::Full, index0: true, ip_over_ib: true, qos: None }
+    }
+}
+
+/// The cluster's rules for partitions, from the controller's configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionPolicy {
+    /// How a GUID joins its network's partition where the NAD does not say.
+    pub primary: PartitionOptions,
+    /// A partition every GUID handed out also joins, as a limited member (a shared storage network,
+    /// say): joined before its pod is marked configured, left when the pod ends.
+    pub default_limited: Option<PKey>,
+    /// Whether a partition the subnet manager does not have may be created by adding the first member.
+    /// `false`: a pod of a missing partition waits, with an Event naming it.
+    pub allow_create: bool,
+    /// The partitions ib-kubernetes allocates to networks that ask for one (`allocate_pkey`); a NAD may
+    /// not name one of them itself.
+    pub allocation_range: Option<PKeyRange>,
+}
+
+impl Default for PartitionPolicy {
+    /// What ib-kubernetes (and the Go daemon) always did.
+    fn default() -> Self {
+        PartitionPolicy {
+            primary: PartitionOptions::default(),
+            default_limited: None,
+            allow_create: true,
+            allocation_range: None,
+        }
+    }
+}
+
+impl PartitionPolicy {
+    /// How a GUID joins the default limited partition: limited, never at index 0 (that place is its own
+    /// network's), IPoIB as the cluster's default says, and no QoS (the partition is the operator's).
+    pub fn default_limited_options(&self) -> PartitionOptions {
+        PartitionOptions {
+            membership: Membership::Limited,
+            index0: false,
+            ip_over_ib: self.primary.ip_over_ib,
+            qos: None,
+        }
     }
 }
 

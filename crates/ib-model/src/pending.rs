@@ -4,6 +4,7 @@
 use crate::annotation::{AnnotationError, NetworkRef};
 use crate::guid::{Guid, GuidError};
 use crate::nad::NadError;
+use crate::pkey::{PKey, PKeyRange};
 use crate::pod::PodRef;
 use crate::pool::GuidRange;
 
@@ -98,6 +99,29 @@ pub enum PendingReason {
         /// The network of the interface concerned.
         network: NetworkRef,
     },
+    /// The NAD asks for a partition of its own (`allocate_pkey`) and none is allocated to it yet.
+    PartitionNotAllocated {
+        /// The network of the interface concerned.
+        network: NetworkRef,
+        /// Whether this cluster allocates partitions at all (`PKEY_ALLOCATION_RANGE` is set).
+        enabled: bool,
+    },
+    /// The NAD names a partition of the range that is allocated one per network: only the network it
+    /// is allocated to may use it, and only by asking with `allocate_pkey`.
+    PartitionReserved {
+        /// The network of the interface concerned.
+        network: NetworkRef,
+        /// The partition the NAD names.
+        pkey: PKey,
+        /// The range partitions are allocated from.
+        range: PKeyRange,
+    },
+    /// The partition does not exist in the subnet manager and ib-kubernetes may not create it
+    /// (`ALLOW_PARTITION_CREATE=false`).
+    PartitionNotFound {
+        /// The missing partition.
+        pkey: PKey,
+    },
     /// More InfiniBand interfaces than one pod may have.
     TooManyInterfaces {
         /// How many the pod asks for.
@@ -124,6 +148,9 @@ impl PendingReason {
             PendingReason::TooManyPKeys { .. } => "TooManyPKeys",
             PendingReason::NamespaceNotAllowed { .. } => "NamespaceNotAllowed",
             PendingReason::TooManyInterfaces { .. } => "TooManyInterfaces",
+            PendingReason::PartitionNotAllocated { .. } => "PartitionNotAllocated",
+            PendingReason::PartitionReserved { .. } => "PartitionReserved",
+            PendingReason::PartitionNotFound { .. } => "PartitionNotFound",
         }
     }
 
@@ -138,7 +165,7 @@ impl PendingReason {
     }
 
     /// Every label, for metrics that export a zero for reasons not seen.
-    pub const LABELS: [&'static str; 13] = [
+    pub const LABELS: [&'static str; 16] = [
         "InvalidNetworkAnnotation",
         "NetworkNotFound",
         "InvalidNetwork",
@@ -152,6 +179,9 @@ impl PendingReason {
         "TooManyPKeys",
         "NamespaceNotAllowed",
         "TooManyInterfaces",
+        "PartitionNotAllocated",
+        "PartitionReserved",
+        "PartitionNotFound",
     ];
 }
 
@@ -202,6 +232,22 @@ impl std::fmt::Display for PendingReason {
                 f,
                 "network {network}: namespace isolation is on and {} is neither the pod's namespace nor a global namespace",
                 network.namespace
+            ),
+            PendingReason::PartitionNotAllocated { network, enabled: true } => write!(
+                f,
+                "network {network} asks for a partition of its own (allocate_pkey); none is allocated to it yet"
+            ),
+            PendingReason::PartitionNotAllocated { network, enabled: false } => write!(
+                f,
+                "network {network} asks for a partition of its own (allocate_pkey), but this cluster allocates none (PKEY_ALLOCATION_RANGE is not set)"
+            ),
+            PendingReason::PartitionReserved { network, pkey, range } => write!(
+                f,
+                "network {network}: partition {pkey} lies in {range}, the range whose partitions are allocated one per network; ask for one with allocate_pkey instead of naming it"
+            ),
+            PendingReason::PartitionNotFound { pkey } => write!(
+                f,
+                "partition {pkey} does not exist in the subnet manager and ib-kubernetes may not create partitions; waiting until it exists"
             ),
             PendingReason::TooManyInterfaces { count, limit } => {
                 write!(f, "the pod asks for {count} InfiniBand interfaces; at most {limit} are allowed per pod")

@@ -88,6 +88,84 @@ impl fmt::Debug for PKey {
     }
 }
 
+/// An inclusive range of partition keys, written `0x1000-0x1FFF`: the partitions ib-kubernetes may
+/// allocate, one per network that asks for one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PKeyRange {
+    first: PKey,
+    last: PKey,
+}
+
+/// Why a partition-key range was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[allow(
+    missing_docs,
+    reason = "each variant's #[error] message is its documentation; its fields are the values the message names"
+)]
+pub enum PKeyRangeError {
+    #[error("invalid pkey range {value:?}: must be two partition keys joined by '-', e.g. \"0x1000-0x1FFF\"")]
+    Syntax { value: String },
+    #[error("invalid pkey range: {0}")]
+    Bound(#[from] PKeyError),
+    #[error("invalid pkey range {value:?}: the first key is larger than the last")]
+    Reversed { value: String },
+}
+
+impl PKeyRange {
+    /// The keys from `first` to `last`, both included; `None` when `first > last`.
+    pub fn new(first: PKey, last: PKey) -> Option<Self> {
+        (first <= last).then_some(PKeyRange { first, last })
+    }
+
+    /// Parses `0xA-0xB` (spaces around either key allowed).
+    pub fn parse(text: &str) -> Result<Self, PKeyRangeError> {
+        let syntax = || PKeyRangeError::Syntax { value: crate::text::echo(text) };
+        let (a, b) = text.split_once('-').ok_or_else(syntax)?;
+        let (a, b) = (a.trim(), b.trim());
+        if a.len() > 10 || b.len() > 10 {
+            return Err(syntax());
+        }
+        let (first, last) = (PKey::parse(a)?, PKey::parse(b)?);
+        PKeyRange::new(first, last).ok_or_else(|| PKeyRangeError::Reversed { value: crate::text::echo(text.trim()) })
+    }
+
+    /// Whether `pkey` lies in the range.
+    pub fn contains(&self, pkey: PKey) -> bool {
+        self.first <= pkey && pkey <= self.last
+    }
+
+    /// The first key.
+    pub fn first(&self) -> PKey {
+        self.first
+    }
+
+    /// The last key.
+    pub fn last(&self) -> PKey {
+        self.last
+    }
+
+    /// How many keys the range has.
+    pub fn len(&self) -> usize {
+        usize::from(self.last.0 - self.first.0) + 1
+    }
+
+    /// Never empty: a range holds at least its first key.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Every key of the range, in order.
+    pub fn iter(&self) -> impl Iterator<Item = PKey> + use<> {
+        (self.first.0..=self.last.0).map(PKey)
+    }
+}
+
+impl fmt::Display for PKeyRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.first, self.last)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +209,25 @@ mod tests {
             assert!(err.to_string().contains("15 bits"));
         }
         assert!(matches!(PKey::new(0x7FFF), Err(PKeyError::DefaultPartition { value }) if value == "0x7FFF"));
+    }
+
+    #[test]
+    fn ranges_parse_and_refuse_naming_the_value() {
+        let r = PKeyRange::parse("0x1000 - 0x1fff").unwrap();
+        assert_eq!((r.first().get(), r.last().get(), r.len()), (0x1000, 0x1FFF, 0x1000));
+        assert!(r.contains(PKey::new(0x1000).unwrap()) && r.contains(PKey::new(0x1FFF).unwrap()));
+        assert!(!r.contains(PKey::new(0x2000).unwrap()));
+        assert_eq!(r.to_string(), "0x1000-0x1FFF");
+        assert_eq!(PKeyRange::parse("0x5-0x5").unwrap().iter().count(), 1);
+        for bad in ["0x10", "0x10-", "0x20-0x10", "0x1-0x7fff", "0x0-0x5", "x-y", &"9".repeat(100_000)] {
+            let e = PKeyRange::parse(bad).expect_err(bad);
+            assert!(e.to_string().len() < 400, "{e}");
+        }
+        assert!(matches!(PKeyRange::parse("0x20-0x10"), Err(PKeyRangeError::Reversed { .. })));
+        assert!(matches!(
+            PKeyRange::parse("0x1-0x7fff"),
+            Err(PKeyRangeError::Bound(PKeyError::DefaultPartition { .. }))
+        ));
     }
 
     proptest! {

@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 
 use crate::guid::Guid;
+use crate::partition::PartitionPolicy;
 use crate::pending::Pending;
 use crate::pkey::PKey;
 use crate::pod::{InterfaceKey, PodRef, PodView};
@@ -82,6 +83,8 @@ pub struct Policy {
     /// Remove memberships of pool GUIDs that no record explains (the subnet manager may be shared with
     /// other clusters and with people, so this is off unless the operator opts in).
     pub remove_unrecorded: bool,
+    /// How pods join partitions, cluster-wide.
+    pub partitions: PartitionPolicy,
 }
 
 /// A Normal Event for a pod: something it should know that is not a reason to wait.

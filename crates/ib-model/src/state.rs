@@ -206,6 +206,14 @@ impl State {
         }
     }
 
+    /// The partitions allocated to networks that asked for one (`allocate_pkey`), the whole ledger each
+    /// time. Pods of a network whose allocation changed are planned again.
+    pub fn set_pkey_allocations(&mut self, allocated: std::collections::HashMap<NetworkRef, crate::PKey>) {
+        for n in self.known.set_allocations(allocated) {
+            self.wake_nad_users(&n);
+        }
+    }
+
     /// The NAD watch has delivered its initial list.
     pub fn nads_synced(&mut self) {
         self.phase.nads_read();

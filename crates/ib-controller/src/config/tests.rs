@@ -142,7 +142,8 @@ fn tenant_policy_variables() {
         ib_model::Policy {
             namespace_isolation: false,
             global_namespaces: ["default".to_owned()].into(),
-            remove_unrecorded: false
+            remove_unrecorded: false,
+            partitions: Default::default(),
         }
     );
     let c = load(&[
@@ -166,8 +167,8 @@ fn tenant_policy_variables() {
 #[test]
 fn partition_defaults_are_todays_behaviour() {
     let c = load(&[("DAEMON_SM_PLUGIN", "noop")]).unwrap();
-    assert_eq!(c.partitions, PartitionDefaults::default());
-    let p = c.partitions;
+    assert_eq!(c.policy.partitions, ib_model::partition::PartitionPolicy::default());
+    let p = c.policy.partitions;
     assert!(p.primary.ip_over_ib && p.primary.index0 && p.allow_create && p.default_limited.is_none());
     assert_eq!(p.primary.membership, ib_model::partition::Membership::Full);
     // Empty means default, as for every variable.
@@ -178,7 +179,7 @@ fn partition_defaults_are_todays_behaviour() {
         ("ALLOW_PARTITION_CREATE", ""),
     ])
     .unwrap();
-    assert_eq!(c.partitions, PartitionDefaults::default());
+    assert_eq!(c.policy.partitions, ib_model::partition::PartitionPolicy::default());
 }
 
 #[test]
@@ -191,7 +192,7 @@ fn partition_defaults_are_read() {
         ("ALLOW_PARTITION_CREATE", "False"),
     ])
     .unwrap();
-    let p = c.partitions;
+    let p = c.policy.partitions;
     assert!(!p.primary.ip_over_ib && !p.primary.index0 && !p.allow_create);
     assert_eq!(p.default_limited, Some(PKey::parse("0x7ffe").unwrap()));
 }
@@ -253,4 +254,26 @@ fn watch_namespace_is_one_namespace_with_a_range_of_its_own() {
         ("GUID_POOL_RANGE_END", "02:ff:ff:ff:ff:ff:ff:ff"),
     ]);
     assert!(e.contains("not the default one"), "{e}");
+}
+
+#[test]
+fn pkey_allocation_range_is_read_and_kept_apart_from_the_shared_partition() {
+    let c = load(&[("DAEMON_SM_PLUGIN", "noop"), ("PKEY_ALLOCATION_RANGE", "0x1000-0x1fff")]).unwrap();
+    assert_eq!(c.policy.partitions.allocation_range.map(|r| r.to_string()).as_deref(), Some("0x1000-0x1FFF"));
+    for (value, words) in [
+        ("0x2000-0x1000", "PKEY_ALLOCATION_RANGE=\"0x2000-0x1000\""),
+        ("0x1000", "must be a range of partition keys"),
+        ("0x1-0x7fff", "management"),
+    ] {
+        let e = err(&[("DAEMON_SM_PLUGIN", "noop"), ("PKEY_ALLOCATION_RANGE", value)]);
+        assert!(e.contains(words), "{value}: {e}");
+    }
+    let e = err(&[
+        ("DAEMON_SM_PLUGIN", "noop"),
+        ("PKEY_ALLOCATION_RANGE", "0x1000-0x1fff"),
+        ("DEFAULT_LIMITED_PARTITION", "0x1005"),
+    ]);
+    assert!(e.contains("DEFAULT_LIMITED_PARTITION") && e.contains("inside PKEY_ALLOCATION_RANGE"), "{e}");
+    let e = err(&[("DAEMON_SM_PLUGIN", "noop"), ("PKEY_ALLOCATION_RANGE", &"0x1".repeat(1_000_000))]);
+    assert!(e.len() < 1_000, "a megabyte value is not echoed whole: {} bytes", e.len());
 }

@@ -113,7 +113,13 @@ impl Planner<'_> {
                         continue;
                     }
                     Some(Ok(NadKind::Other)) => continue,
-                    Some(Ok(NadKind::InfiniBand(spec))) => spec.clone(),
+                    Some(Ok(NadKind::InfiniBand(spec))) => match self.resolve_partition(&s.network, spec.clone()) {
+                        Ok(spec) => spec,
+                        Err(r) => {
+                            reason.get_or_insert(r);
+                            continue;
+                        }
+                    },
                 };
                 let key = InterfaceKey { pod: uid.clone(), network: s.network.clone(), interface: s.interface.clone() };
                 let requested = s.guid.as_ref().map(|(t, _)| t.as_str());
@@ -232,7 +238,7 @@ impl Planner<'_> {
     fn tell_if_partition_kept(&mut self, view: &PodView, guid: Guid, network: &NetworkRef) {
         let Some(kept) = self.owners.ledger().get(guid).map(|c| c.pkey) else { return };
         let now = match self.known.nad(network) {
-            Some(Ok(NadKind::InfiniBand(spec))) => Some(spec.pkey),
+            Some(Ok(NadKind::InfiniBand(_))) => Some(self.known.nad_pkey(network)),
             Some(_) => None,
             None => None,
         };
@@ -252,6 +258,29 @@ impl Planner<'_> {
                 name(kept)
             ),
         });
+    }
+
+    /// The partition a network's GUIDs join: the one allocated to it when it asked for one (whatever
+    /// its config says), else the one it names, which may not be one of the allocated range.
+    fn resolve_partition(&self, network: &NetworkRef, mut spec: IbSriovSpec) -> Result<IbSriovSpec, PendingReason> {
+        let range = self.policy.partitions.allocation_range;
+        if spec.options.allocate_pkey {
+            let Some(pkey) = self.known.allocated_pkey(network) else {
+                return Err(PendingReason::PartitionNotAllocated {
+                    network: network.clone(),
+                    enabled: range.is_some(),
+                });
+            };
+            spec.pkey = Some(pkey);
+            spec.pkey_text = pkey.to_string();
+            return Ok(spec);
+        }
+        match (range, spec.pkey) {
+            (Some(range), Some(pkey)) if range.contains(pkey) => {
+                Err(PendingReason::PartitionReserved { network: network.clone(), pkey, range })
+            }
+            _ => Ok(spec),
+        }
     }
 
     /// The kernel's pkey table holds 128 entries per port: a pod whose new partitions would push its

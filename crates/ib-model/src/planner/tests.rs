@@ -404,4 +404,5 @@ fn g_(last: &str) -> Guid {
 mod configure;
 mod hostile;
 mod lifecycle;
+mod partitions;
 mod property;
