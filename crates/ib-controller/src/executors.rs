@@ -4,9 +4,11 @@
 //! Every task lives in one [`JoinSet`] owned by the state task, so none outlives it: a stop aborts them
 //! and waits for them, and dropping the state task aborts them too.
 //!
-//! Subnet-manager requests go through one lane per (operation, pkey): while a request of a lane is in
-//! flight, new GUIDs for it gather and leave together in the next request (group commit). Latency is
-//! one round trip when quiet; batches grow under load.
+//! Subnet-manager requests go through one lane per partition: while a request of a lane is in flight,
+//! new GUIDs for it gather and leave together in the next request (group commit). Latency is one round
+//! trip when quiet; batches grow under load. One change per partition at a time also keeps a second
+//! change from racing the first on a subnet manager that applies changes after answering (UFM): there
+//! a change counts as done only once reading the partition back shows it.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -19,7 +21,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tracing::{debug, error, info_span, warn};
 
-use ib_model::{BlockId, Guid, PKey, PodPatch, RecordWrite, SmFailure, SmOp, SmRequest};
+use ib_model::{BlockId, PKey, PodPatch, RecordWrite, SmFailure, SmOp, SmRequest};
 use ib_sm::SubnetManager;
 
 use crate::call::{CallError, bounded};
@@ -27,7 +29,7 @@ use crate::events::EventSink;
 use crate::input::Input;
 use crate::leader::LeaseGate;
 use crate::records::RecordsError;
-use crate::{patcher, records, watch};
+use crate::{patcher, records, sm_change, watch};
 
 /// Settings of the state task.
 #[derive(Clone, Debug)]
@@ -50,7 +52,8 @@ pub struct TaskSettings {
 #[derive(Default, Debug)]
 struct Lane {
     busy: bool,
-    queued: Vec<Guid>,
+    /// Changes waiting, each with every GUID gathered for it, in the order first asked for.
+    queued: Vec<SmRequest>,
 }
 
 /// The work the state task hands out, and the tasks doing it.
@@ -62,7 +65,7 @@ pub struct Executors {
     gate: LeaseGate,
     patch_slots: Arc<Semaphore>,
     settings: TaskSettings,
-    lanes: HashMap<(SmOp, PKey), Lane>,
+    lanes: HashMap<PKey, Lane>,
 }
 
 impl Executors {
@@ -134,29 +137,34 @@ impl Executors {
         self.lanes.clear();
     }
 
-    /// Queues a subnet-manager request; requests of the same operation and P_Key are merged and sent one at a time.
+    /// Queues a subnet-manager request; requests of one partition are sent one at a time, and those
+    /// asking for the same change are merged.
     pub fn submit_sm(&mut self, request: SmRequest) {
-        self.lanes.entry((request.op, request.pkey)).or_default().queued.extend(request.guids);
+        let lane = self.lanes.entry(request.pkey).or_default();
+        match lane.queued.iter_mut().find(|q| q.same_change(&request)) {
+            Some(queued) => queued.guids.extend(request.guids),
+            None => lane.queued.push(request),
+        }
     }
 
     /// The request of a lane has answered: what it gathered meanwhile may go.
-    pub fn lane_done(&mut self, op: SmOp, pkey: PKey) {
-        if let Some(lane) = self.lanes.get_mut(&(op, pkey)) {
+    pub fn lane_done(&mut self, pkey: PKey) {
+        if let Some(lane) = self.lanes.get_mut(&pkey) {
             lane.busy = false;
         }
     }
 
-    /// Sends what each idle lane has gathered as one request. Runs once per round of inputs, after the
-    /// plan, so that a lane freed by an answer early in the round also carries what the rest of the
-    /// round planned: under a burst that is many GUIDs per request, and no added wait.
+    /// Sends the first change each idle lane has gathered as one request. Runs once per round of
+    /// inputs, after the plan, so that a lane freed by an answer early in the round also carries what
+    /// the rest of the round planned: under a burst that is many GUIDs per request, and no added wait.
     pub fn flush_lanes(&mut self, term: u64) {
         let ready: Vec<SmRequest> = self
             .lanes
-            .iter_mut()
-            .filter(|(_, lane)| !lane.busy && !lane.queued.is_empty())
-            .map(|((op, pkey), lane)| {
+            .values_mut()
+            .filter(|lane| !lane.busy && !lane.queued.is_empty())
+            .map(|lane| {
                 lane.busy = true;
-                SmRequest { op: *op, pkey: *pkey, guids: std::mem::take(&mut lane.queued) }
+                lane.queued.remove(0)
             })
             .collect();
         for request in ready {
@@ -174,13 +182,14 @@ impl Executors {
             let result = match gate.time_left() {
                 None => Err(SmFailure { kind: "not_leader", unknown: false }),
                 Some(left) => {
-                    let call = async {
-                        match request.op {
-                            SmOp::Add => sm.add_guids(request.pkey, &request.guids).await,
-                            SmOp::Remove => sm.remove_guids(request.pkey, &request.guids).await,
+                    let result = bounded(limit.min(left), span.clone(), sm_change::change(sm.as_ref(), &request)).await;
+                    let result = match result {
+                        Ok(()) if sm.applies_later() => {
+                            let left = gate.time_left().unwrap_or_default();
+                            bounded(limit.min(left), span.clone(), sm_change::confirm(sm.as_ref(), &request)).await
                         }
+                        other => other,
                     };
-                    let result = bounded(limit.min(left), span.clone(), call).await;
                     let _entered = span.enter();
                     match result {
                         Ok(()) => {
@@ -189,7 +198,7 @@ impl Executors {
                         }
                         Err(CallError::Failed(e)) => {
                             warn!(error = %e, "subnet manager request failed");
-                            Err(SmFailure { kind: e.label(), unknown: e.outcome_unknown() })
+                            Err(e.failure())
                         }
                         Err(CallError::TimedOut(limit)) => {
                             warn!(

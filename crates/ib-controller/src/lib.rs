@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod patcher;
 pub mod records;
 pub mod resources;
+mod sm_change;
 pub mod startup;
 pub mod state_task;
 pub mod watch;

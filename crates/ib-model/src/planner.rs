@@ -31,12 +31,13 @@ use crate::guid::Guid;
 use crate::known::Known;
 use crate::nad::{IbSriovSpec, NadKind};
 use crate::ownership::Ownership;
+use crate::partition::PartitionOptions;
 use crate::pending::PendingReason;
 use crate::pkey::PKey;
 use crate::pod::{InterfaceKey, PodUid, PodView};
 use crate::records::Records;
 use crate::records::{BlockId, Record, RecordChange, RecordState, RecordWrite, owner_hash};
-use crate::state::{Dirty, Imported, Notice, Plan, PodPatch, Policy, SmOp, SmRequest};
+use crate::state::{Dirty, Imported, Notice, Plan, PodPatch, Policy, SmFailure, SmOp, SmRequest};
 use crate::waits::Waits;
 
 /// One planning step over the state's parts. See the module documentation.
@@ -61,6 +62,9 @@ pub(crate) struct Planner<'a> {
     pub(crate) out: &'a mut Plan,
 }
 
+/// The GUIDs of each set of options, in the order first planned, for one operation and partition.
+type Changes = Vec<(PartitionOptions, Vec<Guid>)>;
+
 /// Re-planning passes per call: a release in one pass can wake pods for the next. Work left after the
 /// last pass stays dirty for the next call, so this only bounds the length of one call.
 const MAX_PASSES: usize = 4;
@@ -71,7 +75,7 @@ pub const MAX_PKEYS_PER_NODE: usize = 128;
 impl Planner<'_> {
     /// Plans every dirty pod and GUID, then the record writes.
     pub(crate) fn plan_dirty(&mut self) {
-        let mut requests: BTreeMap<(SmOp, PKey), Vec<Guid>> = BTreeMap::new();
+        let mut requests: BTreeMap<(SmOp, PKey), Changes> = BTreeMap::new();
         for _ in 0..MAX_PASSES {
             // Pods woken by a release since the last pass.
             self.dirty.pods.extend(self.owners.take_woken());
@@ -83,12 +87,21 @@ impl Planner<'_> {
                 self.plan_pod(uid);
             }
             for g in std::mem::take(&mut self.dirty.guids) {
-                if let Some((op, pkey)) = self.plan_guid(g) {
-                    requests.entry((op, pkey)).or_default().push(g);
+                if let Some((op, pkey, options)) = self.plan_guid(g) {
+                    let groups = requests.entry((op, pkey)).or_default();
+                    match groups.iter_mut().find(|(o, _)| *o == options) {
+                        Some((_, guids)) => guids.push(g),
+                        None => groups.push((options, vec![g])),
+                    }
                 }
             }
         }
-        self.out.sm.extend(requests.into_iter().map(|((op, pkey), guids)| SmRequest { op, pkey, guids }));
+        let must_exist = !self.policy.partitions.allow_create;
+        for ((op, pkey), groups) in requests {
+            for (options, guids) in groups {
+                self.out.sm.push(SmRequest { op, pkey, guids, options, must_exist: must_exist && op == SmOp::Add });
+            }
+        }
         self.plan_records();
     }
 

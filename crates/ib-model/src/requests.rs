@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use crate::guid::Guid;
-use crate::partition::PartitionPolicy;
+use crate::partition::{PartitionOptions, PartitionPolicy};
 use crate::pending::Pending;
 use crate::pkey::PKey;
 use crate::pod::{InterfaceKey, PodRef, PodView};
@@ -27,6 +27,20 @@ pub struct SmRequest {
     pub pkey: PKey,
     /// The GUIDs that change, all of the same partition.
     pub guids: Vec<Guid>,
+    /// How the GUIDs join (the default for a removal). Its QoS is set only when no GUID of the pool is
+    /// known to be in the partition: the partition is new, or the subnet manager deleted it with its
+    /// QoS when its last member left.
+    pub options: PartitionOptions,
+    /// A join may not create the partition: if the subnet manager does not have it, the request fails
+    /// with [`SmFailure::PARTITION_NOT_FOUND`] and sends nothing.
+    pub must_exist: bool,
+}
+
+impl SmRequest {
+    /// Whether `other` can go out in the same request as this one.
+    pub fn same_change(&self, other: &SmRequest) -> bool {
+        (self.op, self.pkey, self.options, self.must_exist) == (other.op, other.pkey, other.options, other.must_exist)
+    }
 }
 
 /// A new networks annotation for one pod, valid only for the resourceVersion it was computed from.
@@ -70,6 +84,11 @@ pub struct SmFailure {
     /// The change may have been applied although no success came back (a timeout after sending, a
     /// dropped connection, a server error): the GUID is held until a listing settles it.
     pub unknown: bool,
+}
+
+impl SmFailure {
+    /// The kind of a join refused because the partition does not exist and may not be created.
+    pub const PARTITION_NOT_FOUND: &'static str = "partition_not_found";
 }
 
 /// Cluster-wide rules that are not about one pod.

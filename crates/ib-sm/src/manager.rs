@@ -67,6 +67,29 @@ pub trait SubnetManager: Send + Sync + fmt::Debug {
         Box::pin(async { Ok(None) })
     }
 
+    /// The GUIDs of `pkey` as the subnet manager has them in effect; `None` when it has no such
+    /// partition. The default reads the whole listing, where a partition without members cannot be told
+    /// from a missing one.
+    fn partition_members(&self, pkey: PKey) -> BoxFuture<'_, Result<Option<Vec<Guid>>, SmError>> {
+        Box::pin(async move {
+            let listing = self.list_guids().await?;
+            let wanted = ib_model::membership::Partition::Managed(pkey);
+            let members: Vec<Guid> = listing
+                .into_iter()
+                .filter(|(name, _)| ib_model::membership::Partition::from_sm_name(name) == wanted)
+                .map(|(_, g)| g)
+                .collect();
+            Ok((!members.is_empty()).then_some(members))
+        })
+    }
+
+    /// Whether a change this manager answered may not be in effect yet (UFM answers once the change is
+    /// in its model and applies it to the fabric later). The caller then reads the partition back
+    /// ([`SubnetManager::partition_members`]) before it relies on the change.
+    fn applies_later(&self) -> bool {
+        false
+    }
+
     /// Ends the membership of every GUID in `pkey`; GUIDs that are not members are not an error.
     fn remove_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> SmCall<'a>;
 

@@ -11,9 +11,42 @@ impl Planner<'_> {
         }
     }
 
+    /// The partitions `g` is to be in, and how it joins each: its claim's partition, then the cluster's
+    /// shared limited one. Empty for a GUID nobody claims.
+    pub(crate) fn wanted(&self, g: Guid) -> [Option<(PKey, PartitionOptions)>; 2] {
+        let Some(claim) = self.owners.ledger().get(g) else { return [None, None] };
+        let partitions = &self.policy.partitions;
+        let primary = claim.pkey.map(|pk| {
+            let options = match self.known.nad(&claim.owner.network) {
+                Some(Ok(NadKind::InfiniBand(spec))) => spec.partition_options(&partitions.primary),
+                // The NAD changed or went while the pod runs: it keeps its partition, with the defaults.
+                _ => partitions.primary,
+            };
+            (pk, options)
+        });
+        let shared = partitions
+            .default_limited
+            .filter(|s| claim.pkey != Some(*s))
+            .map(|s| (s, partitions.default_limited_options()));
+        [primary, shared]
+    }
+
+    /// Whether `g` is in every partition it is to be in, with no change of it in flight.
+    pub(crate) fn joined(&self, g: Guid, pkey: Option<PKey>) -> bool {
+        let needs = [pkey, self.policy.partitions.default_limited];
+        if needs.iter().all(Option::is_none) {
+            return true;
+        }
+        !self.owners.op_in_flight(g) && needs.iter().flatten().all(|p| self.owners.sm().has(g, *p))
+    }
+
     /// The next change for one GUID: leave the partition its record names once nobody wants it there,
-    /// join the one its owner needs once that is recorded, and report memberships nobody recorded.
-    pub(super) fn plan_guid(&mut self, g: Guid) -> Option<(SmOp, PKey)> {
+    /// join the ones its owner needs once that is recorded, leave the shared limited partition once its
+    /// owner is gone, and report memberships nobody recorded.
+    ///
+    /// A stored record stands for the shared limited partition too: a GUID joins it only after its
+    /// record is stored, and the record goes only once the GUID has left it.
+    pub(super) fn plan_guid(&mut self, g: Guid) -> Option<(SmOp, PKey, PartitionOptions)> {
         self.records.mark(g);
         if !self.owners.range().contains(g)
             || self.owners.op_in_flight(g)
@@ -22,16 +55,23 @@ impl Planner<'_> {
         {
             return None;
         }
-        let wanted = self.owners.ledger().get(g).and_then(|c| c.pkey);
-        let recorded = self.records.get(g).and_then(|s| s.pkey);
-        let next = if let Some(old) = recorded.filter(|p| Some(*p) != wanted && self.owners.sm().has(g, *p)) {
-            Some((SmOp::Remove, old))
-        } else if let Some(pk) = wanted.filter(|p| !self.owners.sm().has(g, *p)) {
+        let wanted = self.wanted(g);
+        let is_wanted = |p: PKey| wanted.iter().flatten().any(|(w, _)| *w == p);
+        let stored = self.records.get(g);
+        let recorded = stored.and_then(|s| s.pkey);
+        let shared = self.policy.partitions.default_limited.filter(|_| stored.is_some());
+        let sm = self.owners.sm();
+        let leave = |p: &PKey| !is_wanted(*p) && sm.has(g, *p);
+        let next = if let Some(old) = recorded.filter(leave) {
+            Some((SmOp::Remove, old, PartitionOptions::default()))
+        } else if let Some(s) = shared.filter(leave) {
+            Some((SmOp::Remove, s, PartitionOptions::default()))
+        } else if let Some((pk, options)) = wanted.iter().flatten().find(|(p, _)| !sm.has(g, *p)).copied() {
             // Not before its record is stored: a crash after the add must leave a record behind.
-            self.record_matches(g).then_some((SmOp::Add, pk))
+            self.record_matches(g).then(|| (SmOp::Add, pk, self.with_qos_if_new(pk, options)))
         } else {
             let unexplained: Vec<PKey> =
-                self.owners.sm().managed(g).filter(|p| Some(*p) != recorded && Some(*p) != wanted).collect();
+                sm.managed(g).filter(|p| Some(*p) != recorded && Some(*p) != shared && !is_wanted(*p)).collect();
             match unexplained.first() {
                 None => {
                     self.owners.explained(g);
@@ -45,14 +85,24 @@ impl Planner<'_> {
                     if remove {
                         self.out.drift.push(g);
                     }
-                    remove.then_some((SmOp::Remove, *p))
+                    remove.then_some((SmOp::Remove, *p, PartitionOptions::default()))
                 }
             }
         };
-        if let Some(op) = next {
-            self.owners.start_op(g, op);
+        if let Some((op, pkey, _)) = next {
+            self.owners.start_op(g, (op, pkey));
         }
         next
+    }
+
+    /// The partition's QoS is set only when no GUID of the pool is known to be in it: it is new, or the
+    /// subnet manager deleted it, QoS and all, when its last member left. Setting it on every join would
+    /// make some subnet managers resweep the fabric each time.
+    fn with_qos_if_new(&self, pkey: PKey, mut options: PartitionOptions) -> PartitionOptions {
+        if self.owners.sm().has_members(pkey) {
+            options.qos = None;
+        }
+        options
     }
 
     /// Record writes for every GUID whose stored record differs from what is wanted, one merge patch per
@@ -118,7 +168,8 @@ impl Planner<'_> {
         let in_flight = self.owners.op_in_flight(g) || self.owners.is_uncertain(g);
         let Some(claim) = self.owners.ledger().get(g) else {
             let s = stored?;
-            let member = s.pkey.is_some_and(|p| self.owners.sm().has(g, p));
+            let shared = self.policy.partitions.default_limited;
+            let member = [s.pkey, shared].iter().flatten().any(|p| self.owners.sm().has(g, *p));
             let state = if self.owners.is_uncertain(g) { RecordState::Unknown } else { RecordState::Releasing };
             return match (member || in_flight, s.state == state) {
                 (false, _) => Some(RecordChange::Delete),

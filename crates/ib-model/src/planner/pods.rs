@@ -174,14 +174,10 @@ impl Planner<'_> {
                 };
                 return self.wait(uid, r, HashSet::new());
             };
-            let member = match w.spec.pkey {
-                None => true,
-                Some(pk) => self.owners.sm().has(guid, pk) && !self.owners.op_in_flight(guid),
-            };
-            if !member || !self.record_matches(guid) {
+            if !self.joined(guid, w.spec.pkey) || !self.record_matches(guid) {
                 ready = false;
                 if let Some(kind) = self.owners.failure(guid) {
-                    failure.get_or_insert(PendingReason::SubnetManagerFailed { kind });
+                    failure.get_or_insert_with(|| self.failure_reason(guid, w.spec.pkey, kind));
                 }
             }
             edits.push(Edit { index: w.index, guid, generated: w.generated, marked: w.marked, spec: w.spec });
@@ -196,7 +192,11 @@ impl Planner<'_> {
         // failure coming back raises no second Event.
         let retrying = matches!(
             self.waits.reason(uid),
-            Some(PendingReason::SubnetManagerFailed { .. } | PendingReason::PatchFailed { .. })
+            Some(
+                PendingReason::SubnetManagerFailed { .. }
+                    | PendingReason::PatchFailed { .. }
+                    | PendingReason::PartitionNotFound { .. }
+            )
         );
         if ready || !retrying {
             self.waits.clear(uid);
@@ -283,12 +283,33 @@ impl Planner<'_> {
         }
     }
 
+    /// Why a pod waits on a failed subnet-manager change of `guid`: a partition that may not be created
+    /// is named (the first of the GUID's partitions it is not in yet); any other failure only by kind.
+    fn failure_reason(&self, guid: Guid, pkey: Option<PKey>, kind: &'static str) -> PendingReason {
+        if kind == SmFailure::PARTITION_NOT_FOUND {
+            let missing = [pkey, self.policy.partitions.default_limited]
+                .into_iter()
+                .flatten()
+                .find(|p| !self.owners.sm().has(guid, *p));
+            if let Some(pkey) = missing {
+                return PendingReason::PartitionNotFound { pkey };
+            }
+        }
+        PendingReason::SubnetManagerFailed { kind }
+    }
+
     /// The kernel's pkey table holds 128 entries per port: a pod whose new partitions would push its
-    /// node past that waits with a clear reason instead of failing later inside the CNI.
+    /// node past that waits with a clear reason instead of failing later inside the CNI. The shared
+    /// limited partition takes one entry on every node with a pod of ours.
     fn check_node_pkeys(&self, node: &str, wanted: &[Wanted]) -> Option<PendingReason> {
         let used = self.owners.node_pkeys(node);
-        let new: std::collections::BTreeSet<PKey> =
-            wanted.iter().filter_map(|w| w.spec.pkey).filter(|pk| used.is_none_or(|m| !m.contains_key(pk))).collect();
+        let shared = self.policy.partitions.default_limited.filter(|_| !wanted.is_empty());
+        let new: std::collections::BTreeSet<PKey> = wanted
+            .iter()
+            .filter_map(|w| w.spec.pkey)
+            .chain(shared)
+            .filter(|pk| used.is_none_or(|m| !m.contains_key(pk)))
+            .collect();
         let total = used.map_or(0, |m| m.len()) + new.len();
         (!new.is_empty() && total > MAX_PKEYS_PER_NODE)
             .then(|| PendingReason::TooManyPKeys { node: node.to_owned(), limit: MAX_PKEYS_PER_NODE })

@@ -71,6 +71,12 @@ struct World {
     records_failing: bool,
     /// GUIDs in a record write handed out and not yet done: never two at once for one GUID.
     records_in_flight: BTreeSet<Guid>,
+    /// How each membership was joined, as the last join request said.
+    joined_with: BTreeMap<(String, Guid), crate::partition::PartitionOptions>,
+    /// Each partition's QoS; lost with the partition when its last member leaves.
+    qos: BTreeMap<String, crate::partition::Qos>,
+    /// Partitions that exist without members (made by an operator).
+    empty_partitions: BTreeSet<String>,
 }
 
 enum Work {
@@ -105,6 +111,9 @@ impl World {
             answers_lost: false,
             records_failing: false,
             records_in_flight: BTreeSet::new(),
+            joined_with: BTreeMap::new(),
+            qos: BTreeMap::new(),
+            empty_partitions: BTreeSet::new(),
         }
     }
 
@@ -317,10 +326,20 @@ impl World {
             return;
         }
         let name = format!("0x{:x}", req.pkey.get());
+        if req.must_exist && !self.partition_exists(&name) {
+            let failure = SmFailure { kind: SmFailure::PARTITION_NOT_FOUND, unknown: false };
+            self.state.sm_done(req, Err(failure));
+            return;
+        }
+        assert!(req.op == SmOp::Add || req.options == Default::default(), "a removal carries no options");
+        if let Some(qos) = req.options.qos {
+            self.qos.insert(name.clone(), qos);
+        }
         for guid in &req.guids {
             match req.op {
                 SmOp::Add => {
                     self.sm.entry(*guid).or_default().insert(name.clone());
+                    self.joined_with.insert((name.clone(), *guid), req.options);
                 }
                 SmOp::Remove => {
                     if let Some(ps) = self.sm.get_mut(guid) {
@@ -331,6 +350,10 @@ impl World {
                     }
                 }
             }
+        }
+        if !self.partition_exists(&name) {
+            // The last member left: the subnet manager deleted the partition, and its QoS with it.
+            self.qos.remove(&name);
         }
         self.log.push(Logged::Sm(req.op, req.pkey, req.guids.clone()));
         if self.answers_lost {
@@ -377,6 +400,10 @@ impl World {
             self.execute(plan);
         }
         panic!("no patch planned");
+    }
+
+    fn partition_exists(&self, name: &str) -> bool {
+        self.empty_partitions.contains(name) || self.sm.values().any(|ps| ps.contains(name))
     }
 
     fn members(&self, pkey: &str) -> BTreeSet<Guid> {

@@ -158,7 +158,8 @@ impl Ufm {
     }
 
     async fn send(&self, name: &str, call: Call) -> Result<Bytes, SmError> {
-        let mut request = self.request(call.method, call.path, call.query);
+        let path = call.full_path();
+        let mut request = self.request(call.method, &path, call.query);
         if let Some(body) = call.body {
             request = request.body(body);
         }
@@ -210,6 +211,8 @@ async fn read_excerpt(mut response: reqwest::Response, redactor: &Redactor) -> S
 struct Call {
     method: Method,
     path: &'static str,
+    /// A partition key appended to `path` (`/resources/pkeys/0x0005`).
+    tail: Option<PKey>,
     query: Option<&'static str>,
     body: Option<String>,
     pkey: Option<PKey>,
@@ -218,15 +221,29 @@ struct Call {
 
 impl Call {
     fn get(path: &'static str, query: Option<&'static str>) -> Self {
-        Call { method: Method::GET, path, query, body: None, pkey: None, guids: 0 }
+        Call { method: Method::GET, path, tail: None, query, body: None, pkey: None, guids: 0 }
     }
 
     fn post(path: &'static str, pkey: PKey, guids: usize, body: String) -> Self {
-        Call { method: Method::POST, path, query: None, body: Some(body), pkey: Some(pkey), guids }
+        Call { method: Method::POST, path, tail: None, query: None, body: Some(body), pkey: Some(pkey), guids }
     }
 
     fn put(path: &'static str, pkey: PKey, body: String) -> Self {
-        Call { method: Method::PUT, path, query: None, body: Some(body), pkey: Some(pkey), guids: 0 }
+        Call { method: Method::PUT, path, tail: None, query: None, body: Some(body), pkey: Some(pkey), guids: 0 }
+    }
+
+    /// The same call for one partition: its key is appended to the path.
+    fn for_partition(mut self, pkey: PKey) -> Self {
+        self.tail = Some(pkey);
+        self
+    }
+
+    /// The path with its partition key, if any.
+    fn full_path(&self) -> std::borrow::Cow<'static, str> {
+        match self.tail {
+            Some(pkey) => format!("{}{pkey}", self.path).into(),
+            None => self.path.into(),
+        }
     }
 
     /// `POST /ufmRest/resources/pkeys (pkey 0x0005, 2 GUIDs)`: names the call in errors.
@@ -237,7 +254,7 @@ impl Call {
                 format!("{} {prefix}{}{query} (pkey {pkey})", self.method, self.path)
             }
             Some(pkey) => format!("{} {prefix}{}{query} (pkey {pkey}, {} GUIDs)", self.method, self.path, self.guids),
-            None => format!("{} {prefix}{}{query}", self.method, self.path),
+            None => format!("{} {prefix}{}{query}", self.method, self.full_path()),
         }
     }
 }
@@ -287,6 +304,27 @@ impl SubnetManager for Ufm {
 
     fn remove_guids<'a>(&'a self, pkey: PKey, guids: &'a [Guid]) -> SmCall<'a> {
         Box::pin(self.post_guids(REMOVE_PATH, pkey, guids, wire::remove_body))
+    }
+
+    /// `GET /resources/pkeys/<pkey>?guids_data=true`; UFM answers an unknown partition with `{}` (some
+    /// versions with 404).
+    fn partition_members(&self, pkey: PKey) -> BoxFuture<'_, Result<Option<Vec<Guid>>, SmError>> {
+        Box::pin(async move {
+            let call = Call::get(LIST_PATH, Some(LIST_QUERY)).for_partition(pkey);
+            let name = call.name(self.prefix);
+            let body = match self.exchange(call).await {
+                Err(SmError::Status { status: 404, .. }) => return Ok(None),
+                other => other?,
+            };
+            wire::parse_partition(&body)
+                .map_err(|e| SmError::Decode { call: name, reason: self.redactor.scrub(&e.to_string()) })
+        })
+    }
+
+    /// UFM answers a change once it is in its model; the fabric gets it after UFM has regenerated
+    /// OpenSM's partitions and OpenSM has swept.
+    fn applies_later(&self) -> bool {
+        true
     }
 
     /// Every call is one HTTP request, and the request timeout covers all of it: connecting, sending,

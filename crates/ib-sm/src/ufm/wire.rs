@@ -91,24 +91,45 @@ pub fn parse_listing(body: &[u8]) -> Result<Vec<(String, Guid)>, WireError> {
         serde_json::from_slice(body).map_err(|e| WireError::NotAnObject(e.to_string()))?;
     let mut out = Vec::new();
     for (pkey, entry) in top {
-        let Value::Object(entry) = entry else {
-            return Err(WireError::PartitionNotAnObject { pkey, got: brief(&entry) });
-        };
-        let guids = match entry.get("guids") {
-            None | Some(Value::Null) => continue,
-            Some(Value::Array(guids)) => guids,
-            Some(other) => return Err(WireError::GuidsNotAList { pkey, got: brief(other) }),
-        };
-        for (index, item) in guids.iter().enumerate() {
-            let Some(text) = item.get("guid").and_then(Value::as_str) else {
-                return Err(WireError::MissingGuid { pkey, index, got: brief(item) });
-            };
-            let guid =
-                Guid::parse_ufm(text).map_err(|_| WireError::BadGuid { pkey: pkey.clone(), value: text.to_owned() })?;
+        for guid in partition_guids(&pkey, entry)? {
             out.push((pkey.clone(), guid));
         }
     }
     Ok(out)
+}
+
+/// The GUIDs of one partition's entry; `pkey` names it in errors.
+fn partition_guids(pkey: &str, entry: Value) -> Result<Vec<Guid>, WireError> {
+    let Value::Object(entry) = entry else {
+        return Err(WireError::PartitionNotAnObject { pkey: pkey.to_owned(), got: brief(&entry) });
+    };
+    let guids = match entry.get("guids") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(guids)) => guids,
+        Some(other) => return Err(WireError::GuidsNotAList { pkey: pkey.to_owned(), got: brief(other) }),
+    };
+    let mut out = Vec::with_capacity(guids.len());
+    for (index, item) in guids.iter().enumerate() {
+        let Some(text) = item.get("guid").and_then(Value::as_str) else {
+            return Err(WireError::MissingGuid { pkey: pkey.to_owned(), index, got: brief(item) });
+        };
+        let guid =
+            Guid::parse_ufm(text).map_err(|_| WireError::BadGuid { pkey: pkey.to_owned(), value: text.to_owned() })?;
+        out.push(guid);
+    }
+    Ok(out)
+}
+
+/// Reads `GET /resources/pkeys/<pkey>?guids_data=true`: the partition's GUIDs, or `None` for the `{}`
+/// UFM answers for a partition it does not have. A partition without `guids` has none.
+pub fn parse_partition(body: &[u8]) -> Result<Option<Vec<Guid>>, WireError> {
+    let top: serde_json::Map<String, Value> =
+        serde_json::from_slice(body).map_err(|e| WireError::NotAnObject(e.to_string()))?;
+    if top.is_empty() {
+        return Ok(None);
+    }
+    let pkey = top.get("pkey").and_then(Value::as_str).unwrap_or("the partition").to_owned();
+    partition_guids(&pkey, Value::Object(top)).map(Some)
 }
 
 /// Longest rendering of an unexpected value kept in an error: enough to recognise it.

@@ -102,3 +102,15 @@ fn malformed_listings_name_the_culprit() {
         }
     }
 }
+
+#[test]
+fn one_partition_reads_its_guids_and_tells_a_missing_one() {
+    assert_eq!(parse_partition(b"{}").unwrap(), None);
+    let body = br#"{"partition_name":"api_pkey_0x5","ip_over_ib":true,"guids":[{"guid":"0002c903000e0b72","membership":"limited","index0":false}]}"#;
+    assert_eq!(parse_partition(body).unwrap(), Some(vec![Guid::parse_ufm("0002c903000e0b72").unwrap()]));
+    assert_eq!(parse_partition(br#"{"partition_name":"x","guids":null}"#).unwrap(), Some(vec![]));
+    let e = parse_partition(br#"{"pkey":"0x5","guids":[{"guid":"zz"}]}"#).unwrap_err();
+    assert!(e.to_string().contains("\"0x5\"") && e.to_string().contains("zz"), "{e}");
+    assert!(parse_partition(b"[]").is_err());
+    assert!(parse_partition(br#"{"guids":"all"}"#).is_err());
+}
