@@ -121,9 +121,10 @@ async fn a_missing_partition_is_waited_for_when_creating_is_forbidden() {
     assert!(note.contains("partition 0x0006 does not exist"), "{note}");
     assert!(!note.contains("ufmRest") && !note.contains("127.0.0.1"), "no subnet-manager internals: {note}");
     assert_eq!(cluster.fabric().count(Endpoint::AddGuids), 0, "nothing was sent that would create it");
-    // The operator creates the partition; the next retry joins it.
-    cluster.fabric().seed_partition(6, ufm_emulator::Partition::new(6));
+    // The operator creates the partition, with a host port in it; the next retry joins it.
+    let host = ufm_emulator::Guid::from(0x0c42_a103_0000_0001_u64);
+    cluster.fabric().seed_members(6, [(host, ufm_emulator::Member::default())]);
     cluster.wait_configured("default", "p", 1).await;
-    assert_eq!(cluster.members(6).len(), 1);
+    assert_eq!(cluster.members(6).len(), 2);
     controller.shutdown().await;
 }
