@@ -54,6 +54,27 @@ struct Lane {
     busy: bool,
     /// Changes waiting, each with every GUID gathered for it, in the order first asked for.
     queued: Vec<SmRequest>,
+    /// When the oldest queued change was asked for.
+    since: Option<Instant>,
+}
+
+/// The longest a join is held for the rest of its burst, however slow the subnet manager.
+const MAX_BURST_HOLD: Duration = Duration::from_millis(250);
+
+/// How long a partition's join may still wait, queued since `since`, for GUIDs about to join the same
+/// partition: half the subnet manager's recent round trip (at most [`MAX_BURST_HOLD`]) while more
+/// joins wait for their ownership record, else not at all.
+///
+/// A subnet manager that serves one request at a time (UFM) charges a whole round trip per request:
+/// sending a burst's first GUIDs at once and the rest in a second request costs two round trips where
+/// one would do. Waiting up to half a round trip for the rest saves a whole one; with a fast subnet
+/// manager the wait is negligible.
+fn burst_hold(since: Instant, now: Instant, round_trip: Duration, more_coming: bool) -> Option<Duration> {
+    if !more_coming {
+        return None;
+    }
+    let window = (round_trip / 2).min(MAX_BURST_HOLD);
+    window.checked_sub(now.saturating_duration_since(since)).filter(|left| !left.is_zero())
 }
 
 /// The work the state task hands out, and the tasks doing it.
@@ -66,6 +87,10 @@ pub struct Executors {
     patch_slots: Arc<Semaphore>,
     settings: TaskSettings,
     lanes: HashMap<PKey, Lane>,
+    /// The subnet manager's recent round trip (a moving average of completed changes).
+    round_trip: Duration,
+    /// A [`Input::FlushLanes`] is on its way.
+    lanes_armed: bool,
 }
 
 impl Executors {
@@ -86,6 +111,8 @@ impl Executors {
             patch_slots: Arc::new(Semaphore::new(settings.patch_concurrency.max(1))),
             settings,
             lanes: HashMap::new(),
+            round_trip: Duration::ZERO,
+            lanes_armed: false,
         }
     }
 
@@ -141,32 +168,52 @@ impl Executors {
     /// asking for the same change are merged.
     pub fn submit_sm(&mut self, request: SmRequest) {
         let lane = self.lanes.entry(request.pkey).or_default();
+        lane.since.get_or_insert_with(Instant::now);
         match lane.queued.iter_mut().find(|q| q.same_change(&request)) {
             Some(queued) => queued.guids.extend(request.guids),
             None => lane.queued.push(request),
         }
     }
 
-    /// The request of a lane has answered: what it gathered meanwhile may go.
-    pub fn lane_done(&mut self, pkey: PKey) {
+    /// The request of a lane has answered after `elapsed`: what it gathered meanwhile may go.
+    pub fn lane_done(&mut self, pkey: PKey, elapsed: Duration) {
         if let Some(lane) = self.lanes.get_mut(&pkey) {
             lane.busy = false;
         }
+        self.round_trip = (self.round_trip * 3 + elapsed) / 4;
+    }
+
+    /// The timer of a held join has fired.
+    pub fn lanes_timer_fired(&mut self) {
+        self.lanes_armed = false;
     }
 
     /// Sends the first change each idle lane has gathered as one request. Runs once per round of
     /// inputs, after the plan, so that a lane freed by an answer early in the round also carries what
     /// the rest of the round planned: under a burst that is many GUIDs per request, and no added wait.
-    pub fn flush_lanes(&mut self, term: u64) {
-        let ready: Vec<SmRequest> = self
-            .lanes
-            .values_mut()
-            .filter(|lane| !lane.busy && !lane.queued.is_empty())
-            .map(|lane| {
-                lane.busy = true;
-                lane.queued.remove(0)
-            })
-            .collect();
+    /// A join whose partition has more joins waiting only for their record is held a moment
+    /// ([`burst_hold`]); `more_coming` tells which partitions have.
+    pub fn flush_lanes(&mut self, term: u64, more_coming: &dyn Fn(PKey) -> bool) {
+        let now = Instant::now();
+        let mut wake = None::<Duration>;
+        let mut ready = Vec::new();
+        for (pkey, lane) in &mut self.lanes {
+            let Some(first) = lane.queued.first().filter(|_| !lane.busy) else { continue };
+            let since = lane.since.unwrap_or(now);
+            if first.op == SmOp::Add
+                && let Some(left) = burst_hold(since, now, self.round_trip, more_coming(*pkey))
+            {
+                wake = Some(wake.map_or(left, |w| w.min(left)));
+                continue;
+            }
+            lane.busy = true;
+            ready.push(lane.queued.remove(0));
+            lane.since = (!lane.queued.is_empty()).then_some(now);
+        }
+        if let Some(left) = wake.filter(|_| !self.lanes_armed) {
+            self.lanes_armed = true;
+            self.after(left, Input::FlushLanes);
+        }
         for request in ready {
             self.spawn_sm(term, request);
         }
@@ -323,6 +370,21 @@ pub fn retry_delay(attempt: u32, cap: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_join_is_held_for_at_most_half_a_round_trip_and_only_while_more_are_coming() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        // UFM at 200 ms: up to 100 ms, while more joins wait for their record.
+        assert_eq!(burst_hold(t0, t0, ms(200), true), Some(ms(100)));
+        assert_eq!(burst_hold(t0, t0 + ms(60), ms(200), true), Some(ms(40)));
+        assert_eq!(burst_hold(t0, t0 + ms(100), ms(200), true), None);
+        assert_eq!(burst_hold(t0, t0, ms(200), false), None, "nothing else is coming: send now");
+        // A fast subnet manager: no wait worth having.
+        assert_eq!(burst_hold(t0, t0, Duration::ZERO, true), None);
+        // However slow it is, never more than the cap.
+        assert_eq!(burst_hold(t0, t0, ms(10_000), true), Some(MAX_BURST_HOLD));
+    }
 
     #[test]
     fn retry_delays_double_up_to_the_cap() {

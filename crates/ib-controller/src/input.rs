@@ -77,6 +77,8 @@ pub enum Input {
     RetryRecordWrites,
     /// Write the record changes that waited for their block's next write.
     FlushRecords,
+    /// A join held for the rest of its burst may go now.
+    FlushLanes,
     /// A pod patch has ended.
     PatchDone {
         /// The leadership the patch was made under.

@@ -217,6 +217,7 @@ impl StateTask {
                 self.flush_armed = false;
                 self.state.flush_records();
             }
+            Input::FlushLanes => self.exec.lanes_timer_fired(),
             Input::RetryRecords(term) => {
                 if term == self.term && self.leading {
                     self.exec.list_records(term, Duration::ZERO);
@@ -308,7 +309,8 @@ impl StateTask {
         for patch in plan.patches {
             self.exec.patch(self.term, patch);
         }
-        self.exec.flush_lanes(self.term);
+        let state = &self.state;
+        self.exec.flush_lanes(self.term, &|pkey| state.joins_waiting_for_records(pkey));
     }
 
     /// Once record changes wait for their block's next write, they are written a moment later anyway,

@@ -168,6 +168,14 @@ pub(crate) fn owner_hash(owner: &InterfaceKey) -> u64 {
     h.finish()
 }
 
+/// The partitions the new records of `write` name, once per GUID.
+fn joins(write: &RecordWrite) -> impl Iterator<Item = PKey> + '_ {
+    write.changes.values().filter_map(|c| match c {
+        RecordChange::Set(record) => record.pkey,
+        _ => None,
+    })
+}
+
 /// The stored records and the writes in flight.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Records {
@@ -185,6 +193,10 @@ pub(crate) struct Records {
     waiting: BTreeSet<Guid>,
     /// The next plan writes waiting changes too.
     flush: bool,
+    /// Per partition, GUIDs in a write in flight whose new record names it: joins that wait only for
+    /// their record. `joining_total` counts them over every partition.
+    joining: HashMap<PKey, usize>,
+    joining_total: usize,
 }
 
 impl Records {
@@ -246,6 +258,16 @@ impl Records {
     pub(crate) fn sent(&mut self, write: &RecordWrite) {
         *self.writing.entry(write.block).or_default() += 1;
         self.in_flight.extend(write.changes.keys().copied());
+        for pkey in joins(write) {
+            *self.joining.entry(pkey).or_default() += 1;
+            self.joining_total += 1;
+        }
+    }
+
+    /// Whether GUIDs whose next step is joining `pkey` wait for a record write in flight; with
+    /// `any_partition`, joining any partition counts.
+    pub(crate) fn joins_waiting(&self, pkey: PKey, any_partition: bool) -> bool {
+        if any_partition { self.joining_total > 0 } else { self.joining.contains_key(&pkey) }
     }
 
     /// A write ended. On success the stored records are what it wrote.
@@ -258,6 +280,15 @@ impl Records {
         }
         for guid in write.changes.keys() {
             self.in_flight.remove(guid);
+        }
+        for pkey in joins(write) {
+            if let Some(n) = self.joining.get_mut(&pkey) {
+                *n -= 1;
+                if *n == 0 {
+                    self.joining.remove(&pkey);
+                }
+            }
+            self.joining_total = self.joining_total.saturating_sub(1);
         }
         for (guid, change) in &write.changes {
             if ok {
@@ -361,5 +392,39 @@ mod tests {
             assert_eq!(RecordState::parse(s.as_str()), Some(s));
         }
         assert_eq!(RecordState::parse("member"), None);
+    }
+
+    #[test]
+    fn joins_waiting_for_their_record_are_counted_per_partition_until_the_write_ends() {
+        use crate::annotation::NetworkRef;
+        let owner =
+            InterfaceKey { pod: "uid-a".into(), network: NetworkRef::new("ns", "net"), interface: "net1".into() };
+        let record = |pkey: u32| Record {
+            owner: owner.clone(),
+            pod_namespace: "ns".into(),
+            pod_name: "a".into(),
+            pkey: Some(PKey::new(pkey).unwrap()),
+            state: RecordState::Reserved,
+        };
+        let g = |n: u64| Guid::from_u64(0x0200_0000_0000_0000 + n);
+        let write = RecordWrite {
+            block: BlockId::of(g(1)),
+            changes: [
+                (g(1), RecordChange::Set(record(5))),
+                (g(2), RecordChange::Set(record(5))),
+                (g(3), RecordChange::Delete),
+            ]
+            .into(),
+        };
+        let (p5, p6) = (PKey::new(5).unwrap(), PKey::new(6).unwrap());
+        let mut records = Records::default();
+        records.sent(&write);
+        assert!(records.joins_waiting(p5, false) && !records.joins_waiting(p6, false));
+        assert!(records.joins_waiting(p6, true), "any join counts for the shared partition");
+        records.written(&write, false);
+        assert!(
+            !records.joins_waiting(p5, false) && !records.joins_waiting(p6, true),
+            "a failed write ends the wait too"
+        );
     }
 }

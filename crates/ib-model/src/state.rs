@@ -206,6 +206,14 @@ impl State {
         }
     }
 
+    /// Whether more GUIDs are about to join `pkey`: they wait only for their ownership record, whose
+    /// write is in flight. The executors may hold a join of `pkey` for a moment so that those go in the
+    /// same request.
+    pub fn joins_waiting_for_records(&self, pkey: crate::PKey) -> bool {
+        let shared = self.policy.partitions.default_limited == Some(pkey);
+        self.records.joins_waiting(pkey, shared)
+    }
+
     /// The partitions allocated to networks that asked for one (`allocate_pkey`), the whole ledger each
     /// time. Pods of a network whose allocation changed are planned again.
     pub fn set_pkey_allocations(&mut self, allocated: std::collections::HashMap<NetworkRef, crate::PKey>) {

@@ -115,7 +115,7 @@ impl StateTask {
             return;
         }
         // What the lane gathered meanwhile goes out with the rest of this round (`flush_lanes`).
-        self.exec.lane_done(request.pkey);
+        self.exec.lane_done(request.pkey, elapsed);
     }
 
     pub(super) fn sm_listed(&mut self, term: u64, result: Result<Vec<(String, Guid)>, CallError<SmError>>) {
