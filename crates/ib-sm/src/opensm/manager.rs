@@ -437,6 +437,25 @@ impl SubnetManager for OpenSm {
         })
     }
 
+    /// A partition exists when our block has it or the site's part of the file defines it (the
+    /// members listed are ours only, as in [`SubnetManager::list_guids`]).
+    fn partition_members(&self, pkey: PKey) -> BoxFuture<'_, Result<Option<Vec<Guid>>, SmError>> {
+        Box::pin(async move {
+            let call = self.call_name("partition");
+            self.blocking(&call, move |config| {
+                let path = file::resolve(&config.partitions_file)?;
+                let snapshot = file::read(&path)?;
+                let (layout, mut memberships) = partitions::read_block(&snapshot.bytes)
+                    .map_err(|source| OpenSmError::Partitions { path: path.display().to_string(), source })?;
+                Ok(match memberships.remove(&pkey) {
+                    Some(ours) => Some(ours.into_iter().collect()),
+                    None => partitions::site_pkeys(&snapshot.bytes, &layout).contains(&pkey.get()).then(Vec::new),
+                })
+            })
+            .await
+        })
+    }
+
     /// The configured timeout bounds every call, the wait for a batch under way included.
     fn call_timeout(&self) -> Duration {
         self.inner.config.timeout

@@ -458,6 +458,29 @@ pub fn replace_block(bytes: &[u8], layout: &Layout, content: &str) -> Vec<u8> {
     out
 }
 
+/// The partition keys the site's statements (everything outside our block) define, without the
+/// membership bit: partitions that exist whether or not ib-kubernetes has members in them.
+pub fn site_pkeys(bytes: &[u8], layout: &Layout) -> BTreeSet<u16> {
+    let site: Vec<u8> = match &layout.block {
+        Some(block) => {
+            // Our block's lines, the BEGIN line (a comment) before them and the END line after them
+            // are left out.
+            let after_end =
+                bytes[block.end..].iter().position(|b| *b == b'\n').map_or(bytes.len(), |i| block.end + i + 1);
+            [&bytes[..block.start], &bytes[after_end..]].concat()
+        }
+        None => bytes.to_vec(),
+    };
+    let text = String::from_utf8_lossy(&site);
+    let code: String =
+        text.split('\n').map(|line| line.split_once('#').map_or(line, |(code, _)| code)).collect::<Vec<_>>().join("\n");
+    code.split(';')
+        .filter_map(|statement| statement.split_once(':').map(|(header, _)| header))
+        .filter_map(|header| header.split(',').next()?.split_once('=').map(|(_, key)| key.trim().to_owned()))
+        .filter_map(|key| parse_number(&key).filter(|n| *n <= 0xFFFF).map(|n| (n & 0x7FFF) as u16))
+        .collect()
+}
+
 /// Our memberships in the file; empty without a block.
 pub fn read_block(bytes: &[u8]) -> Result<(Layout, Memberships), PartitionsError> {
     read_block_full(bytes).map(|(layout, block)| (layout, memberships_of(&block)))

@@ -342,3 +342,15 @@ async fn qos_is_set_on_our_partitions_only_and_leaves_with_the_last_member() {
     sm.add_guids(pkey(0x12), &[guid(1)]).await.unwrap();
     assert!(block_text(&f).starts_with("ib-kubernetes-0x0012=0x0012,ipoib :"), "{}", block_text(&f));
 }
+
+#[tokio::test]
+async fn a_partition_exists_when_the_site_defines_it_or_ours_has_it() {
+    let f = Fixture::new(SITE);
+    let sm = f.sm(f.counting());
+    assert_eq!(sm.partition_members(pkey(0x0a01)).await.unwrap(), Some(vec![]), "the site's, with no member of ours");
+    assert_eq!(sm.partition_members(pkey(0x30)).await.unwrap(), None);
+    sm.add_guids(pkey(0x30), &[guid(0x0200_0000_0000_0001)]).await.unwrap();
+    assert_eq!(sm.partition_members(pkey(0x30)).await.unwrap(), Some(vec![guid(0x0200_0000_0000_0001)]));
+    sm.remove_guids(pkey(0x30), &[guid(0x0200_0000_0000_0001)]).await.unwrap();
+    assert_eq!(sm.partition_members(pkey(0x30)).await.unwrap(), None, "our partition went with its last member");
+}

@@ -256,3 +256,20 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_site_s_partitions_are_known_to_exist_ours_are_not_counted_twice() {
+    let file = format!(
+        "Default=0x7fff, ipoib : ALL=full ;\n# storage=0x20 : ALL ;\nstorage = 0x8010 , ipoib : 0x0002c903000e0b72=full ;\nodd=banana : ALL ;\n{BEGIN_MARKER}\nk8s_0x30=0x30 : 0x0200000000000001=full ;\n{END_MARKER}\nlate=0x11:\nALL;\n"
+    );
+    let layout = layout(file.as_bytes()).unwrap();
+    let site = site_pkeys(file.as_bytes(), &layout);
+    // The membership bit is dropped (0x8010 is partition 0x10); a commented-out line and a key that is
+    // not a number define nothing; our block's partition is not the site's.
+    assert_eq!(site, BTreeSet::from([0x7fff, 0x10, 0x11]));
+    assert!(site_pkeys(b"", &layout_of_nothing()).is_empty());
+}
+
+fn layout_of_nothing() -> Layout {
+    layout(b"").unwrap()
+}
