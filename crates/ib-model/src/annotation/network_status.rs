@@ -31,9 +31,10 @@ pub const MAX_STATUS_ENTRIES: usize = MAX_ELEMENTS + 1;
 /// GID, whose last 8 bytes are the port GUID.
 pub const IPOIB_ADDRESS_BYTES: usize = 20;
 
-/// The longest `mac` text read at all: 20 bytes as two hex digits each with separators (59), with
-/// room to spare. A longer text is no hardware address.
-const MAX_MAC_CHARS: usize = 64;
+/// The longest `mac` text read at all: 20 bytes as two hex digits each with separators. No hardware
+/// address is longer than IPoIB's (Go's `net.ParseMAC`, which Multus' writers use, knows 6, 8 and 20
+/// bytes), so a longer text is refused before it is split.
+const MAX_MAC_CHARS: usize = 3 * IPOIB_ADDRESS_BYTES - 1;
 
 /// Why a network-status annotation was refused. User values in it are shortened (see
 /// [`text::shorten`](crate::text::shorten)).
@@ -94,8 +95,9 @@ pub fn reported_guid(addresses: &[IbAddress], selection: &Selection) -> Option<G
 }
 
 /// Reads the IPoIB interfaces of NetworkAttachmentDefinitions from a network-status annotation.
-/// Entries of the default network (a `name` without `/`) and entries without a 20-byte `mac` (an
-/// Ethernet interface, or none) are skipped; a wrong type or a malformed value is an error.
+/// Entries of the default network (a `name` without `/`) and entries with a shorter `mac` (an
+/// Ethernet interface) or none are skipped; a wrong type, a malformed value or an address longer than
+/// 20 bytes is an error.
 pub fn parse_ib_addresses(raw: &str) -> Result<Vec<IbAddress>, NetworkStatusError> {
     if raw.len() > MAX_ANNOTATION_BYTES {
         return Err(NetworkStatusError::TooLarge { bytes: raw.len(), limit: MAX_ANNOTATION_BYTES });
@@ -176,8 +178,8 @@ fn string_field<'a>(
     }
 }
 
-/// The port GUID of a 20-byte IPoIB hardware address; `None` for a well-formed address of another
-/// length (an Ethernet MAC has 6 bytes).
+/// The port GUID of a 20-byte IPoIB hardware address; `None` for a well-formed shorter address (an
+/// Ethernet MAC has 6 bytes, an EUI-64 8).
 fn ipoib_guid(mac: &str) -> Result<Option<Guid>, &'static str> {
     if mac.len() > MAX_MAC_CHARS {
         return Err(MAC_PROBLEM);
