@@ -251,3 +251,24 @@ fn network_status_takes_no_guid_from_anyone() {
     assert_eq!(w.state.ledger().get(g_("10")).unwrap().owner.pod, owner);
     assert_ne!(w.annotation(&late)[0]["cni-args"]["guid"], "02:00:00:00:00:00:00:10");
 }
+
+/// The NAD deleted under a running VM whose element lost its `cni-args`: the pod keeps its recorded
+/// partition like any running pod, and nothing is removed until it ends.
+#[test]
+fn a_stripped_pod_keeps_its_partition_when_its_nad_is_deleted() {
+    let mut w = World::default_range().synced();
+    w.nad("default", "ib", IB5);
+    let (vm, guid) = configured_vm(&mut w, "virt-launcher-vm-a");
+    let requests = w.sm_requests().len();
+    w.nads.remove(&NetworkRef::new("default", "ib"));
+    w.state.delete_nad(&NetworkRef::new("default", "ib"));
+    strip(&mut w, &vm);
+    w.settle();
+    assert_eq!(w.state.ledger().guids_of_pod(&vm), vec![guid]);
+    assert_eq!(w.records[&guid].pkey, Some(pk("0x5")));
+    assert_eq!(w.members("0x5"), BTreeSet::from([guid]));
+    assert_eq!(w.sm_requests().len(), requests);
+    w.delete(&vm);
+    w.settle();
+    assert!(w.members("0x5").is_empty() && w.records.is_empty());
+}
