@@ -302,6 +302,20 @@ fn the_values_schema_refuses_bad_values_naming_the_field() {
         ("--set", "config.GLOBAL_NAMESPACES=Default", "/config/GLOBAL_NAMESPACES"),
         ("--set", "config.WATCH_NAMESPACE=Team_A", "/config/WATCH_NAMESPACE"),
         ("--set", "config.WATCH_NAMESPACE=a\\,b", "/config/WATCH_NAMESPACE"),
+        ("--set-string", "config.ENABLE_IP_OVER_IB=yes", "/config/ENABLE_IP_OVER_IB"),
+        ("--set", "config.ENABLE_INDEX0_FOR_PRIMARY_PKEY=2", "/config/ENABLE_INDEX0_FOR_PRIMARY_PKEY"),
+        ("--set-string", "config.ALLOW_PARTITION_CREATE=never", "/config/ALLOW_PARTITION_CREATE"),
+        // A number, as an unquoted 0x10 in a values file reads: the daemon wants the text.
+        ("--set", "config.DEFAULT_LIMITED_PARTITION=16", "/config/DEFAULT_LIMITED_PARTITION"),
+        ("--set-string", "config.DEFAULT_LIMITED_PARTITION=16", "/config/DEFAULT_LIMITED_PARTITION"),
+        ("--set-string", "config.DEFAULT_LIMITED_PARTITION=0x0", "/config/DEFAULT_LIMITED_PARTITION"),
+        ("--set-string", "config.DEFAULT_LIMITED_PARTITION=0x0000", "/config/DEFAULT_LIMITED_PARTITION"),
+        ("--set-string", "config.DEFAULT_LIMITED_PARTITION=0x7fff", "/config/DEFAULT_LIMITED_PARTITION"),
+        ("--set-string", "config.DEFAULT_LIMITED_PARTITION=0x7FFF", "/config/DEFAULT_LIMITED_PARTITION"),
+        ("--set-string", "config.DEFAULT_LIMITED_PARTITION=0x8000", "/config/DEFAULT_LIMITED_PARTITION"),
+        ("--set-string", "config.DEFAULT_LIMITED_PARTITION=0x10000", "/config/DEFAULT_LIMITED_PARTITION"),
+        ("--set-string", "config.DEFAULT_LIMITED_PARTITION=0x", "/config/DEFAULT_LIMITED_PARTITION"),
+        ("--set-string", "config.DEFAULT_LIMITED_PARTITION=0x1g", "/config/DEFAULT_LIMITED_PARTITION"),
         ("--set", "config.DAEMON_SM_PLUGN=noop", "DAEMON_SM_PLUGN"),
         ("--set", "ufm.secret.UFM_HTTP_SCHEMA=ftp", "/ufm/secret/UFM_HTTP_SCHEMA"),
         ("--set", "ufm.secret.UFM_PORT=70000", "/ufm/secret/UFM_PORT"),
@@ -320,6 +334,24 @@ fn the_values_schema_refuses_bad_values_naming_the_field() {
         ("--set", "config.GUID_POOL_RANGE_START=03:00:00:00:00:00:00:00", "config.GUID_POOL_RANGE_START"),
         ("--set", "config.WATCH_NAMESPACE=team-a", "config.WATCH_NAMESPACE (team-a) needs"),
     ];
+    // The pattern of DEFAULT_LIMITED_PARTITION agrees with the daemon's parser on the values above.
+    for (text, valid) in [
+        ("0x1", true),
+        ("0x0010", true),
+        ("0x6FFF", true),
+        ("0x7ffe", true),
+        ("0x7fef", true),
+        ("16", false),
+        ("0x0", false),
+        ("0x0000", false),
+        ("0x7fff", false),
+        ("0x8000", false),
+        ("0x10000", false),
+        ("0x", false),
+        ("0x1g", false),
+    ] {
+        assert_eq!(ib_model::PKey::parse(text).is_ok(), valid, "{text}");
+    }
     for (flag, value, field) in cases {
         match helm.template("kube-system", &[flag, value]) {
             Ok(_) => panic!("{flag} {value} was accepted"),
@@ -344,6 +376,17 @@ fn the_values_schema_refuses_bad_values_naming_the_field() {
         ),
         ("--set-string", "ufm.secret.UFM_PORT=8443"),
         ("--set", "config.DAEMON_SM_PLUGIN=noop,config.LOG_FORMAT=json,config.NAMESPACE_ISOLATION=true"),
+        (
+            "--set",
+            "config.ENABLE_IP_OVER_IB=false,config.ENABLE_INDEX0_FOR_PRIMARY_PKEY=false,config.ALLOW_PARTITION_CREATE=false",
+        ),
+        ("--set-string", "config.DEFAULT_LIMITED_PARTITION=0x1"),
+        ("--set-string", "config.DEFAULT_LIMITED_PARTITION=0x10"),
+        ("--set-string", "config.DEFAULT_LIMITED_PARTITION=0x0010"),
+        ("--set-string", "config.DEFAULT_LIMITED_PARTITION=0xfff"),
+        ("--set-string", "config.DEFAULT_LIMITED_PARTITION=0x6FFF"),
+        ("--set-string", "config.DEFAULT_LIMITED_PARTITION=0x7ffe"),
+        ("--set-string", "config.DEFAULT_LIMITED_PARTITION=0x7fef"),
         (
             "--set",
             "config.WATCH_NAMESPACE=team-a,config.GUID_POOL_RANGE_START=02:aa:00:00:00:00:00:00,config.GUID_POOL_RANGE_END=02:aa:00:00:00:00:ff:ff",

@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use ib_model::annotation::NETWORKS_ANNOTATION;
+use ib_model::annotation::network_status::{NETWORK_STATUS_ANNOTATION, parse_ib_addresses};
 use ib_model::{NetworkRef, PodPhase, PodUid, PodView};
 
 /// A pod, reduced on decoding.
@@ -75,18 +76,22 @@ fn string(v: Option<Value>) -> Option<String> {
 }
 
 impl RawMeta {
-    /// Keeps only the networks annotation: the others can be large and are none of our business.
+    /// Keeps only the networks and network-status annotations: the others can be large and are none of
+    /// our business.
     fn into_meta(self) -> (ObjectMeta, bool, i64) {
-        let networks = match self.annotations {
-            Some(Value::Object(mut map)) => string(map.remove(NETWORKS_ANNOTATION)),
-            _ => None,
+        let annotations: std::collections::BTreeMap<String, String> = match self.annotations {
+            Some(Value::Object(mut map)) => [NETWORKS_ANNOTATION, NETWORK_STATUS_ANNOTATION]
+                .into_iter()
+                .filter_map(|key| Some((key.to_owned(), string(map.remove(key))?)))
+                .collect(),
+            _ => Default::default(),
         };
         let meta = ObjectMeta {
             name: string(self.name),
             namespace: string(self.namespace),
             uid: string(self.uid),
             resource_version: string(self.resource_version),
-            annotations: networks.map(|n| [(NETWORKS_ANNOTATION.to_owned(), n)].into()),
+            annotations: (!annotations.is_empty()).then_some(annotations),
             ..ObjectMeta::default()
         };
         let created = string(self.creation_timestamp)
@@ -148,7 +153,15 @@ impl CompactPod {
     /// API server sends.
     pub fn into_view(self) -> Option<PodView> {
         let m = self.metadata;
-        let networks = m.annotations.and_then(|mut a| a.remove(NETWORKS_ANNOTATION));
+        let mut annotations = m.annotations.unwrap_or_default();
+        let networks = annotations.remove(NETWORKS_ANNOTATION);
+        // Only IPoIB entries are kept, parsed; a refused annotation reports nothing, and the import then
+        // treats an element without a GUID as the request it is.
+        let mut network_status = annotations
+            .remove(NETWORK_STATUS_ANNOTATION)
+            .and_then(|raw| parse_ib_addresses(&raw).ok())
+            .unwrap_or_default();
+        network_status.shrink_to_fit();
         Some(PodView {
             uid: PodUid::from(m.uid?),
             namespace: m.namespace.unwrap_or_default(),
@@ -160,6 +173,7 @@ impl CompactPod {
             deleting: self.deleting,
             networks,
             created: self.created,
+            network_status,
         })
     }
 }
@@ -237,6 +251,38 @@ mod tests {
         );
         let no_uid: CompactPod = serde_json::from_value(json!({"metadata": {"name": "p"}})).unwrap();
         assert!(no_uid.into_view().is_none());
+    }
+
+    #[test]
+    fn network_status_keeps_only_ipoib_guids_and_reads_garbage_as_none() {
+        let pod = |status: Value| {
+            let pod: CompactPod = serde_json::from_value(json!({
+                "metadata": {"name": "p", "namespace": "ns", "uid": "u", "resourceVersion": "1",
+                             "annotations": {"k8s.v1.cni.cncf.io/network-status": status, "other": "x"}}
+            }))
+            .unwrap();
+            pod.into_view().unwrap().network_status
+        };
+        let ipoib = "00:00:01:07:fe:80:00:00:00:00:00:00:02:00:00:00:00:00:00:07";
+        let status = json!([
+            {"name": "k8s-pod-network", "interface": "eth0", "mac": "0a:58:0a:00:00:05"},
+            {"name": "ns/ib", "interface": "net1", "mac": ipoib},
+            {"name": "ns/macvlan", "interface": "net2", "mac": "0a:58:0a:00:00:06"}
+        ]);
+        let read = pod(Value::String(status.to_string()));
+        assert_eq!(read.len(), 1);
+        assert_eq!((read[0].network.to_string().as_str(), read[0].interface.as_str()), ("ns/ib", "net1"));
+        assert_eq!(read[0].guid, ib_model::Guid::parse("02:00:00:00:00:00:00:07").unwrap());
+        // Not a string, not JSON, wrong types, larger than any annotation can be: nothing, no error.
+        for garbage in [
+            json!(5),
+            json!({"name": "ns/ib"}),
+            Value::String("[".repeat(100_000)),
+            Value::String(r#"[{"name":"ns/ib","mac":7}]"#.into()),
+            Value::String(format!(r#"[{{"name":"ns/ib","mac":"{ipoib}","pad":"{}"}}]"#, "x".repeat(1 << 20))),
+        ] {
+            assert!(pod(garbage).is_empty());
+        }
     }
 
     #[test]

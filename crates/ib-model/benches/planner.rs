@@ -48,6 +48,7 @@ fn pod_view(k: u64, resource_version: u64, phase: PodPhase, networks: String) ->
         phase,
         deleting: false,
         networks: Some(networks),
+        network_status: Vec::new(),
     }
 }
 

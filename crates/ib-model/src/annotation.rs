@@ -307,6 +307,7 @@ fn describe(v: &Value) -> String {
     format!("{} {}", json_kind(v), shorten(&v.to_string(), ECHO_CHARS))
 }
 
+pub mod network_status;
 mod read;
 #[cfg(test)]
 mod tests;

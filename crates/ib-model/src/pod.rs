@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::annotation::NetworkRef;
+use crate::annotation::network_status::IbAddress;
 
 /// A pod's `metadata.uid`. Ownership is keyed by uid, not name, so a re-created pod with the same name
 /// is a different owner. Shared, not copied: every map that knows a pod holds its uid, and at 100,000
@@ -99,6 +100,10 @@ pub struct PodView {
     /// `metadata.creationTimestamp` as Unix seconds (0 when unknown): the one-time import from
     /// annotations lets the oldest pod keep a GUID two pods claim.
     pub created: i64,
+    /// The IPoIB interfaces the `k8s.v1.cni.cncf.io/network-status` annotation reports (see
+    /// [`network_status`](crate::annotation::network_status)), read only by the one-time import from
+    /// annotations, for elements that lost their GUID. Empty when the annotation is missing or refused.
+    pub network_status: Vec<IbAddress>,
 }
 
 impl PodView {

@@ -1,7 +1,8 @@
 //! Fuzzing of everything in the model that reads outside input: the networks annotation (parse and
-//! edit), NAD configs, GUIDs and PKeys. The case count follows `PROPTEST_CASES` (default 2,000); the
-//! long run is `PROPTEST_CASES=1000000 cargo test --release -p ib-model --test fuzz`.
+//! edit), the network-status annotation, NAD configs, GUIDs and PKeys. The case count follows
+//! `PROPTEST_CASES` (default 2,000); the long run is `PROPTEST_CASES=1000000 cargo test --release -p ib-model --test fuzz`.
 
+use ib_model::annotation::network_status::parse_ib_addresses;
 use ib_model::annotation::{AnnotationError, MAX_ELEMENTS, NetworksAnnotation};
 use ib_model::{Guid, PKey, nad};
 use proptest::prelude::*;
@@ -180,6 +181,39 @@ proptest! {
                 let msg = e.to_string();
                 prop_assert!(msg.len() < 1024, "{} bytes: {}", msg.len(), ib_model::text::shorten(&msg, 300));
             }
+        }
+    }
+
+    /// The network-status annotation: nothing panics, errors stay short, and a GUID comes only from a
+    /// 20-byte address of an entry naming a NAD, as the address's last 8 bytes.
+    #[test]
+    fn network_status_reads_only_ipoib_addresses(
+        v in json(),
+        bytes in prop::collection::vec(any::<u8>(), 0..24),
+        name in prop::sample::select(vec!["ns/ib", "ib", "k8s-pod-network", "Ns/ib", "ns/ib/x", ""]),
+        interface in prop::sample::select(vec!["net1", "", "a/b"]),
+    ) {
+        for raw in [v.to_string(), json!([v]).to_string()] {
+            if let Err(e) = parse_ib_addresses(&raw) {
+                prop_assert!(e.to_string().len() < 1024, "{}", e.to_string().len());
+            }
+        }
+        let mac = bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+        let raw = json!([{"name": name, "interface": interface, "mac": mac}]).to_string();
+        match parse_ib_addresses(&raw) {
+            Ok(found) => {
+                let ipoib = bytes.len() == 20 && name == "ns/ib";
+                prop_assert_eq!(found.len(), usize::from(ipoib));
+                if ipoib {
+                    let guid = bytes[12..].iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+                    prop_assert_eq!(found[0].guid, Guid::from_u64(guid));
+                }
+            }
+            // A bad name or interface of an entry naming a NAD, or an address longer than IPoIB's.
+            Err(e) => prop_assert!(
+                name.starts_with("Ns") || name.ends_with("/x") || interface == "a/b" || bytes.len() > 20,
+                "{e}"
+            ),
         }
     }
 

@@ -62,6 +62,7 @@ fn view(uid: &str, resource_version: &str) -> PodView {
         deleting: false,
         networks: Some("ib".into()),
         created: 0,
+        network_status: Vec::new(),
     }
 }
 

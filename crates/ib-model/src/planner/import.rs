@@ -1,11 +1,17 @@
 //! The one-time import of configured annotations on the first start, and its anchor write.
 
 use super::*;
+use crate::annotation::network_status::reported_guid;
 
 impl Planner<'_> {
     /// The first start without any records (coming from the Go daemon or an earlier version): the
     /// configured elements of live pods are taken as owned, once, oldest pod first, and recorded. The
     /// anchor block is written even when nothing is imported, so that no later start imports again.
+    ///
+    /// An element that lost its `cni-args` (KubeVirt's virt-handler removes them from a running
+    /// virt-launcher pod), and with them its GUID and marker, is imported with the GUID the pod's
+    /// network-status annotation reports for its interface, under the same rules: oldest pod first, no
+    /// owner displaced, and only with the membership as evidence.
     pub(crate) fn import_from_annotations(&mut self) -> Imported {
         let mut imported = Imported::default();
         for uid in self.known.pods_by_age() {
@@ -16,8 +22,19 @@ impl Planner<'_> {
                 continue;
             };
             let namespace = view.namespace.clone();
-            for s in annotation.selections().iter().filter(|s| s.configured) {
-                let Some(guid) = s.guid.as_ref().and_then(|(t, _)| Guid::parse(t).ok()) else { continue };
+            let status = view.network_status.clone();
+            for s in annotation.selections() {
+                let written = s.guid.as_ref().map(|(t, _)| Guid::parse(t));
+                let guid = match (s.configured, written) {
+                    (true, Some(Ok(g))) => g,
+                    (true, _) => continue,
+                    // Not marked: only a GUID Multus reported for the interface, and one the element
+                    // does not contradict.
+                    (false, written) => match reported_guid(&status, s) {
+                        Some(g) if written.is_none_or(|w| w == Ok(g)) => g,
+                        _ => continue,
+                    },
+                };
                 if !self.owners.range().contains(guid) {
                     continue;
                 }

@@ -163,6 +163,7 @@ impl World {
             deleting: false,
             networks: Some(networks.into()),
             created: self.rv as i64,
+            network_status: Vec::new(),
         };
         self.pods.insert(uid.0.to_string(), view.clone());
         self.state.apply_pod(view);
@@ -430,6 +431,7 @@ fn g_(last: &str) -> Guid {
 
 mod configure;
 mod hostile;
+mod kubevirt;
 mod lifecycle;
 mod partitions;
 mod property;
