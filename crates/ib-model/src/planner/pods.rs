@@ -92,6 +92,12 @@ impl Planner<'_> {
             let mut requested_here = HashSet::new();
             let selections = annotation.selections().iter().enumerate();
             for (index, s) in selections.filter(|(i, s)| !s.configured || unbacked.contains(i)) {
+                let key = InterfaceKey { pod: uid.clone(), network: s.network.clone(), interface: s.interface.clone() };
+                if self.stripped_but_configured(&view, s, &key) {
+                    owned += 1;
+                    keep.insert(key);
+                    continue;
+                }
                 used_nads.push(s.network.clone());
                 if self.policy.namespace_isolation
                     && s.network.namespace != view.namespace
@@ -121,7 +127,6 @@ impl Planner<'_> {
                         }
                     },
                 };
-                let key = InterfaceKey { pod: uid.clone(), network: s.network.clone(), interface: s.interface.clone() };
                 let requested = s.guid.as_ref().map(|(t, _)| t.as_str());
                 match self.source_for(&key, requested, &view.namespace, &mut requested_here) {
                     Ok(source) => {
@@ -212,6 +217,17 @@ impl Planner<'_> {
             return;
         }
         self.patch(&view, annotation, edits);
+    }
+
+    /// A running pod's element that says nothing (no GUID, no marker) while its interface holds a
+    /// configured GUID by record: KubeVirt's virt-handler removes `cni-args` from a virt-launcher pod
+    /// while its VM runs. The interface is configured and stays so; writing the marker back would only
+    /// start a tug of war with virt-handler, and the CNI does not run again for a running pod.
+    fn stripped_but_configured(&self, view: &PodView, s: &crate::annotation::Selection, key: &InterfaceKey) -> bool {
+        view.phase == crate::pod::PodPhase::Running
+            && !s.configured
+            && s.guid.is_none()
+            && self.owners.ledger().guid_of(key).is_some_and(|g| self.owners.is_configured(g))
     }
 
     /// The pod waits for `reason`: it keeps only what it is configured with.

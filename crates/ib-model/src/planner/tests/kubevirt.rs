@@ -82,17 +82,24 @@ fn a_stripped_pod_keeps_its_guid_and_membership() {
     assert_eq!(w.sm_requests().len(), adds, "the membership was changed: {:?}", w.sm_requests());
     only_guid_configured(&w, &vm, guid);
     assert_eq!(w.records.len(), 1);
-    // The marker is written back once, with the same GUID, so that a CNI ADD run again for the pod's
-    // sandbox still finds it; nothing else is written.
+    // Nothing is written back while the pod runs: virt-handler would strip it again, and the CNI does
+    // not run again for a running pod.
     let patches =
         |w: &World| w.log.iter().filter(|l| matches!(l, Logged::Configured(n, _) if n == "virt-launcher-vm-a")).count();
+    assert_eq!(patches(&w), 1);
+    assert!(w.annotation(&vm)[0].get("cni-args").is_none());
+    strip(&mut w, &vm);
+    w.settle();
+    assert_eq!(patches(&w), 1);
+    owns(&w, &vm, guid);
+    // A pod that is not running (its sandbox is being made again) gets the marker back, with the same
+    // GUID, so that the CNI finds it.
+    w.edit(&vm, |v| v.phase = PodPhase::Pending);
+    w.settle();
     assert_eq!(patches(&w), 2);
     let element = &w.annotation(&vm)[0];
     assert_eq!(element["cni-args"]["mellanox.infiniband.app"], "configured");
     assert_eq!(element["cni-args"]["pkey"], "0x5");
-    strip(&mut w, &vm);
-    w.settle();
-    assert_eq!(patches(&w), 3);
     owns(&w, &vm, guid);
     // A pod created now gets another GUID: the stripped pod's is not free.
     let other = w.pod("default", "other", "ib");
@@ -268,6 +275,8 @@ fn a_stripped_pod_keeps_its_partition_when_its_nad_is_deleted() {
     assert_eq!(w.records[&guid].pkey, Some(pk("0x5")));
     assert_eq!(w.members("0x5"), BTreeSet::from([guid]));
     assert_eq!(w.sm_requests().len(), requests);
+    assert_eq!(w.reason(&vm), None, "a running, configured interface does not wait for its NAD");
+    assert!(w.pending_seen.iter().all(|(n, _)| n != "virt-launcher-vm-a"), "{:?}", w.pending_seen);
     w.delete(&vm);
     w.settle();
     assert!(w.members("0x5").is_empty() && w.records.is_empty());
