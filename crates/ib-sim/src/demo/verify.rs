@@ -219,7 +219,10 @@ pub fn verify(inputs: &Inputs<'_>) -> Verification {
             }
         }
     }
-    let limited_on = limited_networks.into_iter().collect::<Vec<_>>().join(", ");
+    let limited_on = match limited_networks.into_iter().collect::<Vec<_>>().join(", ") {
+        on if on.is_empty() => String::new(),
+        on => format!(", on {on}"),
+    };
     checks.push(check(
         if ufm {
             "each membership is full or limited, and at index 0 or not, as its NAD says"
@@ -229,9 +232,9 @@ pub fn verify(inputs: &Inputs<'_>) -> Verification {
         full + limited,
         wrong,
         if ufm {
-            format!("{full} full, {limited} limited (on {limited_on}); index0 checked on {index0_checked}")
+            format!("{full} full, {limited} limited{limited_on}; index0 checked on {index0_checked}")
         } else {
-            format!("{full} full (bit set), {limited} limited (bit clear, on {limited_on})")
+            format!("{full} full (bit set), {limited} limited (bit clear{limited_on})")
         },
     ));
 

@@ -140,7 +140,7 @@ fn a_faithful_state_passes_and_every_partition_check_looked_at_something() {
     assert!(v.passed, "{:#?}", v.checks);
     let membership = named(&v, MEMBERSHIP);
     assert_eq!(membership.checked, 4);
-    assert_eq!(membership.detail, "3 full, 1 limited (on ib-storage); index0 checked on 4");
+    assert_eq!(membership.detail, "3 full, 1 limited, on ib-storage; index0 checked on 4");
     assert_eq!(named(&v, SHARED_CHECK).checked, 4);
     assert_eq!(named(&v, SHARED_CHECK).detail, "4 GUIDs in 0x000e, all limited, none at index 0");
     assert_eq!(named(&v, QOS_CHECK).name, "partitions with QoS have their NAD's QoS in UFM");
