@@ -284,7 +284,7 @@ pub fn verify(inputs: &Inputs<'_>) -> Verification {
         if seen == Some(want) {
             let plural = if members == 1 { "" } else { "s" };
             shown.push(format!(
-                "0x{pkey:04x} of {}: {} ({members} live member{plural})",
+                "0x{pkey:04x} of {}: {}, {members} live member{plural}",
                 network.name,
                 qos_text(inputs.source, seen.as_ref())
             ));

@@ -147,7 +147,7 @@ fn a_faithful_state_passes_and_every_partition_check_looked_at_something() {
     assert_eq!(named(&v, QOS_CHECK).checked, 1);
     assert_eq!(
         named(&v, QOS_CHECK).detail,
-        "0x000d of ib-qos: mtu_limit 4, service_level 2, rate_limit 100 (1 live member)"
+        "0x000d of ib-qos: mtu_limit 4, service_level 2, rate_limit 100, 1 live member"
     );
 }
 
