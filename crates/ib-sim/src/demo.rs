@@ -2,15 +2,19 @@
 //! loopback (UFM over HTTPS with a generated CA), the real controller is started through
 //! `ib_controller::startup::start` with nothing but an environment, exactly as the binary starts it,
 //! and the simulated kubelet plays the nodes. A seeded workload is created at a steady rate, part of
-//! it deleted or finished, and the end state is verified against the UFM emulator.
+//! it deleted or finished, and the end state is verified against the UFM emulator: each GUID's
+//! partitions with their membership and index0, each partition's QoS. The controller runs with a
+//! default limited partition ([`workload::DEFAULT_LIMITED_PKEY`]) that every GUID it hands out joins.
 //!
 //! With `opensm` set, the controller runs the built-in `opensm` backend instead, against a real OpenSM
 //! on an ibsim-simulated fabric whose host ports carry the pool's GUIDs, and the end state is verified
-//! against the ports' P_Key tables as `smpquery pkeys` reads them.
+//! against the ports' P_Key tables as `smpquery pkeys` reads them (the membership bit of each entry)
+//! and against the QoS flags of each partition in OpenSM's `partitions.conf`.
 
 pub mod floor;
 pub mod observer;
 pub mod progress;
+pub mod sources;
 pub mod stats;
 pub mod summary;
 pub mod verify;
@@ -31,7 +35,7 @@ use ufm_emulator::{Endpoint, RunningUfm, UfmConfig};
 use crate::fixture::EmulatedCluster;
 use crate::kubelet::{Kubelet, PodOutcome};
 use crate::rng::SplitMix64;
-use crate::workload::{self, IbNetworks, MIN_PODS, NAMESPACE, NadRole, PodKind, PodPlan};
+use crate::workload::{self, IbNetworks, Joins, MIN_PODS, NAMESPACE, NadRole, PodKind, PodPlan};
 use observer::Observer;
 use progress::{Counts, Progress, ProgressMode};
 use stats::Percentiles;
@@ -39,7 +43,7 @@ use summary::{
     EventStats, GuidCounts, InterfaceCounts, Latency, NetworkInterfaces, OpenSmRun, PodCounts, QuotedEvent, Settings,
     Summary, UfmStats,
 };
-use verify::{Inputs, Verification};
+use verify::{Inputs, Source, Verification};
 
 /// Share of the well-formed pods deleted after configuration, and share finished (Succeeded).
 const DELETE_PERCENT: usize = 20;
@@ -177,6 +181,7 @@ pub async fn run(options: DemoOptions) -> Result<Demo, DemoError> {
     let started = Instant::now();
     let nads = workload::nads();
     let ib = workload::ib_networks(&nads);
+    let joins = workload::joins(&nads);
     let plans = workload::plan(options.pods, options.seed);
     if options.opensm {
         if let Some(missing) = ib_fabric::missing_tools() {
@@ -218,6 +223,7 @@ pub async fn run(options: DemoOptions) -> Result<Demo, DemoError> {
         None
     };
     let mut controller_env = env.clone();
+    controller_env.set("DEFAULT_LIMITED_PARTITION", format!("0x{:02x}", workload::DEFAULT_LIMITED_PKEY));
     if let Some((first, last, fabric)) = &fabric {
         controller_env.set("DAEMON_SM_PLUGIN", "opensm");
         controller_env.set("OPENSM_PARTITIONS_FILE", fabric.partitions_file().display().to_string());
@@ -314,7 +320,7 @@ pub async fn run(options: DemoOptions) -> Result<Demo, DemoError> {
     let deadline = Instant::now() + if world.opensm.is_some() { OPENSM_DEADLINE } else { CONVERGE_DEADLINE };
     let mut ports_read = 0;
     let verification = loop {
-        let verification = verify_now(&world, &kinds, &ib, range, &deleted, &released, &mut ports_read);
+        let verification = verify_now(&world, &kinds, (&ib, &joins), range, &deleted, &released, &mut ports_read);
         if verification.passed || Instant::now() > deadline {
             break verification;
         }
@@ -363,7 +369,7 @@ fn churn(plans: &[PodPlan], seed: u64) -> Churn {
 fn verify_now(
     world: &World,
     kinds: &HashMap<String, PodKind>,
-    ib: &IbNetworks,
+    (ib, joins): (&IbNetworks, &Joins),
     range: ib_model::GuidRange,
     deleted: &BTreeSet<String>,
     released: &[Guid],
@@ -372,58 +378,42 @@ fn verify_now(
     let api = world.cluster.kube.handle();
     let pods = api.list(Resource::Pods, Some(NAMESPACE)).1;
     let events = api.list(Resource::Events, Some(NAMESPACE)).1;
-    let memberships = match &world.opensm {
-        None => world.cluster.ufm.handle().guid_pkeys(),
-        Some((_, fabric)) => match port_memberships(fabric) {
-            Ok((memberships, read)) => {
-                *ports_read = read;
-                memberships
+    let (source, (memberships, partition_qos)) = match &world.opensm {
+        None => (Source::Ufm, sources::ufm_view(&world.cluster.ufm.handle())),
+        Some((_, fabric)) => {
+            let read = sources::port_memberships(fabric)
+                .and_then(|(memberships, ports)| Ok((memberships, sources::opensm_qos(fabric)?, ports)));
+            match read {
+                Ok((memberships, qos, ports)) => {
+                    *ports_read = ports;
+                    (Source::OpenSm, (memberships, qos))
+                }
+                Err(e) => {
+                    let check = verify::Check {
+                        name: "the ports' P_Key tables and partitions.conf are readable",
+                        passed: false,
+                        checked: 0,
+                        detail: e.to_string(),
+                    };
+                    return Verification { passed: false, checks: vec![check] };
+                }
             }
-            Err(e) => {
-                let check = verify::Check {
-                    name: "the ports' P_Key tables are readable",
-                    passed: false,
-                    detail: e.to_string(),
-                };
-                return Verification { passed: false, checks: vec![check] };
-            }
-        },
+        }
     };
-    let mut verification = verify::verify(&Inputs {
+    verify::verify(&Inputs {
         pods: &pods,
         kinds,
         ib,
+        joins,
         memberships: &memberships,
+        partition_qos: &partition_qos,
+        default_limited: Some(workload::DEFAULT_LIMITED_PKEY),
+        source,
         range,
         events: &events,
         deleted,
         released,
-    });
-    if world.opensm.is_some() {
-        // The memberships came from the ports, not from UFM: say so.
-        for check in &mut verification.checks {
-            if check.name == "their GUIDs are members of the right PKeys in UFM" {
-                check.name = "their GUIDs are members of the right PKeys in their ports' P_Key tables";
-            }
-            check.detail = check.detail.replace("pool GUIDs in UFM", "pool ports in a partition");
-        }
-    }
-    verification
-}
-
-/// Every pool port's partitions, as the port's P_Key table holds them (the default partition left
-/// out): the same shape as UFM's view, so the same verdict applies.
-fn port_memberships(
-    fabric: &ib_fabric::Fabric,
-) -> Result<(BTreeMap<ufm_emulator::Guid, Vec<u16>>, usize), ib_fabric::FabricError> {
-    let ports: Vec<u64> = fabric.lids().keys().copied().filter(|g| *g >> 32 == 0x0200_0000).collect();
-    // Reading the tables runs one short process per port; keep the runtime's other tasks going.
-    let memberships = tokio::task::block_in_place(|| fabric.memberships(ports.iter().copied(), &[0x7fff]))?;
-    let mut by_guid: BTreeMap<ufm_emulator::Guid, Vec<u16>> = BTreeMap::new();
-    for (pkey, guid, _full) in memberships {
-        by_guid.entry(ufm_emulator::Guid::from(guid)).or_default().push(pkey);
-    }
-    Ok((by_guid, ports.len()))
+    })
 }
 
 struct SummaryInputs<'a> {
@@ -450,10 +440,11 @@ fn summarize(s: SummaryInputs<'_>) -> Summary {
     let mut by_network: BTreeMap<String, NetworkInterfaces> = BTreeMap::new();
     for network in plans.iter().flat_map(|p| p.ib_networks.iter()) {
         let entry = by_network.entry((*network).to_owned()).or_default();
-        if let Some(NadRole::InfiniBand { pkey: Some(pkey) }) =
+        if let Some(NadRole::InfiniBand { pkey: Some(pkey), join }) =
             s.nads.iter().find(|n| n.name == *network).map(|n| n.role)
         {
             entry.pkey = Some(format!("0x{pkey:02x}"));
+            entry.options = summary::join_text(&join);
         }
         entry.interfaces += 1;
     }
@@ -506,6 +497,7 @@ fn summarize(s: SummaryInputs<'_>) -> Summary {
                 "HTTPS, generated CA".to_owned()
             },
             guid_pool: s.range,
+            default_limited_partition: Some(format!("0x{:02x}", workload::DEFAULT_LIMITED_PKEY)),
         },
         duration_s: s.duration.as_secs_f64(),
         pods: PodCounts {

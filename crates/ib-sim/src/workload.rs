@@ -4,11 +4,15 @@
 //! The mix covers the shapes users' pods take: one InfiniBand interface as a
 //! short-form annotation, a conflist NAD with the `infinibandGUID` capability, two interfaces on
 //! two partitions or on one, a GUID-only network (no PKey), InfiniBand next to an ordinary CNI,
-//! pods with no extra network, plus three special pods: one asking for a specific GUID, one naming a
-//! NAD with the management PKey 0x7fff, and one whose annotation is not valid JSON.
+//! a compute network next to a storage network joined as a limited member, a network whose
+//! partition has QoS, pods with no extra network, plus three special pods: one asking for a specific
+//! GUID, one naming a NAD with the management PKey 0x7fff, and one whose annotation is not valid JSON.
+//! The controller runs with a default limited partition, [`DEFAULT_LIMITED_PKEY`], that every GUID
+//! it hands out also joins.
 
 use std::collections::HashMap;
 
+use ib_model::partition::{Membership, MtuLimit, PartitionOptions, Qos, RateLimit};
 use ib_model::{Guid, NetworkRef};
 use serde_json::{Value, json};
 
@@ -25,12 +29,16 @@ pub const POOL_END: &str = "02:00:00:00:ff:ff:ff:ff";
 const NODES: u64 = 16;
 /// The fewest pods that hold the three special pods.
 pub const MIN_PODS: usize = 3;
+/// The demo cluster's `DEFAULT_LIMITED_PARTITION`: a shared partition every GUID handed out joins as
+/// a limited member, GUID-only networks' GUIDs included.
+pub const DEFAULT_LIMITED_PKEY: u16 = 0x0e;
 
 /// What a NAD is to ib-kubernetes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NadRole {
-    /// An ib-sriov network; `None` is GUID-only.
-    InfiniBand { pkey: Option<u16> },
+    /// An ib-sriov network naming its partition (`None`: GUID-only); `join` is how its GUIDs must
+    /// show in that partition (the cluster's defaults where the NAD says nothing).
+    InfiniBand { pkey: Option<u16>, join: PartitionOptions },
     /// An ib-sriov network ib-kubernetes must refuse.
     Invalid,
     /// Another CNI.
@@ -44,23 +52,57 @@ pub struct NadSpec {
     pub config: &'static str,
 }
 
-/// The networks of the demo.
+impl NadRole {
+    /// How the network's GUIDs join its partition; `None` for a network ib-kubernetes does not configure.
+    pub fn join(self) -> Option<PartitionOptions> {
+        match self {
+            NadRole::InfiniBand { join, .. } => Some(join),
+            NadRole::Invalid | NadRole::Other => None,
+        }
+    }
+}
+
+/// The QoS of the `ib-qos` network, as its NAD states it.
+pub fn demo_qos() -> Qos {
+    Qos {
+        mtu_limit: MtuLimit::Mtu4K,
+        service_level: 2,
+        rate_limit: RateLimit::from_gbps(100.0).unwrap_or(RateLimit::DEFAULT),
+    }
+}
+
+/// The networks of the demo. The demo sets no cluster-wide partition options besides the default
+/// limited partition, so a NAD that says nothing joins as the Go daemon did: full, at index 0, IPoIB.
 pub fn nads() -> Vec<NadSpec> {
+    let plain = PartitionOptions::default();
     vec![
         NadSpec {
             name: "ib-a",
-            role: NadRole::InfiniBand { pkey: Some(0x0a) },
+            role: NadRole::InfiniBand { pkey: Some(0x0a), join: plain },
             config: r#"{"cniVersion":"0.3.1","name":"ib-a","type":"ib-sriov","pkey":"0x0a","link_state":"enable","ibKubernetesEnabled":true,"ipam":{}}"#,
         },
         NadSpec {
             name: "ib-b",
-            role: NadRole::InfiniBand { pkey: Some(0x0b) },
+            role: NadRole::InfiniBand { pkey: Some(0x0b), join: plain },
             config: r#"{"cniVersion":"0.3.1","name":"ib-b","plugins":[{"type":"ib-sriov","pkey":"0x0B","ibKubernetesEnabled":true,"capabilities":{"infinibandGUID":true},"ipam":{}},{"type":"tuning","sysctl":{"net.ipv4.conf.all.arp_ignore":"1"}}]}"#,
         },
         NadSpec {
             name: "ib-guid-only",
-            role: NadRole::InfiniBand { pkey: None },
+            role: NadRole::InfiniBand { pkey: None, join: plain },
             config: r#"{"cniVersion":"0.3.1","name":"ib-guid-only","type":"ib-sriov","ibKubernetesEnabled":true,"ipam":{}}"#,
+        },
+        NadSpec {
+            name: "ib-storage",
+            role: NadRole::InfiniBand {
+                pkey: Some(0x0c),
+                join: PartitionOptions { membership: Membership::Limited, index0: false, ..plain },
+            },
+            config: r#"{"cniVersion":"0.3.1","name":"ib-storage","type":"ib-sriov","pkey":"0x0c","membership":"limited","index0":false,"ibKubernetesEnabled":true,"ipam":{}}"#,
+        },
+        NadSpec {
+            name: "ib-qos",
+            role: NadRole::InfiniBand { pkey: Some(0x0d), join: PartitionOptions { qos: Some(demo_qos()), ..plain } },
+            config: r#"{"cniVersion":"0.3.1","name":"ib-qos","type":"ib-sriov","pkey":"0x0d","mtu_limit":4,"service_level":2,"rate_limit":100,"ibKubernetesEnabled":true,"ipam":{}}"#,
         },
         NadSpec {
             name: "ib-mgmt",
@@ -81,10 +123,17 @@ pub type IbNetworks = HashMap<NetworkRef, Option<u16>>;
 pub fn ib_networks(nads: &[NadSpec]) -> IbNetworks {
     nads.iter()
         .filter_map(|n| match n.role {
-            NadRole::InfiniBand { pkey } => Some((NetworkRef::new(NAMESPACE, n.name), pkey)),
-            _ => None,
+            NadRole::InfiniBand { pkey, .. } => Some((NetworkRef::new(NAMESPACE, n.name), pkey)),
+            NadRole::Invalid | NadRole::Other => None,
         })
         .collect()
+}
+
+/// How each InfiniBand network's GUIDs join its partition, by reference.
+pub type Joins = HashMap<NetworkRef, PartitionOptions>;
+
+pub fn joins(nads: &[NadSpec]) -> Joins {
+    nads.iter().filter_map(|n| n.role.join().map(|join| (NetworkRef::new(NAMESPACE, n.name), join))).collect()
 }
 
 pub fn nad_object(nad: &NadSpec) -> Value {
@@ -105,6 +154,10 @@ pub enum PodKind {
     TwoOnOneNetwork,
     GuidOnly,
     IbAndMacvlan,
+    /// A compute network next to a storage network joined as a limited member.
+    WithStorage,
+    /// One interface on the network whose partition has QoS.
+    Qos,
     NoNetworks,
     RequestedGuid,
     BadPkey,
@@ -113,14 +166,16 @@ pub enum PodKind {
 
 impl PodKind {
     /// Random kinds and their weights (percent).
-    const MIX: [(PodKind, u32); 7] = [
-        (PodKind::OneIb, 38),
-        (PodKind::RuntimeGuid, 15),
-        (PodKind::TwoPartitions, 15),
+    const MIX: [(PodKind, u32); 9] = [
+        (PodKind::OneIb, 30),
+        (PodKind::RuntimeGuid, 13),
+        (PodKind::TwoPartitions, 12),
         (PodKind::TwoOnOneNetwork, 5),
-        (PodKind::GuidOnly, 10),
-        (PodKind::IbAndMacvlan, 7),
-        (PodKind::NoNetworks, 10),
+        (PodKind::GuidOnly, 8),
+        (PodKind::IbAndMacvlan, 6),
+        (PodKind::WithStorage, 10),
+        (PodKind::Qos, 8),
+        (PodKind::NoNetworks, 8),
     ];
 
     pub fn label(self) -> &'static str {
@@ -131,6 +186,8 @@ impl PodKind {
             PodKind::TwoOnOneNetwork => "two-on-one-network",
             PodKind::GuidOnly => "guid-only",
             PodKind::IbAndMacvlan => "ib-and-macvlan",
+            PodKind::WithStorage => "with-storage",
+            PodKind::Qos => "qos",
             PodKind::NoNetworks => "no-networks",
             PodKind::RequestedGuid => "requested-guid",
             PodKind::BadPkey => "bad-pkey",
@@ -157,6 +214,11 @@ impl PodKind {
             PodKind::TwoOnOneNetwork => (Some("ib-a@net1,ib-a@net2"), &["ib-a", "ib-a"]),
             PodKind::GuidOnly => (Some(r#"[{"name":"ib-guid-only","interface":"ib0"}]"#), &["ib-guid-only"]),
             PodKind::IbAndMacvlan => (Some("macvlan@eth1,ib-a@net1"), &["ib-a"]),
+            PodKind::WithStorage => (
+                Some(r#"[{"name":"ib-a","interface":"net1"},{"name":"ib-storage","interface":"net2"}]"#),
+                &["ib-a", "ib-storage"],
+            ),
+            PodKind::Qos => (Some("ib-qos"), &["ib-qos"]),
             PodKind::NoNetworks => (None, &[]),
             PodKind::RequestedGuid => (
                 Some(r#"[{"name":"ib-a","interface":"net1","cni-args":{"guid":"02:00:00:00:a0:00:00:01"}}]"#),
@@ -255,6 +317,12 @@ mod tests {
         assert_eq!(plan(MIN_PODS, 1).iter().filter(|p| p.kind.is_bad()).count(), 2);
         let names: std::collections::BTreeSet<_> = a.iter().map(|p| &p.name).collect();
         assert_eq!(names.len(), a.len());
+        // The default run's mix holds every kind of the mix, the partition options' ones included.
+        let kinds: std::collections::BTreeSet<PodKind> = plan(500, 1).iter().map(|p| p.kind).collect();
+        for (kind, _) in PodKind::MIX {
+            assert!(kinds.contains(&kind), "{kind:?}");
+        }
+        assert_eq!(PodKind::MIX.iter().map(|(_, w)| w).sum::<u32>(), 100, "weights are percentages");
     }
 
     #[test]
@@ -275,12 +343,19 @@ mod tests {
             assert_eq!(found, ib, "{kind:?}");
         }
         assert!(classify(Some(nads.iter().find(|n| n.role == NadRole::Invalid).unwrap().config)).is_err());
+        // The demo's expectations are written out by hand; the model must read the same from each config.
+        let cluster = ib_model::partition::PartitionPolicy::default();
         for nad in &nads {
-            if let NadRole::InfiniBand { pkey } = nad.role {
+            if let NadRole::InfiniBand { pkey, join } = nad.role {
                 let Ok(NadKind::InfiniBand(spec)) = classify(Some(nad.config)) else { panic!("{}", nad.name) };
-                assert_eq!(spec.pkey.map(|p| p.get()), pkey);
+                assert_eq!(spec.pkey.map(|p| p.get()), pkey, "{}", nad.name);
+                assert_eq!(spec.partition_options(&cluster.primary), join, "{}", nad.name);
             }
         }
+        let joins: Vec<PartitionOptions> = nads.iter().filter_map(|n| n.role.join()).collect();
+        assert!(joins.iter().any(|j| j.membership == Membership::Limited && !j.index0), "a limited NAD");
+        assert!(joins.iter().any(|j| j.qos == Some(demo_qos()) && demo_qos() != Qos::default()), "a NAD with QoS");
+        assert!(!ib_networks(&nads).values().any(|p| *p == Some(DEFAULT_LIMITED_PKEY)), "no NAD names the shared one");
         assert_eq!(REQUESTED_GUID.to_string(), "02:00:00:00:a0:00:00:01");
     }
 }

@@ -5,6 +5,37 @@ use ib_sim::demo::progress::ProgressMode;
 use ib_sim::demo::{DemoOptions, run};
 use serde_json::Value;
 
+/// The check of the summary whose name starts with `prefix`; it passed and looked at something.
+fn passed_check<'a>(json: &'a Value, prefix: &str) -> &'a Value {
+    let checks = json["verification"]["checks"].as_array().unwrap();
+    let found: Vec<&Value> = checks.iter().filter(|c| c["name"].as_str().unwrap().starts_with(prefix)).collect();
+    assert_eq!(found.len(), 1, "{prefix}: {checks:#?}");
+    assert_eq!(found[0]["passed"], true, "{:#}", found[0]);
+    assert!(found[0]["checked"].as_u64().unwrap() > 0, "the check looked at nothing: {:#}", found[0]);
+    found[0]
+}
+
+/// The partition options of the workload were checked: some GUIDs are limited members of their own
+/// partition, every configured GUID is a limited member of the default limited partition, and the QoS
+/// partition was compared with its NAD.
+fn partition_options_were_verified(json: &Value, membership: &str, qos: &str) {
+    assert_eq!(json["settings"]["default_limited_partition"], "0x0e");
+    let interfaces = passed_check(json, "every live InfiniBand pod is configured")["detail"].as_str().unwrap();
+    let configured: u64 = interfaces.split(", ").nth(1).and_then(|i| i.split(' ').next()).unwrap().parse().unwrap();
+    let bits = passed_check(json, membership);
+    assert!(!bits["detail"].as_str().unwrap().contains(" 0 limited"), "no limited member was seen: {bits:#}");
+    assert!(bits["detail"].as_str().unwrap().contains("on ib-storage"), "{bits:#}");
+    let shared = passed_check(json, "every configured GUID");
+    assert_eq!(shared["checked"].as_u64().unwrap(), configured, "every configured interface's GUID: {shared:#}");
+    let qos = passed_check(json, qos);
+    assert_eq!(qos["checked"], 1, "{qos:#}");
+    assert!(qos["detail"].as_str().unwrap().starts_with("0x000d of ib-qos: "), "{qos:#}");
+    passed_check(json, "deleted and finished pods left their PKeys and the default limited partition");
+    let by_network = &json["interfaces"]["by_network"];
+    assert_eq!(by_network["ib-storage"]["options"], "limited, not at index 0");
+    assert_eq!(by_network["ib-qos"]["options"], "QoS mtu_limit 4, service_level 2, rate_limit 100");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_demo_verifies_and_reports_the_bad_pods() {
     let demo =
@@ -32,8 +63,14 @@ async fn a_small_demo_verifies_and_reports_the_bad_pods() {
     assert_eq!(n(&guids["requested_by_pods"]), 1);
     assert_eq!(n(&guids["allocated_from_pool"]) + 1, n(&interfaces["configured"]));
 
+    partition_options_were_verified(
+        &json,
+        "each membership is full or limited, and at index 0 or not, as its NAD says",
+        "partitions with QoS have their NAD's QoS in UFM",
+    );
     let ufm = &json["ufm"];
     assert!(n(&ufm["add_requests"]) >= 1 && n(&ufm["remove_requests"]) >= 1);
+    assert!(n(&ufm["by_endpoint"]["set_qos"]) >= 1, "the QoS partition's QoS was set: {ufm:#}");
     assert_eq!(n(&ufm["failed"]), 0);
     assert!(ufm["mean_guids_per_add"].as_f64().unwrap() >= 1.0);
 
@@ -68,6 +105,11 @@ async fn the_demo_on_a_real_opensm_verifies_against_the_ports() {
     println!("{table}");
     let json: Value = serde_json::from_str(&serde_json::to_string(&demo.summary).unwrap()).unwrap();
     assert_eq!(json["verification"]["passed"], true, "{table}");
+    partition_options_were_verified(
+        &json,
+        "each port's membership bit is full or limited as its NAD says",
+        "partitions with QoS carry their NAD's mtu=, rate=, sl= in partitions.conf",
+    );
     let n = |v: &Value| v.as_u64().unwrap();
     let osm = &json["opensm"];
     assert_eq!(n(&osm["fabric_ports"]), 240);

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use ib_model::partition::{Membership, PartitionOptions};
 use serde::Serialize;
 
 use super::floor::Floor;
@@ -45,6 +46,9 @@ pub struct Settings {
     pub seed: u64,
     pub ufm: String,
     pub guid_pool: String,
+    /// `DEFAULT_LIMITED_PARTITION`: every GUID handed out also joins it as a limited member.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_limited_partition: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -80,7 +84,34 @@ pub struct InterfaceCounts {
 pub struct NetworkInterfaces {
     /// `None` for a GUID-only network.
     pub pkey: Option<String>,
+    /// How its GUIDs join the partition, where that differs from full, at index 0, without QoS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub options: Option<String>,
     pub interfaces: usize,
+}
+
+/// `limited, not at index 0`, `QoS mtu_limit 4, service_level 2, rate_limit 100`: what a network's
+/// joins do differently from the Go daemon's (full, at index 0, IPoIB, the partition's QoS untouched).
+pub fn join_text(join: &PartitionOptions) -> Option<String> {
+    let mut parts = Vec::new();
+    if join.membership == Membership::Limited {
+        parts.push("limited".to_owned());
+    }
+    if !join.index0 {
+        parts.push("not at index 0".to_owned());
+    }
+    if !join.ip_over_ib {
+        parts.push("no IPoIB".to_owned());
+    }
+    if let Some(q) = &join.qos {
+        parts.push(format!(
+            "QoS mtu_limit {}, service_level {}, rate_limit {}",
+            q.mtu_limit.ufm(),
+            q.service_level,
+            q.rate_limit
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -169,15 +200,23 @@ impl Summary {
         let networks: Vec<String> = i
             .by_network
             .iter()
-            .map(|(name, n)| match &n.pkey {
-                Some(pkey) => format!("{} on {name} (pkey {pkey})", n.interfaces),
-                None => format!("{} on {name} (GUID only)", n.interfaces),
+            .map(|(name, n)| match (&n.pkey, &n.options) {
+                (Some(pkey), Some(options)) => format!("{} on {name} (pkey {pkey}, {options})", n.interfaces),
+                (Some(pkey), None) => format!("{} on {name} (pkey {pkey})", n.interfaces),
+                (None, _) => format!("{} on {name} (GUID only)", n.interfaces),
             })
             .collect();
         row(&mut t, "Interfaces", format!("{} InfiniBand, {} configured", i.infiniband, i.configured));
         row(&mut t, "", networks.join(", "));
         if i.other > 0 {
             row(&mut t, "", format!("{} on other CNIs (left alone)", i.other));
+        }
+        if let Some(pkey) = &s.default_limited_partition {
+            row(
+                &mut t,
+                "Partitions",
+                format!("every GUID also joins {pkey} as a limited member (DEFAULT_LIMITED_PARTITION)"),
+            );
         }
         let g = &self.guids;
         row(
