@@ -80,6 +80,7 @@ fn client_for(addr: SocketAddr, timeout: Duration) -> Ufm {
         auth: basic("admin", "123456"),
         tls: ib_sm::ufm::TlsTrust::SystemRoots,
         request_timeout: timeout,
+        confirm_applied: true,
     })
     .expect("client builds")
 }

@@ -258,6 +258,7 @@ fn a_pin_without_certificates_fails_at_start() {
         auth: basic("a", "b"),
         tls: TlsTrust::Pinned("not a certificate".into()),
         request_timeout: common::DEADLINE,
+        confirm_applied: true,
     };
     assert_eq!(Ufm::new(settings).unwrap_err().label(), "tls");
 }

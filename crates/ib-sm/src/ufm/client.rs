@@ -51,6 +51,8 @@ pub struct Ufm {
     tls: TlsMode,
     /// Added to certificate errors.
     tls_hint: Option<&'static str>,
+    /// `UFM_CONFIRM_APPLIED`.
+    confirm_applied: bool,
 }
 
 /// What goes into the `Authorization` header.
@@ -101,6 +103,7 @@ impl Ufm {
             auth,
             timeout: config.request_timeout,
             tls,
+            confirm_applied: config.confirm_applied,
         })
     }
 
@@ -322,9 +325,9 @@ impl SubnetManager for Ufm {
     }
 
     /// UFM answers a change once it is in its model; the fabric gets it after UFM has regenerated
-    /// OpenSM's partitions and OpenSM has swept.
+    /// OpenSM's partitions and OpenSM has swept. `UFM_CONFIRM_APPLIED=false` takes the answer as enough.
     fn applies_later(&self) -> bool {
-        true
+        self.confirm_applied
     }
 
     /// Every call is one HTTP request, and the request timeout covers all of it: connecting, sending,
@@ -373,6 +376,7 @@ mod tests {
             auth,
             tls: TlsTrust::InsecureSkipVerify,
             request_timeout: Duration::from_secs(5),
+            confirm_applied: true,
         }
     }
 

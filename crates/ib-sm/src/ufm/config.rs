@@ -86,6 +86,10 @@ pub struct UfmConfig {
     pub tls: TlsTrust,
     /// How long one request may take, from connecting to the last byte (`UFM_REQUEST_TIMEOUT`).
     pub request_timeout: Duration,
+    /// Read a partition back after each change until the change shows, before it counts as done
+    /// (`UFM_CONFIRM_APPLIED`, default on): UFM answers a change once it is in its model and applies it
+    /// to the fabric afterwards.
+    pub confirm_applied: bool,
 }
 
 impl UfmConfig {
@@ -189,8 +193,15 @@ impl UfmConfig {
             }
         };
 
+        let confirm_applied = env.bool("UFM_CONFIRM_APPLIED", true).unwrap_or_else(|e| {
+            errors.push(e);
+            true
+        });
+
         match auth {
-            Some(auth) if errors.is_empty() => Ok(UfmConfig { address, scheme, port, auth, tls, request_timeout }),
+            Some(auth) if errors.is_empty() => {
+                Ok(UfmConfig { address, scheme, port, auth, tls, request_timeout, confirm_applied })
+            }
             _ => Err(EnvErrors(errors)),
         }
     }
@@ -300,7 +311,19 @@ xBswlBpW
         assert_eq!(c.base_url(), "https://ufm.example:443");
         assert_eq!(c.api_prefix(), "/ufmRest");
         assert_eq!(c.request_timeout, DEFAULT_REQUEST_TIMEOUT);
+        assert!(c.confirm_applied, "changes are read back unless told otherwise");
         assert!(!format!("{c:?}").contains("canary-pw"));
+    }
+
+    #[test]
+    fn confirming_changes_can_be_turned_off_and_a_bad_value_is_named() {
+        let mut e = base();
+        e.push(("UFM_CONFIRM_APPLIED", "false"));
+        assert!(!UfmConfig::from_env(&env(&e)).unwrap().confirm_applied);
+        let mut e = base();
+        e.push(("UFM_CONFIRM_APPLIED", "sometimes"));
+        let err = UfmConfig::from_env(&env(&e)).unwrap_err().to_string();
+        assert!(err.contains("UFM_CONFIRM_APPLIED") && err.contains("sometimes"), "{err}");
     }
 
     #[test]
