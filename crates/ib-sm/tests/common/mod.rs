@@ -40,6 +40,7 @@ pub fn config(ufm: &RunningUfm, auth: Auth) -> UfmConfig {
         auth,
         tls,
         request_timeout: DEADLINE,
+        confirm_applied: true,
     }
 }
 

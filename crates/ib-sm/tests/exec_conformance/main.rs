@@ -28,6 +28,7 @@ fn ufm_client(ufm: &RunningUfm, port: u16) -> Ufm {
         auth: Auth::Basic { username: "admin".into(), password: Secret::new("123456") },
         tls,
         request_timeout: Duration::from_secs(30),
+        confirm_applied: true,
     })
     .expect("client builds")
 }
