@@ -204,10 +204,14 @@ pub struct NadState {
 pub struct World {
     /// Every NAD that exists now (at least every one that asks or holds a key).
     pub nads: Vec<NadState>,
-    /// Keys in use outside the ledger: partitions the subnet manager has, keys NADs name by hand.
+    /// Keys in use outside the ledger: partitions the subnet manager has.
     pub taken: BTreeSet<PKey>,
     /// Keys that pods still use (an ownership record names them): such a key is never given back.
     pub in_use: BTreeSet<PKey>,
+    /// Keys withdrawn from the planner long enough ago that no pod can still be joining them: only
+    /// these are given back. A key found unused is first withdrawn (the planner stops placing new
+    /// pods in it), and given back only when found unused again after that.
+    pub settled: BTreeSet<PKey>,
 }
 
 /// What changed, and the ledger after it.
@@ -219,6 +223,9 @@ pub struct Decision {
     pub allocated: Vec<(PKey, Holder)>,
     /// Keys given back, from the NAD named.
     pub released: Vec<(PKey, Holder)>,
+    /// Keys found unused whose holder no longer wants them, still in the ledger: to be withdrawn from
+    /// the planner, and given back once settled.
+    pub withdrawing: Vec<(PKey, Holder)>,
     /// NADs that ask but found no free key.
     pub exhausted: Vec<Holder>,
 }
@@ -232,20 +239,26 @@ impl Decision {
 
 /// Decides what to allocate and what to give back:
 /// - a key stays with its holder while the holder exists (same UID), asks and is not being deleted;
-/// - otherwise (the NAD is gone, deleting, re-created under a new UID, or no longer asks) it is given
-///   back, but only once no pod uses it;
+/// - otherwise (the NAD is gone, deleting, re-created under a new UID, or no longer asks) it is
+///   withdrawn once no pod uses it, and given back once it is settled and still unused;
 /// - every NAD that asks, is not being deleted and holds nothing gets the lowest key of the range that
 ///   is neither allocated nor taken; when none is left, it is reported as exhausted.
 pub fn decide(ledger: &AllocationLedger, world: &World) -> Decision {
     let mut next = ledger.clone();
     let live: HashMap<&str, &NadState> = world.nads.iter().map(|n| (n.holder.uid.as_str(), n)).collect();
     let mut released = Vec::new();
+    let mut withdrawing = Vec::new();
     let held: Vec<(PKey, Holder)> = ledger.entries().map(|(k, h)| (k, h.clone())).collect();
     for (key, holder) in held {
         let wanted = live.get(holder.uid.as_str()).is_some_and(|n| n.asks && !n.deleting);
-        if !wanted && !world.in_use.contains(&key) {
+        if wanted || world.in_use.contains(&key) {
+            continue;
+        }
+        if world.settled.contains(&key) {
             next.remove(key);
             released.push((key, holder));
+        } else {
+            withdrawing.push((key, holder));
         }
     }
 
@@ -278,7 +291,7 @@ pub fn decide(ledger: &AllocationLedger, world: &World) -> Decision {
             _ => exhausted.push(nad.holder.clone()),
         }
     }
-    Decision { ledger: next, allocated, released, exhausted }
+    Decision { ledger: next, allocated, released, withdrawing, exhausted }
 }
 
 /// The key after `key` in `range`, if any.

@@ -13,8 +13,9 @@ fn nad(ns: &str, name: &str, uid: &str) -> NadState {
     NadState { holder: Holder::new(ns, name, uid), asks: true, deleting: false }
 }
 
+/// Every key counts as settled: the two-step release is tested on its own.
 fn world(nads: Vec<NadState>) -> World {
-    World { nads, ..World::default() }
+    World { nads, settled: (1..0x7FFF).filter_map(|v| PKey::new(v).ok()).collect(), ..World::default() }
 }
 
 /// Decides and folds the decision into `ledger`, checking the invariant each time.
@@ -124,6 +125,24 @@ fn a_nad_flipping_allocate_pkey_off_and_on() {
 }
 
 #[test]
+fn an_unused_key_is_first_withdrawn_and_given_back_only_once_settled() {
+    let mut l = AllocationLedger::new(range("0x1000-0x10ff"));
+    step(&mut l, &world(vec![nad("a", "n", "u1")]));
+    let key = l.key_of("u1").unwrap();
+    let mut gone = World::default();
+    let d = step(&mut l, &gone);
+    assert_eq!(d.withdrawing, vec![(key, Holder::new("a", "n", "u1"))]);
+    assert!(d.released.is_empty() && l.key_of("u1") == Some(key), "not given back before it settles");
+    // A pod found joining meanwhile keeps it.
+    gone.settled = [key].into();
+    gone.in_use = [key].into();
+    let d = step(&mut l, &gone);
+    assert!(d.withdrawing.is_empty() && d.released.is_empty());
+    gone.in_use.clear();
+    assert_eq!(step(&mut l, &gone).released, vec![(key, Holder::new("a", "n", "u1"))]);
+}
+
+#[test]
 fn a_deleting_nad_without_a_key_gets_none() {
     let mut l = AllocationLedger::new(range("0x1000-0x10ff"));
     let mut n = nad("a", "n", "u1");
@@ -199,7 +218,8 @@ proptest! {
                 .collect();
             let in_use: BTreeSet<PKey> = used.iter().map(|v| PKey::new(0x1000 + u32::from(*v)).unwrap()).collect();
             let before = l.clone();
-            let w = World { nads: nads.clone(), taken: BTreeSet::new(), in_use: in_use.clone() };
+            let settled = in_use.iter().map(|k| PKey::new(u32::from(k.get()) ^ 1).unwrap()).collect();
+            let w = World { nads: nads.clone(), taken: BTreeSet::new(), in_use: in_use.clone(), settled };
             let d = decide(&l, &w);
             prop_assert!(d.ledger.check().is_ok());
             for (key, holder) in before.entries() {
