@@ -58,6 +58,10 @@ const RECHECK: Duration = Duration::from_secs(2);
 /// How long a withdrawn key waits before it is read unused again and given back: longer than the
 /// state task takes to act on the withdrawal and to send a record write it had already planned.
 pub const SETTLE: Duration = Duration::from_secs(2);
+/// Events and NAD patches sent at once.
+const CONCURRENCY: usize = 4;
+/// Range-full Events sent per pass at most.
+const EVENTS_PER_PASS: usize = 64;
 /// Upper bound on sending one Event.
 const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -402,55 +406,46 @@ impl Allocator {
         }
     }
 
-    /// Events on the NADs concerned, each about that NAD only.
+    /// Events on the NADs concerned, each about that NAD only. A few at a time, and a bounded number per
+    /// pass: a burst of NADs finding the range full must not hold the allocator up; the ones not yet
+    /// told are told at the next passes.
     async fn tell(&mut self, decision: &Decision) {
         let range = self.settings.range;
+        let mut events = Vec::new();
         for (key, holder) in &decision.allocated {
             info!(network = %holder.network(), pkey = %key, "partition allocated");
             self.told_full.remove(&holder.uid);
             let note = format!("partition {key} allocated to this network from {range}");
-            self.event(holder, EventType::Normal, "PKeyAllocated", note).await;
+            events.push((holder.clone(), EventType::Normal, "PKeyAllocated", note));
         }
         for (key, holder) in &decision.released {
             info!(network = %holder.network(), pkey = %key, "partition given back");
         }
+        let live: HashSet<&str> = self.nads.values().filter_map(|n| n.metadata.uid.as_deref()).collect();
+        self.told_full.retain(|uid| live.contains(uid.as_str()));
         for holder in &decision.exhausted {
+            if events.len() >= EVENTS_PER_PASS {
+                break;
+            }
             if self.told_full.insert(holder.uid.clone()) {
                 warn!(network = %holder.network(), %range, "no partition key free for a network that asks for one");
                 let note = format!(
                     "no partition key is free in the allocation range {range} (PKEY_ALLOCATION_RANGE); pods of this network wait until one is given back"
                 );
-                self.event(holder, EventType::Warning, "PKeyRangeExhausted", note).await;
+                events.push((holder.clone(), EventType::Warning, "PKeyRangeExhausted", note));
             }
         }
-    }
-
-    async fn event(&self, holder: &Holder, type_: EventType, reason: &str, note: String) {
         let reporter = Reporter { controller: "ib-kubernetes".into(), instance: Some(self.settings.instance.clone()) };
-        let recorder = Recorder::new(self.client.clone(), reporter);
-        let reference = ObjectReference {
-            api_version: Some("k8s.cni.cncf.io/v1".into()),
-            kind: Some("NetworkAttachmentDefinition".into()),
-            name: Some(holder.name.clone()),
-            namespace: Some(holder.namespace.clone()),
-            uid: Some(holder.uid.clone()),
-            ..ObjectReference::default()
-        };
-        let event = Event {
-            type_,
-            reason: reason.to_owned(),
-            note: Some(note),
-            action: "AllocatePartition".into(),
-            secondary: None,
-        };
-        let span = info_span!("event", network = %holder.network(), reason);
-        if let Err(e) = bounded(EVENT_TIMEOUT, span, recorder.publish(&event, &reference)).await {
-            debug!(network = %holder.network(), reason, error = %e, "event not recorded");
-        }
+        let client = &self.client;
+        futures::stream::iter(events)
+            .for_each_concurrent(CONCURRENCY, |(holder, type_, reason, note)| {
+                send_event(client.clone(), reporter.clone(), holder, type_, reason, note)
+            })
+            .await;
     }
 
     /// Makes every NAD show what the ledger says: the key and the finalizer on a holder, neither on any
-    /// other NAD (whatever its author wrote there).
+    /// other NAD (whatever its author wrote there). A few patches at a time.
     async fn show_on_nads(&mut self) -> Result<(), AllocatorError> {
         let Some(stored) = &self.stored else { return Ok(()) };
         let mut patches = Vec::new();
@@ -460,45 +455,100 @@ impl Allocator {
                 patches.push((network.clone(), patch));
             }
         }
+        let (client, gate, timeout) = (&self.client, &self.gate, self.settings.api_timeout);
+        let outcomes: Vec<_> = futures::stream::iter(patches)
+            .map(|(network, patch)| async move {
+                let outcome = patch_nad(client.clone(), gate, timeout, &network, patch).await;
+                (network, outcome)
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
         let mut first_error = None;
-        for (network, patch) in patches {
-            if let Err(e) = self.patch_nad(&network, patch).await {
-                first_error.get_or_insert(e);
+        for (network, outcome) in outcomes {
+            match outcome {
+                Ok(Patched::Stored(nad)) => {
+                    self.nads.insert(network, *nad);
+                }
+                Ok(Patched::Gone) => {
+                    self.nads.remove(&network);
+                }
+                Ok(Patched::Stale) => {}
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
         first_error.map_or(Ok(()), Err)
     }
+}
 
-    async fn patch_nad(&mut self, network: &NetworkRef, patch: serde_json::Value) -> Result<(), AllocatorError> {
-        let left = self.gate.time_left().ok_or(AllocatorError::NotLeader)?;
-        let limit = self.settings.api_timeout.min(left);
-        let api: Api<Nad> = Api::namespaced(self.client.clone(), &network.namespace);
-        let span = info_span!("api", operation = "patch_nad", network = %network);
-        let (params, patch) = (PatchParams::default(), Patch::Merge(&patch));
-        let call = api.patch(&network.name, &params, &patch);
-        match bounded(limit, span, call).await {
-            Ok(nad) => {
-                // The answer is the NAD as stored (or gone, when the last finalizer left a deleting NAD).
-                if nad.metadata.deletion_timestamp.is_some()
-                    && nad.metadata.finalizers.as_ref().is_none_or(Vec::is_empty)
-                {
-                    self.nads.remove(network);
-                } else {
-                    self.nads.insert(network.clone(), nad);
-                }
-                Ok(())
-            }
-            Err(CallError::Failed(kube::Error::Api(status))) if status.code == 404 => {
-                self.nads.remove(network);
-                Ok(())
-            }
-            // Changed since it was read: the watch brings the NAD as it is, and the next pass retries.
-            Err(CallError::Failed(kube::Error::Api(status))) if status.code == 409 => {
-                debug!(network = %network, "NAD changed since read; patched again at the next pass");
-                Ok(())
-            }
-            Err(source) => Err(AllocatorError::Nad { network: network.clone(), source }),
+/// What a NAD patch found.
+enum Patched {
+    /// The NAD as stored after the patch.
+    Stored(Box<Nad>),
+    /// The NAD is gone (also when the patch removed the last finalizer of a deleting NAD).
+    Gone,
+    /// The NAD changed since it was read: the watch brings it as it is, the next pass patches again.
+    Stale,
+}
+
+async fn patch_nad(
+    client: Client,
+    gate: &LeaseGate,
+    timeout: Duration,
+    network: &NetworkRef,
+    patch: serde_json::Value,
+) -> Result<Patched, AllocatorError> {
+    let left = gate.time_left().ok_or(AllocatorError::NotLeader)?;
+    let api: Api<Nad> = Api::namespaced(client, &network.namespace);
+    let span = info_span!("api", operation = "patch_nad", network = %network);
+    let (params, patch) = (PatchParams::default(), Patch::Merge(&patch));
+    match bounded(timeout.min(left), span, api.patch(&network.name, &params, &patch)).await {
+        Ok(nad)
+            if nad.metadata.deletion_timestamp.is_some()
+                && nad.metadata.finalizers.as_ref().is_none_or(Vec::is_empty) =>
+        {
+            Ok(Patched::Gone)
         }
+        Ok(nad) => Ok(Patched::Stored(Box::new(nad))),
+        Err(CallError::Failed(kube::Error::Api(status))) if status.code == 404 => Ok(Patched::Gone),
+        Err(CallError::Failed(kube::Error::Api(status))) if status.code == 409 => {
+            debug!(network = %network, "NAD changed since read; patched again at the next pass");
+            Ok(Patched::Stale)
+        }
+        Err(source) => Err(AllocatorError::Nad { network: network.clone(), source }),
+    }
+}
+
+/// Sends one Event about the NAD `holder`; best effort, bounded.
+async fn send_event(
+    client: Client,
+    reporter: Reporter,
+    holder: Holder,
+    type_: EventType,
+    reason: &'static str,
+    note: String,
+) {
+    let recorder = Recorder::new(client, reporter);
+    let reference = ObjectReference {
+        api_version: Some("k8s.cni.cncf.io/v1".into()),
+        kind: Some("NetworkAttachmentDefinition".into()),
+        name: Some(holder.name.clone()),
+        namespace: Some(holder.namespace.clone()),
+        uid: Some(holder.uid.clone()),
+        ..ObjectReference::default()
+    };
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: "AllocatePartition".into(),
+        secondary: None,
+    };
+    let span = info_span!("event", network = %holder.network(), reason);
+    if let Err(e) = bounded(EVENT_TIMEOUT, span, recorder.publish(&event, &reference)).await {
+        debug!(network = %holder.network(), reason, error = %e, "event not recorded");
     }
 }
 
