@@ -268,11 +268,14 @@ impl Allocator {
             let may_release =
                 ledger.entries().any(|(_, h)| !live.get(h.uid.as_str()).is_some_and(|n| n.asks && !n.deleting));
             let settled = self.withdrawn.iter().filter(|(_, at)| at.elapsed() >= SETTLE).map(|(k, _)| *k).collect();
+            // With every key of the range in the ledger, a NAD waiting for one needs no reads: it is
+            // told the range is full, and a key comes free only through a release.
+            let can_allocate = wants_key && ledger.len() < ledger.range().len();
             let mut world = World { nads, taken: BTreeSet::new(), in_use: BTreeSet::new(), settled };
-            if wants_key || may_release {
+            if can_allocate || may_release {
                 world.in_use = self.keys_in_use().await?;
             }
-            if wants_key {
+            if can_allocate {
                 world.taken = self.sm_keys().await?;
             }
             decide(ledger, &world)
