@@ -419,7 +419,7 @@ impl Allocator {
             info!(network = %holder.network(), pkey = %key, "partition allocated");
             self.told_full.remove(&holder.uid);
             let note = format!("partition {key} allocated to this network from {range}");
-            events.push((holder.clone(), EventType::Normal, "PKeyAllocated", note));
+            events.push(NadEvent { holder: holder.clone(), type_: EventType::Normal, reason: "PKeyAllocated", note });
         }
         for (key, holder) in &decision.released {
             info!(network = %holder.network(), pkey = %key, "partition given back");
@@ -435,15 +435,14 @@ impl Allocator {
                 let note = format!(
                     "no partition key is free in the allocation range {range} (PKEY_ALLOCATION_RANGE); pods of this network wait until one is given back"
                 );
-                events.push((holder.clone(), EventType::Warning, "PKeyRangeExhausted", note));
+                let type_ = EventType::Warning;
+                events.push(NadEvent { holder: holder.clone(), type_, reason: "PKeyRangeExhausted", note });
             }
         }
         let reporter = Reporter { controller: "ib-kubernetes".into(), instance: Some(self.settings.instance.clone()) };
         let client = &self.client;
         futures::stream::iter(events)
-            .for_each_concurrent(CONCURRENCY, |(holder, type_, reason, note)| {
-                send_event(client.clone(), reporter.clone(), holder, type_, reason, note)
-            })
+            .for_each_concurrent(CONCURRENCY, |event| send_event(client.clone(), reporter.clone(), event))
             .await;
     }
 
@@ -524,15 +523,16 @@ async fn patch_nad(
     }
 }
 
-/// Sends one Event about the NAD `holder`; best effort, bounded.
-async fn send_event(
-    client: Client,
-    reporter: Reporter,
+/// An Event about one NAD.
+struct NadEvent {
     holder: Holder,
     type_: EventType,
     reason: &'static str,
     note: String,
-) {
+}
+
+/// Sends one Event about a NAD; best effort, bounded.
+async fn send_event(client: Client, reporter: Reporter, NadEvent { holder, type_, reason, note }: NadEvent) {
     let recorder = Recorder::new(client, reporter);
     let reference = ObjectReference {
         api_version: Some("k8s.cni.cncf.io/v1".into()),
