@@ -83,6 +83,13 @@ pub const CONTROLLER_USES: &[Permission] = &[
     p("", "pods", "patch", Scope::Cluster, "ib-controller/src/patcher.rs: guarded annotation patch"),
     p("k8s.cni.cncf.io", "network-attachment-definitions", "list", Scope::Cluster, "ib-controller/src/watch.rs"),
     p("k8s.cni.cncf.io", "network-attachment-definitions", "watch", Scope::Cluster, "ib-controller/src/watch.rs"),
+    p(
+        "k8s.cni.cncf.io",
+        "network-attachment-definitions",
+        "patch",
+        Scope::Cluster,
+        "ib-controller/src/pkey_allocator.rs: the allocated key's annotation and finalizer",
+    ),
     p("events.k8s.io", "events", "create", Scope::Cluster, "ib-controller/src/events.rs: kube Recorder, new event"),
     p("events.k8s.io", "events", "patch", Scope::Cluster, "ib-controller/src/events.rs: kube Recorder, event series"),
     p(record::GROUP, record::PLURAL, "list", Scope::Cluster, "ib-controller/src/records.rs: read at leader start"),
@@ -98,6 +105,9 @@ pub const CONTROLLER_USES: &[Permission] = &[
     p("coordination.k8s.io", "leases", "get", Scope::OwnNamespace, "ib-controller/src/leader.rs"),
     p("coordination.k8s.io", "leases", "create", Scope::OwnNamespace, "ib-controller/src/leader.rs"),
     p("coordination.k8s.io", "leases", "update", Scope::OwnNamespace, "ib-controller/src/leader.rs: PUT"),
+    p("", "configmaps", "get", Scope::OwnNamespace, "ib-controller/src/pkey_allocator.rs: the partition ledger"),
+    p("", "configmaps", "create", Scope::OwnNamespace, "ib-controller/src/pkey_allocator.rs: the first allocation"),
+    p("", "configmaps", "update", Scope::OwnNamespace, "ib-controller/src/pkey_allocator.rs: PUT of the ledger"),
 ];
 
 /// One granted or used permission: (API group, resource, verb, scope).

@@ -107,9 +107,15 @@ fn rbac_grants_exactly_what_the_controller_uses() {
     );
     assert!(subject_is_ours(&binding.subjects));
     for rule in role.rules.as_deref().unwrap_or_default() {
-        // Only the controller's own Lease may be read or written (create cannot be limited by name).
+        // Only the controller's own Lease and partition ledger may be read or written (create cannot be
+        // limited by name).
         if rule.verbs.iter().any(|v| v != "create") {
-            assert_eq!(rule.resource_names.as_deref(), Some(&["ib-kubernetes-leader".to_owned()][..]), "{rule:?}");
+            let own = match rule.resources.as_deref() {
+                Some([r]) if r == "leases" => "ib-kubernetes-leader",
+                Some([r]) if r == "configmaps" => "ib-kubernetes-pkey-allocations",
+                other => panic!("the namespaced Role reaches {other:?}"),
+            };
+            assert_eq!(rule.resource_names.as_deref(), Some(&[own.to_owned()][..]), "{rule:?}");
         }
     }
     grants(role.rules.as_deref().unwrap_or_default(), Scope::OwnNamespace, &mut granted);

@@ -16,7 +16,7 @@ use common::{DEADLINE, binary};
 use ib_kubernetes_deployment::{Scope, dir, grants, load, parse, used};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Container;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube_emulator::{EmulatorConfig, KubeEmulator, Resource};
 use serde_json::{Value, json};
 
@@ -130,7 +130,25 @@ fn the_operator_rbac_with_ours_grants_what_the_controller_uses() {
         (subjects[0].kind.as_str(), subjects[0].name.as_str(), subjects[0].namespace.as_deref()),
         ("ServiceAccount", "ib-kubernetes", Some(OPERATOR_NAMESPACE))
     );
-    let extra = grants(role.rules.as_deref().unwrap_or_default(), Scope::Cluster);
+    let mut extra = grants(role.rules.as_deref().unwrap_or_default(), Scope::Cluster);
+    // The partition ledger lives in the controller's namespace: a Role there, bound to the same account.
+    let own: Role = ours.iter().find(|o| o.kind() == "Role").expect("Role").to().expect("typed");
+    let own_binding: RoleBinding =
+        ours.iter().find(|o| o.kind() == "RoleBinding").expect("binding").to().expect("typed");
+    assert_eq!(own.metadata.namespace.as_deref(), Some(OPERATOR_NAMESPACE));
+    assert_eq!(own_binding.metadata.namespace.as_deref(), Some(OPERATOR_NAMESPACE));
+    assert_eq!(Some(own_binding.role_ref.name.as_str()), own.metadata.name.as_deref());
+    let own_subjects = own_binding.subjects.unwrap_or_default();
+    assert_eq!(
+        own_subjects.iter().map(|s| (s.name.as_str(), s.namespace.as_deref())).collect::<Vec<_>>(),
+        [("ib-kubernetes", Some(OPERATOR_NAMESPACE))]
+    );
+    for rule in own.rules.as_deref().unwrap_or_default() {
+        if rule.verbs.iter().any(|v| v != "create") {
+            assert_eq!(rule.resource_names.as_deref(), Some(&["ib-kubernetes-pkey-allocations".to_owned()][..]));
+        }
+    }
+    extra.extend(grants(own.rules.as_deref().unwrap_or_default(), Scope::OwnNamespace));
     granted.extend(extra.iter().cloned());
     let used = used();
     let missing: Vec<_> = used.difference(&granted).collect();

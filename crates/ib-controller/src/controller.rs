@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::input::Input;
 use crate::leader::LeaderElector;
 use crate::metrics::Metrics;
+use crate::pkey_allocator::{Allocator, AllocatorSettings};
 use crate::state_task::{Dependencies, StateTask, TaskSettings};
 use crate::{admin, watch as watches};
 
@@ -136,6 +137,17 @@ impl Controller {
             watches::nads(client.clone(), config.watch_namespace.clone(), tx.clone(), metrics.clone()),
         );
         tasks.spawn("resync timer", resync_timer(config.resync_interval, tx.clone()));
+        if let Some(range) = config.policy.partitions.allocation_range {
+            let settings = AllocatorSettings {
+                range,
+                namespace: config.identity.namespace.clone(),
+                watch_namespace: config.watch_namespace.clone(),
+                api_timeout: API_TIMEOUT,
+                instance: identity.clone(),
+            };
+            let allocator = Allocator::new(client.clone(), sm.clone(), gate.clone(), tx.clone(), settings);
+            tasks.spawn("partition allocator", allocator.run(leading.clone()));
+        }
         // Checking the subnet manager ends once it answers: not a core task, but stopped with the rest.
         let validate = tokio::spawn(validate_sm(sm.clone()));
 

@@ -92,4 +92,6 @@ pub enum Input {
     RetryGuids(Vec<Guid>),
     /// Retry the patch of this pod after a failure.
     RetryPod(PodUid),
+    /// The partitions allocated to networks that asked for one, the whole ledger each time.
+    PKeyAllocations(std::collections::HashMap<NetworkRef, ib_model::PKey>),
 }

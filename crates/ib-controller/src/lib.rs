@@ -14,6 +14,7 @@ pub mod input;
 pub mod leader;
 pub mod metrics;
 pub mod patcher;
+pub mod pkey_allocator;
 pub mod records;
 pub mod resources;
 mod sm_change;

@@ -187,6 +187,7 @@ impl StateTask {
             }
             Input::NadApplied(network, config) => self.state.apply_nad(network, config.as_deref()),
             Input::NadDeleted(network) => self.state.delete_nad(&network),
+            Input::PKeyAllocations(allocated) => self.state.set_pkey_allocations(allocated),
             Input::NadsReset(nads) => {
                 info!(nads = nads.len(), "network attachment definitions listed");
                 self.state.reset_nads(nads.iter().map(|(n, c)| (n.clone(), c.as_deref())));

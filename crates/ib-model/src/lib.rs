@@ -26,6 +26,7 @@ pub mod nad;
 pub mod partition;
 pub mod pending;
 pub mod pkey;
+pub mod pkey_allocation;
 pub mod planner;
 pub mod pod;
 pub mod pool;

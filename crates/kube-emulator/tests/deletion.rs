@@ -167,3 +167,51 @@ async fn stand_in_kubelet_removes_terminating_pods() {
     assert!(handle.get(Resource::Pods, "default", "held").is_none());
     emulator.shutdown().await;
 }
+
+/// What the partition allocator relies on, for NADs and ConfigMaps: a finalizer holds a deleted NAD
+/// with its deletionTimestamp until a merge patch removes it, a merge patch carrying a stale
+/// resourceVersion is refused with 409, and a ConfigMap PUT with a stale resourceVersion too.
+#[tokio::test]
+async fn nads_and_configmaps_honour_finalizers_and_resource_versions() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+
+    let (emulator, client) = start(manual()).await;
+    let gvk = GroupVersionKind::gvk("k8s.cni.cncf.io", "v1", "NetworkAttachmentDefinition");
+    let resource = ApiResource::from_gvk_with_plural(&gvk, "network-attachment-definitions");
+    let nads: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &resource);
+    let nad: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+        "metadata": {"name": "n", "finalizers": ["example.com/hold"]},
+        "spec": {"config": "{}"}
+    }))
+    .unwrap();
+    let created = nads.create(&PostParams::default(), &nad).await.unwrap();
+    let stale = created.resource_version().unwrap();
+    let Either::Left(terminating) = nads.delete("n", &DeleteParams::default()).await.unwrap() else {
+        panic!("a finalized NAD is returned, not a Status");
+    };
+    assert!(terminating.metadata.deletion_timestamp.is_some());
+    let held = nads.get("n").await.unwrap();
+    assert!(held.metadata.deletion_timestamp.is_some());
+    let stale_patch = json!({"metadata": {"resourceVersion": stale, "finalizers": []}});
+    let status = api_error(nads.patch("n", &PatchParams::default(), &Patch::Merge(stale_patch)).await.unwrap_err());
+    assert_eq!(status.code, 409);
+    assert!(nads.get("n").await.is_ok(), "a refused patch keeps the NAD");
+    let current = json!({"metadata": {"resourceVersion": held.resource_version(), "finalizers": []}});
+    nads.patch("n", &PatchParams::default(), &Patch::Merge(current)).await.unwrap();
+    assert_eq!(api_error(nads.get("n").await.unwrap_err()).code, 404);
+
+    let maps: Api<ConfigMap> = Api::namespaced(client, "default");
+    let map: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "m"}, "data": {"a": "1"}})).unwrap();
+    let created = maps.create(&PostParams::default(), &map).await.unwrap();
+    let mut first = created.clone();
+    first.data = Some([("a".to_owned(), "2".to_owned())].into());
+    maps.replace("m", &PostParams::default(), &first).await.unwrap();
+    let mut second = created;
+    second.data = Some([("b".to_owned(), "3".to_owned())].into());
+    let status = api_error(maps.replace("m", &PostParams::default(), &second).await.unwrap_err());
+    assert_eq!(status.code, 409, "a write over a version since changed is refused");
+    assert_eq!(maps.get("m").await.unwrap().data.unwrap()["a"], "2");
+    emulator.shutdown().await;
+}
