@@ -224,6 +224,7 @@ pub async fn run(options: DemoOptions) -> Result<Demo, DemoError> {
     };
     let mut controller_env = env.clone();
     controller_env.set("DEFAULT_LIMITED_PARTITION", format!("0x{:02x}", workload::DEFAULT_LIMITED_PKEY));
+    controller_env.set("PKEY_ALLOCATION_RANGE", workload::ALLOCATION_RANGE);
     if let Some((first, last, fabric)) = &fabric {
         controller_env.set("DAEMON_SM_PLUGIN", "opensm");
         controller_env.set("OPENSM_PARTITIONS_FILE", fabric.partitions_file().display().to_string());
@@ -440,7 +441,7 @@ fn summarize(s: SummaryInputs<'_>) -> Summary {
     let mut by_network: BTreeMap<String, NetworkInterfaces> = BTreeMap::new();
     for network in plans.iter().flat_map(|p| p.ib_networks.iter()) {
         let entry = by_network.entry((*network).to_owned()).or_default();
-        if let Some(NadRole::InfiniBand { pkey: Some(pkey), join }) =
+        if let Some(NadRole::InfiniBand { pkey: Some(pkey), join } | NadRole::Allocated { pkey, join }) =
             s.nads.iter().find(|n| n.name == *network).map(|n| n.role)
         {
             entry.pkey = Some(format!("0x{pkey:02x}"));

@@ -32,6 +32,10 @@ pub const MIN_PODS: usize = 3;
 /// The demo cluster's `DEFAULT_LIMITED_PARTITION`: a shared partition every GUID handed out joins as
 /// a limited member, GUID-only networks' GUIDs included.
 pub const DEFAULT_LIMITED_PKEY: u16 = 0x0e;
+/// The demo cluster's `PKEY_ALLOCATION_RANGE`. `ib-own` is the only network asking for a partition,
+/// and nothing else uses the range, so it is given the range's first key, [`ALLOCATED_PKEY`].
+pub const ALLOCATION_RANGE: &str = "0x1000-0x10ff";
+pub const ALLOCATED_PKEY: u16 = 0x1000;
 
 /// What a NAD is to ib-kubernetes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +43,9 @@ pub enum NadRole {
     /// An ib-sriov network naming its partition (`None`: GUID-only); `join` is how its GUIDs must
     /// show in that partition (the cluster's defaults where the NAD says nothing).
     InfiniBand { pkey: Option<u16>, join: PartitionOptions },
+    /// An ib-sriov network asking for a partition of its own (`allocate_pkey`), which must be given
+    /// `pkey`.
+    Allocated { pkey: u16, join: PartitionOptions },
     /// An ib-sriov network ib-kubernetes must refuse.
     Invalid,
     /// Another CNI.
@@ -56,7 +63,7 @@ impl NadRole {
     /// How the network's GUIDs join its partition; `None` for a network ib-kubernetes does not configure.
     pub fn join(self) -> Option<PartitionOptions> {
         match self {
-            NadRole::InfiniBand { join, .. } => Some(join),
+            NadRole::InfiniBand { join, .. } | NadRole::Allocated { join, .. } => Some(join),
             NadRole::Invalid | NadRole::Other => None,
         }
     }
@@ -105,6 +112,11 @@ pub fn nads() -> Vec<NadSpec> {
             config: r#"{"cniVersion":"0.3.1","name":"ib-qos","type":"ib-sriov","pkey":"0x0d","mtu_limit":4,"service_level":2,"rate_limit":100,"ibKubernetesEnabled":true,"ipam":{}}"#,
         },
         NadSpec {
+            name: "ib-own",
+            role: NadRole::Allocated { pkey: ALLOCATED_PKEY, join: plain },
+            config: r#"{"cniVersion":"0.3.1","name":"ib-own","type":"ib-sriov","allocate_pkey":true,"ibKubernetesEnabled":true,"ipam":{}}"#,
+        },
+        NadSpec {
             name: "ib-mgmt",
             role: NadRole::Invalid,
             config: r#"{"cniVersion":"0.3.1","name":"ib-mgmt","type":"ib-sriov","pkey":"0x7fff","ibKubernetesEnabled":true}"#,
@@ -124,6 +136,7 @@ pub fn ib_networks(nads: &[NadSpec]) -> IbNetworks {
     nads.iter()
         .filter_map(|n| match n.role {
             NadRole::InfiniBand { pkey, .. } => Some((NetworkRef::new(NAMESPACE, n.name), pkey)),
+            NadRole::Allocated { pkey, .. } => Some((NetworkRef::new(NAMESPACE, n.name), Some(pkey))),
             NadRole::Invalid | NadRole::Other => None,
         })
         .collect()
@@ -158,6 +171,8 @@ pub enum PodKind {
     WithStorage,
     /// One interface on the network whose partition has QoS.
     Qos,
+    /// One interface on the network with a partition allocated to it.
+    OwnPartition,
     NoNetworks,
     RequestedGuid,
     BadPkey,
@@ -166,8 +181,9 @@ pub enum PodKind {
 
 impl PodKind {
     /// Random kinds and their weights (percent).
-    const MIX: [(PodKind, u32); 9] = [
-        (PodKind::OneIb, 30),
+    const MIX: [(PodKind, u32); 10] = [
+        (PodKind::OneIb, 25),
+        (PodKind::OwnPartition, 5),
         (PodKind::RuntimeGuid, 13),
         (PodKind::TwoPartitions, 12),
         (PodKind::TwoOnOneNetwork, 5),
@@ -188,6 +204,7 @@ impl PodKind {
             PodKind::IbAndMacvlan => "ib-and-macvlan",
             PodKind::WithStorage => "with-storage",
             PodKind::Qos => "qos",
+            PodKind::OwnPartition => "own-partition",
             PodKind::NoNetworks => "no-networks",
             PodKind::RequestedGuid => "requested-guid",
             PodKind::BadPkey => "bad-pkey",
@@ -219,6 +236,7 @@ impl PodKind {
                 &["ib-a", "ib-storage"],
             ),
             PodKind::Qos => (Some("ib-qos"), &["ib-qos"]),
+            PodKind::OwnPartition => (Some("ib-own@net1"), &["ib-own"]),
             PodKind::NoNetworks => (None, &[]),
             PodKind::RequestedGuid => (
                 Some(r#"[{"name":"ib-a","interface":"net1","cni-args":{"guid":"02:00:00:00:a0:00:00:01"}}]"#),
@@ -351,11 +369,25 @@ mod tests {
                 assert_eq!(spec.pkey.map(|p| p.get()), pkey, "{}", nad.name);
                 assert_eq!(spec.partition_options(&cluster.primary), join, "{}", nad.name);
             }
+            if let NadRole::Allocated { join, .. } = nad.role {
+                let Ok(NadKind::InfiniBand(spec)) = classify(Some(nad.config)) else { panic!("{}", nad.name) };
+                assert!(spec.options.allocate_pkey && spec.pkey.is_none(), "{}", nad.name);
+                assert_eq!(spec.partition_options(&cluster.primary), join, "{}", nad.name);
+            }
         }
         let joins: Vec<PartitionOptions> = nads.iter().filter_map(|n| n.role.join()).collect();
         assert!(joins.iter().any(|j| j.membership == Membership::Limited && !j.index0), "a limited NAD");
         assert!(joins.iter().any(|j| j.qos == Some(demo_qos()) && demo_qos() != Qos::default()), "a NAD with QoS");
         assert!(!ib_networks(&nads).values().any(|p| *p == Some(DEFAULT_LIMITED_PKEY)), "no NAD names the shared one");
+        let range = ib_model::pkey::PKeyRange::parse(ALLOCATION_RANGE).unwrap();
+        assert_eq!(range.first().get(), ALLOCATED_PKEY);
+        assert_eq!(nads.iter().filter(|n| matches!(n.role, NadRole::Allocated { .. })).count(), 1, "one NAD asks");
+        assert!(
+            ib_networks(&nads)
+                .values()
+                .flatten()
+                .all(|p| *p == ALLOCATED_PKEY || !range.contains(ib_model::PKey::new(u32::from(*p)).unwrap()))
+        );
         assert_eq!(REQUESTED_GUID.to_string(), "02:00:00:00:a0:00:00:01");
     }
 }
