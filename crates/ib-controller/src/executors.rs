@@ -4,18 +4,22 @@
 //! Every task lives in one [`JoinSet`] owned by the state task, so none outlives it: a stop aborts them
 //! and waits for them, and dropping the state task aborts them too.
 //!
+//! Pod patches wait in a queue, not as tasks: at most `patch_concurrency` sender tasks take them one at
+//! a time. A burst plans thousands of patches at once; a task each would hold thousands of futures at
+//! once (a few KiB each, with the HTTP call inside), and the task set keeps ended tasks until reaped.
+//!
 //! Subnet-manager requests go through one lane per (operation, pkey): while a request of a lane is in
 //! flight, new GUIDs for it gather and leave together in the next request (group commit). Latency is
 //! one round trip when quiet; batches grow under load.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use kube::Client;
 use prometheus_client::metrics::counter::Counter;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{debug, error, info_span, warn};
 
@@ -53,6 +57,64 @@ struct Lane {
     queued: Vec<Guid>,
 }
 
+/// Pod patches waiting to be sent, each with the leadership it was planned under, and how many sender
+/// tasks are taking them.
+#[derive(Default)]
+struct PatchQueue {
+    waiting: VecDeque<(u64, PodPatch)>,
+    senders: usize,
+}
+
+/// The patch queue, shared by the executors (which add to it) and the sender tasks (which take from it).
+/// The lock is never held across an await.
+#[derive(Clone, Default)]
+struct SharedPatches(Arc<Mutex<PatchQueue>>);
+
+impl SharedPatches {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PatchQueue> {
+        // A sender that panicked holding the lock left the queue consistent: every change is one call.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues a patch; true when a sender should be started for it (fewer than `limit` run).
+    fn push(&self, term: u64, patch: PodPatch, limit: usize) -> bool {
+        let mut queue = self.lock();
+        queue.waiting.push_back((term, patch));
+        let start = queue.senders < limit;
+        if start {
+            queue.senders += 1;
+        }
+        start
+    }
+
+    /// The next patch for a sender; `None` ends the sender, counted out under the same lock that
+    /// [`push`](Self::push) counts under, so a patch queued meanwhile always finds a sender.
+    fn next(&self, sender: &mut SenderSlot) -> Option<(u64, PodPatch)> {
+        let mut queue = self.lock();
+        let next = queue.waiting.pop_front();
+        if next.is_none() {
+            queue.senders -= 1;
+            sender.counted = false;
+        }
+        next
+    }
+}
+
+/// A running sender's place in [`PatchQueue::senders`]; given back if the sender ends another way
+/// (aborted at shutdown, or the state task gone).
+struct SenderSlot {
+    queue: SharedPatches,
+    counted: bool,
+}
+
+impl Drop for SenderSlot {
+    fn drop(&mut self) {
+        if self.counted {
+            self.queue.lock().senders -= 1;
+        }
+    }
+}
+
 /// The work the state task hands out, and the tasks doing it.
 pub struct Executors {
     tasks: JoinSet<()>,
@@ -60,7 +122,7 @@ pub struct Executors {
     sm: Arc<dyn SubnetManager>,
     client: Client,
     gate: LeaseGate,
-    patch_slots: Arc<Semaphore>,
+    patches: SharedPatches,
     settings: TaskSettings,
     lanes: HashMap<(SmOp, PKey), Lane>,
 }
@@ -80,7 +142,7 @@ impl Executors {
             sm,
             client,
             gate,
-            patch_slots: Arc::new(Semaphore::new(settings.patch_concurrency.max(1))),
+            patches: SharedPatches::default(),
             settings,
             lanes: HashMap::new(),
         }
@@ -219,17 +281,31 @@ impl Executors {
         });
     }
 
-    /// Patches a pod's annotations in the background for the leadership `term`; the outcome comes back as `PatchDone`.
+    /// Patches a pod's annotations in the background for the leadership `term`; the outcome comes back as
+    /// `PatchDone`. Patches are sent in the order queued, at most `patch_concurrency` at once.
     pub fn patch(&mut self, term: u64, patch: PodPatch) {
+        if self.patches.push(term, patch, self.settings.patch_concurrency.max(1)) {
+            self.spawn_patch_sender();
+        }
+    }
+
+    /// A task sending queued patches one after another until the queue is empty.
+    fn spawn_patch_sender(&mut self) {
         let ctx = patcher::PatchContext {
             client: self.client.clone(),
             gate: self.gate.clone(),
-            slots: self.patch_slots.clone(),
             timeout: self.settings.api_timeout,
         };
-        self.spawn(async move {
-            let outcome = patcher::patch_pod(&ctx, &patch).await;
-            Input::PatchDone { term, patch, outcome }
+        let (queue, tx) = (self.patches.clone(), self.tx.clone());
+        // Made here, not inside the task: a task aborted before its first poll drops it all the same.
+        let mut slot = SenderSlot { queue: queue.clone(), counted: true };
+        self.tasks.spawn(async move {
+            while let Some((term, patch)) = queue.next(&mut slot) {
+                let outcome = patcher::patch_pod(&ctx, &patch).await;
+                if tx.send(Input::PatchDone { term, patch, outcome }).await.is_err() {
+                    return;
+                }
+            }
         });
     }
 
@@ -312,14 +388,4 @@ pub fn retry_delay(attempt: u32, cap: Duration) -> Duration {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_delays_double_up_to_the_cap() {
-        let cap = Duration::from_secs(5);
-        let delays: Vec<u64> = (1..=7).map(|n| retry_delay(n, cap).as_millis() as u64).collect();
-        assert_eq!(delays, [250, 500, 1000, 2000, 4000, 5000, 5000]);
-        assert_eq!(retry_delay(u32::MAX, cap), cap);
-    }
-}
+mod tests;
