@@ -5,7 +5,7 @@
 //! and waits for them, and dropping the state task aborts them too.
 //!
 //! Pod patches wait in a queue, not as tasks: at most `patch_concurrency` sender tasks take them one at
-//! a time. A burst plans thousands of patches at once; a task each would hold thousands of futures at
+//! a time, and wait idle when it is empty. A burst plans thousands of patches at once; a task each would hold thousands of futures at
 //! once (a few KiB each, with the HTTP call inside), and the task set keeps ended tasks until reaped.
 //!
 //! Subnet-manager requests go through one lane per (operation, pkey): while a request of a lane is in
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use kube::Client;
 use prometheus_client::metrics::counter::Counter;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tracing::{debug, error, info_span, warn};
 
@@ -58,60 +58,60 @@ struct Lane {
 }
 
 /// Pod patches waiting to be sent, each with the leadership it was planned under, and how many sender
-/// tasks are taking them.
+/// tasks there are.
 #[derive(Default)]
 struct PatchQueue {
     waiting: VecDeque<(u64, PodPatch)>,
     senders: usize,
 }
 
-/// The patch queue, shared by the executors (which add to it) and the sender tasks (which take from it).
-/// The lock is never held across an await.
+/// The patch queue, shared by the executors (which add to it) and the sender tasks (which take from
+/// it), and the signal that wakes an idle sender. The lock is never held across an await.
 #[derive(Clone, Default)]
-struct SharedPatches(Arc<Mutex<PatchQueue>>);
+struct SharedPatches(Arc<(Mutex<PatchQueue>, Notify)>);
 
 impl SharedPatches {
     fn lock(&self) -> std::sync::MutexGuard<'_, PatchQueue> {
         // A sender that panicked holding the lock left the queue consistent: every change is one call.
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.0.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues a patch; true when a sender should be started for it (fewer than `limit` run).
+    /// Queues a patch and wakes an idle sender; true when another sender should be started (fewer than
+    /// `limit` exist).
     fn push(&self, term: u64, patch: PodPatch, limit: usize) -> bool {
-        let mut queue = self.lock();
-        queue.waiting.push_back((term, patch));
-        let start = queue.senders < limit;
-        if start {
-            queue.senders += 1;
-        }
+        let start = {
+            let mut queue = self.lock();
+            queue.waiting.push_back((term, patch));
+            let start = queue.senders < limit;
+            if start {
+                queue.senders += 1;
+            }
+            start
+        };
+        // Kept as a permit if no sender is waiting yet, so a sender about to wait still sees it.
+        self.0.1.notify_one();
         start
     }
 
-    /// The next patch for a sender; `None` ends the sender, counted out under the same lock that
-    /// [`push`](Self::push) counts under, so a patch queued meanwhile always finds a sender.
-    fn next(&self, sender: &mut SenderSlot) -> Option<(u64, PodPatch)> {
-        let mut queue = self.lock();
-        let next = queue.waiting.pop_front();
-        if next.is_none() {
-            queue.senders -= 1;
-            sender.counted = false;
+    /// The next patch, waiting while there is none.
+    async fn next(&self) -> (u64, PodPatch) {
+        loop {
+            let next = self.lock().waiting.pop_front();
+            match next {
+                Some(next) => return next,
+                None => self.0.1.notified().await,
+            }
         }
-        next
     }
 }
 
-/// A running sender's place in [`PatchQueue::senders`]; given back if the sender ends another way
-/// (aborted at shutdown, or the state task gone).
-struct SenderSlot {
-    queue: SharedPatches,
-    counted: bool,
-}
+/// A sender's place in [`PatchQueue::senders`], given back when the sender ends (aborted at shutdown,
+/// or the state task gone).
+struct SenderSlot(SharedPatches);
 
 impl Drop for SenderSlot {
     fn drop(&mut self) {
-        if self.counted {
-            self.queue.lock().senders -= 1;
-        }
+        self.0.lock().senders -= 1;
     }
 }
 
@@ -289,7 +289,9 @@ impl Executors {
         }
     }
 
-    /// A task sending queued patches one after another until the queue is empty.
+    /// A task sending queued patches one after another, for as long as the executors exist: senders
+    /// wait idle rather than end, so there are never more of them than `patch_concurrency`, counting
+    /// one that is ending.
     fn spawn_patch_sender(&mut self) {
         let ctx = patcher::PatchContext {
             client: self.client.clone(),
@@ -298,9 +300,11 @@ impl Executors {
         };
         let (queue, tx) = (self.patches.clone(), self.tx.clone());
         // Made here, not inside the task: a task aborted before its first poll drops it all the same.
-        let mut slot = SenderSlot { queue: queue.clone(), counted: true };
+        let slot = SenderSlot(queue.clone());
         self.tasks.spawn(async move {
-            while let Some((term, patch)) = queue.next(&mut slot) {
+            let _slot = slot;
+            loop {
+                let (term, patch) = queue.next().await;
                 let outcome = patcher::patch_pod(&ctx, &patch).await;
                 if tx.send(Input::PatchDone { term, patch, outcome }).await.is_err() {
                     return;
