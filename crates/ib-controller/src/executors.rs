@@ -4,20 +4,25 @@
 //! Every task lives in one [`JoinSet`] owned by the state task, so none outlives it: a stop aborts them
 //! and waits for them, and dropping the state task aborts them too.
 //!
+//! Pod patches wait in a queue, not as tasks: at most `patch_concurrency` sender tasks take them one at
+//! a time, and wait idle when it is empty. A burst plans thousands of patches at once; a task each
+//! would hold thousands of futures at once (a few KiB each, with the HTTP call inside), and the task
+//! set keeps ended tasks until reaped.
+//!
 //! Subnet-manager requests go through one lane per partition: while a request of a lane is in flight,
 //! new GUIDs for it gather and leave together in the next request (group commit). Latency is one round
 //! trip when quiet; batches grow under load. One change per partition at a time also keeps a second
 //! change from racing the first on a subnet manager that applies changes after answering (UFM): there
 //! a change counts as done only once reading the partition back shows it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use kube::Client;
 use prometheus_client::metrics::counter::Counter;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tracing::{debug, error, info_span, warn};
 
@@ -77,6 +82,64 @@ fn burst_hold(since: Instant, now: Instant, round_trip: Duration, more_coming: b
     window.checked_sub(now.saturating_duration_since(since)).filter(|left| !left.is_zero())
 }
 
+/// Pod patches waiting to be sent, each with the leadership it was planned under, and how many sender
+/// tasks there are.
+#[derive(Default)]
+struct PatchQueue {
+    waiting: VecDeque<(u64, PodPatch)>,
+    senders: usize,
+}
+
+/// The patch queue, shared by the executors (which add to it) and the sender tasks (which take from
+/// it), and the signal that wakes an idle sender. The lock is never held across an await.
+#[derive(Clone, Default)]
+struct SharedPatches(Arc<(Mutex<PatchQueue>, Notify)>);
+
+impl SharedPatches {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PatchQueue> {
+        // A sender that panicked holding the lock left the queue consistent: every change is one call.
+        self.0.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues a patch and wakes an idle sender; true when another sender should be started (fewer than
+    /// `limit` exist).
+    fn push(&self, term: u64, patch: PodPatch, limit: usize) -> bool {
+        let start = {
+            let mut queue = self.lock();
+            queue.waiting.push_back((term, patch));
+            let start = queue.senders < limit;
+            if start {
+                queue.senders += 1;
+            }
+            start
+        };
+        // Kept as a permit if no sender is waiting yet, so a sender about to wait still sees it.
+        self.0.1.notify_one();
+        start
+    }
+
+    /// The next patch, waiting while there is none.
+    async fn next(&self) -> (u64, PodPatch) {
+        loop {
+            let next = self.lock().waiting.pop_front();
+            match next {
+                Some(next) => return next,
+                None => self.0.1.notified().await,
+            }
+        }
+    }
+}
+
+/// A sender's place in [`PatchQueue::senders`], given back when the sender ends (aborted at shutdown,
+/// or the state task gone).
+struct SenderSlot(SharedPatches);
+
+impl Drop for SenderSlot {
+    fn drop(&mut self) {
+        self.0.lock().senders -= 1;
+    }
+}
+
 /// The work the state task hands out, and the tasks doing it.
 pub struct Executors {
     tasks: JoinSet<()>,
@@ -84,7 +147,7 @@ pub struct Executors {
     sm: Arc<dyn SubnetManager>,
     client: Client,
     gate: LeaseGate,
-    patch_slots: Arc<Semaphore>,
+    patches: SharedPatches,
     settings: TaskSettings,
     lanes: HashMap<PKey, Lane>,
     /// The subnet manager's recent round trip (a moving average of completed changes).
@@ -108,7 +171,7 @@ impl Executors {
             sm,
             client,
             gate,
-            patch_slots: Arc::new(Semaphore::new(settings.patch_concurrency.max(1))),
+            patches: SharedPatches::default(),
             settings,
             lanes: HashMap::new(),
             round_trip: Duration::ZERO,
@@ -275,17 +338,35 @@ impl Executors {
         });
     }
 
-    /// Patches a pod's annotations in the background for the leadership `term`; the outcome comes back as `PatchDone`.
+    /// Patches a pod's annotations in the background for the leadership `term`; the outcome comes back as
+    /// `PatchDone`. Patches are sent in the order queued, at most `patch_concurrency` at once.
     pub fn patch(&mut self, term: u64, patch: PodPatch) {
+        if self.patches.push(term, patch, self.settings.patch_concurrency.max(1)) {
+            self.spawn_patch_sender();
+        }
+    }
+
+    /// A task sending queued patches one after another, for as long as the executors exist: senders
+    /// wait idle rather than end, so there are never more of them than `patch_concurrency`, counting
+    /// one that is ending.
+    fn spawn_patch_sender(&mut self) {
         let ctx = patcher::PatchContext {
             client: self.client.clone(),
             gate: self.gate.clone(),
-            slots: self.patch_slots.clone(),
             timeout: self.settings.api_timeout,
         };
-        self.spawn(async move {
-            let outcome = patcher::patch_pod(&ctx, &patch).await;
-            Input::PatchDone { term, patch, outcome }
+        let (queue, tx) = (self.patches.clone(), self.tx.clone());
+        // Made here, not inside the task: a task aborted before its first poll drops it all the same.
+        let slot = SenderSlot(queue.clone());
+        self.tasks.spawn(async move {
+            let _slot = slot;
+            loop {
+                let (term, patch) = queue.next().await;
+                let outcome = patcher::patch_pod(&ctx, &patch).await;
+                if tx.send(Input::PatchDone { term, patch, outcome }).await.is_err() {
+                    return;
+                }
+            }
         });
     }
 
@@ -368,29 +449,4 @@ pub fn retry_delay(attempt: u32, cap: Duration) -> Duration {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_join_is_held_for_at_most_half_a_round_trip_and_only_while_more_are_coming() {
-        let t0 = Instant::now();
-        let ms = Duration::from_millis;
-        // UFM at 200 ms: up to 100 ms, while more joins wait for their record.
-        assert_eq!(burst_hold(t0, t0, ms(200), true), Some(ms(100)));
-        assert_eq!(burst_hold(t0, t0 + ms(60), ms(200), true), Some(ms(40)));
-        assert_eq!(burst_hold(t0, t0 + ms(100), ms(200), true), None);
-        assert_eq!(burst_hold(t0, t0, ms(200), false), None, "nothing else is coming: send now");
-        // A fast subnet manager: no wait worth having.
-        assert_eq!(burst_hold(t0, t0, Duration::ZERO, true), None);
-        // However slow it is, never more than the cap.
-        assert_eq!(burst_hold(t0, t0, ms(10_000), true), Some(MAX_BURST_HOLD));
-    }
-
-    #[test]
-    fn retry_delays_double_up_to_the_cap() {
-        let cap = Duration::from_secs(5);
-        let delays: Vec<u64> = (1..=7).map(|n| retry_delay(n, cap).as_millis() as u64).collect();
-        assert_eq!(delays, [250, 500, 1000, 2000, 4000, 5000, 5000]);
-        assert_eq!(retry_delay(u32::MAX, cap), cap);
-    }
-}
+mod tests;

@@ -11,13 +11,11 @@
 //! was planned on (same uid and resourceVersion), the refusal is a failure, retried with backoff and
 //! reported on the pod; otherwise it is a conflict as above.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
-use tokio::sync::Semaphore;
 use tracing::{Instrument, debug, info_span, warn};
 
 use ib_model::annotation::NETWORKS_ANNOTATION;
@@ -27,14 +25,13 @@ use crate::call::{CallError, Labelled, bounded};
 use crate::leader::LeaseGate;
 use crate::resources::CompactPod;
 
-/// What a pod patch needs: the API client, the leadership check, the concurrency limit and the timeout.
+/// What a pod patch needs: the API client, the leadership check and the timeout. How many patches are in
+/// flight at once is bounded by the executors, which run that many senders.
 pub struct PatchContext {
     /// The API client the patch is sent with.
     pub client: Client,
     /// Refuses the patch when the Lease is no longer held.
     pub gate: LeaseGate,
-    /// Bounds how many patches are in flight at once.
-    pub slots: Arc<Semaphore>,
     /// The longest one patch call may take.
     pub timeout: Duration,
 }
@@ -54,9 +51,6 @@ pub fn patch_body(patch: &PodPatch) -> serde_json::Value {
 pub async fn patch_pod(ctx: &PatchContext, patch: &PodPatch) -> PatchOutcome {
     let span = info_span!("patch", pod = %patch.pod, resource_version = %patch.resource_version);
     async {
-        let Ok(_slot) = ctx.slots.acquire().await else {
-            return failed("stopped", "patcher stopped".into());
-        };
         // The one place pod writes are gated on leadership.
         if !ctx.gate.allows_writes() {
             return failed("not_leader", "not the leader".into());
