@@ -40,7 +40,8 @@ pub(crate) async fn change(sm: &dyn SubnetManager, request: &SmRequest) -> Resul
             if request.must_exist && sm.partition_members(request.pkey).await?.is_none() {
                 return Err(SmStepError::PartitionNotFound(request.pkey));
             }
-            sm.add_guids_with(request.pkey, &request.guids, &request.options).await?;
+            let name = request.partition_name.as_deref();
+            sm.add_guids_named(request.pkey, &request.guids, &request.options, name).await?;
         }
         SmOp::Remove => sm.remove_guids(request.pkey, &request.guids).await?,
     }

@@ -112,6 +112,10 @@ async fn a_network_holds_its_key_while_its_pod_runs_and_gives_it_back_after() {
     assert_eq!(nets[0]["cni-args"]["pkey"], "0x1000");
     let guid = ib_model::Guid::parse(nets[0]["cni-args"]["guid"].as_str().expect("guid")).expect("valid").to_ufm();
     assert!(cluster.members(0x1000).contains(&guid));
+    if common::exec_plugin().is_none() {
+        // The exec plugin's protocol carries no partition name.
+        assert_eq!(cluster.fabric().partition(0x1000).expect("partition").name, "tenant_a_own");
+    }
 
     // Deleting the NAD while the pod runs: the finalizer holds it, and the key stays allocated.
     let before = cluster.api().requests().last().map_or(0, |r| r.seq);

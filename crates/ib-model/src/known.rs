@@ -65,6 +65,11 @@ impl Known {
         self.allocated.get(network).copied()
     }
 
+    /// The network `pkey` is allocated to, if any.
+    pub(crate) fn allocated_to(&self, pkey: PKey) -> Option<&NetworkRef> {
+        self.allocated.iter().find(|(_, p)| **p == pkey).map(|(n, _)| n)
+    }
+
     /// Replaces the allocations; the networks whose allocation changed.
     pub(crate) fn set_allocations(&mut self, allocated: HashMap<NetworkRef, PKey>) -> Vec<NetworkRef> {
         let changed = self

@@ -98,8 +98,13 @@ impl Planner<'_> {
         }
         let must_exist = !self.policy.partitions.allow_create;
         for ((op, pkey), groups) in requests {
+            let name = match op {
+                SmOp::Add => self.known.allocated_to(pkey).map(crate::requests::partition_name),
+                SmOp::Remove => None,
+            };
             for (options, guids) in groups {
-                self.out.sm.push(SmRequest { op, pkey, guids, options, must_exist: must_exist && op == SmOp::Add });
+                let must_exist = must_exist && op == SmOp::Add;
+                self.out.sm.push(SmRequest { op, pkey, guids, options, must_exist, partition_name: name.clone() });
             }
         }
         self.plan_records();

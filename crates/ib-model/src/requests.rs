@@ -34,14 +34,32 @@ pub struct SmRequest {
     /// A join may not create the partition: if the subnet manager does not have it, the request fails
     /// with [`SmFailure::PARTITION_NOT_FOUND`] and sends nothing.
     pub must_exist: bool,
+    /// For a join of a partition allocated to a network: the name the partition is given if the join
+    /// creates it (`<namespace>_<name>` of the network's NAD).
+    pub partition_name: Option<String>,
 }
 
 impl SmRequest {
     /// Whether `other` can go out in the same request as this one.
     pub fn same_change(&self, other: &SmRequest) -> bool {
         (self.op, self.pkey, self.options, self.must_exist) == (other.op, other.pkey, other.options, other.must_exist)
+            && self.partition_name == other.partition_name
     }
 }
+
+/// The name of a partition allocated to `network`: `<namespace>_<name>`, every character other than an
+/// ASCII letter, digit or `_` written as `_`, and at most [`MAX_PARTITION_NAME`] characters. Subnet
+/// managers take a restricted set of characters in partition names; NAD names may hold `.` and `-`.
+pub fn partition_name(network: &crate::annotation::NetworkRef) -> String {
+    format!("{}_{}", network.namespace, network.name)
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .take(MAX_PARTITION_NAME)
+        .collect()
+}
+
+/// The longest partition name given.
+pub const MAX_PARTITION_NAME: usize = 64;
 
 /// A new networks annotation for one pod, valid only for the resourceVersion it was computed from.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -49,6 +49,19 @@ pub trait SubnetManager: Send + Sync + fmt::Debug {
         Box::pin(async move { Err(unsupported_options(&name, pkey)) })
     }
 
+    /// [`SubnetManager::add_guids_with`], giving the partition `name` if the call creates it. A manager
+    /// without partition names ignores `name`.
+    fn add_guids_named<'a>(
+        &'a self,
+        pkey: PKey,
+        guids: &'a [Guid],
+        options: &'a PartitionOptions,
+        name: Option<&'a str>,
+    ) -> SmCall<'a> {
+        let _ = name;
+        self.add_guids_with(pkey, guids, options)
+    }
+
     /// Sets the QoS of an existing partition. A manager without partition QoS refuses with
     /// [`SmError::Config`].
     fn set_qos<'a>(&'a self, pkey: PKey, qos: Qos) -> SmCall<'a> {

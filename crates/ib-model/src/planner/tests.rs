@@ -77,6 +77,8 @@ struct World {
     qos: BTreeMap<String, crate::partition::Qos>,
     /// Partitions that exist without members (made by an operator).
     empty_partitions: BTreeSet<String>,
+    /// The names joins asked partitions to be given.
+    partition_names: BTreeMap<String, String>,
 }
 
 enum Work {
@@ -114,6 +116,7 @@ impl World {
             joined_with: BTreeMap::new(),
             qos: BTreeMap::new(),
             empty_partitions: BTreeSet::new(),
+            partition_names: BTreeMap::new(),
         }
     }
 
@@ -335,6 +338,9 @@ impl World {
         assert!(req.op == SmOp::Add || req.options == Default::default(), "a removal carries no options");
         if let Some(qos) = req.options.qos {
             self.qos.insert(name.clone(), qos);
+        }
+        if let Some(given) = &req.partition_name {
+            self.partition_names.insert(name.clone(), given.clone());
         }
         for guid in &req.guids {
             match req.op {

@@ -275,14 +275,25 @@ impl SubnetManager for Ufm {
         Box::pin(self.post_guids(ADD_PATH, pkey, guids, wire::add_body))
     }
 
-    /// The add with the options' membership, `index0` and `ip_over_ib`; then, when QoS is asked for,
-    /// `PUT qos_conf` (UFM's add takes no QoS, and the partition exists once the add succeeded).
     fn add_guids_with<'a>(&'a self, pkey: PKey, guids: &'a [Guid], options: &'a PartitionOptions) -> SmCall<'a> {
+        self.add_guids_named(pkey, guids, options, None)
+    }
+
+    /// The add with the options' membership, `index0` and `ip_over_ib` and the partition's name; then,
+    /// when QoS is asked for, `PUT qos_conf` (UFM's add takes no QoS, and the partition exists once the
+    /// add succeeded).
+    fn add_guids_named<'a>(
+        &'a self,
+        pkey: PKey,
+        guids: &'a [Guid],
+        options: &'a PartitionOptions,
+        name: Option<&'a str>,
+    ) -> SmCall<'a> {
         Box::pin(async move {
             if guids.is_empty() {
                 return Ok(());
             }
-            let body = wire::add_body_with(pkey, guids, options);
+            let body = wire::add_body_named(pkey, guids, options, name);
             self.exchange(Call::post(ADD_PATH, pkey, guids.len(), body)).await?;
             if let Some(qos) = &options.qos {
                 self.exchange(Call::put(QOS_PATH, pkey, wire::qos_body(pkey, qos))).await?;

@@ -43,6 +43,20 @@ pub fn add_body_with(pkey: PKey, guids: &[Guid], options: &PartitionOptions) -> 
     )
 }
 
+/// The add body with the options and, when given, `partition_name` (UFM 6.22 and later name a partition
+/// the add creates; without it UFM names it `api_pkey_<pkey>`). Without a name the bytes are exactly
+/// those of [`add_body_with`]. The name is JSON-escaped.
+pub fn add_body_named(pkey: PKey, guids: &[Guid], options: &PartitionOptions, name: Option<&str>) -> String {
+    let body = add_body_with(pkey, guids, options);
+    match name {
+        None => body,
+        Some(name) => {
+            let name = serde_json::Value::from(name).to_string();
+            format!(r#"{}, "partition_name": {name}}}"#, &body[..body.len() - 1])
+        }
+    }
+}
+
 /// `PUT /resources/pkeys/qos_conf`: `{"pkey": "0x0005", "mtu_limit": 4, "service_level": 0, "rate_limit": 2.5}`.
 pub fn qos_body(pkey: PKey, qos: &Qos) -> String {
     format!(

@@ -33,6 +33,23 @@ fn a_network_asking_for_a_partition_waits_for_its_allocation_then_joins_it() {
     assert_eq!(w.members("0x1001").len(), 1);
     let a = w.annotation(&p);
     assert_eq!(a[0]["cni-args"]["pkey"], "0x1001", "{a}");
+    // The join names the partition after the network it is allocated to.
+    assert_eq!(w.partition_names.get("0x1001").map(String::as_str), Some("tenant_a_own"));
+    // A partition a NAD names is given no name.
+    w.nad("tenant-a", "named", IB5);
+    w.pod("tenant-a", "q", "named");
+    w.settle();
+    assert_eq!(w.members("0x5").len(), 1);
+    assert!(!w.partition_names.contains_key("0x5"));
+}
+
+#[test]
+fn partition_names_keep_to_safe_characters_and_length() {
+    use crate::requests::{MAX_PARTITION_NAME, partition_name};
+    assert_eq!(partition_name(&NetworkRef::new("team-a", "rdma.net-1")), "team_a_rdma_net_1");
+    let long = partition_name(&NetworkRef::new(&"a".repeat(63), &"b".repeat(253)));
+    assert_eq!(long.len(), MAX_PARTITION_NAME);
+    assert!(partition_name(&NetworkRef::new("ns", "x\"y</z>")).chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
 }
 
 #[test]

@@ -114,3 +114,16 @@ fn one_partition_reads_its_guids_and_tells_a_missing_one() {
     assert!(parse_partition(b"[]").is_err());
     assert!(parse_partition(br#"{"guids":"all"}"#).is_err());
 }
+
+#[test]
+fn a_named_add_is_the_plain_add_with_the_name_last() {
+    let options = PartitionOptions::default();
+    assert_eq!(add_body_named(pkey(5), &guids(&[1]), &options, None), add_body_with(pkey(5), &guids(&[1]), &options));
+    let body = add_body_named(pkey(5), &guids(&[1]), &options, Some("tenant_a\"x"));
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["partition_name"], "tenant_a\"x");
+    assert_eq!(v["pkey"], "0x0005");
+    assert!(
+        body.starts_with(&add_body_with(pkey(5), &guids(&[1]), &options)[..body.find(", \"partition_name\"").unwrap()])
+    );
+}
