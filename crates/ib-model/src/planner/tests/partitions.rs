@@ -47,7 +47,7 @@ fn a_network_asking_for_a_partition_waits_for_its_allocation_then_joins_it() {
 fn partition_names_keep_to_safe_characters_and_length() {
     use crate::requests::{MAX_PARTITION_NAME, partition_name};
     assert_eq!(partition_name(&NetworkRef::new("team-a", "rdma.net-1")), "team_a_rdma_net_1");
-    let long = partition_name(&NetworkRef::new(&"a".repeat(63), &"b".repeat(253)));
+    let long = partition_name(&NetworkRef::new("a".repeat(63), "b".repeat(253)));
     assert_eq!(long.len(), MAX_PARTITION_NAME);
     assert!(partition_name(&NetworkRef::new("ns", "x\"y</z>")).chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
 }
