@@ -195,3 +195,53 @@ async fn efficiency_counts_cpu_per_configured_pod() {
     assert!(step.controller_cpu_seconds > 0.0 && step.cpu_us_per_pod > 0.0, "{step:?}");
     assert!(step.cpu_us_per_pod_over_idle <= step.cpu_us_per_pod);
 }
+
+/// The Go ib-kubernetes daemon, for the side-by-side runs: its binary in `IB_BENCH_GO_CONTROLLER`,
+/// its `ufm.so` in `plugins/` beside it. It is built from its own repository, so a fresh machine does
+/// not have it.
+fn go_bench(name: &str) -> Option<Bench> {
+    let Some(binary) = std::env::var_os("IB_BENCH_GO_CONTROLLER").map(PathBuf::from) else {
+        println!("SKIP: the Go daemon is not on this machine (set IB_BENCH_GO_CONTROLLER to its binary)");
+        return None;
+    };
+    let kind = ControllerKind::from_args("go", Some(&binary), None)
+        .unwrap_or_else(|e| panic!("IB_BENCH_GO_CONTROLLER={}: {e}", binary.display()));
+    let logs = std::env::temp_dir().join(format!("ib-bench-test-{}-{name}", std::process::id()));
+    Some(Bench { controller: binary, logs, kind })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gang_jobs_side_by_side_pair_each_job_of_both_daemons() {
+    let Some(go) = go_bench("gang-go") else { return };
+    let options = gang::GangOptions {
+        pods: 3,
+        rails: 2,
+        layouts: vec![Layout::OnePkey, Layout::PerRail],
+        ufm: UfmSweep { service_ms: vec![0.1], ..small_sweep() },
+    };
+    let report = gang::run_each(&[bench("gang-ours"), go], &options).await.unwrap();
+    assert_eq!(report.daemons(), ["ours", "go"]);
+    // Job by job, each daemon in turn.
+    let order: Vec<(&str, Layout)> = report.runs.iter().map(|r| (r.daemon.as_str(), r.layout)).collect();
+    assert_eq!(
+        order,
+        [("ours", Layout::OnePkey), ("go", Layout::OnePkey), ("ours", Layout::PerRail), ("go", Layout::PerRail)]
+    );
+    for run in &report.runs {
+        assert!(run.unfinished.is_none() && run.ufm_verified, "every rail's GUID is in its partition: {run:?}");
+        // This controller adds each GUID once. The Go daemon queues a pod once per interface on a network,
+        // so with both rails on one it sends each GUID (and patches each pod) once per rail again.
+        let once = if run.daemon == "ours" || run.layout == Layout::PerRail { 6 } else { 12 };
+        assert_eq!(run.ufm_adds.guids, once, "{run:?}");
+    }
+    let paired = report.paired("go");
+    assert_eq!(paired.len(), 2);
+    assert!(paired.iter().all(|p| p.other_finished && p.ratio > 0.0), "{paired:?}");
+    if let Some(font) = font() {
+        let dir = tempfile::tempdir().unwrap();
+        plot::load_font(font).unwrap();
+        let path = dir.path().join("gang-go.png");
+        plot::job_ready_vs_ufm(&report, &path).unwrap();
+        assert_png(&path);
+    }
+}

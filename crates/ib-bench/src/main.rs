@@ -87,6 +87,10 @@ enum Scenario {
     /// A gang job of 8-rail pods created at once, for each layout and UFM service time: job-ready time
     /// against the job floor.
     Gang {
+        /// Also run every job with the Go daemon (this binary), each job with both daemons in turn,
+        /// and pair their job-ready times.
+        #[arg(long)]
+        go_controller: Option<PathBuf>,
         #[arg(long, default_value_t = 512)]
         pods: usize,
         #[arg(long, default_value_t = 8)]
@@ -279,7 +283,7 @@ fn main() -> ExitCode {
         }
     };
     let bench = Bench { controller, logs, kind };
-    report_result(runtime.block_on(run(&bench, &args.out, args.scenario)))
+    report_result(runtime.block_on(run(&bench, &args.out, args.go_plugins, args.scenario)))
 }
 
 fn report_result(result: anyhow::Result<()>) -> ExitCode {
@@ -292,7 +296,7 @@ fn report_result(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-async fn run(bench: &Bench, out: &Path, scenario: Scenario) -> anyhow::Result<()> {
+async fn run(bench: &Bench, out: &Path, go_plugins: Option<PathBuf>, scenario: Scenario) -> anyhow::Result<()> {
     match scenario {
         Scenario::Latency { rates, seconds } => {
             let r = latency::run(bench, &LatencyOptions { rates, seconds, ..LatencyOptions::default() }).await?;
@@ -315,8 +319,16 @@ async fn run(bench: &Bench, out: &Path, scenario: Scenario) -> anyhow::Result<()
             let r = churn::run(bench, &options).await?;
             emit(out, "churn", &r, r.table())
         }
-        Scenario::Gang { pods, rails, layouts, ufm } => {
-            let r = gang::run(bench, &GangOptions { pods, rails, layouts, ufm: ufm.sweep() }).await?;
+        Scenario::Gang { go_controller, pods, rails, layouts, ufm } => {
+            let mut benches = vec![bench.clone()];
+            if let Some(go) = go_controller {
+                if bench.kind != ControllerKind::Ours {
+                    anyhow::bail!("with --go-controller, --controller is this project's controller");
+                }
+                let kind = ControllerKind::from_args("go", Some(&go), go_plugins)?;
+                benches.push(Bench { controller: go, logs: bench.logs.join("go"), kind });
+            }
+            let r = gang::run_each(&benches, &GangOptions { pods, rails, layouts, ufm: ufm.sweep() }).await?;
             emit(out, "gang", &r, r.table())
         }
         Scenario::GangMix { job_pods, rails, tenants, interval, lifetime, seconds, ufm } => {

@@ -7,11 +7,13 @@ use plotters::prelude::*;
 
 use super::{FONT, MIB, PlotError, SIZE, draw_error, legend, marked_line, rss_plot};
 use crate::rails::Layout;
-use crate::scenarios::gang::GangReport;
+use crate::scenarios::gang::{GangReport, GangRun};
 use crate::scenarios::gpu_start::GpuStartReport;
 
 /// Job-ready time and the job floor against UFM's service time per request, log–log, one colour per
-/// layout of the rails.
+/// layout of the rails and daemon. The floor is drawn once per layout, from the first daemon's runs
+/// (each daemon's run measures its own; they agree within the noise). A job a daemon did not finish is
+/// drawn as a hollow square at its deadline, a lower bound, off the line.
 pub fn job_ready_vs_ufm(report: &GangReport, path: &Path) -> Result<(), PlotError> {
     let runs = &report.runs;
     if runs.is_empty() {
@@ -38,19 +40,40 @@ pub fn job_ready_vs_ufm(report: &GangReport, path: &Path) -> Result<(), PlotErro
         .label_style((FONT, 15))
         .draw()
         .map_err(|e| err(e.to_string()))?;
-    for (layout, color) in [(Layout::OnePkey, BLUE), (Layout::PerRail, RED)] {
-        let mine: Vec<_> = runs.iter().filter(|r| r.layout == layout).collect();
-        if mine.is_empty() {
-            continue;
+    let daemons = report.daemons();
+    // This controller in blue and red, a second daemon in green and purple.
+    let palette = [[BLUE, RED], [RGBColor(0, 140, 0), RGBColor(140, 0, 160)]];
+    for (d, daemon) in daemons.iter().enumerate() {
+        let colors = palette[d % palette.len()];
+        for (layout, color) in [Layout::OnePkey, Layout::PerRail].into_iter().zip(colors) {
+            let mine: Vec<_> = runs.iter().filter(|r| r.layout == layout && r.daemon == *daemon).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let x = |r: &GangRun| r.ufm.service_ms.max(0.01);
+            let name = layout.label();
+            let who = if *daemon == "ours" { "this controller".to_owned() } else { format!("{daemon} daemon") };
+            let ready: Vec<(f64, f64)> =
+                mine.iter().filter(|r| r.unfinished.is_none()).map(|r| (x(r), r.job_ready_seconds)).collect();
+            let label = format!("job ready, {who}, rails on {name}");
+            marked_line(&mut chart, label, color.to_rgba(), false, ready).map_err(&err)?;
+            let unfinished = mine.iter().filter(|r| r.unfinished.is_some()).map(|r| (x(r), r.job_ready_seconds));
+            chart
+                .draw_series(
+                    unfinished.map(|(x, y)| {
+                        EmptyElement::at((x, y)) + Rectangle::new([(-5, -5), (5, 5)], color.stroke_width(2))
+                    }),
+                )
+                .map_err(|e| err(e.to_string()))?;
+            if d == 0 {
+                let floor: Vec<(f64, f64)> = mine.iter().map(|r| (x(r), r.floor.total_ms / 1000.0)).collect();
+                marked_line(&mut chart, format!("job floor, rails on {name}"), color.mix(0.5), true, floor)
+                    .map_err(&err)?;
+            }
         }
-        let ready: Vec<(f64, f64)> = mine.iter().map(|r| (r.ufm.service_ms.max(0.01), r.job_ready_seconds)).collect();
-        let floor: Vec<(f64, f64)> =
-            mine.iter().map(|r| (r.ufm.service_ms.max(0.01), r.floor.total_ms / 1000.0)).collect();
-        let name = layout.label();
-        marked_line(&mut chart, format!("job ready, rails on {name}"), color.to_rgba(), false, ready).map_err(&err)?;
-        marked_line(&mut chart, format!("job floor, rails on {name}"), color.mix(0.5), true, floor).map_err(&err)?;
     }
-    legend(&mut chart, SeriesLabelPosition::UpperLeft).map_err(&err)?;
+    // Lower right: slow UFMs are to the right and slow daemons at the top.
+    legend(&mut chart, SeriesLabelPosition::LowerRight).map_err(&err)?;
     root.present().map_err(|e| err(e.to_string()))
 }
 
