@@ -134,6 +134,12 @@ async fn one_job(
     let (mut controller, observer) = bench.leading_controller(&cluster, &label).await?;
     cluster.ufm.handle().set_service(ufm.model()?).map_err(|e| ScenarioError::Config(e.to_string()))?;
     let floor = job_floor::measure(&cluster, "job", options.pods, options.rails, layout).await?;
+    // A controller in service has talked to this UFM before the job: one pod of the job's shape,
+    // configured under the service model, so that what the controller knows of UFM's speed is true.
+    create_rail_pod(&cluster, "steady", options.pods, options.rails, layout, 0)?;
+    if !observer.wait_pod("steady", job_deadline(&bench.kind)).await {
+        return Err(not_configured("the steady pod", 0, 1, &controller));
+    }
 
     let names: Vec<String> = (0..options.pods).map(|i| format!("job-{i}")).collect();
     let adds_before = cluster.ufm_adds();
@@ -146,10 +152,10 @@ async fn one_job(
         create_rail_pod(&cluster, name, i, options.rails, layout, 0)?;
     }
     let create_seconds = started.elapsed().as_secs_f64();
-    // The warm-up pod is configured already.
+    // The warm-up and steady pods are configured already.
     let deadline = job_deadline(&bench.kind);
     let mut unfinished = None;
-    if !observer.wait_configured(names.len() + 1, deadline).await {
+    if !observer.wait_configured(names.len() + 2, deadline).await {
         let done = names.iter().filter(|n| observer.is_configured(n)).count();
         // This controller not finishing is a fault to report; the Go daemon not finishing is a result.
         if bench.kind == ControllerKind::Ours {
