@@ -66,6 +66,13 @@ struct Lane {
 /// The longest a join is held for the rest of its burst, however slow the subnet manager.
 const MAX_BURST_HOLD: Duration = Duration::from_millis(250);
 
+/// The subnet manager's round trip after a change took `elapsed`: it rises to a slower answer at once
+/// (one slow answer is what a slow subnet manager looks like) and falls back gradually (one quick answer
+/// is not).
+fn next_round_trip(current: Duration, elapsed: Duration) -> Duration {
+    if elapsed >= current { elapsed } else { (current * 3 + elapsed) / 4 }
+}
+
 /// How long a partition's join may still wait, queued since `since`, for GUIDs about to join the same
 /// partition: half the subnet manager's recent round trip (at most [`MAX_BURST_HOLD`]) while more
 /// joins wait for their ownership record, else not at all.
@@ -150,7 +157,7 @@ pub struct Executors {
     patches: SharedPatches,
     settings: TaskSettings,
     lanes: HashMap<PKey, Lane>,
-    /// The subnet manager's recent round trip (a moving average of completed changes).
+    /// The subnet manager's recent round trip ([`next_round_trip`]).
     round_trip: Duration,
     /// A [`Input::FlushLanes`] is on its way.
     lanes_armed: bool,
@@ -243,7 +250,7 @@ impl Executors {
         if let Some(lane) = self.lanes.get_mut(&pkey) {
             lane.busy = false;
         }
-        self.round_trip = (self.round_trip * 3 + elapsed) / 4;
+        self.round_trip = next_round_trip(self.round_trip, elapsed);
     }
 
     /// The timer of a held join has fired.

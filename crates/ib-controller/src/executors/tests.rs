@@ -148,3 +148,11 @@ fn a_join_is_held_for_at_most_half_a_round_trip_and_only_while_more_are_coming()
     // However slow it is, never more than the cap.
     assert_eq!(burst_hold(t0, t0, ms(10_000), true), Some(MAX_BURST_HOLD));
 }
+
+#[test]
+fn the_round_trip_rises_at_once_and_falls_gradually() {
+    let ms = Duration::from_millis;
+    assert_eq!(next_round_trip(ms(1), ms(400)), ms(400));
+    assert_eq!(next_round_trip(ms(400), ms(0)), ms(300));
+    assert_eq!(next_round_trip(ms(300), ms(300)), ms(300));
+}
