@@ -24,14 +24,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Client;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, PostParams};
 use kube::runtime::WatchStreamExt;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{EventType, Reporter};
 use kube::runtime::watcher::{self, Event as WatchEvent};
-use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, info_span, warn};
 
@@ -485,137 +484,8 @@ impl Allocator {
     }
 }
 
-/// What a NAD patch found.
-enum Patched {
-    /// The NAD as stored after the patch.
-    Stored(Box<Nad>),
-    /// The NAD is gone (also when the patch removed the last finalizer of a deleting NAD).
-    Gone,
-    /// The NAD changed since it was read: the watch brings it as it is, the next pass patches again.
-    Stale,
-}
-
-async fn patch_nad(
-    client: Client,
-    gate: &LeaseGate,
-    timeout: Duration,
-    network: &NetworkRef,
-    patch: serde_json::Value,
-) -> Result<Patched, AllocatorError> {
-    let left = gate.time_left().ok_or(AllocatorError::NotLeader)?;
-    let api: Api<Nad> = Api::namespaced(client, &network.namespace);
-    let span = info_span!("api", operation = "patch_nad", network = %network);
-    let (params, patch) = (PatchParams::default(), Patch::Merge(&patch));
-    match bounded(timeout.min(left), span, api.patch(&network.name, &params, &patch)).await {
-        Ok(nad)
-            if nad.metadata.deletion_timestamp.is_some()
-                && nad.metadata.finalizers.as_ref().is_none_or(Vec::is_empty) =>
-        {
-            Ok(Patched::Gone)
-        }
-        Ok(nad) => Ok(Patched::Stored(Box::new(nad))),
-        Err(CallError::Failed(kube::Error::Api(status))) if status.code == 404 => Ok(Patched::Gone),
-        Err(CallError::Failed(kube::Error::Api(status))) if status.code == 409 => {
-            debug!(network = %network, "NAD changed since read; patched again at the next pass");
-            Ok(Patched::Stale)
-        }
-        Err(source) => Err(AllocatorError::Nad { network: network.clone(), source }),
-    }
-}
-
-/// An Event about one NAD.
-struct NadEvent {
-    holder: Holder,
-    type_: EventType,
-    reason: &'static str,
-    note: String,
-}
-
-/// Sends one Event about a NAD; best effort, bounded.
-async fn send_event(client: Client, reporter: Reporter, NadEvent { holder, type_, reason, note }: NadEvent) {
-    let recorder = Recorder::new(client, reporter);
-    let reference = ObjectReference {
-        api_version: Some("k8s.cni.cncf.io/v1".into()),
-        kind: Some("NetworkAttachmentDefinition".into()),
-        name: Some(holder.name.clone()),
-        namespace: Some(holder.namespace.clone()),
-        uid: Some(holder.uid.clone()),
-        ..ObjectReference::default()
-    };
-    let event = Event {
-        type_,
-        reason: reason.to_owned(),
-        note: Some(note),
-        action: "AllocatePartition".into(),
-        secondary: None,
-    };
-    let span = info_span!("event", network = %holder.network(), reason);
-    if let Err(e) = bounded(EVENT_TIMEOUT, span, recorder.publish(&event, &reference)).await {
-        debug!(network = %holder.network(), reason, error = %e, "event not recorded");
-    }
-}
-
-/// The merge patch that makes `nad` show `key` (or nothing of ours), or `None` when it already does.
-/// It carries the resourceVersion read, so that it fails instead of overwriting a change made since
-/// (the finalizer list is replaced whole by a merge patch).
-fn nad_patch(nad: &Nad, key: Option<PKey>) -> Option<serde_json::Value> {
-    let meta = &nad.metadata;
-    let finalizers = meta.finalizers.clone().unwrap_or_default();
-    let has_finalizer = finalizers.iter().any(|f| f == FINALIZER);
-    let shown = meta.annotations.as_ref().and_then(|a| a.get(PKEY_ANNOTATION));
-    let want_text = key.map(|k| k.to_string());
-    let deleting = meta.deletion_timestamp.is_some();
-    // A deleting NAD cannot gain a finalizer; one that holds no key must not keep ours.
-    let want_finalizer = key.is_some() && (has_finalizer || !deleting);
-    if has_finalizer == want_finalizer && shown == want_text.as_ref() {
-        return None;
-    }
-    let mut metadata = serde_json::Map::new();
-    metadata.insert("resourceVersion".into(), json!(meta.resource_version));
-    if shown != want_text.as_ref() && !(deleting && want_text.is_some()) {
-        metadata.insert("annotations".into(), json!({ PKEY_ANNOTATION: want_text }));
-    }
-    if has_finalizer != want_finalizer {
-        let mut list: Vec<String> = finalizers.into_iter().filter(|f| f != FINALIZER).collect();
-        if want_finalizer {
-            list.push(FINALIZER.to_owned());
-        }
-        metadata.insert("finalizers".into(), json!(list));
-    }
-    (metadata.len() > 1).then(|| json!({ "metadata": metadata }))
-}
-
+mod nad;
 #[cfg(test)]
-mod tests {
-    use super::*;
+mod tests;
 
-    fn nad(annotations: serde_json::Value, finalizers: serde_json::Value, deleting: bool) -> Nad {
-        let mut meta = json!({"name": "n", "namespace": "a", "uid": "u", "resourceVersion": "7",
-                              "annotations": annotations, "finalizers": finalizers});
-        if deleting {
-            meta["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
-        }
-        serde_json::from_value(json!({"metadata": meta})).unwrap()
-    }
-
-    #[test]
-    fn a_holder_shows_its_key_and_finalizer_and_others_lose_ours() {
-        let key = PKey::parse("0x1001").ok();
-        let p = nad_patch(&nad(json!({}), json!(["other"]), false), key).unwrap();
-        assert_eq!(p["metadata"]["annotations"][PKEY_ANNOTATION], "0x1001");
-        assert_eq!(p["metadata"]["finalizers"], json!(["other", FINALIZER]));
-        assert_eq!(p["metadata"]["resourceVersion"], "7");
-        assert!(nad_patch(&nad(json!({PKEY_ANNOTATION: "0x1001"}), json!([FINALIZER]), false), key).is_none());
-        // A hand-written annotation naming another key is corrected.
-        let p = nad_patch(&nad(json!({PKEY_ANNOTATION: "0x1005"}), json!([FINALIZER]), false), key).unwrap();
-        assert_eq!(p["metadata"]["annotations"][PKEY_ANNOTATION], "0x1001");
-        // Holding nothing: our annotation and finalizer go, the others stay.
-        let p = nad_patch(&nad(json!({PKEY_ANNOTATION: "0x1001"}), json!(["x", FINALIZER]), true), None).unwrap();
-        assert_eq!(p["metadata"]["annotations"][PKEY_ANNOTATION], serde_json::Value::Null);
-        assert_eq!(p["metadata"]["finalizers"], json!(["x"]));
-        // A deleting holder keeps its finalizer and is not given one it lost.
-        assert!(nad_patch(&nad(json!({PKEY_ANNOTATION: "0x1001"}), json!([FINALIZER]), true), key).is_none());
-        assert!(nad_patch(&nad(json!({}), json!([]), true), key).is_none());
-        assert!(nad_patch(&nad(json!({}), json!([]), false), None).is_none());
-    }
-}
+use nad::{NadEvent, Patched, nad_patch, patch_nad, send_event};
