@@ -261,7 +261,9 @@ impl Allocator {
         }
         let nads = self.nad_states();
         let decision = {
-            let ledger = &self.stored.as_ref().expect("read above").ledger;
+            // Read just above; a pass without a ledger decides nothing.
+            let Some(stored) = self.stored.as_ref() else { return Ok(()) };
+            let ledger = &stored.ledger;
             let wants_key = nads.iter().any(|n| n.asks && !n.deleting && ledger.key_of(&n.holder.uid).is_none());
             let live: HashMap<&str, &NadState> = nads.iter().map(|n| (n.holder.uid.as_str(), n)).collect();
             let may_release =
