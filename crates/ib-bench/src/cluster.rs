@@ -114,9 +114,10 @@ impl Cluster {
         env.iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             // For experiments, these pass through from the benchmark's own environment: the log level, the
-            // runtime's threads, glibc's arenas, and how often the controller re-reads the subnet manager.
+            // runtime's threads, glibc's arenas, how often the controller re-reads the subnet manager, and
+            // whether it reads a UFM change back before counting it done.
             .chain(
-                ["RUST_LOG", "TOKIO_WORKER_THREADS", "MALLOC_ARENA_MAX", "DAEMON_RESYNC_INTERVAL"]
+                ["RUST_LOG", "TOKIO_WORKER_THREADS", "MALLOC_ARENA_MAX", "DAEMON_RESYNC_INTERVAL", "UFM_CONFIRM_APPLIED"]
                     .into_iter()
                     .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_owned(), v))),
             )
