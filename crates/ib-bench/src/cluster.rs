@@ -117,9 +117,15 @@ impl Cluster {
             // runtime's threads, glibc's arenas, how often the controller re-reads the subnet manager, and
             // whether it reads a UFM change back before counting it done.
             .chain(
-                ["RUST_LOG", "TOKIO_WORKER_THREADS", "MALLOC_ARENA_MAX", "DAEMON_RESYNC_INTERVAL", "UFM_CONFIRM_APPLIED"]
-                    .into_iter()
-                    .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_owned(), v))),
+                [
+                    "RUST_LOG",
+                    "TOKIO_WORKER_THREADS",
+                    "MALLOC_ARENA_MAX",
+                    "DAEMON_RESYNC_INTERVAL",
+                    "UFM_CONFIRM_APPLIED",
+                ]
+                .into_iter()
+                .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_owned(), v))),
             )
             .collect()
     }

@@ -137,6 +137,14 @@ fn partition_guids(pkey: &str, entry: Value) -> Result<Vec<Guid>, WireError> {
 /// Reads `GET /resources/pkeys/<pkey>?guids_data=true`: the partition's GUIDs, or `None` for the `{}`
 /// UFM answers for a partition it does not have. A partition without `guids` has none.
 pub fn parse_partition(body: &[u8]) -> Result<Option<Vec<Guid>>, WireError> {
+    match partition_read::parse(body) {
+        Some(read) => Ok(read),
+        None => parse_partition_tree(body),
+    }
+}
+
+/// [`parse_partition`] through a JSON tree: slower, and able to say what is wrong with a body.
+fn parse_partition_tree(body: &[u8]) -> Result<Option<Vec<Guid>>, WireError> {
     let top: serde_json::Map<String, Value> =
         serde_json::from_slice(body).map_err(|e| WireError::NotAnObject(e.to_string()))?;
     if top.is_empty() {
@@ -152,6 +160,8 @@ const VALUE_EXCERPT: usize = 80;
 fn brief(value: &Value) -> String {
     crate::manager::excerpt(&value.to_string(), VALUE_EXCERPT)
 }
+
+mod partition_read;
 
 #[cfg(test)]
 mod tests;

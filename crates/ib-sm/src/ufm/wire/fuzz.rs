@@ -45,4 +45,27 @@ proptest! {
             }
         }
     }
+
+    /// The fast read of one partition answers exactly as the tree parser, errors included.
+    #[test]
+    fn the_partition_read_agrees_with_the_tree_parser(v in json()) {
+        let body = v.to_string();
+        prop_assert_eq!(parse_partition(body.as_bytes()), parse_partition_tree(body.as_bytes()));
+    }
+
+    /// The same on bodies of UFM's shape, where the fast read must answer on its own.
+    #[test]
+    fn a_well_formed_partition_is_read_without_the_tree(
+        guids in prop::collection::vec(any::<u64>(), 0..40),
+        extra in prop::collection::btree_map("[a-z_]{1,12}", json(), 0..4),
+    ) {
+        let mut top: serde_json::Map<String, Value> = extra.into_iter().filter(|(k, _)| k != "guids").collect();
+        let entries = guids.iter().map(|g| serde_json::json!({"guid": format!("{g:016x}"), "membership": "full", "index0": true}));
+        top.insert("guids".into(), Value::Array(entries.collect()));
+        let body = Value::Object(top).to_string();
+        let fast = partition_read::parse(body.as_bytes());
+        prop_assert!(fast.is_some(), "the fast read gave up on {}", body);
+        prop_assert_eq!(fast.map(|f| f.map(|g| g.len())), Some(Some(guids.len())));
+        prop_assert_eq!(parse_partition(body.as_bytes()), parse_partition_tree(body.as_bytes()));
+    }
 }
