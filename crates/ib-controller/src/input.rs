@@ -94,4 +94,12 @@ pub enum Input {
     RetryPod(PodUid),
     /// The partitions allocated to networks that asked for one, the whole ledger each time.
     PKeyAllocations(std::collections::HashMap<NetworkRef, ib_model::PKey>),
+    /// Which keys of `range` anything in the state still names (`State::pkeys_claimed`), asked by the
+    /// partition allocator before it gives a key back; `None` while the state cannot tell.
+    PKeysClaimed {
+        /// The allocation range.
+        range: ib_model::pkey::PKeyRange,
+        /// Where the answer goes.
+        reply: tokio::sync::oneshot::Sender<Option<std::collections::BTreeSet<ib_model::PKey>>>,
+    },
 }

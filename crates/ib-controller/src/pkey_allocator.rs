@@ -13,8 +13,10 @@
 //! A key is given back only when its NAD is gone, being deleted, re-created under a new UID or no
 //! longer asks, and no ownership record (`GuidBlock`) names the key, twice: once found unused it is
 //! withdrawn from the state task (no new pod is placed in it), and given back only if, [`SETTLE`]
-//! later, still no record names it. That closes the window of a pod planned into the key just as
-//! the records were read, whose record write was still on its way.
+//! later, still no record names it and the state task, asked after the withdrawal reached it, names it
+//! in no claim, record write or subnet-manager change (`State::pkeys_claimed`). A pod planned into the
+//! key just before the withdrawal holds a claim from the moment it is planned, however long its record
+//! write takes, so the key cannot go to another network while that pod may still join it.
 //!
 //! The partition itself is created in the subnet manager by the first member's add, as for a key a
 //! NAD names; no empty partition is created ahead of its members.
@@ -31,7 +33,7 @@ use kube::api::{Api, PostParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::events::{EventType, Reporter};
 use kube::runtime::watcher::{self, Event as WatchEvent};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, info_span, warn};
 
 use ib_model::nad::{NadKind, classify};
@@ -268,13 +270,25 @@ impl Allocator {
             let live: HashMap<&str, &NadState> = nads.iter().map(|n| (n.holder.uid.as_str(), n)).collect();
             let may_release =
                 ledger.entries().any(|(_, h)| !live.get(h.uid.as_str()).is_some_and(|n| n.asks && !n.deleting));
-            let settled = self.withdrawn.iter().filter(|(_, at)| at.elapsed() >= SETTLE).map(|(k, _)| *k).collect();
+            // Settled: withdrawn long enough ago, and the withdrawal was handed to the state task.
+            let published = |k: &PKey| self.published.as_ref().is_some_and(|p| p.values().any(|v| v == k));
+            let settled = self
+                .withdrawn
+                .iter()
+                .filter(|(k, at)| at.elapsed() >= SETTLE && !published(k))
+                .map(|(k, _)| *k)
+                .collect();
             // With every key of the range in the ledger, a NAD waiting for one needs no reads: it is
             // told the range is full, and a key comes free only through a release.
             let can_allocate = wants_key && ledger.len() < ledger.range().len();
             let mut world = World { nads, taken: BTreeSet::new(), in_use: BTreeSet::new(), settled };
             if can_allocate || may_release {
                 world.in_use = self.keys_in_use().await?;
+            }
+            if may_release {
+                // The records show what was written; the state also knows the pods planned into a key
+                // whose records are still being written, however long that takes.
+                world.in_use.extend(self.keys_claimed(ledger).await);
             }
             if can_allocate {
                 world.taken = self.sm_keys().await?;
@@ -316,6 +330,28 @@ impl Allocator {
         let listed = records::list(self.client.clone(), self.settings.api_timeout).await?;
         let range = self.settings.range;
         Ok(listed.records.into_iter().filter_map(|(_, r)| r.pkey).filter(|k| range.contains(*k)).collect())
+    }
+
+    /// Keys of the range the state task's claims, records or subnet-manager changes name. When the
+    /// state cannot tell (its leadership has not read the records yet) or does not answer in time,
+    /// every key of the ledger counts as named: nothing is given back on a guess.
+    async fn keys_claimed(&self, ledger: &AllocationLedger) -> BTreeSet<PKey> {
+        let everything = || ledger.entries().map(|(k, _)| k).collect();
+        let (reply, answer) = oneshot::channel();
+        if self.tx.send(Input::PKeysClaimed { range: self.settings.range, reply }).await.is_err() {
+            return everything();
+        }
+        match tokio::time::timeout(self.settings.api_timeout, answer).await {
+            Ok(Ok(Some(claimed))) => claimed,
+            Ok(Ok(None)) => {
+                debug!("the state has not read who owns what yet: no key is given back");
+                everything()
+            }
+            Ok(Err(_)) | Err(_) => {
+                debug!("the state task did not say which keys are claimed: no key is given back");
+                everything()
+            }
+        }
     }
 
     /// Keys of the range the subnet manager has partitions for.

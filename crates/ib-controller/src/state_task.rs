@@ -188,6 +188,10 @@ impl StateTask {
             Input::NadApplied(network, config) => self.state.apply_nad(network, config.as_deref()),
             Input::NadDeleted(network) => self.state.delete_nad(&network),
             Input::PKeyAllocations(allocated) => self.state.set_pkey_allocations(allocated),
+            Input::PKeysClaimed { range, reply } => {
+                // The allocator may have given up waiting; then nobody needs the answer.
+                let _ = reply.send(self.state.pkeys_claimed(range));
+            }
             Input::NadsReset(nads) => {
                 info!(nads = nads.len(), "network attachment definitions listed");
                 self.state.reset_nads(nads.iter().map(|(n, c)| (n.clone(), c.as_deref())));

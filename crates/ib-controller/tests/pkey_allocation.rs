@@ -5,10 +5,12 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{Cluster, wait_for};
 use ib_controller::pkey_allocator::{FINALIZER, LEDGER_NAME, PKEY_ANNOTATION, SETTLE};
 use ib_sim::fixture::CONTROLLER_NAMESPACE;
-use kube_emulator::Resource;
+use kube_emulator::{Fault, FaultRule, Resource};
 use serde_json::{Value, json};
 
 const ASK: &str = r#"{"type":"ib-sriov","cniVersion":"0.3.1","name":"own","allocate_pkey":true}"#;
@@ -137,6 +139,57 @@ async fn a_network_holds_its_key_while_its_pod_runs_and_gives_it_back_after() {
     wait_for("the NAD to go", || get_nad(&cluster, "tenant-a", "own").is_none().then_some(())).await;
     assert!(ledger(&cluster).is_empty(), "{:?}", ledger(&cluster));
     wait_for("the partition to empty", || cluster.members(0x1000).is_empty().then_some(())).await;
+    controller.shutdown().await;
+}
+
+/// A pod planned into a key just as its NAD goes, whose ownership record takes longer to write than the
+/// allocator waits between its two reads of the records: the key must stay allocated, since the pod
+/// joins it once the record is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_is_not_given_back_while_a_pods_record_is_still_being_written() {
+    let cluster = Cluster::start().await;
+    cluster.nad("tenant-a", "own", ASK);
+    let controller = cluster.controller("a", &range("0x1000-0x10ff")).await;
+    let key = shown_key(&cluster, "tenant-a", "own").await;
+
+    // Every write of ownership records hangs: the pod is planned into the key, its record never lands.
+    let hang = || FaultRule::new(Fault::Hang { max: Duration::from_secs(600) }).path("*guidblocks*").times(10_000);
+    cluster.api().inject_fault(hang().method("PATCH"));
+    cluster.api().inject_fault(hang().method("POST"));
+    cluster.pod("tenant-a", "p", "own");
+    wait_for("the pod's record write to hang", || (cluster.api().hung_requests() > 0).then_some(())).await;
+
+    // The NAD goes: no record names the key, found twice, SETTLE apart, and more.
+    let before = cluster.api().requests().last().map_or(0, |r| r.seq);
+    cluster.api().delete(Resource::NetworkAttachmentDefinitions, "tenant-a", "own").expect("delete NAD");
+    records_read_after(&cluster, before).await;
+    tokio::time::sleep(SETTLE).await;
+    let settled = cluster.api().requests().last().map_or(0, |r| r.seq);
+    records_read_after(&cluster, settled).await;
+    // One more pass: it reads the records again while the key is held; a key given back stops them.
+    let again = cluster.api().requests().last().map_or(0, |r| r.seq);
+    wait_for("another pass of the allocator, or the key given back", || {
+        let read = cluster.api().requests().iter().any(|r| {
+            r.seq > again && r.method == "GET" && r.path.ends_with("/guidblocks") && !r.query.contains("watch")
+        });
+        (read || !ledger(&cluster).contains_key(&key)).then_some(())
+    })
+    .await;
+    assert!(ledger(&cluster).contains_key(&key), "given back while a pod is planned into it: {:?}", ledger(&cluster));
+    let nad = get_nad(&cluster, "tenant-a", "own").expect("the finalizer keeps the NAD");
+    assert!(finalizers(&nad).contains(&FINALIZER.to_owned()));
+
+    // The record lands: the pod is configured in the key it was planned into.
+    cluster.api().clear_faults();
+    cluster.api().release_hung();
+    let nets = cluster.wait_configured("tenant-a", "p", 1).await;
+    assert_eq!(nets[0]["cni-args"]["pkey"], key.as_str());
+    assert!(ledger(&cluster).contains_key(&key));
+
+    // The pod ends: now the key is given back and the NAD goes.
+    cluster.api().delete_with_grace(Resource::Pods, "tenant-a", "p", Some(0)).expect("delete pod");
+    wait_for("the NAD to go", || get_nad(&cluster, "tenant-a", "own").is_none().then_some(())).await;
+    assert!(ledger(&cluster).is_empty(), "{:?}", ledger(&cluster));
     controller.shutdown().await;
 }
 

@@ -99,6 +99,11 @@ impl Ownership {
         &self.sm
     }
 
+    /// The partitions of the subnet-manager changes in flight or of unknown outcome.
+    pub(crate) fn pkeys_in_flight(&self) -> impl Iterator<Item = PKey> + '_ {
+        self.sm_ops.values().chain(self.uncertain.values()).map(|(_, pkey)| *pkey)
+    }
+
     pub(crate) fn is_configured(&self, g: Guid) -> bool {
         self.ledger.get(g).is_some_and(|c| c.configured)
     }

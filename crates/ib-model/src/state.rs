@@ -66,6 +66,7 @@ pub struct State {
 
 use crate::waits::Waits;
 
+mod claimed;
 mod outcomes;
 
 impl State {

@@ -282,3 +282,37 @@ fn a_missing_partition_is_not_created_when_creation_is_off() {
     assert_eq!(w.members("0x5").len(), 1);
     assert_eq!(events, 1, "one Event for the wait");
 }
+
+#[test]
+fn an_allocated_key_is_named_from_the_moment_a_pod_is_planned_into_it_until_it_has_left() {
+    let range = PKeyRange::parse("0x1000-0x10ff").unwrap();
+    let fresh = State::with_policy(World::default_range().state.pool().range(), Policy::default());
+    assert_eq!(fresh.pkeys_claimed(range), None, "nothing is known before the records are read");
+
+    let mut w = allocating();
+    w.settle();
+    assert_eq!(w.state.pkeys_claimed(range), Some(BTreeSet::new()));
+    w.nad("tenant-a", "own", ALLOC);
+    w.state.set_pkey_allocations([(NetworkRef::new("tenant-a", "own"), pk("0x1001"))].into());
+    let p = w.pod("tenant-a", "p", "own");
+    // Planned, its record not yet written and nothing sent: the claim already names the key.
+    let plan = w.state.plan();
+    assert!(!plan.records.is_empty() && plan.sm.is_empty(), "{plan:?}");
+    assert_eq!(w.state.pkeys_claimed(range), Some([pk("0x1001")].into()));
+    w.execute(plan);
+    w.settle();
+    assert_eq!(w.members("0x1001").len(), 1);
+
+    // Withdrawn from the planner (its NAD is going): the configured pod still names it.
+    w.state.set_pkey_allocations(Default::default());
+    w.settle();
+    assert_eq!(w.state.pkeys_claimed(range), Some([pk("0x1001")].into()));
+    // Keys outside the range are not the allocator's business.
+    let other = PKeyRange::parse("0x2000-0x20ff").unwrap();
+    assert_eq!(w.state.pkeys_claimed(other), Some(BTreeSet::new()));
+
+    w.delete(&p);
+    w.settle();
+    assert!(w.members("0x1001").is_empty());
+    assert_eq!(w.state.pkeys_claimed(range), Some(BTreeSet::new()));
+}
