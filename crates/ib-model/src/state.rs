@@ -62,10 +62,13 @@ pub struct State {
     policy: Policy,
     /// Records for the next plan.
     out: Plan,
+    /// The new leader's fresh pod list while its pages arrive.
+    fresh: fresh::FreshList,
 }
 
 use crate::waits::Waits;
 
+mod fresh;
 mod outcomes;
 
 impl State {
@@ -87,6 +90,7 @@ impl State {
             drift_held: false,
             policy,
             out: Plan::default(),
+            fresh: fresh::FreshList::default(),
         }
     }
 
@@ -242,13 +246,15 @@ impl State {
     /// This replica starts acting: what is in flight belongs to nobody, and the subnet manager's state
     /// must be read before anything is decided (the leader-start rebuild).
     /// A cache kept by a follower may lag behind what the previous leader wrote; the caller reads every
-    /// pod again ([`reset_pods`](Self::reset_pods) then [`pods_synced`](Self::pods_synced)) before anything
-    /// is decided.
+    /// pod again ([`fresh_pods_page`](Self::fresh_pods_page) per page, then
+    /// [`fresh_pods_end`](Self::fresh_pods_end)) before anything is decided. Pages of a list read for an
+    /// earlier leadership name no pod listed for this one.
     ///
     /// Ownership is not carried over from an earlier leadership or from watching as a follower: it is
     /// read again from the records ([`records_listed`](Self::records_listed)), which are the only proof.
     pub fn begin_leading(&mut self) {
         self.phase.new_leadership();
+        self.fresh = fresh::FreshList::default();
         self.drift_held = true;
         self.flight.new_leadership();
         self.owners.forget_all();
