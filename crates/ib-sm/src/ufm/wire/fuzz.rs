@@ -34,6 +34,18 @@ proptest! {
         let _ = parse_listing(&body);
     }
 
+    /// The direct read takes only what the JSON tree reads the same way.
+    #[test]
+    fn the_direct_read_agrees_with_the_tree(v in json()) {
+        let body = v.to_string();
+        if let Ok(listing) = typed::listing(body.as_bytes()) {
+            prop_assert_eq!(Ok(listing), value_listing(body.as_bytes()));
+        }
+        if let Ok(members) = typed::partition(body.as_bytes()) {
+            prop_assert_eq!(Ok(members), value_partition(body.as_bytes()));
+        }
+    }
+
     /// Whatever the shape, the parser either fails or returns exactly the well-formed GUIDs.
     #[test]
     fn arbitrary_json_is_parsed_or_refused(v in json()) {
