@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use ib_model::{Guid, NetworkRef, PatchOutcome, PodPatch, PodUid, PodView, RecordWrite, SmFailure, SmRequest};
+use ib_model::{
+    Guid, NetworkRef, PatchOutcome, PodPatch, PodUid, PodView, RecordWrite, SmFailure, SmListing, SmRequest,
+};
 use ib_sm::SmError;
 
 use crate::call::CallError;
@@ -30,12 +32,20 @@ pub enum Input {
     Resync,
     /// The drift grace of the leadership `term` is over.
     DriftGraceOver(u64),
-    /// Every pod, read afresh for the leadership `term`, with the list's resourceVersion.
-    FreshPods {
-        /// The leadership the read was made for; outcomes of an older one are ignored.
+    /// One page of the pods read afresh for the leadership `term`, handed over as it is read so that the
+    /// whole list is never held at once.
+    FreshPodsPage {
+        /// The leadership the read was made for; pages of an older one are ignored.
         term: u64,
-        /// The pods and the list's resourceVersion, or why the list failed.
-        result: Result<(Vec<PodView>, Option<String>), CallError<kube::Error>>,
+        /// The page's pods.
+        views: Vec<PodView>,
+    },
+    /// The fresh read of every pod for the leadership `term` has ended: every page has been sent before.
+    FreshPodsEnd {
+        /// The leadership the read was made for; the end of an older one is ignored.
+        term: u64,
+        /// The list's resourceVersion, or why the list failed (it is then read again whole).
+        result: Result<Option<String>, CallError<kube::Error>>,
     },
     /// A subnet-manager request has ended.
     SmDone {
@@ -52,8 +62,8 @@ pub enum Input {
     SmListed {
         /// The leadership the read was made for.
         term: u64,
-        /// Every (P_Key, GUID) membership, or why the read failed.
-        result: Result<Vec<(String, Guid)>, CallError<SmError>>,
+        /// Every membership, partition by partition, or why the read failed.
+        result: Result<SmListing, CallError<SmError>>,
     },
     /// Every ownership record, read for the leadership `term`: whether any block exists, and the records.
     RecordsListed {

@@ -134,18 +134,27 @@ async fn run<K: Watched>(api: Api<K>, tx: mpsc::Sender<Input>, metrics: Arc<Metr
 const LIST_PAGE: u32 = 500;
 
 /// Reads every pod afresh (a consistent, paged LIST), for a new leader: the watch cache of a follower
-/// may lag behind what the previous leader wrote. Returns the pods (of `namespace` when given) and the
-/// list's resourceVersion.
-pub async fn list_pods(client: Client, namespace: Option<&str>) -> Result<(Vec<PodView>, Option<String>), kube::Error> {
+/// may lag behind what the previous leader wrote. Each page's pods (of `namespace` when given) go to the
+/// state task as they are read, as [`Input::FreshPodsPage`] of the leadership `term`, so that the whole
+/// list is never held at once; returns the list's resourceVersion, which the caller sends as its end.
+pub async fn list_pods(
+    client: Client,
+    namespace: Option<&str>,
+    term: u64,
+    tx: &mpsc::Sender<Input>,
+) -> Result<Option<String>, kube::Error> {
     let api: Api<CompactPod> = scoped(client, namespace);
-    let mut views = Vec::new();
     let mut params = kube::api::ListParams::default().limit(LIST_PAGE);
     loop {
         let page = api.list(&params).await?;
-        views.extend(page.items.into_iter().filter_map(CompactPod::into_view));
+        let views: Vec<PodView> = page.items.into_iter().filter_map(CompactPod::into_view).collect();
+        // The state task gone: nobody waits for the rest, nor for the end.
+        if tx.send(Input::FreshPodsPage { term, views }).await.is_err() {
+            return Ok(None);
+        }
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
             Some(token) => params = params.continue_token(&token),
-            None => return Ok((views, page.metadata.resource_version)),
+            None => return Ok(page.metadata.resource_version),
         }
     }
 }

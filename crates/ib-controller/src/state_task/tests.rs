@@ -83,7 +83,8 @@ async fn a_view_read_before_a_deletion_does_not_bring_the_pod_back() {
     assert!(task.state.pod(&uid).is_none(), "a re-read brought the deleted pod back");
 
     let term = task.term;
-    task.handle(Input::FreshPods { term, result: Ok((vec![view("p", "6")], Some("6".into()))) });
+    task.handle(Input::FreshPodsPage { term, views: vec![view("p", "6")] });
+    task.handle(Input::FreshPodsEnd { term, result: Ok(Some("6".into())) });
     assert!(task.state.pod(&uid).is_none(), "a fresh list brought the deleted pod back");
 
     let patch = PodPatch {
@@ -98,4 +99,27 @@ async fn a_view_read_before_a_deletion_does_not_bring_the_pod_back() {
     // Other pods are not affected.
     task.handle(Input::PodApplied(view("q", "7")));
     assert!(task.state.pod(&PodUid::from("q")).is_some());
+}
+
+/// The pages of a fresh list are taken only for the leadership it was read for, and the pods are read
+/// for it only at the list's end.
+#[tokio::test]
+async fn a_fresh_list_counts_only_for_its_leadership_and_only_at_its_end() {
+    let mut task = task();
+    task.handle(Input::Leading(true));
+    task.handle(Input::PodsReset(vec![view("gone", "3")]));
+    task.handle(Input::Leading(false));
+    task.handle(Input::Leading(true));
+    let (old, term) = (task.term - 1, task.term);
+    task.handle(Input::FreshPodsPage { term: old, views: vec![view("old", "4")] });
+    task.handle(Input::FreshPodsEnd { term: old, result: Ok(Some("9".into())) });
+    assert!(task.state.pod(&PodUid::from("old")).is_none(), "a page of an earlier leadership was taken");
+    assert!(task.state.pod(&PodUid::from("gone")).is_some(), "the end of an earlier leadership's list was taken");
+
+    task.handle(Input::FreshPodsPage { term, views: vec![view("new", "5")] });
+    assert!(task.state.pod(&PodUid::from("new")).is_some());
+    assert!(task.state.pod(&PodUid::from("gone")).is_some(), "a pod was dropped before the list ended");
+    task.handle(Input::FreshPodsEnd { term, result: Ok(Some("9".into())) });
+    assert!(task.state.pod(&PodUid::from("gone")).is_none(), "a pod missing from every page was kept");
+    assert!(task.state.pod(&PodUid::from("new")).is_some());
 }
