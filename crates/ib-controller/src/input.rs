@@ -39,6 +39,8 @@ pub enum Input {
         term: u64,
         /// The page's pods.
         views: Vec<PodView>,
+        /// Held until the page is taken in: the list reads only a few pages ahead of the state task.
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
     },
     /// The fresh read of every pod for the leadership `term` has ended: every page has been sent before.
     FreshPodsEnd {

@@ -199,7 +199,10 @@ impl StateTask {
                 self.publish_ready();
             }
             Input::Leading(leading) => self.set_leading(leading),
-            Input::FreshPodsPage { term, views } => self.fresh_pods_page(term, views),
+            Input::FreshPodsPage { term, views, permit } => {
+                self.fresh_pods_page(term, views);
+                drop(permit);
+            }
             Input::FreshPodsEnd { term, result } => self.fresh_pods_end(term, result),
             Input::DriftGraceOver(term) => {
                 if term == self.term && self.leading {

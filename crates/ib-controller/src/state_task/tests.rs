@@ -83,7 +83,7 @@ async fn a_view_read_before_a_deletion_does_not_bring_the_pod_back() {
     assert!(task.state.pod(&uid).is_none(), "a re-read brought the deleted pod back");
 
     let term = task.term;
-    task.handle(Input::FreshPodsPage { term, views: vec![view("p", "6")] });
+    task.handle(Input::FreshPodsPage { term, views: vec![view("p", "6")], permit: None });
     task.handle(Input::FreshPodsEnd { term, result: Ok(Some("6".into())) });
     assert!(task.state.pod(&uid).is_none(), "a fresh list brought the deleted pod back");
 
@@ -111,12 +111,12 @@ async fn a_fresh_list_counts_only_for_its_leadership_and_only_at_its_end() {
     task.handle(Input::Leading(false));
     task.handle(Input::Leading(true));
     let (old, term) = (task.term - 1, task.term);
-    task.handle(Input::FreshPodsPage { term: old, views: vec![view("old", "4")] });
+    task.handle(Input::FreshPodsPage { term: old, views: vec![view("old", "4")], permit: None });
     task.handle(Input::FreshPodsEnd { term: old, result: Ok(Some("9".into())) });
     assert!(task.state.pod(&PodUid::from("old")).is_none(), "a page of an earlier leadership was taken");
     assert!(task.state.pod(&PodUid::from("gone")).is_some(), "the end of an earlier leadership's list was taken");
 
-    task.handle(Input::FreshPodsPage { term, views: vec![view("new", "5")] });
+    task.handle(Input::FreshPodsPage { term, views: vec![view("new", "5")], permit: None });
     assert!(task.state.pod(&PodUid::from("new")).is_some());
     assert!(task.state.pod(&PodUid::from("gone")).is_some(), "a pod was dropped before the list ended");
     task.handle(Input::FreshPodsEnd { term, result: Ok(Some("9".into())) });
