@@ -412,9 +412,10 @@ impl Executors {
     /// Reads every ownership record for the leadership `term`, after `delay`.
     pub fn list_records(&mut self, term: u64, delay: Duration) {
         let (client, limit) = (self.client.clone(), self.settings.api_timeout);
+        let tx = self.tx.clone();
         self.spawn(async move {
             tokio::time::sleep(delay).await;
-            let result = records::list(client, limit).await;
+            let result = records::list_pages(client, limit, term, &tx).await;
             if let Err(e) = &result {
                 warn!(error = %e, "reading the ownership records failed; retrying");
             }

@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use ib_model::{
-    Guid, NetworkRef, PatchOutcome, PodPatch, PodUid, PodView, RecordWrite, SmFailure, SmListing, SmRequest,
+    Guid, NetworkRef, PatchOutcome, PodPatch, PodUid, PodView, Record, RecordWrite, SmFailure, SmListing, SmRequest,
 };
 use ib_sm::SmError;
 
 use crate::call::CallError;
-use crate::records::{Listed, RecordsError};
+use crate::records::RecordsError;
 
 /// Everything that can change the state.
 #[derive(Debug)]
@@ -67,12 +67,20 @@ pub enum Input {
         /// Every membership, partition by partition, or why the read failed.
         result: Result<SmListing, CallError<SmError>>,
     },
-    /// Every ownership record, read for the leadership `term`: whether any block exists, and the records.
+    /// One page of the ownership records read for the leadership `term`, handed over as it is read so
+    /// that the whole list is never held at once.
+    RecordsPage {
+        /// The leadership the read was made for; pages of an older one are ignored.
+        term: u64,
+        /// The page's records.
+        records: Vec<(Guid, Record)>,
+    },
+    /// Every ownership record has been read for the leadership `term`, every page sent before.
     RecordsListed {
         /// The leadership the read was made for.
         term: u64,
-        /// What was read, or why the read failed.
-        result: Result<Listed, RecordsError>,
+        /// Whether any block exists, or why the read failed (it is then read again whole).
+        result: Result<bool, RecordsError>,
     },
     /// A write of ownership records has ended.
     RecordsWritten {

@@ -85,6 +85,8 @@ pub struct StateTask {
     flush_armed: bool,
     /// Pods the fresh list in progress has delivered so far, for its log line.
     fresh_listed: usize,
+    /// Records the record list in progress has delivered so far, for its log line.
+    records_read: usize,
     /// Failed attempts of the fresh pod list, of the subnet-manager listing and of the record list, each
     /// with its own backoff.
     list_failures: u32,
@@ -120,6 +122,7 @@ impl StateTask {
             gauges_updated: Instant::now(),
             flush_armed: false,
             fresh_listed: 0,
+            records_read: 0,
             list_failures: 0,
             sm_list_failures: 0,
             record_list_failures: 0,
@@ -218,6 +221,7 @@ impl StateTask {
             }
             Input::SmDone { term, request, result, elapsed } => self.sm_done(term, request, result, elapsed),
             Input::SmListed { term, result } => self.sm_listed(term, result),
+            Input::RecordsPage { term, records } => self.records_page(term, records),
             Input::RecordsListed { term, result } => self.records_listed(term, result),
             Input::RecordsWritten { term, write, result } => self.records_written(term, write, result),
             Input::RetryRecordWrites => self.state.retry_records(),
@@ -262,6 +266,7 @@ impl StateTask {
         if leading {
             self.term += 1;
             self.fresh_listed = 0;
+            self.records_read = 0;
             self.exec.clear_lanes();
             info!(term = self.term, "leading: reading the subnet manager, then reconciling every pod");
             self.state.begin_leading();

@@ -31,7 +31,7 @@ use crate::phase::{RecordsRead, StartPhase};
 use crate::planner::Planner;
 use crate::pod::{PodUid, PodView};
 use crate::pool::{GuidPool, GuidRange};
-use crate::records::{BlockId, Record, RecordState, RecordWrite, Records};
+use crate::records::{BlockId, Record, RecordWrite, Records};
 pub use crate::requests::{Imported, Notice, PatchOutcome, Plan, PodPatch, Policy, SmFailure, SmOp, SmRequest};
 
 /// What is to be planned next.
@@ -70,6 +70,7 @@ use crate::waits::Waits;
 
 mod fresh;
 mod outcomes;
+mod record_pages;
 
 impl State {
     /// A state for the GUIDs of `range`, with the default policy.
@@ -267,21 +268,8 @@ impl State {
     /// start, when annotations are imported once), and `(GUID, record)` of every block. Records of GUIDs
     /// outside the pool range are left alone (the range may have been changed).
     pub fn records_listed<I: IntoIterator<Item = (Guid, Record)>>(&mut self, any_block: bool, records: I) {
-        for (guid, record) in records {
-            if !self.owners.range().contains(guid) || self.owners.ledger().contains(guid) {
-                continue;
-            }
-            self.records.load(guid, &record);
-            if record.state != RecordState::Releasing && self.owners.ledger().guid_of(&record.owner).is_none() {
-                // A recorded claim lasts until its pod is gone or finished, whatever its annotation says
-                // now: its VF may carry the GUID.
-                self.dirty.pods.insert(record.owner.pod.clone());
-                self.planner().claim(guid, record.owner, record.pkey, true);
-            }
-            self.records.mark(guid);
-            self.dirty.guids.insert(guid);
-        }
-        self.phase.records_read(any_block);
+        self.records_page(records);
+        self.records_end(any_block);
     }
 
     /// Whether the records have been read for this leadership.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tracing::{debug, info, warn};
 
 use ib_model::annotation::NetworksAnnotation;
-use ib_model::{Guid, PatchOutcome, PodPatch, PodView, RecordWrite, SmFailure, SmListing, SmRequest};
+use ib_model::{Guid, PatchOutcome, PodPatch, PodView, Record, RecordWrite, SmFailure, SmListing, SmRequest};
 use ib_sm::SmError;
 
 use super::StateTask;
@@ -14,19 +14,27 @@ use crate::call::{CallError, Labelled};
 use crate::executors::{op_name, retry_delay};
 use crate::input::Input;
 use crate::metrics::{NO_ERROR, OperationLabels, OutcomeLabels, SmLabels};
-use crate::records::{Listed, RecordsError};
+use crate::records::RecordsError;
 
 impl StateTask {
-    pub(super) fn records_listed(&mut self, term: u64, result: Result<Listed, RecordsError>) {
+    pub(super) fn records_page(&mut self, term: u64, records: Vec<(Guid, Record)>) {
         if term != self.term || !self.leading {
             return;
         }
+        self.records_read += records.len();
+        self.state.records_page(records);
+    }
+
+    pub(super) fn records_listed(&mut self, term: u64, result: Result<bool, RecordsError>) {
+        if term != self.term || !self.leading {
+            return;
+        }
+        let count = std::mem::take(&mut self.records_read);
         match result {
-            Ok(listed) => {
-                let (any, count) = (listed.any_block, listed.records.len());
+            Ok(any) => {
                 info!(records = count, blocks_exist = any, "ownership records read for this leadership");
                 self.record_list_failures = 0;
-                self.state.records_listed(any, listed.records);
+                self.state.records_end(any);
                 self.exec.list_pods(self.term, Duration::ZERO);
             }
             Err(_) => {

@@ -1,5 +1,6 @@
 //! A new leader's fresh pod list taken in page by page (`State::fresh_pods_page`, `fresh_pods_end`)
-//! decides exactly what the whole list does (`State::refresh_pods`), and nothing before its end.
+//! decides exactly what the whole list does (`State::refresh_pods`), and nothing before its end; so do
+//! the ownership records (`State::records_page`, `records_end` against `records_listed`).
 
 use super::*;
 
@@ -147,4 +148,72 @@ fn a_new_leadership_forgets_the_pages_of_the_last() {
     for v in first {
         assert!(w.state.pod(&v.uid).is_none(), "{} kept by the last leadership's page", v.name);
     }
+}
+
+fn claims(w: &World) -> BTreeMap<Guid, crate::ledger::Claim> {
+    w.state.ledger().iter().map(|(g, c)| (g, c.clone())).collect()
+}
+
+/// A new leader of a cluster whose previous leader configured pods, before it has read the records.
+fn cluster_before_records() -> World {
+    let mut w = World::default_range().synced();
+    w.nad("default", "ib", IB5);
+    for i in 0..6 {
+        w.pod("default", &format!("p{i}"), if i % 2 == 0 { "ib" } else { "ib,ib" });
+    }
+    w.settle();
+    w.state.begin_leading();
+    w
+}
+
+/// The leader's start after the records: the pods read afresh, then planning until settled.
+fn after_records(w: &mut World) -> Vec<Plan> {
+    let list: Vec<PodView> = w.pods.values().cloned().collect();
+    let rv = w.rv.to_string();
+    w.state.fresh_pods_page(list);
+    w.state.fresh_pods_end(Some(&rv));
+    plans_until_settled(w)
+}
+
+#[test]
+fn records_in_pages_give_the_state_and_plans_of_the_whole_list() {
+    let mut whole = cluster_before_records();
+    assert!(whole.records.len() >= 9, "{:?}", whole.records);
+    whole.read_records();
+    let whole_plans = after_records(&mut whole);
+    for page in [1, 2, 5] {
+        let mut paged = cluster_before_records();
+        let records: Vec<(Guid, Record)> = paged.records.iter().map(|(g, r)| (*g, r.clone())).collect();
+        for chunk in records.chunks(page) {
+            paged.state.records_page(chunk.to_vec());
+            assert!(!paged.state.records_known(), "records counted as read before their end");
+        }
+        paged.state.records_end(true);
+        assert_eq!(after_records(&mut paged), whole_plans, "pages of {page}");
+        assert_eq!(claims(&paged), claims(&whole), "pages of {page}");
+        assert_eq!(paged.records, whole.records, "pages of {page}");
+        assert_eq!(paged.sm, whole.sm, "pages of {page}");
+    }
+}
+
+/// A record read that fails after some pages is read again whole: the records taken in twice are
+/// taken in once.
+#[test]
+fn records_read_again_after_a_failure_give_the_state_of_one_read() {
+    let mut whole = cluster_before_records();
+    whole.read_records();
+    let whole_plans = after_records(&mut whole);
+    let mut retried = cluster_before_records();
+    let records: Vec<(Guid, Record)> = retried.records.iter().map(|(g, r)| (*g, r.clone())).collect();
+    retried.state.records_page(records[..records.len() / 2].to_vec());
+    // Nothing is decided from part of the records (a plan only reports the claims they made).
+    let plan = retried.state.plan();
+    assert!(plan.is_idle() && plan.pending.is_empty() && !plan.allocated.is_empty(), "{plan:?}");
+    assert!(!retried.state.records_known());
+    retried.read_records();
+    // The claims made are reported by the first plan after them, here the one above.
+    let decisions = |plans: Vec<Plan>| plans.into_iter().map(|p| Plan { allocated: vec![], ..p }).collect::<Vec<_>>();
+    assert_eq!(decisions(after_records(&mut retried)), decisions(whole_plans));
+    assert_eq!(claims(&retried), claims(&whole));
+    assert_eq!(retried.state.record_count(), whole.state.record_count());
 }
