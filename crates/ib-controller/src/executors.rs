@@ -336,7 +336,7 @@ impl Executors {
         let (sm, limit) = (self.sm.clone(), self.settings.sm_timeout);
         self.spawn(async move {
             let started = Instant::now();
-            let result = bounded(limit, info_span!("sm", operation = "list"), sm.list_guids()).await;
+            let result = bounded(limit, info_span!("sm", operation = "list"), sm.list_partitions()).await;
             match &result {
                 Ok(list) => debug!(guids = list.len(), ms = started.elapsed().as_millis() as u64, "listed"),
                 Err(e) => warn!(error = %e, "listing the subnet manager failed"),
@@ -394,24 +394,28 @@ impl Executors {
         });
     }
 
-    /// Lists every pod for the leadership `term`, after `delay`.
+    /// Lists every pod for the leadership `term`, after `delay`: its pages as they are read, then its
+    /// end. The whole list is bounded by the API timeout, as one call was: a page read long after a
+    /// deletion was delivered could otherwise bring the pod back (see `state_task::deleted`).
     pub fn list_pods(&mut self, term: u64, delay: Duration) {
         let (client, limit) = (self.client.clone(), self.settings.api_timeout);
         let namespace = self.settings.watch_namespace.clone();
+        let tx = self.tx.clone();
         self.spawn(async move {
             tokio::time::sleep(delay).await;
-            let listing = watch::list_pods(client, namespace.as_deref());
+            let listing = watch::list_pods(client, namespace.as_deref(), term, &tx);
             let result = bounded(limit, info_span!("api", operation = "list_pods"), listing).await;
-            Input::FreshPods { term, result }
+            Input::FreshPodsEnd { term, result }
         });
     }
 
     /// Reads every ownership record for the leadership `term`, after `delay`.
     pub fn list_records(&mut self, term: u64, delay: Duration) {
         let (client, limit) = (self.client.clone(), self.settings.api_timeout);
+        let tx = self.tx.clone();
         self.spawn(async move {
             tokio::time::sleep(delay).await;
-            let result = records::list(client, limit).await;
+            let result = records::list_pages(client, limit, term, &tx).await;
             if let Err(e) = &result {
                 warn!(error = %e, "reading the ownership records failed; retrying");
             }

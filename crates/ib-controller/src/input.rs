@@ -3,11 +3,13 @@
 
 use std::time::Duration;
 
-use ib_model::{Guid, NetworkRef, PatchOutcome, PodPatch, PodUid, PodView, RecordWrite, SmFailure, SmRequest};
+use ib_model::{
+    Guid, NetworkRef, PatchOutcome, PodPatch, PodUid, PodView, Record, RecordWrite, SmFailure, SmListing, SmRequest,
+};
 use ib_sm::SmError;
 
 use crate::call::CallError;
-use crate::records::{Listed, RecordsError};
+use crate::records::RecordsError;
 
 /// Everything that can change the state.
 #[derive(Debug)]
@@ -30,12 +32,22 @@ pub enum Input {
     Resync,
     /// The drift grace of the leadership `term` is over.
     DriftGraceOver(u64),
-    /// Every pod, read afresh for the leadership `term`, with the list's resourceVersion.
-    FreshPods {
-        /// The leadership the read was made for; outcomes of an older one are ignored.
+    /// One page of the pods read afresh for the leadership `term`, handed over as it is read so that the
+    /// whole list is never held at once.
+    FreshPodsPage {
+        /// The leadership the read was made for; pages of an older one are ignored.
         term: u64,
-        /// The pods and the list's resourceVersion, or why the list failed.
-        result: Result<(Vec<PodView>, Option<String>), CallError<kube::Error>>,
+        /// The page's pods.
+        views: Vec<PodView>,
+        /// Held until the page is taken in: the list reads only a few pages ahead of the state task.
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    },
+    /// The fresh read of every pod for the leadership `term` has ended: every page has been sent before.
+    FreshPodsEnd {
+        /// The leadership the read was made for; the end of an older one is ignored.
+        term: u64,
+        /// The list's resourceVersion, or why the list failed (it is then read again whole).
+        result: Result<Option<String>, CallError<kube::Error>>,
     },
     /// A subnet-manager request has ended.
     SmDone {
@@ -52,15 +64,23 @@ pub enum Input {
     SmListed {
         /// The leadership the read was made for.
         term: u64,
-        /// Every (P_Key, GUID) membership, or why the read failed.
-        result: Result<Vec<(String, Guid)>, CallError<SmError>>,
+        /// Every membership, partition by partition, or why the read failed.
+        result: Result<SmListing, CallError<SmError>>,
     },
-    /// Every ownership record, read for the leadership `term`: whether any block exists, and the records.
+    /// One page of the ownership records read for the leadership `term`, handed over as it is read so
+    /// that the whole list is never held at once.
+    RecordsPage {
+        /// The leadership the read was made for; pages of an older one are ignored.
+        term: u64,
+        /// The page's records.
+        records: Vec<(Guid, Record)>,
+    },
+    /// Every ownership record has been read for the leadership `term`, every page sent before.
     RecordsListed {
         /// The leadership the read was made for.
         term: u64,
-        /// What was read, or why the read failed.
-        result: Result<Listed, RecordsError>,
+        /// Whether any block exists, or why the read failed (it is then read again whole).
+        result: Result<bool, RecordsError>,
     },
     /// A write of ownership records has ended.
     RecordsWritten {

@@ -15,9 +15,11 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, P
 use kube::core::{ClusterResourceScope, ObjectMeta, Resource};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
 use tracing::{debug, info_span, warn};
 
 use crate::call::{Labelled, bounded};
+use crate::input::Input;
 use ib_model::{BlockId, Guid, InterfaceKey, NetworkRef, PKey, PodUid, Record, RecordChange, RecordState, RecordWrite};
 
 /// The API group of the `GuidBlock` ownership records.
@@ -240,14 +242,46 @@ pub struct Listed {
 
 /// Every block: whether any exists, and every record they hold.
 pub async fn list(client: Client, timeout: Duration) -> Result<Listed, RecordsError> {
+    let mut records = Vec::new();
+    let any_block = read_pages(client, timeout, |page| {
+        records.extend(page);
+        std::future::ready(())
+    })
+    .await?;
+    Ok(Listed { any_block, records })
+}
+
+/// Every block, for a leader's start: each page's records go to the state task as they are read, as
+/// [`Input::RecordsPage`] of the leadership `term`, so that the whole list is never held at once;
+/// whether any block exists, which the caller sends as the list's end.
+pub async fn list_pages(
+    client: Client,
+    timeout: Duration,
+    term: u64,
+    tx: &mpsc::Sender<Input>,
+) -> Result<bool, RecordsError> {
+    read_pages(client, timeout, |records| async move {
+        // The state task gone: nobody waits for the rest.
+        let _ = tx.send(Input::RecordsPage { term, records }).await;
+    })
+    .await
+}
+
+/// Reads every block page by page, bounded as a whole by `timeout`, handing each page's records to
+/// `page`; whether any block exists.
+async fn read_pages<F, Fut>(client: Client, timeout: Duration, mut page: F) -> Result<bool, RecordsError>
+where
+    F: FnMut(Vec<(Guid, Record)>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let api: Api<GuidBlock> = Api::all(client);
     let read = async {
         let mut any = false;
-        let mut records = Vec::new();
         let mut params = ListParams::default().limit(LIST_PAGE);
         loop {
-            let page = api.list(&params).await.map_err(|source| RecordsError::Api { operation: "list", source })?;
-            for block in page.items {
+            let list = api.list(&params).await.map_err(|source| RecordsError::Api { operation: "list", source })?;
+            let mut records = Vec::new();
+            for block in list.items {
                 let Some(name) = block.metadata.name.as_deref() else { continue };
                 if BlockId::from_name(name).is_none() {
                     warn!(block = name, "a guidblock whose name is not a block start is ignored");
@@ -263,9 +297,10 @@ pub async fn list(client: Client, timeout: Duration) -> Result<Listed, RecordsEr
                     }
                 }
             }
-            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            page(records).await;
+            match list.metadata.continue_.filter(|c| !c.is_empty()) {
                 Some(token) => params = params.continue_token(&token),
-                None => return Ok(Listed { any_block: any, records }),
+                None => return Ok(any),
             }
         }
     };

@@ -83,6 +83,10 @@ pub struct StateTask {
     gauges_updated: Instant,
     /// A [`Input::FlushRecords`] is on its way.
     flush_armed: bool,
+    /// Pods the fresh list in progress has delivered so far, for its log line.
+    fresh_listed: usize,
+    /// Records the record list in progress has delivered so far, for its log line.
+    records_read: usize,
     /// Failed attempts of the fresh pod list, of the subnet-manager listing and of the record list, each
     /// with its own backoff.
     list_failures: u32,
@@ -117,6 +121,8 @@ impl StateTask {
             patch_failures: HashMap::new(),
             gauges_updated: Instant::now(),
             flush_armed: false,
+            fresh_listed: 0,
+            records_read: 0,
             list_failures: 0,
             sm_list_failures: 0,
             record_list_failures: 0,
@@ -200,7 +206,11 @@ impl StateTask {
                 self.publish_ready();
             }
             Input::Leading(leading) => self.set_leading(leading),
-            Input::FreshPods { term, result } => self.fresh_pods(term, result),
+            Input::FreshPodsPage { term, views, permit } => {
+                self.fresh_pods_page(term, views);
+                drop(permit);
+            }
+            Input::FreshPodsEnd { term, result } => self.fresh_pods_end(term, result),
             Input::DriftGraceOver(term) => {
                 if term == self.term && self.leading {
                     debug!("drift grace over: unowned GUIDs may now be removed");
@@ -215,6 +225,7 @@ impl StateTask {
             }
             Input::SmDone { term, request, result, elapsed } => self.sm_done(term, request, result, elapsed),
             Input::SmListed { term, result } => self.sm_listed(term, result),
+            Input::RecordsPage { term, records } => self.records_page(term, records),
             Input::RecordsListed { term, result } => self.records_listed(term, result),
             Input::RecordsWritten { term, write, result } => self.records_written(term, write, result),
             Input::RetryRecordWrites => self.state.retry_records(),
@@ -258,6 +269,8 @@ impl StateTask {
         self.metrics.leader.set(i64::from(leading));
         if leading {
             self.term += 1;
+            self.fresh_listed = 0;
+            self.records_read = 0;
             self.exec.clear_lanes();
             info!(term = self.term, "leading: reading the subnet manager, then reconciling every pod");
             self.state.begin_leading();

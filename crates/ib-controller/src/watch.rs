@@ -12,7 +12,7 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tracing::{info, warn};
 
 use ib_model::{NetworkRef, PodUid, PodView};
@@ -133,19 +133,68 @@ async fn run<K: Watched>(api: Api<K>, tx: mpsc::Sender<Input>, metrics: Arc<Metr
 /// the API server build one huge response (the watcher's own page size).
 const LIST_PAGE: u32 = 500;
 
+/// Pages of a fresh list read ahead of the state task: the reader waits while this many are read and
+/// not yet taken in, so that a state task busy planning does not let the whole list pile up in its
+/// queue.
+const FRESH_PAGES_AHEAD: usize = 4;
+
 /// Reads every pod afresh (a consistent, paged LIST), for a new leader: the watch cache of a follower
-/// may lag behind what the previous leader wrote. Returns the pods (of `namespace` when given) and the
-/// list's resourceVersion.
-pub async fn list_pods(client: Client, namespace: Option<&str>) -> Result<(Vec<PodView>, Option<String>), kube::Error> {
+/// may lag behind what the previous leader wrote. Each page's pods (of `namespace` when given) go to the
+/// state task as they are read, as [`Input::FreshPodsPage`] of the leadership `term`, so that the whole
+/// list is never held at once; returns the list's resourceVersion, which the caller sends as its end.
+pub async fn list_pods(
+    client: Client,
+    namespace: Option<&str>,
+    term: u64,
+    tx: &mpsc::Sender<Input>,
+) -> Result<Option<String>, kube::Error> {
     let api: Api<CompactPod> = scoped(client, namespace);
-    let mut views = Vec::new();
-    let mut params = kube::api::ListParams::default().limit(LIST_PAGE);
+    send_pages(term, tx, |token| {
+        let api = api.clone();
+        async move {
+            let mut params = kube::api::ListParams::default().limit(LIST_PAGE);
+            if let Some(token) = token {
+                params = params.continue_token(&token);
+            }
+            let page = api.list(&params).await?;
+            let views = page.items.into_iter().filter_map(CompactPod::into_view).collect();
+            let next = page.metadata.continue_.filter(|c| !c.is_empty());
+            Ok(Page { views, next, resource_version: page.metadata.resource_version })
+        }
+    })
+    .await
+}
+
+/// One page of a list: its pods, the token of the next page, and the list's resourceVersion.
+struct Page {
+    views: Vec<PodView>,
+    next: Option<String>,
+    resource_version: Option<String>,
+}
+
+/// Reads pages with `read` (given the token of the page to read, `None` for the first) and sends each to
+/// the state task, at most [`FRESH_PAGES_AHEAD`] not yet taken in; the last page's resourceVersion.
+async fn send_pages<E, F, Fut>(term: u64, tx: &mpsc::Sender<Input>, mut read: F) -> Result<Option<String>, E>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<Page, E>>,
+{
+    let ahead = Arc::new(Semaphore::new(FRESH_PAGES_AHEAD));
+    let mut token = None;
     loop {
-        let page = api.list(&params).await?;
-        views.extend(page.items.into_iter().filter_map(CompactPod::into_view));
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(token) => params = params.continue_token(&token),
-            None => return Ok((views, page.metadata.resource_version)),
+        // Never closed: without a permit the page is sent all the same.
+        let permit = ahead.clone().acquire_owned().await.ok();
+        let page = read(token).await?;
+        // The state task gone: nobody waits for the rest, nor for the end.
+        if tx.send(Input::FreshPodsPage { term, views: page.views, permit }).await.is_err() {
+            return Ok(None);
+        }
+        match page.next {
+            Some(next) => token = Some(next),
+            None => return Ok(page.resource_version),
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

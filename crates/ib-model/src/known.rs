@@ -22,7 +22,7 @@ pub(crate) struct Known {
 }
 
 /// Whether resourceVersion `a` is older than `b` (both decimal, as API servers issue them).
-fn is_older(a: &str, b: &str) -> bool {
+pub(crate) fn is_older(a: &str, b: &str) -> bool {
     matches!((a.parse::<u64>(), b.parse::<u64>()), (Ok(a), Ok(b)) if a < b)
 }
 

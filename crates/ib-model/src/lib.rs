@@ -21,6 +21,7 @@
 pub mod annotation;
 pub mod guid;
 pub mod ledger;
+pub mod listing;
 pub mod membership;
 pub mod nad;
 pub mod partition;
@@ -43,6 +44,7 @@ mod waits;
 
 pub use annotation::{NetworkRef, NetworksAnnotation, Selection};
 pub use guid::Guid;
+pub use listing::SmListing;
 pub use pending::{Pending, PendingReason};
 pub use pkey::PKey;
 pub use pod::{InterfaceKey, PodPhase, PodRef, PodUid, PodView};

@@ -63,10 +63,17 @@ impl SmMembership {
         I: IntoIterator<Item = (&'a str, Guid)>,
     {
         let mut by_guid: HashMap<Guid, Vec<Partition>> = HashMap::new();
+        // A listing names a partition for each of its GUIDs in a row: its name is read once per row.
+        let mut last: Option<(&str, Partition)> = None;
         for (name, guid) in listing {
-            if range.contains(guid) {
-                insert_sorted(by_guid.entry(guid).or_default(), Partition::from_sm_name(name));
+            if !range.contains(guid) {
+                continue;
             }
+            let partition = match &last {
+                Some((n, p)) if *n == name => p.clone(),
+                _ => last.insert((name, Partition::from_sm_name(name))).1.clone(),
+            };
+            insert_sorted(by_guid.entry(guid).or_default(), partition);
         }
         let mut members: HashMap<PKey, usize> = HashMap::new();
         for pk in by_guid.values().flatten().filter_map(Partition::managed) {

@@ -31,7 +31,7 @@ use crate::phase::{RecordsRead, StartPhase};
 use crate::planner::Planner;
 use crate::pod::{PodUid, PodView};
 use crate::pool::{GuidPool, GuidRange};
-use crate::records::{BlockId, Record, RecordState, RecordWrite, Records};
+use crate::records::{BlockId, Record, RecordWrite, Records};
 pub use crate::requests::{Imported, Notice, PatchOutcome, Plan, PodPatch, Policy, SmFailure, SmOp, SmRequest};
 
 /// What is to be planned next.
@@ -62,12 +62,16 @@ pub struct State {
     policy: Policy,
     /// Records for the next plan.
     out: Plan,
+    /// The new leader's fresh pod list while its pages arrive.
+    fresh: fresh::FreshList,
 }
 
 use crate::waits::Waits;
 
 mod claimed;
+mod fresh;
 mod outcomes;
+mod record_pages;
 
 impl State {
     /// A state for the GUIDs of `range`, with the default policy.
@@ -88,6 +92,7 @@ impl State {
             drift_held: false,
             policy,
             out: Plan::default(),
+            fresh: fresh::FreshList::default(),
         }
     }
 
@@ -243,13 +248,15 @@ impl State {
     /// This replica starts acting: what is in flight belongs to nobody, and the subnet manager's state
     /// must be read before anything is decided (the leader-start rebuild).
     /// A cache kept by a follower may lag behind what the previous leader wrote; the caller reads every
-    /// pod again ([`reset_pods`](Self::reset_pods) then [`pods_synced`](Self::pods_synced)) before anything
-    /// is decided.
+    /// pod again ([`fresh_pods_page`](Self::fresh_pods_page) per page, then
+    /// [`fresh_pods_end`](Self::fresh_pods_end)) before anything is decided. Pages of a list read for an
+    /// earlier leadership name no pod listed for this one.
     ///
     /// Ownership is not carried over from an earlier leadership or from watching as a follower: it is
     /// read again from the records ([`records_listed`](Self::records_listed)), which are the only proof.
     pub fn begin_leading(&mut self) {
         self.phase.new_leadership();
+        self.fresh = fresh::FreshList::default();
         self.drift_held = true;
         self.flight.new_leadership();
         self.owners.forget_all();
@@ -262,21 +269,8 @@ impl State {
     /// start, when annotations are imported once), and `(GUID, record)` of every block. Records of GUIDs
     /// outside the pool range are left alone (the range may have been changed).
     pub fn records_listed<I: IntoIterator<Item = (Guid, Record)>>(&mut self, any_block: bool, records: I) {
-        for (guid, record) in records {
-            if !self.owners.range().contains(guid) || self.owners.ledger().contains(guid) {
-                continue;
-            }
-            self.records.load(guid, &record);
-            if record.state != RecordState::Releasing && self.owners.ledger().guid_of(&record.owner).is_none() {
-                // A recorded claim lasts until its pod is gone or finished, whatever its annotation says
-                // now: its VF may carry the GUID.
-                self.dirty.pods.insert(record.owner.pod.clone());
-                self.planner().claim(guid, record.owner, record.pkey, true);
-            }
-            self.records.mark(guid);
-            self.dirty.guids.insert(guid);
-        }
-        self.phase.records_read(any_block);
+        self.records_page(records);
+        self.records_end(any_block);
     }
 
     /// Whether the records have been read for this leadership.

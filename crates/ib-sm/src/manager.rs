@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use ib_model::partition::{PartitionOptions, Qos};
-use ib_model::{Guid, PKey};
+use ib_model::{Guid, PKey, SmListing};
 
 /// A `Send` future borrowed from the subnet manager for `'a`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -109,6 +109,13 @@ pub trait SubnetManager: Send + Sync + fmt::Debug {
     /// Every (partition, GUID) membership of the fabric, the partition named exactly as the manager
     /// writes it (UFM: `0x5`, `0x7fff`), including partitions and GUIDs ib-kubernetes does not manage.
     fn list_guids(&self) -> BoxFuture<'_, Result<Vec<(String, Guid)>, SmError>>;
+
+    /// What [`SubnetManager::list_guids`] lists, partition by partition: each partition's name once. The
+    /// controller reads the fabric this way; the default groups `list_guids`, a manager whose answer is
+    /// grouped already (UFM) reads it so directly and need not build a pair per membership.
+    fn list_partitions(&self) -> BoxFuture<'_, Result<SmListing, SmError>> {
+        Box::pin(async move { Ok(self.list_guids().await?.into_iter().collect()) })
+    }
 
     /// The longest time one call of this manager may take, any wait for a concurrency slot included:
     /// every method's future ends with a result or an error by then. A caller that bounds a call with

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tracing::{debug, info, warn};
 
 use ib_model::annotation::NetworksAnnotation;
-use ib_model::{Guid, PatchOutcome, PodPatch, PodView, RecordWrite, SmFailure, SmRequest};
+use ib_model::{Guid, PatchOutcome, PodPatch, PodView, Record, RecordWrite, SmFailure, SmListing, SmRequest};
 use ib_sm::SmError;
 
 use super::StateTask;
@@ -14,19 +14,27 @@ use crate::call::{CallError, Labelled};
 use crate::executors::{op_name, retry_delay};
 use crate::input::Input;
 use crate::metrics::{NO_ERROR, OperationLabels, OutcomeLabels, SmLabels};
-use crate::records::{Listed, RecordsError};
+use crate::records::RecordsError;
 
 impl StateTask {
-    pub(super) fn records_listed(&mut self, term: u64, result: Result<Listed, RecordsError>) {
+    pub(super) fn records_page(&mut self, term: u64, records: Vec<(Guid, Record)>) {
         if term != self.term || !self.leading {
             return;
         }
+        self.records_read += records.len();
+        self.state.records_page(records);
+    }
+
+    pub(super) fn records_listed(&mut self, term: u64, result: Result<bool, RecordsError>) {
+        if term != self.term || !self.leading {
+            return;
+        }
+        let count = std::mem::take(&mut self.records_read);
         match result {
-            Ok(listed) => {
-                let (any, count) = (listed.any_block, listed.records.len());
+            Ok(any) => {
                 info!(records = count, blocks_exist = any, "ownership records read for this leadership");
                 self.record_list_failures = 0;
-                self.state.records_listed(any, listed.records);
+                self.state.records_end(any);
                 self.exec.list_pods(self.term, Duration::ZERO);
             }
             Err(_) => {
@@ -54,25 +62,30 @@ impl StateTask {
         }
     }
 
-    pub(super) fn fresh_pods(
-        &mut self,
-        term: u64,
-        result: Result<(Vec<PodView>, Option<String>), CallError<kube::Error>>,
-    ) {
+    pub(super) fn fresh_pods_page(&mut self, term: u64, mut views: Vec<PodView>) {
         if term != self.term || !self.leading {
             return;
         }
+        // Listed before a deletion the watch has delivered since: gone, whatever the list says.
+        views.retain(|v| !self.deleted.contains(&v.uid));
+        self.fresh_listed += views.len();
+        self.state.fresh_pods_page(views);
+    }
+
+    pub(super) fn fresh_pods_end(&mut self, term: u64, result: Result<Option<String>, CallError<kube::Error>>) {
+        if term != self.term || !self.leading {
+            return;
+        }
+        let listed = std::mem::take(&mut self.fresh_listed);
         match result {
-            Ok((mut views, list_rv)) => {
-                // Listed before a deletion the watch has delivered since: gone, whatever the list says.
-                views.retain(|v| !self.deleted.contains(&v.uid));
-                info!(pods = views.len(), "pods read afresh for this leadership");
-                self.state.refresh_pods(views, list_rv.as_deref());
-                self.state.pods_synced();
+            Ok(list_rv) => {
+                info!(pods = listed, "pods read afresh for this leadership");
+                self.state.fresh_pods_end(list_rv.as_deref());
                 self.list_failures = 0;
             }
             Err(e) => {
                 warn!(error = %e, kind = e.label(), "listing pods failed; retrying");
+                self.state.fresh_pods_failed();
                 self.list_failures += 1;
                 let delay = retry_delay(self.list_failures, self.exec.settings().max_retry);
                 self.exec.list_pods(term, delay);
@@ -118,7 +131,7 @@ impl StateTask {
         self.exec.lane_done(request.pkey, elapsed);
     }
 
-    pub(super) fn sm_listed(&mut self, term: u64, result: Result<Vec<(String, Guid)>, CallError<SmError>>) {
+    pub(super) fn sm_listed(&mut self, term: u64, result: Result<SmListing, CallError<SmError>>) {
         if term != self.term {
             return;
         }
@@ -127,7 +140,7 @@ impl StateTask {
                 let labels = SmLabels { operation: "list", outcome: "success", error: NO_ERROR };
                 self.metrics.sm_requests.get_or_create(&labels).inc();
                 self.sm_list_failures = 0;
-                self.state.sm_listed(list.iter().map(|(p, g)| (p.as_str(), *g)));
+                self.state.sm_listed(list.memberships());
             }
             Err(e) => {
                 let labels = SmLabels { operation: "list", outcome: "failure", error: e.label() };

@@ -436,6 +436,7 @@ fn g_(last: &str) -> Guid {
 }
 
 mod configure;
+mod fresh;
 mod hostile;
 mod kubevirt;
 mod lifecycle;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ib_model::partition::{PartitionOptions, Qos};
-use ib_model::{Guid, PKey};
+use ib_model::{Guid, PKey, SmListing};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use tracing::Instrument;
@@ -348,11 +348,16 @@ impl SubnetManager for Ufm {
     }
 
     fn list_guids(&self) -> BoxFuture<'_, Result<Vec<(String, Guid)>, SmError>> {
+        Box::pin(async move { self.list_partitions().await.map(SmListing::into_pairs) })
+    }
+
+    /// UFM answers partition by partition: read so, without a pair per membership.
+    fn list_partitions(&self) -> BoxFuture<'_, Result<SmListing, SmError>> {
         Box::pin(async move {
             let call = Call::get(LIST_PATH, Some(LIST_QUERY));
             let name = call.name(self.prefix);
             let body = self.exchange(call).await?;
-            wire::parse_listing(&body)
+            wire::parse_partitions(&body)
                 .map_err(|e| SmError::Decode { call: name, reason: self.redactor.scrub(&e.to_string()) })
         })
     }

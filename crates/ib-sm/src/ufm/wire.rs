@@ -6,8 +6,10 @@
 //! the emulator and any recorded traffic check.
 
 use ib_model::partition::{PartitionOptions, Qos};
-use ib_model::{Guid, PKey};
+use ib_model::{Guid, PKey, SmListing};
 use serde_json::Value;
+
+mod typed;
 
 /// Why a partition listing could not be read. Names the partition key and the offending value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -97,17 +99,32 @@ fn guid_list(guids: &[Guid]) -> String {
     out
 }
 
-/// Reads `GET /resources/pkeys/?guids_data=true`: `{ "<pkey>": { "guids": [ {"guid": "…"}, … ], … } }`.
-/// A partition without `guids`, or with `null` or `[]`, contributes nothing; anything else malformed fails
-/// the whole listing, since a partial listing would make the controller believe GUIDs are free.
+/// Reads `GET /resources/pkeys/?guids_data=true`: `{ "<pkey>": { "guids": [ {"guid": "…"}, … ], … } }`,
+/// partition by partition. A partition without `guids`, or with `null` or `[]`, has no members; anything
+/// else malformed fails the whole listing, since a partial listing would make the controller believe
+/// GUIDs are free.
+///
+/// The body is read straight into GUIDs ([`typed`]); only a body that does not have UFM's shape is read
+/// again as a JSON tree, to name the culprit in the error (or to take the rare valid body the direct
+/// read refuses, such as a key given twice, as the tree reads it).
+pub fn parse_partitions(body: &[u8]) -> Result<SmListing, WireError> {
+    typed::listing(body).or_else(|_| value_listing(body))
+}
+
+/// [`parse_partitions`] as one (partition name, GUID) pair per membership, for the tests.
+#[cfg(test)]
 pub fn parse_listing(body: &[u8]) -> Result<Vec<(String, Guid)>, WireError> {
+    parse_partitions(body).map(SmListing::into_pairs)
+}
+
+/// The listing read through a JSON tree: slow and large, kept for the errors it names.
+fn value_listing(body: &[u8]) -> Result<SmListing, WireError> {
     let top: serde_json::Map<String, Value> =
         serde_json::from_slice(body).map_err(|e| WireError::NotAnObject(e.to_string()))?;
-    let mut out = Vec::new();
+    let mut out = SmListing::new();
     for (pkey, entry) in top {
-        for guid in partition_guids(&pkey, entry)? {
-            out.push((pkey.clone(), guid));
-        }
+        let guids = partition_guids(&pkey, entry)?;
+        out.push(pkey, guids);
     }
     Ok(out)
 }
@@ -135,16 +152,13 @@ fn partition_guids(pkey: &str, entry: Value) -> Result<Vec<Guid>, WireError> {
 }
 
 /// Reads `GET /resources/pkeys/<pkey>?guids_data=true`: the partition's GUIDs, or `None` for the `{}`
-/// UFM answers for a partition it does not have. A partition without `guids` has none.
+/// UFM answers for a partition it does not have. A partition without `guids` has none. Read like
+/// [`parse_partitions`]: straight into GUIDs, through a JSON tree only for an error.
 pub fn parse_partition(body: &[u8]) -> Result<Option<Vec<Guid>>, WireError> {
-    match partition_read::parse(body) {
-        Some(read) => Ok(read),
-        None => parse_partition_tree(body),
-    }
+    typed::partition(body).or_else(|_| value_partition(body))
 }
 
-/// [`parse_partition`] through a JSON tree: slower, and able to say what is wrong with a body.
-fn parse_partition_tree(body: &[u8]) -> Result<Option<Vec<Guid>>, WireError> {
+fn value_partition(body: &[u8]) -> Result<Option<Vec<Guid>>, WireError> {
     let top: serde_json::Map<String, Value> =
         serde_json::from_slice(body).map_err(|e| WireError::NotAnObject(e.to_string()))?;
     if top.is_empty() {
@@ -160,8 +174,6 @@ const VALUE_EXCERPT: usize = 80;
 fn brief(value: &Value) -> String {
     crate::manager::excerpt(&value.to_string(), VALUE_EXCERPT)
 }
-
-mod partition_read;
 
 #[cfg(test)]
 mod tests;

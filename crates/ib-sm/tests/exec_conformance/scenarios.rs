@@ -41,6 +41,12 @@ async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
 /// The GUIDs listed as members of `pkey`, whatever spelling the manager uses for partitions.
 pub async fn members(sm: &dyn SubnetManager, pkey: PKey) -> BTreeSet<Guid> {
     let listed = within("LIST", sm.list_guids()).await.unwrap_or_else(|e| panic!("{}: list: {e}", sm.name()));
+    // The controller reads the listing partition by partition: the same memberships, each once.
+    let grouped = within("LIST", sm.list_partitions()).await.unwrap_or_else(|e| panic!("{}: list: {e}", sm.name()));
+    let (mut a, mut b) = (grouped.into_pairs(), listed.clone());
+    a.sort();
+    b.sort();
+    assert_eq!(a, b, "{}: list_partitions lists other memberships than list_guids", sm.name());
     listed
         .into_iter()
         .filter(|(p, _)| ib_model::pkey::parse_number(p) == Some(u32::from(pkey.get())))

@@ -34,6 +34,18 @@ proptest! {
         let _ = parse_listing(&body);
     }
 
+    /// The direct read takes only what the JSON tree reads the same way.
+    #[test]
+    fn the_direct_read_agrees_with_the_tree(v in json()) {
+        let body = v.to_string();
+        if let Ok(listing) = typed::listing(body.as_bytes()) {
+            prop_assert_eq!(Ok(listing), value_listing(body.as_bytes()));
+        }
+        if let Ok(members) = typed::partition(body.as_bytes()) {
+            prop_assert_eq!(Ok(members), value_partition(body.as_bytes()));
+        }
+    }
+
     /// Whatever the shape, the parser either fails or returns exactly the well-formed GUIDs.
     #[test]
     fn arbitrary_json_is_parsed_or_refused(v in json()) {
@@ -46,14 +58,14 @@ proptest! {
         }
     }
 
-    /// The fast read of one partition answers exactly as the tree parser, errors included.
+    /// Reading one partition answers exactly as the tree does, errors included.
     #[test]
-    fn the_partition_read_agrees_with_the_tree_parser(v in json()) {
+    fn reading_a_partition_answers_as_the_tree(v in json()) {
         let body = v.to_string();
-        prop_assert_eq!(parse_partition(body.as_bytes()), parse_partition_tree(body.as_bytes()));
+        prop_assert_eq!(parse_partition(body.as_bytes()), value_partition(body.as_bytes()));
     }
 
-    /// The same on bodies of UFM's shape, where the fast read must answer on its own.
+    /// On bodies of UFM's shape the direct read answers on its own, as the tree would.
     #[test]
     fn a_well_formed_partition_is_read_without_the_tree(
         guids in prop::collection::vec(any::<u64>(), 0..40),
@@ -63,9 +75,9 @@ proptest! {
         let entries = guids.iter().map(|g| serde_json::json!({"guid": format!("{g:016x}"), "membership": "full", "index0": true}));
         top.insert("guids".into(), Value::Array(entries.collect()));
         let body = Value::Object(top).to_string();
-        let fast = partition_read::parse(body.as_bytes());
-        prop_assert!(fast.is_some(), "the fast read gave up on {}", body);
-        prop_assert_eq!(fast.map(|f| f.map(|g| g.len())), Some(Some(guids.len())));
-        prop_assert_eq!(parse_partition(body.as_bytes()), parse_partition_tree(body.as_bytes()));
+        let direct = typed::partition(body.as_bytes());
+        prop_assert!(direct.is_ok(), "the direct read gave up on {}", body);
+        prop_assert_eq!(direct.ok().map(|f| f.map(|g| g.len())), Some(Some(guids.len())));
+        prop_assert_eq!(parse_partition(body.as_bytes()), value_partition(body.as_bytes()));
     }
 }

@@ -127,3 +127,63 @@ fn a_named_add_is_the_plain_add_with_the_name_last() {
         body.starts_with(&add_body_with(pkey(5), &guids(&[1]), &options)[..body.find(", \"partition_name\"").unwrap()])
     );
 }
+
+/// UFM's listing of a large fabric is read straight into GUIDs, partition by partition, each
+/// partition's name once; the same as the JSON tree reads it.
+#[test]
+fn a_large_listing_is_read_partition_by_partition() {
+    let mut body = String::from("{");
+    for p in 0..4u64 {
+        if p > 0 {
+            body.push_str(", ");
+        }
+        body.push_str(&format!(
+            r#""0x{:x}": {{"partition": "api_pkey_0x{:x}", "ip_over_ib": true, "guids": ["#,
+            p + 1,
+            p + 1
+        ));
+        for i in 0..10_000u64 {
+            if i > 0 {
+                body.push_str(", ");
+            }
+            let guid = Guid::from_u64((p << 32) | i).to_ufm();
+            body.push_str(&format!(r#"{{"guid": "{guid}", "membership": "full", "index0": true}}"#));
+        }
+        body.push_str("]}");
+    }
+    body.push('}');
+    let listing = parse_partitions(body.as_bytes()).unwrap();
+    let partitions: Vec<(&str, usize)> = listing.partitions().map(|(n, g)| (n, g.len())).collect();
+    assert_eq!(partitions, vec![("0x1", 10_000), ("0x2", 10_000), ("0x3", 10_000), ("0x4", 10_000)]);
+    assert_eq!(listing.partitions().nth(2).unwrap().1[7], Guid::from_u64((2 << 32) | 7));
+    assert_eq!(typed::listing(body.as_bytes()).unwrap(), value_listing(body.as_bytes()).unwrap());
+}
+
+/// What the direct read does not take is read as a tree: the error names the culprit as before, and a
+/// valid body of an unusual shape (a key given twice) is read as the tree reads it.
+#[test]
+fn unusual_listings_are_read_as_the_tree_reads_them() {
+    let twice = br#"{"0x5": {"guids": [{"guid": "0000000000000001"}]}, "0x6": {}, "0x5": {"guids": [{"guid": "0000000000000002", "guid": "0000000000000003"}]}}"#;
+    assert!(typed::listing(twice).is_err(), "the direct read takes a member with two GUIDs");
+    assert_eq!(parse_listing(twice).unwrap(), vec![("0x5".to_owned(), Guid::from_u64(3))]);
+    // A partition or a member given as a list is not an object, whatever the list holds.
+    assert!(matches!(parse_listing(br#"{"0x5": [null]}"#), Err(WireError::PartitionNotAnObject { .. })));
+    assert!(matches!(
+        parse_listing(br#"{"0x5": {"guids": [["0000000000000001"]]}}"#),
+        Err(WireError::MissingGuid { .. })
+    ));
+    assert!(matches!(parse_partition(br#"[{"guids": []}]"#), Err(WireError::NotAnObject(_))));
+    assert_eq!(parse_partition(br#"{"pkey": "0x5"}"#).unwrap(), Some(vec![]));
+}
+
+/// Fields the listing does not read are skipped without being kept, however deeply nested: no stack is
+/// used per level, and the membership around them is still read.
+#[test]
+fn deeply_nested_fields_that_are_not_read_are_skipped() {
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let body = format!(r#"{{"0x5": {{"qos_conf": {deep}, "guids": [{{"guid": "0000000000000001", "x": {deep}}}]}}}}"#);
+    assert_eq!(parse_listing(body.as_bytes()).unwrap(), vec![("0x5".to_owned(), Guid::from_u64(1))]);
+    // Nested where a partition is expected, it is refused, not followed.
+    let body = format!(r#"{{"0x5": {deep}}}"#);
+    assert!(parse_listing(body.as_bytes()).is_err());
+}
