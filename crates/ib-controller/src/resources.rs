@@ -164,10 +164,10 @@ impl CompactPod {
         network_status.shrink_to_fit();
         Some(PodView {
             uid: PodUid::from(m.uid?),
-            namespace: m.namespace.unwrap_or_default(),
+            namespace: m.namespace.unwrap_or_default().into(),
             name: m.name?,
             resource_version: m.resource_version?,
-            node_name: self.node_name,
+            node_name: self.node_name.map(Into::into),
             host_network: self.host_network,
             phase: PodPhase::parse(self.phase.as_deref()),
             deleting: self.deleting,

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use crate::annotation::NetworkRef;
 use crate::nad::{self, NadError, NadKind};
+use crate::names::Names;
 use crate::pkey::PKey;
 use crate::pod::{PodUid, PodView};
 
@@ -87,7 +88,7 @@ impl Known {
 
     /// The owning pod's name, for a pod of `namespace`: named only within the same namespace.
     pub(crate) fn describe_owner(&self, owner: &PodUid, namespace: &str) -> Option<String> {
-        self.pods.get(owner).filter(|v| v.namespace == namespace).map(|v| format!("{}/{}", v.namespace, v.name))
+        self.pods.get(owner).filter(|v| *v.namespace == *namespace).map(|v| format!("{}/{}", v.namespace, v.name))
     }
 
     // === pods ===
@@ -103,11 +104,11 @@ impl Known {
     }
 
     /// Keeps a pod's view; whether anything changed.
-    pub(crate) fn apply_pod(&mut self, view: PodView, owns: impl Fn(&PodUid) -> bool) -> bool {
+    pub(crate) fn apply_pod(&mut self, view: PodView, owns: impl Fn(&PodUid) -> bool, names: &mut Names) -> bool {
         if !self.worth_keeping(&view, owns) {
             return false;
         }
-        let view = compact(view);
+        let view = names.view(compact(view));
         match self.pods.get(&view.uid) {
             Some(current) if *current == view => return false,
             // A lagging watch can deliver a version older than one already read (by a fresh list or a
@@ -130,9 +131,13 @@ impl Known {
         &mut self,
         views: I,
         owns: impl Fn(&PodUid) -> bool,
+        names: &mut Names,
     ) -> Vec<PodUid> {
-        let mut fresh: HashMap<PodUid, PodView> =
-            views.into_iter().filter(|v| self.worth_keeping(v, &owns)).map(|v| (v.uid.clone(), compact(v))).collect();
+        let mut fresh: HashMap<PodUid, PodView> = views
+            .into_iter()
+            .filter(|v| self.worth_keeping(v, &owns))
+            .map(|v| (v.uid.clone(), names.view(compact(v))))
+            .collect();
         let mut changed = Vec::new();
         for (uid, old) in &self.pods {
             if fresh.get(uid) != Some(old) {
@@ -159,6 +164,7 @@ impl Known {
         views: I,
         list_rv: Option<&str>,
         owns: impl Fn(&PodUid) -> bool,
+        names: &mut Names,
     ) -> Vec<PodUid> {
         let fresh: HashMap<PodUid, PodView> =
             views.into_iter().filter(|v| self.worth_keeping(v, &owns)).map(|v| (v.uid.clone(), v)).collect();
@@ -178,7 +184,7 @@ impl Known {
         }
         for view in fresh.into_values() {
             let uid = view.uid.clone();
-            if self.apply_pod(view, &owns) {
+            if self.apply_pod(view, &owns, names) {
                 changed.push(uid);
             }
         }

@@ -36,6 +36,7 @@ pub mod text;
 
 mod flight;
 mod known;
+mod names;
 mod ownership;
 mod phase;
 mod requests;

@@ -457,3 +457,52 @@ fn pending_labels_are_listed() {
         assert!(PendingReason::LABELS.contains(&r.label()), "{}", r.label());
     }
 }
+
+/// The names every pod and claim repeats (namespace, node, network, interface) are held once, however
+/// many separate copies the inputs bring; the values, and with them every decision, stay the same.
+#[test]
+fn names_pods_and_claims_repeat_are_held_once() {
+    use std::sync::Arc;
+    let mut w = World::default_range().synced();
+    w.nad("default", "ib", IB5);
+    let a = w.pod("default", "a", r#"[{"name":"ib","interface":"net1"}]"#);
+    let b = w.pod("default", "b", r#"[{"name":"ib","interface":"net1"}]"#);
+    w.settle();
+    let (va, vb) = (w.state.pod(&a).unwrap(), w.state.pod(&b).unwrap());
+    assert!(Arc::ptr_eq(&va.namespace, &vb.namespace));
+    assert!(Arc::ptr_eq(va.node_name.as_ref().unwrap(), vb.node_name.as_ref().unwrap()));
+    assert_eq!((&*va.namespace, va.node_name.as_deref()), ("default", Some("node-1")));
+    let shared = |w: &World| {
+        let ledger = w.state.ledger();
+        let owner = |pod: &PodUid| ledger.iter().find(|(_, c)| &c.owner.pod == pod).map(|(_, c)| c.owner.clone());
+        let (oa, ob) = (owner(&a).unwrap(), owner(&b).unwrap());
+        assert_eq!((&*oa.network.name, &*oa.interface), ("ib", "net1"));
+        Arc::ptr_eq(&oa.network.namespace, &ob.network.namespace)
+            && Arc::ptr_eq(&oa.network.name, &ob.network.name)
+            && Arc::ptr_eq(&oa.interface, &ob.interface)
+    };
+    assert!(shared(&w), "claims made by the planner");
+
+    // A new leadership reads records whose every name is a copy of its own.
+    let fresh: Vec<(Guid, Record)> = w
+        .records
+        .iter()
+        .map(|(g, r)| {
+            let mut r = r.clone();
+            r.owner.network = NetworkRef::new(r.owner.network.namespace.to_string(), r.owner.network.name.to_string());
+            r.owner.interface = r.owner.interface.to_string().into();
+            (*g, r)
+        })
+        .collect();
+    let owned: Vec<(Guid, crate::pod::InterfaceKey)> =
+        w.state.ledger().iter().map(|(g, c)| (g, c.owner.clone())).collect();
+    w.state.begin_leading();
+    w.state.records_listed(true, fresh);
+    assert!(shared(&w), "claims read from records");
+    let mut again: Vec<(Guid, crate::pod::InterfaceKey)> =
+        w.state.ledger().iter().map(|(g, c)| (g, c.owner.clone())).collect();
+    let mut owned = owned;
+    owned.sort();
+    again.sort();
+    assert_eq!(owned, again);
+}
