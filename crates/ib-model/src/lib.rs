@@ -40,6 +40,7 @@ mod names;
 mod ownership;
 mod phase;
 mod requests;
+mod shape;
 mod waits;
 
 pub use annotation::{NetworkRef, NetworksAnnotation, Selection};

@@ -396,9 +396,9 @@ impl State {
         self.owners.uncertain_count()
     }
 
-    /// A kept pod's view.
-    pub fn pod(&self, uid: &PodUid) -> Option<&PodView> {
-        self.known.pod(uid)
+    /// A kept pod's view (a copy: the state keeps a configured pod's annotation in a smaller form).
+    pub fn pod(&self, uid: &PodUid) -> Option<PodView> {
+        self.known.whole_pod(uid)
     }
 
     /// Why a pod waits, if it does.

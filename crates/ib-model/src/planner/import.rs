@@ -17,7 +17,7 @@ impl Planner<'_> {
         for uid in self.known.pods_by_age() {
             let Some(view) = self.known.pod(&uid).filter(|v| !v.is_finished() && !v.host_network) else { continue };
             let Some(Ok(annotation)) =
-                view.networks.as_deref().map(|raw| NetworksAnnotation::parse(raw, &view.namespace))
+                self.known.networks(&uid).map(|raw| NetworksAnnotation::parse(&raw, &view.namespace))
             else {
                 continue;
             };

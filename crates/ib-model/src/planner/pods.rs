@@ -37,7 +37,9 @@ impl Planner<'_> {
             // Gone, finished, or never ours: everything it owned goes back.
             _ => return self.forget_pod(uid),
         };
-        let Some(raw) = view.networks.as_deref().filter(|r| !r.trim().is_empty()) else {
+        let known = self.known;
+        let networks = known.networks(uid);
+        let Some(raw) = networks.as_deref().filter(|r| !r.trim().is_empty()) else {
             // No networks (or a pod not scheduled): nothing to configure; recorded GUIDs stay owned
             // while the pod lives.
             self.waits.set_nads(uid, Vec::new());

@@ -437,7 +437,7 @@ fn an_older_pod_version_from_a_lagging_watch_is_ignored() {
     stale.resource_version = "1".into();
     stale.networks = Some("ib".into());
     w.state.apply_pod(stale);
-    assert_eq!(w.state.pod(&p), Some(&configured));
+    assert_eq!(w.state.pod(&p), Some(configured));
     w.settle();
     assert_eq!(w.members("0x5").len(), 1);
 }
@@ -505,4 +505,22 @@ fn names_pods_and_claims_repeat_are_held_once() {
     owned.sort();
     again.sort();
     assert_eq!(owned, again);
+}
+
+/// A configured pod's annotation is kept as its shape and its GUIDs, and given back exactly: the view
+/// the state returns is the one the API server holds, and planning it again changes nothing.
+#[test]
+fn a_configured_annotation_is_kept_as_its_shape_and_given_back_exactly() {
+    let mut w = World::default_range().synced();
+    w.nad("default", "ib", IB5);
+    let p = w.pod("default", "p", r#"[{"name":"ib","interface":"net1"},{"name":"ib","interface":"net2"}]"#);
+    w.settle();
+    let configured = w.pods[&*p.0].clone();
+    assert!(configured.networks.as_deref().is_some_and(|n| n.contains("configured")));
+    assert_eq!(w.state.known().pod(&p).and_then(|v| v.networks.as_deref()), Some(""), "kept as its shape");
+    assert_eq!(w.state.pod(&p), Some(configured));
+    let owned = w.state.ledger().len();
+    w.state.resync();
+    w.settle();
+    assert_eq!((w.reason(&p), w.state.ledger().len(), w.members("0x5").len()), (None, owned, 2));
 }
