@@ -34,6 +34,19 @@ fn is_written_guid(text: &[u8]) -> bool {
             .all(|(i, b)| if i % 3 == 2 { *b == b':' } else { b.is_ascii_digit() || (b'a'..=b'f').contains(b) })
 }
 
+/// Appends `guid` as [`Guid`]'s `Display` writes it, without the formatting machinery (this runs for
+/// every GUID of every pod planned).
+fn write_guid(text: &mut String, guid: Guid) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in guid.as_u64().to_be_bytes().into_iter().enumerate() {
+        if i > 0 {
+            text.push(':');
+        }
+        text.push(char::from(HEX[usize::from(b >> 4)]));
+        text.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+}
+
 impl Shaped {
     /// The shape of `text`, its template shared through `names`; `None` when the text has no GUID to
     /// cut out, or would not come back exactly.
@@ -47,8 +60,9 @@ impl Shaped {
         let (mut at, mut copied) = (0, 0);
         while at + GUID_CHARS <= bytes.len() {
             let window = &bytes[at..at + GUID_CHARS];
-            // A GUID starts with a hex digit: most positions are passed over at the first byte.
-            if window[0].is_ascii_hexdigit()
+            // Most positions are passed over at the first two separators.
+            if window[2] == b':'
+                && window[5] == b':'
                 && is_written_guid(window)
                 && let Some(guid) = text.get(at..at + GUID_CHARS).and_then(|g| Guid::parse(g).ok())
             {
@@ -79,7 +93,7 @@ impl Shaped {
         }
         for part in parts {
             if let Some(g) = guids.next() {
-                text.push_str(&g.to_string());
+                write_guid(&mut text, *g);
             }
             text.push_str(part);
         }
@@ -102,6 +116,15 @@ mod tests {
         assert!(Arc::ptr_eq(&a.template, &b.template));
         assert_eq!((a.text(), b.text()), (CONFIGURED.to_owned(), other));
         assert_eq!(a.guids.len(), 2);
+    }
+
+    #[test]
+    fn guids_are_written_as_guid_writes_them() {
+        for v in [0, 1, 0x0200_0000_1000_00ab, u64::MAX] {
+            let mut text = String::new();
+            write_guid(&mut text, Guid::from_u64(v));
+            assert_eq!(text, Guid::from_u64(v).to_string());
+        }
     }
 
     #[test]
