@@ -27,32 +27,31 @@ pub struct Claim {
 /// as the text a user wrote, and never released one written in upper case or with `-` (its bug B4,
 /// docs/architecture.md).
 ///
-/// The claims are kept per pod (a pod has a handful of interfaces at most, most have one), each pod's
-/// in a vector sized to them, and a GUID leads to its pod. A map from GUID to claim would be a table of
-/// whole claims with as many empty slots as full ones (a hash table doubles), and a second map keyed by
-/// the whole owner would hold every owner again.
+/// Each claim is boxed: a hash table has as many empty slots as a quarter to a whole of its full ones,
+/// and an empty slot then costs a pointer instead of a whole claim. The way back goes through the pod
+/// (a pod has a handful of interfaces at most, most have one, and its vector is sized to them), not
+/// through a second map keyed by the whole owner: that would hold every owner again.
 #[derive(Clone, Debug, Default)]
 pub struct Ledger {
-    pod_of: HashMap<Guid, PodUid>,
-    by_pod: HashMap<PodUid, Vec<(Guid, Claim)>>,
+    by_guid: HashMap<Guid, Box<Claim>>,
+    by_pod: HashMap<PodUid, Vec<Guid>>,
 }
 
 impl Ledger {
     /// The claim on `guid`, if any.
     pub fn get(&self, guid: Guid) -> Option<&Claim> {
-        let pod = self.pod_of.get(&guid)?;
-        self.by_pod.get(pod)?.iter().find(|(g, _)| *g == guid).map(|(_, c)| c)
+        self.by_guid.get(&guid).map(|c| &**c)
     }
 
     /// The claim on `guid`, to change in place.
     pub fn get_mut(&mut self, guid: Guid) -> Option<&mut Claim> {
-        let pod = self.pod_of.get(&guid)?;
-        self.by_pod.get_mut(pod)?.iter_mut().find(|(g, _)| *g == guid).map(|(_, c)| c)
+        self.by_guid.get_mut(&guid).map(|c| &mut **c)
     }
 
     /// The GUID `owner` owns, if any.
     pub fn guid_of(&self, owner: &InterfaceKey) -> Option<Guid> {
-        self.by_pod.get(&owner.pod)?.iter().find(|(_, c)| &c.owner == owner).map(|(g, _)| *g)
+        let guids = self.by_pod.get(&owner.pod)?;
+        guids.iter().copied().find(|g| self.by_guid.get(g).is_some_and(|c| &c.owner == owner))
     }
 
     /// Whether the pod owns any GUID.
@@ -62,55 +61,55 @@ impl Ledger {
 
     /// Whether `guid` is claimed.
     pub fn contains(&self, guid: Guid) -> bool {
-        self.pod_of.contains_key(&guid)
+        self.by_guid.contains_key(&guid)
     }
 
     /// How many GUIDs are claimed.
     pub fn len(&self) -> usize {
-        self.pod_of.len()
+        self.by_guid.len()
     }
 
     /// Whether no GUID is claimed.
     pub fn is_empty(&self) -> bool {
-        self.pod_of.is_empty()
+        self.by_guid.is_empty()
     }
 
     /// Records a claim. The caller has checked the GUID is unclaimed and the owner owns nothing else.
     pub fn insert(&mut self, guid: Guid, claim: Claim) {
-        debug_assert!(!self.pod_of.contains_key(&guid), "{guid} claimed twice");
+        debug_assert!(!self.by_guid.contains_key(&guid), "{guid} claimed twice");
         debug_assert!(self.guid_of(&claim.owner).is_none(), "{} owns two GUIDs", claim.owner);
-        self.pod_of.insert(guid, claim.owner.pod.clone());
-        let claims = self.by_pod.entry(claim.owner.pod.clone()).or_default();
-        // One more slot, not a doubling: most pods keep the one or eight claims they were given.
-        claims.reserve_exact(1);
-        claims.push((guid, claim));
+        let guids = self.by_pod.entry(claim.owner.pod.clone()).or_default();
+        // One more slot, not a doubling: most pods keep the one or eight GUIDs they were given.
+        guids.reserve_exact(1);
+        guids.push(guid);
+        self.by_guid.insert(guid, Box::new(claim));
     }
 
     /// Drops the claim on `guid`, returning it.
     pub fn remove(&mut self, guid: Guid) -> Option<Claim> {
-        let pod = self.pod_of.remove(&guid)?;
-        let claims = self.by_pod.get_mut(&pod)?;
-        let at = claims.iter().position(|(g, _)| *g == guid)?;
-        let (_, claim) = claims.remove(at);
-        if claims.is_empty() {
-            self.by_pod.remove(&pod);
-        } else {
-            claims.shrink_to_fit();
+        let claim = self.by_guid.remove(&guid)?;
+        if let Some(guids) = self.by_pod.get_mut(&claim.owner.pod) {
+            guids.retain(|g| *g != guid);
+            if guids.is_empty() {
+                self.by_pod.remove(&claim.owner.pod);
+            } else {
+                guids.shrink_to_fit();
+            }
         }
-        Some(claim)
+        Some(*claim)
     }
 
     /// Every GUID owned by one pod, in the order of its interfaces (network, then interface name).
     pub fn guids_of_pod(&self, pod: &PodUid) -> Vec<Guid> {
-        let Some(claims) = self.by_pod.get(pod) else { return Vec::new() };
-        let mut owned: Vec<(&InterfaceKey, Guid)> = claims.iter().map(|(g, c)| (&c.owner, *g)).collect();
-        owned.sort();
-        owned.into_iter().map(|(_, g)| g).collect()
+        let mut guids = self.by_pod.get(pod).cloned().unwrap_or_default();
+        let owner = |g: &Guid| self.by_guid.get(g).map(|c| &c.owner);
+        guids.sort_by(|a, b| owner(a).cmp(&owner(b)));
+        guids
     }
 
     /// Every claim, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (Guid, &Claim)> {
-        self.by_pod.values().flatten().map(|(g, c)| (*g, c))
+        self.by_guid.iter().map(|(g, c)| (*g, &**c))
     }
 }
 
