@@ -231,7 +231,7 @@ mod tests {
         .unwrap();
         let view = pod.into_view().unwrap();
         assert_eq!(view.uid, PodUid("u1".into()));
-        assert_eq!((view.namespace.as_str(), view.name.as_str(), view.resource_version.as_str()), ("ns", "p", "7"));
+        assert_eq!((&*view.namespace, view.name.as_str(), view.resource_version.as_str()), ("ns", "p", "7"));
         assert_eq!(view.node_name.as_deref(), Some("n1"));
         assert!(view.host_network && view.deleting);
         assert_eq!(view.phase, PodPhase::Running);
