@@ -1,8 +1,9 @@
 //! What is known of the cluster's pods and NetworkAttachmentDefinitions, as the watches deliver them.
 //!
 //! Invariant: a kept pod's view is never replaced by an older one, and a pod that cannot be configured
-//! now keeps only the presence of its annotation. Each change reports what it changed, so the caller
-//! plans exactly those pods.
+//! now keeps only the presence of its annotation; an annotation with GUIDs in it is kept as its
+//! [shape](crate::shape) and read back exactly ([`Known::networks`]). Each change reports what it
+//! changed, so the caller plans exactly those pods.
 
 use std::borrow::Cow;
 use std::collections::HashMap;

@@ -37,6 +37,8 @@ impl Planner<'_> {
             // Gone, finished, or never ours: everything it owned goes back.
             _ => return self.forget_pod(uid),
         };
+        // The annotation is read through the shared borrow of what is known, not through `self`,
+        // which the rest of this plan changes.
         let known = self.known;
         let networks = known.networks(uid);
         let Some(raw) = networks.as_deref().filter(|r| !r.trim().is_empty()) else {
