@@ -104,6 +104,18 @@ impl Shaped {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any text, GUID-like or not, is either left whole or given back exactly, and never panics.
+        #[test]
+        fn any_text_is_given_back_exactly(text in "([0-9a-f:]{0,30}|\"|é|\\u0000|02:00:00:00:00:00:00:0[0-9a-fA-F]){0,12}") {
+            let mut names = Names::default();
+            if let Some(shaped) = Shaped::of(&text, &mut names) {
+                prop_assert_eq!(shaped.text(), text);
+            }
+        }
+    }
 
     const CONFIGURED: &str = r#"[{"name":"ib-0","interface":"net1","cni-args":{"guid":"02:00:00:00:10:00:00:07","mellanox.infiniband.app":"configured","pkey":"0x10"}},{"name":"ib-0","interface":"net2","cni-args":{"guid":"02:00:00:00:10:00:00:08","mellanox.infiniband.app":"configured","pkey":"0x10"}}]"#;
 
