@@ -305,7 +305,7 @@ fn waiting_pods(inputs: &Inputs) -> Vec<WaitingPod> {
 }
 
 fn is_ib(nads: &HashMap<(&str, &str), bool>, network: &NetworkRef) -> bool {
-    nads.get(&(network.namespace.as_str(), network.name.as_str())).copied().unwrap_or(false)
+    nads.get(&(&*network.namespace, &*network.name)).copied().unwrap_or(false)
 }
 
 /// Two decimals, except that a pool in use never reads as 0.00% (a large range often is used that

@@ -319,7 +319,7 @@ impl Allocator {
                 classify(nad.config().as_deref()),
                 Ok(NadKind::InfiniBand(spec)) if spec.options.allocate_pkey
             );
-            let holder = Holder::new(network.namespace.clone(), network.name.clone(), uid);
+            let holder = Holder::new(network.namespace.to_string(), network.name.to_string(), uid);
             states.push(NadState { holder, asks, deleting: nad.metadata.deletion_timestamp.is_some() });
         }
         states

@@ -202,7 +202,7 @@ pub fn allocation(record: &Record) -> Allocation {
         namespace: record.pod_namespace.clone(),
         pod: record.pod_name.clone(),
         network: record.owner.network.to_string(),
-        interface: record.owner.interface.clone(),
+        interface: record.owner.interface.to_string(),
         pkey: record.pkey.map(|p| format!("0x{:04x}", p.get())),
         state: record.state.as_str().to_owned(),
     }
@@ -221,7 +221,7 @@ pub fn record(guid_text: &str, a: &Allocation) -> Option<(Guid, Record)> {
         owner: InterfaceKey {
             pod: PodUid::from(a.pod_uid.as_str()),
             network: NetworkRef::new(ns, name),
-            interface: a.interface.clone(),
+            interface: a.interface.as_str().into(),
         },
         pod_namespace: a.namespace.clone(),
         pod_name: a.pod.clone(),

@@ -164,10 +164,10 @@ impl CompactPod {
         network_status.shrink_to_fit();
         Some(PodView {
             uid: PodUid::from(m.uid?),
-            namespace: m.namespace.unwrap_or_default(),
+            namespace: m.namespace.unwrap_or_default().into(),
             name: m.name?,
             resource_version: m.resource_version?,
-            node_name: self.node_name,
+            node_name: self.node_name.map(Into::into),
             host_network: self.host_network,
             phase: PodPhase::parse(self.phase.as_deref()),
             deleting: self.deleting,
@@ -231,7 +231,7 @@ mod tests {
         .unwrap();
         let view = pod.into_view().unwrap();
         assert_eq!(view.uid, PodUid("u1".into()));
-        assert_eq!((view.namespace.as_str(), view.name.as_str(), view.resource_version.as_str()), ("ns", "p", "7"));
+        assert_eq!((&*view.namespace, view.name.as_str(), view.resource_version.as_str()), ("ns", "p", "7"));
         assert_eq!(view.node_name.as_deref(), Some("n1"));
         assert!(view.host_network && view.deleting);
         assert_eq!(view.phase, PodPhase::Running);

@@ -43,7 +43,7 @@ fn pod_view(k: u64, resource_version: u64, phase: PodPhase, networks: String) ->
         namespace: NAMESPACE.into(),
         name: format!("worker-{k}"),
         resource_version: resource_version.to_string(),
-        node_name: Some(format!("node-{}", k / PODS_PER_NODE)),
+        node_name: Some(format!("node-{}", k / PODS_PER_NODE).into()),
         host_network: false,
         phase,
         deleting: false,
@@ -80,7 +80,7 @@ fn fleet(n: u64) -> Fleet {
         let owner = InterfaceKey { pod: view.uid.clone(), network, interface: "net1".into() };
         let record = Record {
             owner,
-            pod_namespace: view.namespace.clone(),
+            pod_namespace: view.namespace.to_string(),
             pod_name: view.name.clone(),
             pkey: Some(PKey::parse(pkey).unwrap()),
             state: RecordState::Member,

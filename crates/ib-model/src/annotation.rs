@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -42,7 +43,7 @@ pub const MAX_ANNOTATION_BYTES: usize = 256 * 1024;
 /// The most network selection elements one annotation may have. The largest real pods have 8 compute
 /// rails, 2 storage rails and a few other networks (about 12 elements); 64 leaves room for 32 InfiniBand
 /// interfaces ([`MAX_IB_INTERFACES_PER_POD`]) beside as many other networks, and bounds what is kept per
-/// pod: 64 [`Selection`]s of 136 bytes plus at most about 900 bytes of strings each (typically 50).
+/// pod: 64 [`Selection`]s of 120 bytes plus at most about 900 bytes of strings each (typically 50).
 pub const MAX_ELEMENTS: usize = 64;
 
 /// The most InfiniBand interfaces (elements whose NAD is an ib-sriov network) one pod may ask for. Each
@@ -65,18 +66,20 @@ pub const MAX_INTERFACE_BYTES: usize = 15;
 /// [`text::shorten`]: crate::text::shorten
 pub const MAX_KEPT_VALUE_CHARS: usize = ECHO_CHARS;
 
-/// A NetworkAttachmentDefinition reference: namespace and name.
+/// A NetworkAttachmentDefinition reference: namespace and name. Shared text, because every interface
+/// of every pod names one of a few networks: the state keeps one copy of each name (see
+/// [`crate::names`]).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NetworkRef {
     /// The NAD's namespace.
-    pub namespace: String,
+    pub namespace: Arc<str>,
     /// The NAD's name.
-    pub name: String,
+    pub name: Arc<str>,
 }
 
 impl NetworkRef {
     /// The NAD `name` of `namespace`.
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+    pub fn new(namespace: impl Into<Arc<str>>, name: impl Into<Arc<str>>) -> Self {
         NetworkRef { namespace: namespace.into(), name: name.into() }
     }
 }
@@ -119,8 +122,8 @@ pub struct Selection {
 impl Selection {
     /// The heap memory this selection holds, in bytes (string capacities; allocator overhead aside).
     pub fn heap_bytes(&self) -> usize {
-        self.network.namespace.capacity()
-            + self.network.name.capacity()
+        self.network.namespace.len()
+            + self.network.name.len()
             + self.interface.capacity()
             + self.guid.as_ref().map_or(0, |(g, _)| g.capacity())
             + self.pkey.as_ref().map_or(0, String::capacity)

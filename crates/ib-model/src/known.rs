@@ -1,20 +1,26 @@
 //! What is known of the cluster's pods and NetworkAttachmentDefinitions, as the watches deliver them.
 //!
 //! Invariant: a kept pod's view is never replaced by an older one, and a pod that cannot be configured
-//! now keeps only the presence of its annotation. Each change reports what it changed, so the caller
-//! plans exactly those pods.
+//! now keeps only the presence of its annotation; an annotation with GUIDs in it is kept as its
+//! [shape](crate::shape) and read back exactly ([`Known::networks`]). Each change reports what it
+//! changed, so the caller plans exactly those pods.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::annotation::NetworkRef;
 use crate::nad::{self, NadError, NadKind};
+use crate::names::Names;
 use crate::pkey::PKey;
 use crate::pod::{PodUid, PodView};
+use crate::shape::Shaped;
 
 /// See the module documentation.
 #[derive(Debug, Default)]
 pub(crate) struct Known {
-    pods: HashMap<PodUid, PodView>,
+    /// Boxed: the table has a quarter to a half of its slots empty, and an empty slot costs only a
+    /// pointer.
+    pods: HashMap<PodUid, Box<Kept>>,
     nads: HashMap<NetworkRef, Result<NadKind, NadError>>,
     /// The partition allocated to each network that asked for one, as the allocator's ledger says: the
     /// only source of an allocated partition (a NAD's own text may be written by anyone).
@@ -27,8 +33,19 @@ pub(crate) fn is_older(a: &str, b: &str) -> bool {
 }
 
 impl Known {
+    /// What is kept of a pod, but its networks annotation: read that with [`networks`](Self::networks).
     pub(crate) fn pod(&self, uid: &PodUid) -> Option<&PodView> {
-        self.pods.get(uid)
+        self.pods.get(uid).map(|k| &k.view)
+    }
+
+    /// A kept pod's networks annotation, as it was delivered.
+    pub(crate) fn networks(&self, uid: &PodUid) -> Option<Cow<'_, str>> {
+        self.pods.get(uid).and_then(|k| k.networks())
+    }
+
+    /// A kept pod's view, whole.
+    pub(crate) fn whole_pod(&self, uid: &PodUid) -> Option<PodView> {
+        self.pods.get(uid).map(|k| k.whole())
     }
 
     pub(crate) fn pod_uids(&self) -> impl Iterator<Item = &PodUid> {
@@ -42,7 +59,7 @@ impl Known {
 
     /// Every pod kept, oldest first (for the one-time import).
     pub(crate) fn pods_by_age(&self) -> Vec<PodUid> {
-        let mut pods: Vec<(i64, &PodUid)> = self.pods.values().map(|v| (v.created, &v.uid)).collect();
+        let mut pods: Vec<(i64, &PodUid)> = self.pods.values().map(|k| (k.view.created, &k.view.uid)).collect();
         pods.sort();
         pods.into_iter().map(|(_, uid)| uid.clone()).collect()
     }
@@ -87,7 +104,8 @@ impl Known {
 
     /// The owning pod's name, for a pod of `namespace`: named only within the same namespace.
     pub(crate) fn describe_owner(&self, owner: &PodUid, namespace: &str) -> Option<String> {
-        self.pods.get(owner).filter(|v| v.namespace == namespace).map(|v| format!("{}/{}", v.namespace, v.name))
+        let view = &self.pods.get(owner)?.view;
+        (*view.namespace == *namespace).then(|| format!("{}/{}", view.namespace, view.name))
     }
 
     // === pods ===
@@ -103,20 +121,20 @@ impl Known {
     }
 
     /// Keeps a pod's view; whether anything changed.
-    pub(crate) fn apply_pod(&mut self, view: PodView, owns: impl Fn(&PodUid) -> bool) -> bool {
+    pub(crate) fn apply_pod(&mut self, view: PodView, owns: impl Fn(&PodUid) -> bool, names: &mut Names) -> bool {
         if !self.worth_keeping(&view, owns) {
             return false;
         }
-        let view = compact(view);
-        match self.pods.get(&view.uid) {
-            Some(current) if *current == view => return false,
+        let kept = Kept::new(view, names);
+        match self.pods.get(&kept.view.uid) {
+            Some(current) if *current == kept => return false,
             // A lagging watch can deliver a version older than one already read (by a fresh list or a
             // patch response). resourceVersions are opaque, but every API server issues them as
             // increasing integers; when both parse, the older view is ignored.
-            Some(current) if is_older(&view.resource_version, &current.resource_version) => return false,
+            Some(current) if is_older(&kept.view.resource_version, &current.view.resource_version) => return false,
             _ => {}
         }
-        self.pods.insert(view.uid.clone(), view);
+        self.pods.insert(kept.view.uid.clone(), kept);
         true
     }
 
@@ -130,9 +148,13 @@ impl Known {
         &mut self,
         views: I,
         owns: impl Fn(&PodUid) -> bool,
+        names: &mut Names,
     ) -> Vec<PodUid> {
-        let mut fresh: HashMap<PodUid, PodView> =
-            views.into_iter().filter(|v| self.worth_keeping(v, &owns)).map(|v| (v.uid.clone(), compact(v))).collect();
+        let mut fresh: HashMap<PodUid, Box<Kept>> = views
+            .into_iter()
+            .filter(|v| self.worth_keeping(v, &owns))
+            .map(|v| (v.uid.clone(), Kept::new(v, names)))
+            .collect();
         let mut changed = Vec::new();
         for (uid, old) in &self.pods {
             if fresh.get(uid) != Some(old) {
@@ -159,6 +181,7 @@ impl Known {
         views: I,
         list_rv: Option<&str>,
         owns: impl Fn(&PodUid) -> bool,
+        names: &mut Names,
     ) -> Vec<PodUid> {
         let fresh: HashMap<PodUid, PodView> =
             views.into_iter().filter(|v| self.worth_keeping(v, &owns)).map(|v| (v.uid.clone(), v)).collect();
@@ -166,7 +189,7 @@ impl Known {
             .pods
             .iter()
             .filter(|(uid, known)| {
-                !fresh.contains_key(*uid) && !list_rv.is_some_and(|rv| is_older(rv, &known.resource_version))
+                !fresh.contains_key(*uid) && !list_rv.is_some_and(|rv| is_older(rv, &known.view.resource_version))
             })
             .map(|(uid, _)| uid.clone())
             .collect();
@@ -178,7 +201,7 @@ impl Known {
         }
         for view in fresh.into_values() {
             let uid = view.uid.clone();
-            if self.apply_pod(view, &owns) {
+            if self.apply_pod(view, &owns, names) {
                 changed.push(uid);
             }
         }
@@ -213,6 +236,36 @@ impl Known {
             self.nads.keys().chain(fresh.keys()).filter(|n| self.nads.get(*n) != fresh.get(*n)).cloned().collect();
         self.nads = fresh;
         changed
+    }
+}
+
+/// A pod as kept: its view, and its networks annotation in the view or, when it has a
+/// [shape](crate::shape), as that (the view then holds an empty annotation).
+#[derive(Debug, PartialEq)]
+struct Kept {
+    view: PodView,
+    shaped: Option<Shaped>,
+}
+
+impl Kept {
+    fn new(view: PodView, names: &mut Names) -> Box<Self> {
+        let mut view = names.view(compact(view));
+        let shaped = view.networks.as_deref().and_then(|text| Shaped::of(text, names));
+        if shaped.is_some() {
+            view.networks = Some(String::new());
+        }
+        Box::new(Kept { view, shaped })
+    }
+
+    fn networks(&self) -> Option<Cow<'_, str>> {
+        match &self.shaped {
+            Some(shaped) => Some(Cow::Owned(shaped.text())),
+            None => self.view.networks.as_deref().map(Cow::Borrowed),
+        }
+    }
+
+    fn whole(&self) -> PodView {
+        PodView { networks: self.networks().map(Cow::into_owned), ..self.view.clone() }
     }
 }
 

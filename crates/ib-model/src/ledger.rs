@@ -1,6 +1,7 @@
 //! The ownership ledger: which interface owns which GUID, and which partition it must be a member of.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::guid::Guid;
 use crate::pkey::PKey;
@@ -15,7 +16,7 @@ pub struct Claim {
     /// is made, so the GUID can be removed even after its NAD changed or disappeared.
     pub pkey: Option<PKey>,
     /// The node of the owning pod when the claim was made, for the per-node pkey limit.
-    pub node: Option<String>,
+    pub node: Option<Arc<str>>,
     /// The pod was (or may have been) marked configured with this GUID: its record was read at leader
     /// start, or its annotation was seen configured with it. Such claims last until the pod is gone or
     /// finished, whatever happens to the annotation, because the VF may carry the GUID.
@@ -26,23 +27,25 @@ pub struct Claim {
 /// as the text a user wrote, and never released one written in upper case or with `-` (its bug B4,
 /// docs/architecture.md).
 ///
-/// The way back goes through the pod (a pod has a handful of interfaces at most), not through a second
-/// map keyed by the whole owner: that would hold another copy of every owner's strings.
+/// Each claim is boxed: a hash table has as many empty slots as a quarter to a whole of its full ones,
+/// and an empty slot then costs a pointer instead of a whole claim. The way back goes through the pod
+/// (a pod has a handful of interfaces at most, most have one, and its vector is sized to them), not
+/// through a second map keyed by the whole owner: that would hold every owner again.
 #[derive(Clone, Debug, Default)]
 pub struct Ledger {
-    by_guid: HashMap<Guid, Claim>,
+    by_guid: HashMap<Guid, Box<Claim>>,
     by_pod: HashMap<PodUid, Vec<Guid>>,
 }
 
 impl Ledger {
     /// The claim on `guid`, if any.
     pub fn get(&self, guid: Guid) -> Option<&Claim> {
-        self.by_guid.get(&guid)
+        self.by_guid.get(&guid).map(|c| &**c)
     }
 
     /// The claim on `guid`, to change in place.
     pub fn get_mut(&mut self, guid: Guid) -> Option<&mut Claim> {
-        self.by_guid.get_mut(&guid)
+        self.by_guid.get_mut(&guid).map(|c| &mut **c)
     }
 
     /// The GUID `owner` owns, if any.
@@ -75,8 +78,11 @@ impl Ledger {
     pub fn insert(&mut self, guid: Guid, claim: Claim) {
         debug_assert!(!self.by_guid.contains_key(&guid), "{guid} claimed twice");
         debug_assert!(self.guid_of(&claim.owner).is_none(), "{} owns two GUIDs", claim.owner);
-        self.by_pod.entry(claim.owner.pod.clone()).or_default().push(guid);
-        self.by_guid.insert(guid, claim);
+        let guids = self.by_pod.entry(claim.owner.pod.clone()).or_default();
+        // One more slot, not a doubling: most pods keep the one or eight GUIDs they were given.
+        guids.reserve_exact(1);
+        guids.push(guid);
+        self.by_guid.insert(guid, Box::new(claim));
     }
 
     /// Drops the claim on `guid`, returning it.
@@ -86,9 +92,11 @@ impl Ledger {
             guids.retain(|g| *g != guid);
             if guids.is_empty() {
                 self.by_pod.remove(&claim.owner.pod);
+            } else {
+                guids.shrink_to_fit();
             }
         }
-        Some(claim)
+        Some(*claim)
     }
 
     /// Every GUID owned by one pod, in the order of its interfaces (network, then interface name).
@@ -101,6 +109,45 @@ impl Ledger {
 
     /// Every claim, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (Guid, &Claim)> {
-        self.by_guid.iter().map(|(g, c)| (*g, c))
+        self.by_guid.iter().map(|(g, c)| (*g, &**c))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::annotation::NetworkRef;
+
+    fn claim(pod: &str, interface: &str) -> Claim {
+        let owner = InterfaceKey { pod: pod.into(), network: NetworkRef::new("ns", "ib"), interface: interface.into() };
+        Claim { owner, pkey: None, node: None, configured: false }
+    }
+
+    #[test]
+    fn claims_are_found_both_ways_and_each_pod_keeps_only_the_room_it_needs() {
+        let g = Guid::from_u64;
+        let mut ledger = Ledger::default();
+        for (guid, interface) in [(3, "net3"), (1, "net1"), (2, "net2")] {
+            ledger.insert(g(guid), claim("a", interface));
+        }
+        ledger.insert(g(9), claim("b", "net1"));
+        assert_eq!((ledger.len(), ledger.iter().count()), (4, 4));
+        assert_eq!(ledger.get(g(3)).map(|c| &*c.owner.interface), Some("net3"));
+        assert_eq!(ledger.guid_of(&claim("b", "net1").owner), Some(g(9)));
+        assert_eq!(ledger.guid_of(&claim("b", "net2").owner), None);
+        assert_eq!(ledger.guids_of_pod(&"a".into()), vec![g(1), g(2), g(3)], "in the order of the interfaces");
+        let room = |l: &Ledger, pod: &str| l.by_pod.get(&PodUid::from(pod)).map_or(0, Vec::capacity);
+        assert_eq!((room(&ledger, "a"), room(&ledger, "b")), (3, 1));
+
+        if let Some(c) = ledger.get_mut(g(2)) {
+            c.configured = true;
+        }
+        assert!(ledger.get(g(2)).is_some_and(|c| c.configured));
+        assert_eq!(ledger.remove(g(2)).map(|c| c.owner.interface), Some("net2".into()));
+        assert_eq!(ledger.remove(g(2)), None);
+        assert_eq!((ledger.get(g(2)), ledger.contains(g(2)), room(&ledger, "a")), (None, false, 2));
+        ledger.remove(g(9));
+        assert!(!ledger.owns_any(&"b".into()) && ledger.owns_any(&"a".into()));
+        assert_eq!(ledger.len(), 2);
     }
 }

@@ -37,9 +37,11 @@ pub mod text;
 
 mod flight;
 mod known;
+mod names;
 mod ownership;
 mod phase;
 mod requests;
+mod shape;
 mod waits;
 
 pub use annotation::{NetworkRef, NetworksAnnotation, Selection};

@@ -1,6 +1,7 @@
 //! What the subnet manager is known to hold: for each GUID of the pool range, its partitions.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use crate::guid::Guid;
 use crate::pkey::{self, PKey};
@@ -13,7 +14,7 @@ pub enum Partition {
     Managed(PKey),
     /// The default partition or a name that is not a usable pkey: a GUID in it is in use, but
     /// ib-kubernetes never changes that membership.
-    Other(String),
+    Other(Box<str>),
 }
 
 impl Partition {
@@ -29,31 +30,68 @@ impl Partition {
     pub fn from_sm_name(name: &str) -> Self {
         match pkey::parse_number(name).map(PKey::new) {
             Some(Ok(p)) => Partition::Managed(p),
-            _ => Partition::Other(name.to_owned()),
+            _ => Partition::Other(name.into()),
         }
+    }
+}
+
+/// A GUID's partitions, sorted and without duplicates. A GUID is nearly always in one partition, so
+/// that one is held inline: a vector would be an allocation of its own for every GUID of the fabric,
+/// and a B-tree set a whole node (hundreds of bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Partitions {
+    One(Partition),
+    /// Two or more.
+    Many(Box<[Partition]>),
+}
+
+impl Partitions {
+    /// `None` for no partition at all.
+    fn from_sorted(mut ps: Vec<Partition>) -> Option<Self> {
+        match ps.len() {
+            0 => None,
+            1 => ps.pop().map(Partitions::One),
+            _ => Some(Partitions::Many(ps.into_boxed_slice())),
+        }
+    }
+
+    fn as_slice(&self) -> &[Partition] {
+        match self {
+            Partitions::One(p) => std::slice::from_ref(p),
+            Partitions::Many(ps) => ps,
+        }
+    }
+
+    /// Adds `p`; whether it was not there yet.
+    fn insert(&mut self, p: Partition) -> bool {
+        let mut ps = self.as_slice().to_vec();
+        match ps.binary_search(&p) {
+            Ok(_) => false,
+            Err(at) => {
+                ps.insert(at, p);
+                if let Some(new) = Partitions::from_sorted(ps) {
+                    *self = new;
+                }
+                true
+            }
+        }
+    }
+
+    /// Removes `p`: `None` when it was not there, else what is left (`None` inside: nothing).
+    fn without(&self, p: &Partition) -> Option<Option<Self>> {
+        let mut ps = self.as_slice().to_vec();
+        let at = ps.binary_search(p).ok()?;
+        ps.remove(at);
+        Some(Partitions::from_sorted(ps))
     }
 }
 
 /// Known membership of the GUIDs inside the pool range (the rest of the fabric is not ours).
-///
-/// A GUID is nearly always in one partition, so each GUID's partitions are a small sorted vector: a
-/// B-tree set would allocate a whole node (hundreds of bytes) for that one entry.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SmMembership {
-    by_guid: HashMap<Guid, Vec<Partition>>,
+    by_guid: HashMap<Guid, Partitions>,
     /// How many GUIDs of `by_guid` each managed partition has, kept in step by every change.
     members: HashMap<PKey, usize>,
-}
-
-/// Adds `p` to the sorted, duplicate-free `ps`; whether it was not there yet.
-fn insert_sorted(ps: &mut Vec<Partition>, p: Partition) -> bool {
-    match ps.binary_search(&p) {
-        Ok(_) => false,
-        Err(at) => {
-            ps.insert(at, p);
-            true
-        }
-    }
 }
 
 impl SmMembership {
@@ -62,21 +100,28 @@ impl SmMembership {
     where
         I: IntoIterator<Item = (&'a str, Guid)>,
     {
-        let mut by_guid: HashMap<Guid, Vec<Partition>> = HashMap::new();
+        let mut by_guid: HashMap<Guid, Partitions> = HashMap::new();
         // A listing names a partition for each of its GUIDs in a row: its name is read once per row.
         let mut last: Option<(&str, Partition)> = None;
         for (name, guid) in listing {
             if !range.contains(guid) {
                 continue;
             }
-            let partition = match &last {
+            let p = match &last {
                 Some((n, p)) if *n == name => p.clone(),
                 _ => last.insert((name, Partition::from_sm_name(name))).1.clone(),
             };
-            insert_sorted(by_guid.entry(guid).or_default(), partition);
+            match by_guid.entry(guid) {
+                Entry::Occupied(mut ps) => {
+                    ps.get_mut().insert(p);
+                }
+                Entry::Vacant(v) => {
+                    v.insert(Partitions::One(p));
+                }
+            }
         }
         let mut members: HashMap<PKey, usize> = HashMap::new();
-        for pk in by_guid.values().flatten().filter_map(Partition::managed) {
+        for pk in by_guid.values().flat_map(Partitions::as_slice).filter_map(Partition::managed) {
             *members.entry(pk).or_default() += 1;
         }
         SmMembership { by_guid, members }
@@ -100,7 +145,7 @@ impl SmMembership {
 
     /// Whether `guid` is known to be a member of partition `pkey`.
     pub fn has(&self, guid: Guid, pkey: PKey) -> bool {
-        self.by_guid.get(&guid).is_some_and(|ps| ps.binary_search(&Partition::Managed(pkey)).is_ok())
+        self.by_guid.get(&guid).is_some_and(|ps| ps.as_slice().binary_search(&Partition::Managed(pkey)).is_ok())
     }
 
     /// Whether `guid` is known to be in any partition (managed or not): then it is in use.
@@ -110,12 +155,12 @@ impl SmMembership {
 
     /// The GUID's partitions, sorted.
     pub fn partitions(&self, guid: Guid) -> Option<&[Partition]> {
-        self.by_guid.get(&guid).map(Vec::as_slice)
+        self.by_guid.get(&guid).map(Partitions::as_slice)
     }
 
     /// The managed partitions `guid` is known to be in.
     pub fn managed(&self, guid: Guid) -> impl Iterator<Item = PKey> + '_ {
-        self.by_guid.get(&guid).into_iter().flatten().filter_map(|p| match p {
+        self.by_guid.get(&guid).into_iter().flat_map(Partitions::as_slice).filter_map(|p| match p {
             Partition::Managed(pk) => Some(*pk),
             Partition::Other(_) => None,
         })
@@ -123,25 +168,34 @@ impl SmMembership {
 
     /// `guid` joined `pkey`.
     pub fn add(&mut self, guid: Guid, pkey: PKey) {
-        if insert_sorted(self.by_guid.entry(guid).or_default(), Partition::Managed(pkey)) {
+        let added = match self.by_guid.entry(guid) {
+            Entry::Occupied(mut ps) => ps.get_mut().insert(Partition::Managed(pkey)),
+            Entry::Vacant(v) => {
+                v.insert(Partitions::One(Partition::Managed(pkey)));
+                true
+            }
+        };
+        if added {
             self.count(pkey, true);
         }
     }
 
     /// `guid` left `pkey`.
     pub fn remove(&mut self, guid: Guid, pkey: PKey) {
-        let Some(ps) = self.by_guid.get_mut(&guid) else { return };
-        let Ok(at) = ps.binary_search(&Partition::Managed(pkey)) else { return };
-        ps.remove(at);
-        if ps.is_empty() {
-            self.by_guid.remove(&guid);
-        }
+        let Some(left) = self.by_guid.get(&guid).and_then(|ps| ps.without(&Partition::Managed(pkey))) else {
+            return;
+        };
+        match left {
+            Some(ps) => self.by_guid.insert(guid, ps),
+            None => self.by_guid.remove(&guid),
+        };
         self.count(pkey, false);
     }
 
     /// Replaces what is known of one GUID.
     pub fn set(&mut self, guid: Guid, partitions: Option<&[Partition]>) {
-        for pk in self.by_guid.get(&guid).into_iter().flatten().filter_map(Partition::managed).collect::<Vec<_>>() {
+        let old = self.by_guid.get(&guid).into_iter().flat_map(Partitions::as_slice).filter_map(Partition::managed);
+        for pk in old.collect::<Vec<_>>() {
             self.count(pk, false);
         }
         for pk in
@@ -149,17 +203,13 @@ impl SmMembership {
         {
             self.count(pk, true);
         }
-        match partitions {
-            Some(ps) if !ps.is_empty() => {
-                let mut ps = ps.to_vec();
-                ps.sort();
-                ps.dedup();
-                self.by_guid.insert(guid, ps);
-            }
-            _ => {
-                self.by_guid.remove(&guid);
-            }
-        }
+        let mut ps = partitions.map(<[Partition]>::to_vec).unwrap_or_default();
+        ps.sort();
+        ps.dedup();
+        match Partitions::from_sorted(ps) {
+            Some(ps) => self.by_guid.insert(guid, ps),
+            None => self.by_guid.remove(&guid),
+        };
     }
 
     /// Every GUID known to be in some partition.
@@ -183,6 +233,23 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    #[test]
+    fn one_partition_is_held_inline_and_more_are_boxed() {
+        let range = GuidRange::new(Guid::from_u64(1), Guid::from_u64(100)).unwrap();
+        let (g, p) = (Guid::from_u64(7), |v: u32| PKey::new(v).unwrap());
+        let mut m = SmMembership::from_listing([("0x2", g), ("0x2", g)], range);
+        assert!(matches!(m.by_guid.get(&g), Some(Partitions::One(_))));
+        m.add(g, p(1));
+        assert_eq!(m.partitions(g), Some(&[Partition::Managed(p(1)), Partition::Managed(p(2))][..]));
+        assert!(matches!(m.by_guid.get(&g), Some(Partitions::Many(_))));
+        m.remove(g, p(2));
+        assert!(matches!(m.by_guid.get(&g), Some(Partitions::One(Partition::Managed(k))) if *k == p(1)));
+        m.remove(g, p(1));
+        assert!(!m.holds(g) && !m.has_members(p(1)) && !m.has_members(p(2)));
+        // On 64-bit targets a GUID's entry is no larger than a vector's header was.
+        assert!(std::mem::size_of::<Partitions>() <= 24, "{}", std::mem::size_of::<Partitions>());
+    }
+
     proptest! {
         /// `has_members` agrees with a scan of every GUID after any sequence of changes.
         #[test]
@@ -199,6 +266,12 @@ mod tests {
                 for pk in 1..4 {
                     let pk = PKey::new(pk).unwrap();
                     prop_assert_eq!(m.has_members(pk), m.guids().any(|g| m.has(g, pk)));
+                }
+                // Whether held inline or boxed, a GUID's partitions read back sorted and once each.
+                for g in m.guids().collect::<Vec<_>>() {
+                    let ps = m.partitions(g).unwrap_or_default();
+                    prop_assert!(!ps.is_empty() && ps.windows(2).all(|w| w[0] < w[1]), "{:?}", ps);
+                    prop_assert_eq!(m.managed(g).count(), ps.iter().filter(|p| p.managed().is_some()).count());
                 }
             }
         }

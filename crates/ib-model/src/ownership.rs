@@ -11,6 +11,7 @@
 //! record explains are remembered here as well.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use crate::guid::Guid;
 use crate::ledger::{Claim, Ledger};
@@ -158,7 +159,7 @@ impl Ownership {
         g: Guid,
         owner: InterfaceKey,
         pkey: Option<PKey>,
-        node: Option<String>,
+        node: Option<Arc<str>>,
         configured: bool,
     ) {
         self.count_node_pkey(node.as_deref(), pkey, true);
@@ -167,7 +168,7 @@ impl Ownership {
     }
 
     /// Claims a fresh GUID of the pool for `owner`; `None` if the pool ran out.
-    pub(crate) fn generate(&mut self, owner: InterfaceKey, pkey: Option<PKey>, node: Option<String>) -> Option<Guid> {
+    pub(crate) fn generate(&mut self, owner: InterfaceKey, pkey: Option<PKey>, node: Option<Arc<str>>) -> Option<Guid> {
         let g = self.pool.generate().ok()?;
         self.count_node_pkey(node.as_deref(), pkey, true);
         self.ledger.insert(g, Claim { owner, pkey, node, configured: false });

@@ -30,6 +30,7 @@ use crate::flight::InFlight;
 use crate::guid::Guid;
 use crate::known::Known;
 use crate::nad::{IbSriovSpec, NadKind};
+use crate::names::Names;
 use crate::ownership::Ownership;
 use crate::partition::PartitionOptions;
 use crate::pending::PendingReason;
@@ -58,6 +59,8 @@ pub(crate) struct Planner<'a> {
     pub(crate) waits: &'a mut Waits,
     /// Changed: what is to be planned next (taken, and added to by what this step changes).
     pub(crate) dirty: &'a mut Dirty,
+    /// Changed: the shared names a new claim's owner is made of.
+    pub(crate) names: &'a mut Names,
     /// Written: the plan for the executors.
     pub(crate) out: &'a mut Plan,
 }
@@ -134,13 +137,14 @@ impl Planner<'_> {
     }
 
     /// The node a kept pod runs on.
-    fn node_of(&self, pod: &PodUid) -> Option<String> {
+    fn node_of(&self, pod: &PodUid) -> Option<std::sync::Arc<str>> {
         self.known.pod(pod).and_then(|v| v.node_name.clone())
     }
 
     /// Records `owner`'s claim on the unclaimed `g`.
     pub(crate) fn claim(&mut self, g: Guid, owner: InterfaceKey, pkey: Option<PKey>, configured: bool) {
         let node = self.node_of(&owner.pod);
+        let owner = self.names.key(owner);
         self.out.allocated.push((g, owner.clone()));
         self.owners.claim(g, owner, pkey, node, configured);
         self.dirty.guids.insert(g);

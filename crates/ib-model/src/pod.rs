@@ -79,14 +79,14 @@ impl std::fmt::Display for PodRef {
 pub struct PodView {
     /// The pod's `metadata.uid`: a re-created pod with the same name is another pod.
     pub uid: PodUid,
-    /// The pod's namespace.
-    pub namespace: String,
+    /// The pod's namespace (shared text: the state keeps one copy of each namespace).
+    pub namespace: Arc<str>,
     /// The pod's name.
     pub name: String,
     /// The `metadata.resourceVersion` this view was read at; a patch is valid only for it.
     pub resource_version: String,
-    /// `spec.nodeName`: `None` while the pod is not scheduled.
-    pub node_name: Option<String>,
+    /// `spec.nodeName`: `None` while the pod is not scheduled (shared text, like the namespace).
+    pub node_name: Option<Arc<str>>,
     /// `spec.hostNetwork`: such a pod has no secondary networks of ours.
     pub host_network: bool,
     /// `status.phase`.
@@ -109,7 +109,7 @@ pub struct PodView {
 impl PodView {
     /// Who the pod is, for patches, Events and messages.
     pub fn pod_ref(&self) -> PodRef {
-        PodRef { uid: self.uid.clone(), namespace: self.namespace.clone(), name: self.name.clone() }
+        PodRef { uid: self.uid.clone(), namespace: self.namespace.to_string(), name: self.name.clone() }
     }
 
     /// Succeeded and Failed pods never run again: their GUIDs are released as if they were deleted.
@@ -131,7 +131,8 @@ pub struct InterfaceKey {
     /// The network the interface is on.
     pub network: NetworkRef,
     /// The interface as its selection names it (see [`Selection::interface`](crate::Selection::interface)).
-    pub interface: String,
+    /// Shared text like the network's: most pods name the same few interfaces.
+    pub interface: Arc<str>,
 }
 
 impl std::fmt::Display for InterfaceKey {

@@ -25,6 +25,7 @@ use crate::guid::Guid;
 use crate::known::Known;
 use crate::ledger::Ledger;
 use crate::membership::SmMembership;
+use crate::names::Names;
 use crate::ownership::Ownership;
 use crate::pending::PendingReason;
 use crate::phase::{RecordsRead, StartPhase};
@@ -56,6 +57,8 @@ pub struct State {
     flight: InFlight,
     waits: Waits,
     dirty: Dirty,
+    /// One copy of each name the pods and claims repeat.
+    names: Names,
     phase: StartPhase,
     /// Drift repair is on hold at the start of a leadership (see [`State::allow_drift_repair`]).
     drift_held: bool,
@@ -88,6 +91,7 @@ impl State {
             flight: InFlight::default(),
             waits: Waits::default(),
             dirty: Dirty::default(),
+            names: Names::default(),
             phase: StartPhase::default(),
             drift_held: false,
             policy,
@@ -144,6 +148,7 @@ impl State {
             flight: &mut self.flight,
             waits: &mut self.waits,
             dirty: &mut self.dirty,
+            names: &mut self.names,
             out: &mut self.out,
         }
     }
@@ -154,7 +159,7 @@ impl State {
     pub fn apply_pod(&mut self, view: PodView) {
         let uid = view.uid.clone();
         let ledger = self.owners.ledger();
-        if self.known.apply_pod(view, |p| ledger.owns_any(p)) {
+        if self.known.apply_pod(view, |p| ledger.owns_any(p), &mut self.names) {
             self.dirty.pods.insert(uid);
         }
     }
@@ -169,7 +174,7 @@ impl State {
     /// Replaces every pod (a re-list); pods not in `views` are gone.
     pub fn reset_pods<I: IntoIterator<Item = PodView>>(&mut self, views: I) {
         let ledger = self.owners.ledger();
-        let changed = self.known.reset_pods(views, |p| ledger.owns_any(p));
+        let changed = self.known.reset_pods(views, |p| ledger.owns_any(p), &mut self.names);
         self.dirty.pods.extend(changed);
     }
 
@@ -180,7 +185,7 @@ impl State {
     /// listed pods are kept too (`apply_pod` ignores older ones).
     pub fn refresh_pods<I: IntoIterator<Item = PodView>>(&mut self, views: I, list_rv: Option<&str>) {
         let ledger = self.owners.ledger();
-        let changed = self.known.refresh_pods(views, list_rv, |p| ledger.owns_any(p));
+        let changed = self.known.refresh_pods(views, list_rv, |p| ledger.owns_any(p), &mut self.names);
         self.dirty.pods.extend(changed);
     }
 
@@ -386,9 +391,9 @@ impl State {
         self.owners.uncertain_count()
     }
 
-    /// A kept pod's view.
-    pub fn pod(&self, uid: &PodUid) -> Option<&PodView> {
-        self.known.pod(uid)
+    /// A kept pod's view (a copy: the state keeps a configured pod's annotation in a smaller form).
+    pub fn pod(&self, uid: &PodUid) -> Option<PodView> {
+        self.known.whole_pod(uid)
     }
 
     /// Why a pod waits, if it does.

@@ -149,13 +149,13 @@ proptest! {
         match (duplicate, got) {
             (Some((first, second)), Err(AnnotationError::DuplicateInterface { first: f, second: s, network, interface })) => {
                 prop_assert_eq!((f, s), (first, second));
-                prop_assert_eq!((network.namespace.as_str(), network.name.as_str(), interface), identities[second].clone());
+                prop_assert_eq!((&*network.namespace, &*network.name, interface), identities[second].clone());
             }
             (None, Ok(a)) => {
                 let got: Vec<(&str, &str, String)> = a
                     .selections()
                     .iter()
-                    .map(|s| (s.network.namespace.as_str(), s.network.name.as_str(), s.interface.clone()))
+                    .map(|s| (&*s.network.namespace, &*s.network.name, s.interface.clone()))
                     .collect();
                 prop_assert_eq!(got, identities);
             }

@@ -353,10 +353,10 @@ mod tests {
                 .selections()
                 .iter()
                 .filter(|s| {
-                    let nad = nads.iter().find(|n| n.name == s.network.name).unwrap();
+                    let nad = nads.iter().find(|n| *n.name == *s.network.name).unwrap();
                     matches!(classify(Some(nad.config)), Ok(NadKind::InfiniBand(_)))
                 })
-                .map(|s| nads.iter().find(|n| n.name == s.network.name).unwrap().name)
+                .map(|s| nads.iter().find(|n| *n.name == *s.network.name).unwrap().name)
                 .collect();
             assert_eq!(found, ib, "{kind:?}");
         }

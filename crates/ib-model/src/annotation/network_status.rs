@@ -114,7 +114,7 @@ pub fn parse_ib_addresses(raw: &str) -> Result<Vec<IbAddress>, NetworkStatusErro
     if entries.len() > MAX_STATUS_ENTRIES {
         return Err(NetworkStatusError::TooManyEntries { count: entries.len(), limit: MAX_STATUS_ENTRIES });
     }
-    let mut seen: Vec<(String, usize)> = Vec::new();
+    let mut seen: Vec<(std::sync::Arc<str>, usize)> = Vec::new();
     let mut addresses = Vec::new();
     for (index, entry) in entries.iter().enumerate() {
         let entry = match entry {
@@ -122,7 +122,7 @@ pub fn parse_ib_addresses(raw: &str) -> Result<Vec<IbAddress>, NetworkStatusErro
             other => return Err(NetworkStatusError::EntryNotObject { index, found: json_kind(other) }),
         };
         let Some(network) = entry_network(index, entry)? else { continue };
-        let position = match seen.iter_mut().find(|(name, _)| *name == network.name) {
+        let position = match seen.iter_mut().find(|(name, _)| **name == *network.name) {
             Some((_, count)) => {
                 *count += 1;
                 *count - 1

@@ -246,7 +246,7 @@ pub(super) fn assign_interfaces(selections: &mut [Selection]) -> Result<(), Anno
         selections
             .iter()
             .map(|s| {
-                let seen = per_name.entry(s.network.name.as_str()).or_insert(0);
+                let seen = per_name.entry(&s.network.name).or_insert(0);
                 *seen += 1;
                 *seen - 1
             })

@@ -24,7 +24,7 @@ fn semantic(raw: &str, ns: &str) -> Vec<Value> {
         .zip(parsed.selections())
         .map(|(e, s)| {
             let mut e = e.clone();
-            e["namespace"] = Value::String(s.network.namespace.clone());
+            e["namespace"] = Value::String(s.network.namespace.to_string());
             e
         })
         .collect()
@@ -456,13 +456,13 @@ fn interface_identities_are_right_for_many_elements() {
 fn nad_names_are_kubernetes_subdomains_without_a_cap_per_part() {
     let long = "n".repeat(200);
     for raw in [format!(r#"[{{"name":"{long}"}}]"#), long.clone(), format!("ns/{long}@ib0")] {
-        assert_eq!(parse(&raw).selections()[0].network.name, long, "{raw}");
+        assert_eq!(parse(&raw).selections()[0].network.name, long.as_str().into(), "{raw}");
     }
     let max = format!("{}.{}", "a".repeat(126), "b".repeat(126));
     assert_eq!(max.len(), 253);
-    assert_eq!(parse(&format!(r#"[{{"name":"{max}"}}]"#)).selections()[0].network.name, max);
+    assert_eq!(parse(&format!(r#"[{{"name":"{max}"}}]"#)).selections()[0].network.name, max.as_str().into());
     let single = "m".repeat(253);
-    assert_eq!(parse(&single).selections()[0].network.name, single);
+    assert_eq!(parse(&single).selections()[0].network.name, single.as_str().into());
 
     for raw in [format!(r#"[{{"name":"{}x"}}]"#, max), "m".repeat(254)] {
         let e = err(&raw);
@@ -479,8 +479,11 @@ fn nad_names_are_kubernetes_subdomains_without_a_cap_per_part() {
 #[test]
 fn namespaces_are_dns_labels() {
     let ns63 = "s".repeat(63);
-    assert_eq!(parse(&format!("{ns63}/a")).selections()[0].network.namespace, ns63);
-    assert_eq!(parse(&format!(r#"[{{"name":"a","namespace":"{ns63}"}}]"#)).selections()[0].network.namespace, ns63);
+    assert_eq!(parse(&format!("{ns63}/a")).selections()[0].network.namespace, ns63.as_str().into());
+    assert_eq!(
+        parse(&format!(r#"[{{"name":"a","namespace":"{ns63}"}}]"#)).selections()[0].network.namespace,
+        ns63.as_str().into()
+    );
     let ns64 = "s".repeat(64);
     for raw in [format!("{ns64}/a"), format!(r#"[{{"name":"a","namespace":"{ns64}"}}]"#)] {
         let e = err(&raw);
@@ -574,10 +577,10 @@ fn kept_selections_are_small() {
     assert_eq!(s.guid.as_ref().unwrap().0, "02:00:00:00:00:00:AB:CD");
     assert_eq!(crate::PKey::parse(s.pkey.as_deref().unwrap()).unwrap().get(), 5);
 
-    // The fixed part, on 64-bit targets: three strings, an optional string with its source, an
-    // optional string and a flag.
+    // The fixed part, on 64-bit targets: the network's two shared names, a string, an optional string
+    // with its source, an optional string and a flag.
     if cfg!(target_pointer_width = "64") {
-        assert_eq!(std::mem::size_of::<Selection>(), 136);
+        assert_eq!(std::mem::size_of::<Selection>(), 120);
     }
     let a = parse(r#"[{"name":"ib-a"},{"name":"ib-b","interface":"ib1"}]"#);
     assert_eq!(a.selections()[0].heap_bytes(), "default".len() + "ib-a".len() + "idx_0".len());

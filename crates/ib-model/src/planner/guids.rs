@@ -198,7 +198,7 @@ impl Planner<'_> {
         let pod = self.known.pod(&claim.owner.pod)?;
         Some(RecordChange::Set(Record {
             owner: claim.owner.clone(),
-            pod_namespace: pod.namespace.clone(),
+            pod_namespace: pod.namespace.to_string(),
             pod_name: pod.name.clone(),
             pkey: claim.pkey,
             state,

@@ -17,7 +17,7 @@ impl Planner<'_> {
         for uid in self.known.pods_by_age() {
             let Some(view) = self.known.pod(&uid).filter(|v| !v.is_finished() && !v.host_network) else { continue };
             let Some(Ok(annotation)) =
-                view.networks.as_deref().map(|raw| NetworksAnnotation::parse(raw, &view.namespace))
+                self.known.networks(&uid).map(|raw| NetworksAnnotation::parse(&raw, &view.namespace))
             else {
                 continue;
             };
@@ -38,12 +38,16 @@ impl Planner<'_> {
                 if !self.owners.range().contains(guid) {
                     continue;
                 }
-                let key = InterfaceKey { pod: uid.clone(), network: s.network.clone(), interface: s.interface.clone() };
+                let key = InterfaceKey {
+                    pod: uid.clone(),
+                    network: s.network.clone(),
+                    interface: s.interface.as_str().into(),
+                };
                 if let Some(owner) = self.owners.ledger().get(guid).map(|c| c.owner.pod.clone()) {
                     imported.duplicates += 1;
                     let reason = PendingReason::DuplicateGuid {
                         network: key.network,
-                        interface: key.interface,
+                        interface: key.interface.to_string(),
                         guid,
                         owner: self.known.describe_owner(&owner, &namespace),
                     };

@@ -37,7 +37,11 @@ impl Planner<'_> {
             // Gone, finished, or never ours: everything it owned goes back.
             _ => return self.forget_pod(uid),
         };
-        let Some(raw) = view.networks.as_deref().filter(|r| !r.trim().is_empty()) else {
+        // The annotation is read through the shared borrow of what is known, not through `self`,
+        // which the rest of this plan changes.
+        let known = self.known;
+        let networks = known.networks(uid);
+        let Some(raw) = networks.as_deref().filter(|r| !r.trim().is_empty()) else {
             // No networks (or a pod not scheduled): nothing to configure; recorded GUIDs stay owned
             // while the pod lives.
             self.waits.set_nads(uid, Vec::new());
@@ -54,7 +58,8 @@ impl Planner<'_> {
         let mut unbacked = HashSet::new();
         let mut owned = 0;
         for (index, s) in annotation.selections().iter().enumerate().filter(|(_, s)| s.configured) {
-            let key = InterfaceKey { pod: uid.clone(), network: s.network.clone(), interface: s.interface.clone() };
+            let key =
+                InterfaceKey { pod: uid.clone(), network: s.network.clone(), interface: s.interface.as_str().into() };
             keep.insert(key.clone());
             // A configured element whose GUID does not parse or lies outside the range is not ours to
             // manage.
@@ -71,7 +76,7 @@ impl Planner<'_> {
                 Some(owner) => {
                     reason.get_or_insert(PendingReason::DuplicateGuid {
                         network: key.network,
-                        interface: key.interface,
+                        interface: key.interface.to_string(),
                         guid,
                         owner: self.known.describe_owner(&owner.pod, &view.namespace),
                     });
@@ -92,7 +97,11 @@ impl Planner<'_> {
             let mut requested_here = HashSet::new();
             let selections = annotation.selections().iter().enumerate();
             for (index, s) in selections.filter(|(i, s)| !s.configured || unbacked.contains(i)) {
-                let key = InterfaceKey { pod: uid.clone(), network: s.network.clone(), interface: s.interface.clone() };
+                let key = InterfaceKey {
+                    pod: uid.clone(),
+                    network: s.network.clone(),
+                    interface: s.interface.as_str().into(),
+                };
                 if self.stripped_but_configured(&view, s, &key) {
                     owned += 1;
                     keep.insert(key);
@@ -101,7 +110,7 @@ impl Planner<'_> {
                 used_nads.push(s.network.clone());
                 if self.policy.namespace_isolation
                     && s.network.namespace != view.namespace
-                    && !self.policy.global_namespaces.contains(&s.network.namespace)
+                    && !self.policy.global_namespaces.contains(&*s.network.namespace)
                 {
                     reason.get_or_insert(PendingReason::NamespaceNotAllowed { network: s.network.clone() });
                     continue;
@@ -347,7 +356,7 @@ impl Planner<'_> {
             Some(Err(error)) => {
                 return Err(PendingReason::GuidInvalid {
                     network: key.network.clone(),
-                    interface: key.interface.clone(),
+                    interface: key.interface.to_string(),
                     error,
                 });
             }
@@ -359,14 +368,14 @@ impl Planner<'_> {
             (_, Some(r)) => {
                 let in_use = |owner: Option<String>| PendingReason::GuidInUse {
                     network: key.network.clone(),
-                    interface: key.interface.clone(),
+                    interface: key.interface.to_string(),
                     guid: r,
                     owner,
                 };
                 if !self.owners.range().contains(r) {
                     return Err(PendingReason::GuidOutOfRange {
                         network: key.network.clone(),
-                        interface: key.interface.clone(),
+                        interface: key.interface.to_string(),
                         guid: r,
                         range: self.owners.range(),
                     });
@@ -407,7 +416,8 @@ impl Planner<'_> {
             }
             Source::Generate => {
                 let node = self.node_of(&w.key.pod);
-                let g = self.owners.generate(w.key.clone(), w.spec.pkey, node)?;
+                let owner = self.names.key(w.key.clone());
+                let g = self.owners.generate(owner, w.spec.pkey, node)?;
                 self.out.allocated.push((g, w.key.clone()));
                 self.dirty.guids.insert(g);
                 g

@@ -200,7 +200,7 @@ pub fn verify(inputs: &Inputs<'_>) -> Verification {
             Membership::Full => full += 1,
             Membership::Limited => {
                 limited += 1;
-                limited_networks.insert(i.network.name.as_str());
+                limited_networks.insert(&*i.network.name);
             }
         }
         if seen.membership != join.membership {

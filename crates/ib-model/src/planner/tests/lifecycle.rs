@@ -437,7 +437,7 @@ fn an_older_pod_version_from_a_lagging_watch_is_ignored() {
     stale.resource_version = "1".into();
     stale.networks = Some("ib".into());
     w.state.apply_pod(stale);
-    assert_eq!(w.state.pod(&p), Some(&configured));
+    assert_eq!(w.state.pod(&p), Some(configured));
     w.settle();
     assert_eq!(w.members("0x5").len(), 1);
 }
@@ -456,4 +456,71 @@ fn pending_labels_are_listed() {
     for r in reasons {
         assert!(PendingReason::LABELS.contains(&r.label()), "{}", r.label());
     }
+}
+
+/// The names every pod and claim repeats (namespace, node, network, interface) are held once, however
+/// many separate copies the inputs bring; the values, and with them every decision, stay the same.
+#[test]
+fn names_pods_and_claims_repeat_are_held_once() {
+    use std::sync::Arc;
+    let mut w = World::default_range().synced();
+    w.nad("default", "ib", IB5);
+    let a = w.pod("default", "a", r#"[{"name":"ib","interface":"net1"}]"#);
+    let b = w.pod("default", "b", r#"[{"name":"ib","interface":"net1"}]"#);
+    w.settle();
+    let (va, vb) = (w.state.pod(&a).unwrap(), w.state.pod(&b).unwrap());
+    assert!(Arc::ptr_eq(&va.namespace, &vb.namespace));
+    assert!(Arc::ptr_eq(va.node_name.as_ref().unwrap(), vb.node_name.as_ref().unwrap()));
+    assert_eq!((&*va.namespace, va.node_name.as_deref()), ("default", Some("node-1")));
+    let shared = |w: &World| {
+        let ledger = w.state.ledger();
+        let owner = |pod: &PodUid| ledger.iter().find(|(_, c)| &c.owner.pod == pod).map(|(_, c)| c.owner.clone());
+        let (oa, ob) = (owner(&a).unwrap(), owner(&b).unwrap());
+        assert_eq!((&*oa.network.name, &*oa.interface), ("ib", "net1"));
+        Arc::ptr_eq(&oa.network.namespace, &ob.network.namespace)
+            && Arc::ptr_eq(&oa.network.name, &ob.network.name)
+            && Arc::ptr_eq(&oa.interface, &ob.interface)
+    };
+    assert!(shared(&w), "claims made by the planner");
+
+    // A new leadership reads records whose every name is a copy of its own.
+    let fresh: Vec<(Guid, Record)> = w
+        .records
+        .iter()
+        .map(|(g, r)| {
+            let mut r = r.clone();
+            r.owner.network = NetworkRef::new(r.owner.network.namespace.to_string(), r.owner.network.name.to_string());
+            r.owner.interface = r.owner.interface.to_string().into();
+            (*g, r)
+        })
+        .collect();
+    let owned: Vec<(Guid, crate::pod::InterfaceKey)> =
+        w.state.ledger().iter().map(|(g, c)| (g, c.owner.clone())).collect();
+    w.state.begin_leading();
+    w.state.records_listed(true, fresh);
+    assert!(shared(&w), "claims read from records");
+    let mut again: Vec<(Guid, crate::pod::InterfaceKey)> =
+        w.state.ledger().iter().map(|(g, c)| (g, c.owner.clone())).collect();
+    let mut owned = owned;
+    owned.sort();
+    again.sort();
+    assert_eq!(owned, again);
+}
+
+/// A configured pod's annotation is kept as its shape and its GUIDs, and given back exactly: the view
+/// the state returns is the one the API server holds, and planning it again changes nothing.
+#[test]
+fn a_configured_annotation_is_kept_as_its_shape_and_given_back_exactly() {
+    let mut w = World::default_range().synced();
+    w.nad("default", "ib", IB5);
+    let p = w.pod("default", "p", r#"[{"name":"ib","interface":"net1"},{"name":"ib","interface":"net2"}]"#);
+    w.settle();
+    let configured = w.pods[&*p.0].clone();
+    assert!(configured.networks.as_deref().is_some_and(|n| n.contains("configured")));
+    assert_eq!(w.state.known().pod(&p).and_then(|v| v.networks.as_deref()), Some(""), "kept as its shape");
+    assert_eq!(w.state.pod(&p), Some(configured));
+    let owned = w.state.ledger().len();
+    w.state.resync();
+    w.settle();
+    assert_eq!((w.reason(&p), w.state.ledger().len(), w.members("0x5").len()), (None, owned, 2));
 }

@@ -142,7 +142,7 @@ fn check_invariants(w: &World) -> Result<(), TestCaseError> {
         let a = crate::annotation::NetworksAnnotation::parse(raw, &view.namespace).unwrap();
         let blocked = w.state.pending_reason(&view.uid);
         for s in a.selections() {
-            let nad = NADS.iter().find(|(n, _)| *n == s.network.name);
+            let nad = NADS.iter().find(|(n, _)| *n == &*s.network.name);
             let Some((_, config)) = nad else {
                 prop_assert!(blocked.is_some(), "{} uses a missing NAD and is not blocked", view.name);
                 continue;
