@@ -18,8 +18,16 @@ pub enum Input {
     PodApplied(PodView),
     /// A pod is gone.
     PodDeleted(PodUid),
-    /// A complete re-list of pods (the watch's initial sync or a recovery from a gap).
-    PodsReset(Vec<PodView>),
+    /// A page of the pod watch's complete list (its initial sync or a recovery from a gap): `first`
+    /// begins a list, `done` ends it (see `State::relist_pods_page`).
+    PodsReset {
+        /// The first page of a list: an earlier, unfinished list no longer counts.
+        first: bool,
+        /// The last page: pods no page of the list contained are gone.
+        done: bool,
+        /// The page's pods.
+        views: Vec<PodView>,
+    },
     /// A NAD was created or changed, with its CNI config (`None` when it has none).
     NadApplied(NetworkRef, Option<String>),
     /// A NAD is gone.

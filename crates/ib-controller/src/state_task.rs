@@ -181,15 +181,17 @@ impl StateTask {
                 self.state.delete_pod(&uid);
                 self.deleted.insert(uid);
             }
-            Input::PodsReset(views) => {
+            Input::PodsReset { first, done, views } => {
                 for v in &views {
                     self.note_first_seen(v);
                 }
-                info!(pods = views.len(), "pods listed");
-                self.state.reset_pods(views);
-                self.state.pods_synced();
-                self.pods_synced = true;
-                self.publish_ready();
+                self.state.relist_pods_page(first, views);
+                if done {
+                    let pods = self.state.relist_pods_end();
+                    info!(pods, "pods listed");
+                    self.pods_synced = true;
+                    self.publish_ready();
+                }
             }
             Input::NadApplied(network, config) => self.state.apply_nad(network, config.as_deref()),
             Input::NadDeleted(network) => self.state.delete_nad(&network),

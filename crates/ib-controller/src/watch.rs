@@ -29,7 +29,10 @@ trait Watched: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + S
     fn item(self) -> Option<Self::Item>;
     fn applied(item: Self::Item) -> Input;
     fn deleted(self) -> Option<Input>;
-    fn listed(items: Vec<Self::Item>) -> Input;
+    /// Items of a list handed on at once, before the list has ended.
+    const PAGE: usize;
+    /// A page of a list (`first`: it begins the list; `done`: it ends it), if it is handed on.
+    fn listed(items: Vec<Self::Item>, first: bool, done: bool) -> Option<Input>;
 }
 
 impl Watched for CompactPod {
@@ -48,8 +51,10 @@ impl Watched for CompactPod {
     fn deleted(self) -> Option<Input> {
         self.metadata.uid.map(|uid| Input::PodDeleted(PodUid::from(uid)))
     }
-    fn listed(items: Vec<PodView>) -> Input {
-        Input::PodsReset(items)
+    // A page at a time: gathered whole, 100,000 pods' views were the largest thing a start held.
+    const PAGE: usize = LIST_PAGE as usize;
+    fn listed(views: Vec<PodView>, first: bool, done: bool) -> Option<Input> {
+        Some(Input::PodsReset { first, done, views })
     }
 }
 
@@ -65,8 +70,10 @@ impl Watched for Nad {
     fn deleted(self) -> Option<Input> {
         self.network().map(Input::NadDeleted)
     }
-    fn listed(items: Vec<Self::Item>) -> Input {
-        Input::NadsReset(items)
+    // Few and small: handed on whole, at the end.
+    const PAGE: usize = usize::MAX;
+    fn listed(items: Vec<Self::Item>, _first: bool, done: bool) -> Option<Input> {
+        done.then_some(Input::NadsReset(items))
     }
 }
 
@@ -94,7 +101,8 @@ pub async fn nads(client: Client, namespace: Option<String>, tx: mpsc::Sender<In
 
 async fn run<K: Watched>(api: Api<K>, tx: mpsc::Sender<Input>, metrics: Arc<Metrics>) {
     let mut stream = watcher::watcher(api, watcher::Config::default()).default_backoff().boxed();
-    let mut listing: Option<Vec<K::Item>> = None;
+    // The list in progress: the items not yet handed on, and whether none has been.
+    let mut listing: Option<(Vec<K::Item>, bool)> = None;
     loop {
         let event = match stream.try_next().await {
             Ok(Some(e)) => e,
@@ -107,16 +115,21 @@ async fn run<K: Watched>(api: Api<K>, tx: mpsc::Sender<Input>, metrics: Arc<Metr
         };
         let input = match event {
             Event::Init => {
-                listing = Some(Vec::new());
+                listing = Some((Vec::new(), true));
                 None
             }
-            Event::InitApply(object) => {
-                if let (Some(item), Some(list)) = (object.item(), listing.as_mut()) {
-                    list.push(item);
+            Event::InitApply(object) => match (object.item(), listing.as_mut()) {
+                (Some(item), Some((items, first))) => {
+                    items.push(item);
+                    if items.len() >= K::PAGE {
+                        K::listed(std::mem::take(items), std::mem::replace(first, false), false)
+                    } else {
+                        None
+                    }
                 }
-                None
-            }
-            Event::InitDone => listing.take().map(K::listed),
+                _ => None,
+            },
+            Event::InitDone => listing.take().and_then(|(items, first)| K::listed(items, first, true)),
             Event::Apply(object) => object.item().map(K::applied),
             Event::Delete(object) => object.deleted(),
         };

@@ -67,6 +67,8 @@ pub struct State {
     out: Plan,
     /// The new leader's fresh pod list while its pages arrive.
     fresh: fresh::FreshList,
+    /// The pod watch's own list while its pages arrive.
+    relist: relist::Relist,
 }
 
 use crate::waits::Waits;
@@ -75,6 +77,7 @@ mod claimed;
 mod fresh;
 mod outcomes;
 mod record_pages;
+mod relist;
 
 impl State {
     /// A state for the GUIDs of `range`, with the default policy.
@@ -97,6 +100,7 @@ impl State {
             policy,
             out: Plan::default(),
             fresh: fresh::FreshList::default(),
+            relist: relist::Relist::default(),
         }
     }
 

@@ -74,7 +74,7 @@ async fn a_view_read_before_a_deletion_does_not_bring_the_pod_back() {
     let mut task = task();
     let uid = PodUid::from("p");
     task.handle(Input::Leading(true));
-    task.handle(Input::PodsReset(vec![view("p", "5")]));
+    task.handle(Input::PodsReset { first: true, done: true, views: vec![view("p", "5")] });
     assert!(task.state.pod(&uid).is_some());
     task.handle(Input::PodDeleted(uid.clone()));
     assert!(task.state.pod(&uid).is_none());
@@ -107,7 +107,7 @@ async fn a_view_read_before_a_deletion_does_not_bring_the_pod_back() {
 async fn a_fresh_list_counts_only_for_its_leadership_and_only_at_its_end() {
     let mut task = task();
     task.handle(Input::Leading(true));
-    task.handle(Input::PodsReset(vec![view("gone", "3")]));
+    task.handle(Input::PodsReset { first: true, done: true, views: vec![view("gone", "3")] });
     task.handle(Input::Leading(false));
     task.handle(Input::Leading(true));
     let (old, term) = (task.term - 1, task.term);

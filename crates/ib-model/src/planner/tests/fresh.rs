@@ -217,3 +217,54 @@ fn records_read_again_after_a_failure_give_the_state_of_one_read() {
     assert_eq!(claims(&retried), claims(&whole));
     assert_eq!(retried.state.record_count(), whole.state.record_count());
 }
+
+/// The pod watch's own list (a re-list after a gap) taken in page by page (`State::relist_pods_page`,
+/// `relist_pods_end`) decides what the whole list does (`State::reset_pods`), also after an earlier
+/// list was cut off midway by naming a pod the real list no longer has.
+#[test]
+fn the_watch_list_in_pages_gives_the_state_and_plans_of_the_whole_list() {
+    let (mut whole, list, _) = cluster_and_fresh_list();
+    whole.state.reset_pods(list.clone());
+    whole.state.pods_synced();
+    let whole_plans = plans_until_settled(&mut whole);
+    assert!(whole.state.pod(&PodUid::from("uid-unseen")).is_some());
+    for page in [1, 2, 3, list.len()] {
+        let (mut paged, list, _) = cluster_and_fresh_list();
+        // A list cut off after its first page, which named a pod deleted since.
+        let deleted = paged.state.known().pod_uids().find(|u| !paged.pods.contains_key(&*u.0)).unwrap().clone();
+        let stale = paged.state.pod(&deleted).unwrap();
+        paged.state.relist_pods_page(true, vec![stale]);
+        for (i, chunk) in list.chunks(page).enumerate() {
+            paged.state.relist_pods_page(i == 0, chunk.to_vec());
+        }
+        assert_eq!(paged.state.relist_pods_end(), list.len());
+        assert!(paged.state.pod(&deleted).is_none(), "pages of {page}: a pod only the cut-off list named is kept");
+        assert_eq!(plans_until_settled(&mut paged), whole_plans, "pages of {page}");
+        assert_eq!(known_pods(&paged), known_pods(&whole), "pages of {page}");
+        assert_eq!(paged.sm, whole.sm, "pages of {page}");
+        assert_eq!(paged.records, whole.records, "pages of {page}");
+    }
+}
+
+/// The watch's first list: nothing is decided before its last page.
+#[test]
+fn nothing_is_decided_before_the_watch_lists_last_page() {
+    let mut w = World::default_range();
+    w.nad("default", "ib", IB5);
+    w.state.nads_synced();
+    w.read_records();
+    let views: Vec<PodView> = (0..4)
+        .map(|i| {
+            let uid = w.pod("default", &format!("p{i}"), "ib");
+            w.pods[&*uid.0].clone()
+        })
+        .collect();
+    for chunk in views.chunks(2) {
+        w.state.relist_pods_page(chunk.as_ptr() == views.as_ptr(), chunk.to_vec());
+        let plan = w.state.plan();
+        assert!(plan.is_idle() && plan.pending.is_empty(), "{plan:?}");
+    }
+    assert_eq!(w.state.relist_pods_end(), 4);
+    w.settle();
+    assert_eq!(w.members("0x5").len(), 4);
+}
