@@ -92,6 +92,18 @@ async fn records_read_after(cluster: &Cluster, after: u64) {
     .await;
 }
 
+/// Deletes a NAD and lets the allocator find its key unused, then, SETTLE later, run a pass again: a key
+/// found unused is given back only when found unused again SETTLE later, so a key wrongly found unused
+/// is gone once this returns.
+async fn delete_nad_and_let_a_release_settle(cluster: &Cluster, ns: &str, name: &str) {
+    let before = cluster.api().requests().last().map_or(0, |r| r.seq);
+    cluster.api().delete(Resource::NetworkAttachmentDefinitions, ns, name).expect("delete NAD");
+    records_read_after(cluster, before).await;
+    tokio::time::sleep(SETTLE).await;
+    let settled = cluster.api().requests().last().map_or(0, |r| r.seq);
+    records_read_after(cluster, settled).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_network_holds_its_key_while_its_pod_runs_and_gives_it_back_after() {
     let cluster = Cluster::start().await;
@@ -120,14 +132,7 @@ async fn a_network_holds_its_key_while_its_pod_runs_and_gives_it_back_after() {
     }
 
     // Deleting the NAD while the pod runs: the finalizer holds it, and the key stays allocated.
-    let before = cluster.api().requests().last().map_or(0, |r| r.seq);
-    cluster.api().delete(Resource::NetworkAttachmentDefinitions, "tenant-a", "own").expect("delete NAD");
-    records_read_after(&cluster, before).await;
-    // A key found unused is given back only when found unused again SETTLE later: let a pass run
-    // after that, so that a key wrongly found unused would be gone by now.
-    tokio::time::sleep(SETTLE).await;
-    let settled = cluster.api().requests().last().map_or(0, |r| r.seq);
-    records_read_after(&cluster, settled).await;
+    delete_nad_and_let_a_release_settle(&cluster, "tenant-a", "own").await;
     let nad = get_nad(&cluster, "tenant-a", "own").expect("the finalizer keeps the NAD");
     assert!(nad["metadata"]["deletionTimestamp"].is_string());
     assert!(finalizers(&nad).contains(&FINALIZER.to_owned()));
@@ -160,12 +165,7 @@ async fn a_key_is_not_given_back_while_a_pods_record_is_still_being_written() {
     wait_for("the pod's record write to hang", || (cluster.api().hung_requests() > 0).then_some(())).await;
 
     // The NAD goes: no record names the key, found twice, SETTLE apart, and more.
-    let before = cluster.api().requests().last().map_or(0, |r| r.seq);
-    cluster.api().delete(Resource::NetworkAttachmentDefinitions, "tenant-a", "own").expect("delete NAD");
-    records_read_after(&cluster, before).await;
-    tokio::time::sleep(SETTLE).await;
-    let settled = cluster.api().requests().last().map_or(0, |r| r.seq);
-    records_read_after(&cluster, settled).await;
+    delete_nad_and_let_a_release_settle(&cluster, "tenant-a", "own").await;
     // One more pass: it reads the records again while the key is held; a key given back stops them.
     let again = cluster.api().requests().last().map_or(0, |r| r.seq);
     wait_for("another pass of the allocator, or the key given back", || {
