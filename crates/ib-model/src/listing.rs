@@ -28,9 +28,10 @@ impl SmListing {
         self.partitions.iter().map(|(name, guids)| (name.as_str(), guids.as_slice()))
     }
 
-    /// Every (partition name, GUID) membership, partition by partition.
-    pub fn memberships(&self) -> impl Iterator<Item = (&str, Guid)> {
-        self.partitions.iter().flat_map(|(name, guids)| guids.iter().map(move |g| (name.as_str(), *g)))
+    /// Every (partition name, GUID) membership, partition by partition; it knows how many are left, so
+    /// what is built from it is allocated at its size once.
+    pub fn memberships(&self) -> Memberships<'_> {
+        Memberships { rest: self.partitions.iter(), name: "", guids: [].iter(), left: self.len() }
     }
 
     /// How many memberships are listed.
@@ -52,6 +53,37 @@ impl SmListing {
         out
     }
 }
+
+/// The memberships of a [`SmListing`], partition by partition.
+#[derive(Clone, Debug)]
+pub struct Memberships<'a> {
+    rest: std::slice::Iter<'a, (String, Vec<Guid>)>,
+    name: &'a str,
+    guids: std::slice::Iter<'a, Guid>,
+    left: usize,
+}
+
+impl<'a> Iterator for Memberships<'a> {
+    type Item = (&'a str, Guid);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(guid) = self.guids.next() {
+                self.left -= 1;
+                return Some((self.name, *guid));
+            }
+            let (name, guids) = self.rest.next()?;
+            self.name = name;
+            self.guids = guids.iter();
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for Memberships<'_> {}
 
 /// Groups (partition name, GUID) pairs by partition, in the order each partition is first named.
 impl FromIterator<(String, Guid)> for SmListing {
@@ -89,5 +121,21 @@ mod tests {
             vec![("0x5".to_owned(), g(1)), ("0x5".to_owned(), g(2)), ("0x7fff".to_owned(), g(1))]
         );
         assert!(SmListing::new().is_empty());
+    }
+
+    #[test]
+    fn the_memberships_know_how_many_are_left() {
+        let g = Guid::from_u64;
+        let mut listing = SmListing::new();
+        listing.push("0x5".into(), vec![g(1), g(2)]);
+        listing.push("empty".into(), Vec::new());
+        listing.push("0x6".into(), vec![g(3)]);
+        let mut memberships = listing.memberships();
+        assert_eq!(memberships.len(), 3);
+        assert_eq!(memberships.next(), Some(("0x5", g(1))));
+        assert_eq!(memberships.size_hint(), (2, Some(2)));
+        assert_eq!(memberships.by_ref().collect::<Vec<_>>(), vec![("0x5", g(2)), ("0x6", g(3))]);
+        assert_eq!(memberships.len(), 0);
+        assert_eq!(SmListing::new().memberships().next(), None);
     }
 }

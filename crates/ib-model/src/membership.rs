@@ -86,6 +86,57 @@ impl Partitions {
     }
 }
 
+/// A subnet manager's listing as the state takes it in: each GUID of the pool range with its
+/// partitions, sorted by GUID. Built once per listing and only looked up, so it is a vector of exactly
+/// its size, where a hash table would be twice that (its empty slots) beside the state's own table.
+#[derive(Debug, Default)]
+pub(crate) struct ListedMembership(Vec<(Guid, Partitions)>);
+
+impl ListedMembership {
+    /// The memberships of `listing` inside `range`; a GUID listed in a partition twice is in it once.
+    pub(crate) fn from_listing<'a, I>(listing: I, range: GuidRange) -> Self
+    where
+        I: IntoIterator<Item = (&'a str, Guid)>,
+    {
+        let listing = listing.into_iter();
+        let mut by_guid: Vec<(Guid, Partitions)> = Vec::with_capacity(listing.size_hint().0);
+        // A listing names a partition for each of its GUIDs in a row: its name is read once per row.
+        let mut last: Option<(&str, Partition)> = None;
+        for (name, guid) in listing {
+            if !range.contains(guid) {
+                continue;
+            }
+            let p = match &last {
+                Some((n, p)) if *n == name => p.clone(),
+                _ => last.insert((name, Partition::from_sm_name(name))).1.clone(),
+            };
+            by_guid.push((guid, Partitions::One(p)));
+        }
+        by_guid.sort_unstable_by_key(|(guid, _)| *guid);
+        by_guid.dedup_by(|later, earlier| {
+            if later.0 != earlier.0 {
+                return false;
+            }
+            for p in later.1.as_slice() {
+                earlier.1.insert(p.clone());
+            }
+            true
+        });
+        ListedMembership(by_guid)
+    }
+
+    /// The partitions `guid` is listed in, sorted.
+    pub(crate) fn partitions(&self, guid: Guid) -> Option<&[Partition]> {
+        let at = self.0.binary_search_by_key(&guid, |(g, _)| *g).ok()?;
+        self.0.get(at).map(|(_, ps)| ps.as_slice())
+    }
+
+    /// Every GUID listed, in order.
+    pub(crate) fn guids(&self) -> impl ExactSizeIterator<Item = Guid> + '_ {
+        self.0.iter().map(|(g, _)| *g)
+    }
+}
+
 /// Known membership of the GUIDs inside the pool range (the rest of the fabric is not ours).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SmMembership {
@@ -251,6 +302,26 @@ mod tests {
     }
 
     proptest! {
+        /// A listing taken in as sorted runs reads back as the table built from it: the same GUIDs, in
+        /// order, each with the same partitions, whatever the order, repeats and names listed.
+        #[test]
+        fn a_listing_in_sorted_runs_reads_as_its_table(
+            pairs in proptest::collection::vec((0usize..5, 0u64..40), 0..120),
+        ) {
+            let names = ["0x1", "0x2", "0x7fff", "0x2", "default"];
+            let range = GuidRange::new(Guid::from_u64(1), Guid::from_u64(30)).unwrap();
+            let listing: Vec<(&str, Guid)> = pairs.iter().map(|(n, g)| (names[*n], Guid::from_u64(*g))).collect();
+            let table = SmMembership::from_listing(listing.iter().copied(), range);
+            let runs = ListedMembership::from_listing(listing.iter().copied(), range);
+            let mut guids: Vec<Guid> = table.guids().collect();
+            guids.sort_unstable();
+            prop_assert_eq!(runs.guids().collect::<Vec<_>>(), guids);
+            for g in 0..45 {
+                let g = Guid::from_u64(g);
+                prop_assert_eq!(runs.partitions(g), table.partitions(g));
+            }
+        }
+
         /// `has_members` agrees with a scan of every GUID after any sequence of changes.
         #[test]
         fn partition_member_counts_stay_in_step(ops in proptest::collection::vec((0u8..3, 1u64..6, 1u32..4), 0..60)) {

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use super::State;
 use crate::guid::Guid;
-use crate::membership::SmMembership;
+use crate::membership::ListedMembership;
 use crate::pending::PendingReason;
 use crate::pod::PodUid;
 use crate::requests::{PatchOutcome, SmFailure, SmRequest};
@@ -13,11 +13,14 @@ impl State {
     /// The subnet manager's listing: (partition name as the SM writes it, GUID).
     pub fn sm_listed<'a, I: IntoIterator<Item = (&'a str, Guid)>>(&mut self, listing: I) {
         let asked_at = self.flight.listing_done();
-        let fresh = SmMembership::from_listing(listing, self.owners.range());
+        let fresh = ListedMembership::from_listing(listing, self.owners.range());
         let settled: BTreeSet<Guid> =
             self.owners.uncertain_guids().filter(|g| !self.flight.changed_since(*g, asked_at)).collect();
-        let guids: BTreeSet<Guid> =
+        // Sorted, as a vector of exactly its size: every GUID of the fabric passes through here.
+        let mut guids: Vec<Guid> =
             self.owners.sm().guids().chain(fresh.guids()).chain(settled.iter().copied()).collect();
+        guids.sort_unstable();
+        guids.dedup();
         for g in guids {
             let settles = settled.contains(&g);
             if settles {
