@@ -151,26 +151,7 @@ impl SmMembership {
     where
         I: IntoIterator<Item = (&'a str, Guid)>,
     {
-        let mut by_guid: HashMap<Guid, Partitions> = HashMap::new();
-        // A listing names a partition for each of its GUIDs in a row: its name is read once per row.
-        let mut last: Option<(&str, Partition)> = None;
-        for (name, guid) in listing {
-            if !range.contains(guid) {
-                continue;
-            }
-            let p = match &last {
-                Some((n, p)) if *n == name => p.clone(),
-                _ => last.insert((name, Partition::from_sm_name(name))).1.clone(),
-            };
-            match by_guid.entry(guid) {
-                Entry::Occupied(mut ps) => {
-                    ps.get_mut().insert(p);
-                }
-                Entry::Vacant(v) => {
-                    v.insert(Partitions::One(p));
-                }
-            }
-        }
+        let by_guid: HashMap<Guid, Partitions> = ListedMembership::from_listing(listing, range).0.into_iter().collect();
         let mut members: HashMap<PKey, usize> = HashMap::new();
         for pk in by_guid.values().flat_map(Partitions::as_slice).filter_map(Partition::managed) {
             *members.entry(pk).or_default() += 1;
@@ -302,23 +283,32 @@ mod tests {
     }
 
     proptest! {
-        /// A listing taken in as sorted runs reads back as the table built from it: the same GUIDs, in
-        /// order, each with the same partitions, whatever the order, repeats and names listed.
+        /// A listing taken in as sorted runs, and the table built from them, read back every GUID of the
+        /// range listed with each partition it is listed in once, sorted, whatever the order, repeats
+        /// and names listed.
         #[test]
-        fn a_listing_in_sorted_runs_reads_as_its_table(
+        fn a_listing_reads_back_each_guid_with_its_partitions(
             pairs in proptest::collection::vec((0usize..5, 0u64..40), 0..120),
         ) {
             let names = ["0x1", "0x2", "0x7fff", "0x2", "default"];
             let range = GuidRange::new(Guid::from_u64(1), Guid::from_u64(30)).unwrap();
             let listing: Vec<(&str, Guid)> = pairs.iter().map(|(n, g)| (names[*n], Guid::from_u64(*g))).collect();
-            let table = SmMembership::from_listing(listing.iter().copied(), range);
+            let mut expected: std::collections::BTreeMap<Guid, std::collections::BTreeSet<Partition>> =
+                Default::default();
+            for (name, g) in &listing {
+                if range.contains(*g) {
+                    expected.entry(*g).or_default().insert(Partition::from_sm_name(name));
+                }
+            }
             let runs = ListedMembership::from_listing(listing.iter().copied(), range);
-            let mut guids: Vec<Guid> = table.guids().collect();
-            guids.sort_unstable();
-            prop_assert_eq!(runs.guids().collect::<Vec<_>>(), guids);
+            let table = SmMembership::from_listing(listing.iter().copied(), range);
+            prop_assert_eq!(runs.guids().collect::<Vec<_>>(), expected.keys().copied().collect::<Vec<_>>());
+            prop_assert_eq!(table.len(), expected.len());
             for g in 0..45 {
                 let g = Guid::from_u64(g);
-                prop_assert_eq!(runs.partitions(g), table.partitions(g));
+                let want: Option<Vec<Partition>> = expected.get(&g).map(|ps| ps.iter().cloned().collect());
+                prop_assert_eq!(runs.partitions(g).map(<[Partition]>::to_vec), want.clone());
+                prop_assert_eq!(table.partitions(g).map(<[Partition]>::to_vec), want);
             }
         }
 
