@@ -8,7 +8,10 @@
 //!
 //! with `_RJEM_MALLOC_CONF=dirty_decay_ms:0,muzzy_decay_ms:0` in the environment, so that freed
 //! pages go back at once (`STATE_MEMORY_PODS=10000` for another size). It prints how much resident
-//! memory each step of the start adds, under the product's allocator.
+//! memory each step of the start adds, under the product's allocator, and how far above its start
+//! resident memory went during the step.
+
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use ib_model::annotation::{CONFIGURED_KEY, CONFIGURED_VALUE};
 use ib_model::{Guid, GuidRange, InterfaceKey, NetworkRef, PodPhase, PodUid, PodView, Record, RecordState, State};
@@ -24,6 +27,36 @@ fn rss() -> i64 {
     pages * 4096
 }
 
+/// Bytes allocated and not yet freed, as the allocator counts them.
+fn allocated() -> i64 {
+    let _ = tikv_jemalloc_ctl::epoch::advance();
+    tikv_jemalloc_ctl::stats::allocated::read().map_or(0, |b| b as i64)
+}
+
+/// The highest resident and allocated figures a sampler thread saw since the step began: a step's
+/// transient peak, which the figures after the step no longer show once the step has freed it.
+static HIGH_RSS: AtomicI64 = AtomicI64::new(0);
+static HIGH_ALLOCATED: AtomicI64 = AtomicI64::new(0);
+
+fn sample_forever() {
+    std::thread::spawn(|| {
+        loop {
+            HIGH_RSS.fetch_max(rss(), Ordering::Relaxed);
+            HIGH_ALLOCATED.fetch_max(allocated(), Ordering::Relaxed);
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+    });
+}
+
+/// A record as the controller reads it: its pod's uid a string of its own, decoded from its block.
+fn as_read((guid, record): &(Guid, Record)) -> (Guid, Record) {
+    let mut record = record.clone();
+    record.owner.pod = PodUid::from(record.owner.pod.0.to_string());
+    (*guid, record)
+}
+
+/// Pods or records per page, as the controller reads them.
+const PAGE: usize = 500;
 const NAMESPACE: &str = "bench";
 const TENANTS: u64 = 4;
 const RAILS: u64 = 8;
@@ -104,13 +137,33 @@ fn cluster(pods: u64) -> Cluster {
     out
 }
 
-fn report(step: &str, before: i64, pods: u64, guids: usize) {
-    let bytes = rss() - before;
+/// Where a step began: resident and allocated bytes.
+#[derive(Clone, Copy)]
+struct Mark {
+    rss: i64,
+    allocated: i64,
+}
+
+/// The figures now; the highest points are counted from here.
+fn begin_step() -> Mark {
+    let mark = Mark { rss: rss(), allocated: allocated() };
+    HIGH_RSS.store(mark.rss, Ordering::Relaxed);
+    HIGH_ALLOCATED.store(mark.allocated, Ordering::Relaxed);
+    mark
+}
+
+fn report(step: &str, before: Mark, pods: u64, guids: usize) {
+    let bytes = rss() - before.rss;
+    let mib = |b: i64| b as f64 / (1024.0 * 1024.0);
+    let now = allocated();
     println!(
-        "{step:<44} {:>8.1} MiB {:>7.0} B/pod {:>6.0} B/GUID",
-        bytes as f64 / (1024.0 * 1024.0),
+        "{step:<42} {:>6.1} MiB {:>5.0} B/pod {:>4.0} B/GUID, at most {:>+6.1} | allocated {:>+6.1}, at most {:>+6.1}",
+        mib(bytes),
         bytes as f64 / pods as f64,
         bytes as f64 / guids as f64,
+        mib(HIGH_RSS.load(Ordering::Relaxed).max(rss()) - before.rss),
+        mib(now - before.allocated),
+        mib(HIGH_ALLOCATED.load(Ordering::Relaxed).max(now) - before.allocated),
     );
 }
 
@@ -134,33 +187,59 @@ fn main() -> Result<(), String> {
     let c = cluster(pods);
     let guids = c.records.len();
     println!("{pods} pods, {guids} GUIDs");
-    let start = rss();
+    let start = begin_step();
+    sample_forever();
 
-    let mark = rss();
-    state.reset_pods(c.pods.clone());
-    state.pods_synced();
+    // In the order of a leader's start and in its pages, planned after each as the controller does: the lease is held before the watch's list is in,
+    // which then counts as the pods read; the ownership records; the fresh list, which the first plan
+    // overtakes (it ends after it); the subnet manager's listing.
+    state.begin_leading();
+    let mark = begin_step();
+    for (i, page) in c.pods.chunks(PAGE).enumerate() {
+        state.relist_pods_page(i == 0, page.to_vec());
+        drop(state.plan());
+    }
+    state.relist_pods_end();
     report("pods applied (the watch's list)", mark, pods, guids);
 
-    let mark = rss();
-    state.begin_leading();
-    state.records_listed(true, c.records.clone());
+    let mark = begin_step();
+    for page in c.records.chunks(PAGE) {
+        state.records_page(page.iter().map(as_read));
+        drop(state.plan());
+    }
+    state.records_end(true);
+    drop(state.plan());
     report("records read (ledger and stored records)", mark, pods, guids);
 
-    let mark = rss();
-    state.refresh_pods(c.pods.clone(), None);
-    report("pods read afresh", mark, pods, guids);
+    let (early, late) = c.pods.split_at(c.pods.len() / 2);
+    let mark = begin_step();
+    for page in early.chunks(PAGE) {
+        state.fresh_pods_page(page.to_vec());
+        drop(state.plan());
+    }
+    report("half the pods read afresh", mark, pods, guids);
 
-    let mark = rss();
+    let mark = begin_step();
     state.sm_listed(c.listing.iter().map(|(p, g)| (p.as_str(), *g)));
     report("subnet manager listed", mark, pods, guids);
 
-    let mark = rss();
+    let mark = begin_step();
     let plan = state.plan();
     drop(plan);
     state.allow_drift_repair();
     let plan = state.plan();
     drop(plan);
     report("planned", mark, pods, guids);
+
+    let mark = begin_step();
+    for page in late.chunks(PAGE) {
+        state.fresh_pods_page(page.to_vec());
+        drop(state.plan());
+    }
+    state.fresh_pods_end(None);
+    let plan = state.plan();
+    drop(plan);
+    report("the rest read afresh", mark, pods, guids);
 
     report("the state, all told", start, pods, guids);
     drop(c);

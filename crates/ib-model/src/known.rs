@@ -48,6 +48,11 @@ impl Known {
         self.pods.get(uid).map(|k| k.whole())
     }
 
+    /// The uid as the table holds it, shared with the kept view, for a caller that keeps it too.
+    pub(crate) fn shared_uid(&self, uid: &PodUid) -> Option<&PodUid> {
+        self.pods.get_key_value(uid).map(|(k, _)| k)
+    }
+
     pub(crate) fn pod_uids(&self) -> impl Iterator<Item = &PodUid> {
         self.pods.keys()
     }

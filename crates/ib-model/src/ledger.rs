@@ -99,6 +99,11 @@ impl Ledger {
         Some(*claim)
     }
 
+    /// The uid of `pod` as the ledger holds it, shared with its claims, if it owns any GUID.
+    pub fn shared_pod(&self, pod: &PodUid) -> Option<&PodUid> {
+        self.by_pod.get_key_value(pod).map(|(k, _)| k)
+    }
+
     /// Every GUID owned by one pod, in the order of its interfaces (network, then interface name).
     pub fn guids_of_pod(&self, pod: &PodUid) -> Vec<Guid> {
         let mut guids = self.by_pod.get(pod).cloned().unwrap_or_default();

@@ -37,6 +37,7 @@ pub mod text;
 
 mod flight;
 mod known;
+mod marks;
 mod names;
 mod ownership;
 mod phase;

@@ -131,9 +131,26 @@ impl ListedMembership {
         self.0.get(at).map(|(_, ps)| ps.as_slice())
     }
 
+    /// How many GUIDs are listed.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
     /// Every GUID listed, in order.
     pub(crate) fn guids(&self) -> impl ExactSizeIterator<Item = Guid> + '_ {
         self.0.iter().map(|(g, _)| *g)
+    }
+}
+
+/// Counts one member more or fewer of `pkey`; a partition with none is not kept.
+fn count(members: &mut HashMap<PKey, usize>, pkey: PKey, add: bool) {
+    if add {
+        *members.entry(pkey).or_default() += 1;
+    } else if let Some(n) = members.get_mut(&pkey) {
+        *n -= 1;
+        if *n == 0 {
+            members.remove(&pkey);
+        }
     }
 }
 
@@ -165,14 +182,7 @@ impl SmMembership {
     }
 
     fn count(&mut self, pkey: PKey, add: bool) {
-        if add {
-            *self.members.entry(pkey).or_default() += 1;
-        } else if let Some(n) = self.members.get_mut(&pkey) {
-            *n -= 1;
-            if *n == 0 {
-                self.members.remove(&pkey);
-            }
-        }
+        count(&mut self.members, pkey, add);
     }
 
     /// Whether `guid` is known to be a member of partition `pkey`.
@@ -226,22 +236,34 @@ impl SmMembership {
 
     /// Replaces what is known of one GUID.
     pub fn set(&mut self, guid: Guid, partitions: Option<&[Partition]>) {
-        let old = self.by_guid.get(&guid).into_iter().flat_map(Partitions::as_slice).filter_map(Partition::managed);
-        for pk in old.collect::<Vec<_>>() {
-            self.count(pk, false);
-        }
-        for pk in
-            partitions.into_iter().flatten().filter_map(Partition::managed).collect::<std::collections::BTreeSet<_>>()
-        {
-            self.count(pk, true);
-        }
-        let mut ps = partitions.map(<[Partition]>::to_vec).unwrap_or_default();
-        ps.sort();
-        ps.dedup();
-        match Partitions::from_sorted(ps) {
+        // Every GUID of a listing passes through here, nearly all in one partition: that one is held
+        // without building a vector first.
+        let new = match partitions.unwrap_or_default() {
+            [] => None,
+            [one] => Some(Partitions::One(one.clone())),
+            many => {
+                let mut ps = many.to_vec();
+                ps.sort();
+                ps.dedup();
+                Partitions::from_sorted(ps)
+            }
+        };
+        let old = match new {
             Some(ps) => self.by_guid.insert(guid, ps),
             None => self.by_guid.remove(&guid),
         };
+        for pk in old.iter().flat_map(Partitions::as_slice).filter_map(Partition::managed) {
+            count(&mut self.members, pk, false);
+        }
+        for pk in self.by_guid.get(&guid).into_iter().flat_map(Partitions::as_slice).filter_map(Partition::managed) {
+            count(&mut self.members, pk, true);
+        }
+    }
+
+    /// Makes room for `additional` more GUIDs at once, so that taking in a listing of a known size does
+    /// not grow the table step by step, each step holding the old table beside the new.
+    pub fn reserve(&mut self, additional: usize) {
+        self.by_guid.reserve(additional);
     }
 
     /// Every GUID known to be in some partition.

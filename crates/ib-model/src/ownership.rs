@@ -261,6 +261,11 @@ impl Ownership {
 
     /// A listing says `g` is in `partitions`; `settles`: it also settles what an unknown outcome did to
     /// `g`.
+    /// Makes room in the membership table for a listing of `guids` GUIDs.
+    pub(crate) fn reserve_listed(&mut self, guids: usize) {
+        self.sm.reserve(guids.saturating_sub(self.sm.len()));
+    }
+
     pub(crate) fn listed(&mut self, g: Guid, partitions: Option<&[Partition]>, settles: bool) {
         if settles {
             self.uncertain.remove(&g);

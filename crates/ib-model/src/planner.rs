@@ -85,11 +85,17 @@ impl Planner<'_> {
             if self.dirty.pods.is_empty() && self.dirty.guids.is_empty() {
                 break;
             }
-            let pods = std::mem::take(&mut self.dirty.pods);
+            let known = self.known;
+            let pods = self.dirty.pods.take(|| known.pod_uids().cloned());
             for uid in &pods {
                 self.plan_pod(uid);
             }
-            for g in std::mem::take(&mut self.dirty.guids) {
+            let (owners, records) = (&*self.owners, &*self.records);
+            let guids = self.dirty.guids.take(|| {
+                let ledger = owners.ledger().iter().map(|(g, _)| g);
+                owners.sm().guids().chain(ledger).chain(records.iter().map(|(g, _)| g))
+            });
+            for g in guids {
                 if let Some((op, pkey, options)) = self.plan_guid(g) {
                     let groups = requests.entry((op, pkey)).or_default();
                     match groups.iter_mut().find(|(o, _)| *o == options) {
@@ -141,11 +147,21 @@ impl Planner<'_> {
         self.known.pod(pod).and_then(|v| v.node_name.clone())
     }
 
-    /// Records `owner`'s claim on the unclaimed `g`.
+    /// Records `owner`'s claim on the unclaimed `g`, reported as allocated.
     pub(crate) fn claim(&mut self, g: Guid, owner: InterfaceKey, pkey: Option<PKey>, configured: bool) {
+        self.out.allocated.push((g, owner.clone()));
+        self.hold(g, owner, pkey, configured);
+    }
+
+    /// Records the claim an ownership record holds: allocated by an earlier leadership, so not reported
+    /// again (a leader's start restores every claim of the cluster at once).
+    pub(crate) fn restore(&mut self, g: Guid, owner: InterfaceKey, pkey: Option<PKey>) {
+        self.hold(g, owner, pkey, true);
+    }
+
+    fn hold(&mut self, g: Guid, owner: InterfaceKey, pkey: Option<PKey>, configured: bool) {
         let node = self.node_of(&owner.pod);
         let owner = self.names.key(owner);
-        self.out.allocated.push((g, owner.clone()));
         self.owners.claim(g, owner, pkey, node, configured);
         self.dirty.guids.insert(g);
     }

@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
 use crate::guid::Guid;
+use crate::marks::Marks;
 use crate::pkey::PKey;
 use crate::pod::{InterfaceKey, PodUid};
 
@@ -185,8 +186,9 @@ pub(crate) struct Records {
     /// GUIDs in a write in flight: nothing else is written for them until it ends, so one GUID's writes
     /// are applied in the order they were decided.
     in_flight: HashSet<Guid>,
-    /// GUIDs whose record may differ from what is wanted.
-    dirty: BTreeSet<Guid>,
+    /// GUIDs whose record may differ from what is wanted; every one: every GUID with a stored record
+    /// whose last write did not fail.
+    dirty: Marks<Guid>,
     /// GUIDs whose last write failed: written again only after the caller's backoff (`retry`).
     failed: BTreeSet<Guid>,
     /// GUIDs whose only change [can wait](RecordChange::can_wait).
@@ -235,8 +237,14 @@ impl Records {
         }
     }
 
-    pub(crate) fn take_dirty(&mut self) -> BTreeSet<Guid> {
-        std::mem::take(&mut self.dirty)
+    /// Every GUID with a stored record is looked at again (a leader's start, which has just read them).
+    pub(crate) fn mark_every_stored(&mut self) {
+        self.dirty.mark_every();
+    }
+
+    pub(crate) fn take_dirty(&mut self) -> Vec<Guid> {
+        let (stored, failed) = (&self.stored, &self.failed);
+        self.dirty.take(|| stored.keys().copied().filter(|g| !failed.contains(g)))
     }
 
     /// Whether `block` takes no further write until one of its writes ends.

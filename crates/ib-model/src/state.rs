@@ -17,13 +17,14 @@
 //!
 //! The planner (`Planner`, planner.rs) reads the first and changes the others.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use crate::annotation::NetworkRef;
 use crate::flight::InFlight;
 use crate::guid::Guid;
 use crate::known::Known;
 use crate::ledger::Ledger;
+use crate::marks::Marks;
 use crate::membership::SmMembership;
 use crate::names::Names;
 use crate::ownership::Ownership;
@@ -38,8 +39,10 @@ pub use crate::requests::{Imported, Notice, PatchOutcome, Plan, PodPatch, Policy
 /// What is to be planned next.
 #[derive(Debug, Default)]
 pub(crate) struct Dirty {
-    pub(crate) pods: BTreeSet<PodUid>,
-    pub(crate) guids: BTreeSet<Guid>,
+    /// Every one: every known pod.
+    pub(crate) pods: Marks<PodUid>,
+    /// Every one: every GUID the subnet manager, an owner or a stored record holds.
+    pub(crate) guids: Marks<Guid>,
 }
 
 impl Dirty {
@@ -350,10 +353,8 @@ impl State {
     }
 
     fn mark_all_dirty(&mut self) {
-        self.dirty.pods.extend(self.known.pod_uids().cloned());
-        self.dirty.guids.extend(self.owners.sm().guids());
-        self.dirty.guids.extend(self.owners.ledger().iter().map(|(g, _)| g));
-        self.dirty.guids.extend(self.records.iter().map(|(g, _)| g));
+        self.dirty.pods.mark_every();
+        self.dirty.guids.mark_every();
     }
 
     /// The pod owning `g`, if any, is planned again.

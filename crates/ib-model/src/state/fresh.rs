@@ -26,8 +26,12 @@ impl State {
     /// [`fresh_pods_end`](Self::fresh_pods_end).
     pub fn fresh_pods_page<I: IntoIterator<Item = PodView>>(&mut self, views: I) {
         for view in views {
-            self.fresh.listed.insert(view.uid.clone());
+            let uid = view.uid.clone();
             self.apply_pod(view);
+            // The table's own copy when the pod is kept: the page's is then freed with the page, where
+            // keeping it would hold a string of its own for every pod until the list ends.
+            let uid = self.known.shared_uid(&uid).cloned().unwrap_or(uid);
+            self.fresh.listed.insert(uid);
         }
     }
 

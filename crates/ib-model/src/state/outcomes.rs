@@ -14,6 +14,7 @@ impl State {
     pub fn sm_listed<'a, I: IntoIterator<Item = (&'a str, Guid)>>(&mut self, listing: I) {
         let asked_at = self.flight.listing_done();
         let fresh = ListedMembership::from_listing(listing, self.owners.range());
+        self.owners.reserve_listed(fresh.len());
         let settled: BTreeSet<Guid> =
             self.owners.uncertain_guids().filter(|g| !self.flight.changed_since(*g, asked_at)).collect();
         // Sorted, as a vector of exactly its size: every GUID of the fabric passes through here.
@@ -32,7 +33,10 @@ impl State {
                 continue;
             }
             self.owners.listed(g, fresh.partitions(g), settles);
-            self.dirty.guids.insert(g);
+            // Marked already when every GUID the subnet manager holds is (a leader's start).
+            if !(self.dirty.guids.is_every() && self.owners.sm().holds(g)) {
+                self.dirty.guids.insert(g);
+            }
         }
         self.flight.seen_by(asked_at);
         if self.phase.sm_read() {

@@ -11,19 +11,27 @@ impl State {
     /// changed). Nothing is decided before [`records_end`](Self::records_end); a read that fails after
     /// some pages is read again whole, and a record taken in before is kept as it was.
     pub fn records_page<I: IntoIterator<Item = (Guid, Record)>>(&mut self, records: I) {
-        for (guid, record) in records {
+        // Every record read is looked at again; the marks are one flag each, not one per GUID.
+        self.records.mark_every_stored();
+        self.dirty.guids.mark_every();
+        for (guid, mut record) in records {
             if !self.owners.range().contains(guid) || self.owners.ledger().contains(guid) {
                 continue;
+            }
+            // Each record names its pod in a string of its own: the one copy the state already has is
+            // kept instead (a pod with 8 rails has 8 records).
+            let shared =
+                self.known.shared_uid(&record.owner.pod).or_else(|| self.owners.ledger().shared_pod(&record.owner.pod));
+            if let Some(uid) = shared {
+                record.owner.pod = uid.clone();
             }
             self.records.load(guid, &record);
             if record.state != RecordState::Releasing && self.owners.ledger().guid_of(&record.owner).is_none() {
                 // A recorded claim lasts until its pod is gone or finished, whatever its annotation says
                 // now: its VF may carry the GUID.
                 self.dirty.pods.insert(record.owner.pod.clone());
-                self.planner().claim(guid, record.owner, record.pkey, true);
+                self.planner().restore(guid, record.owner, record.pkey);
             }
-            self.records.mark(guid);
-            self.dirty.guids.insert(guid);
         }
     }
 

@@ -27,8 +27,11 @@ impl State {
             self.relist = Relist::default();
         }
         for view in views {
-            self.relist.listed.insert(view.uid.clone());
+            let uid = view.uid.clone();
             self.apply_pod(view);
+            // The table's own copy when the pod is kept (see `fresh_pods_page`).
+            let uid = self.known.shared_uid(&uid).cloned().unwrap_or(uid);
+            self.relist.listed.insert(uid);
         }
     }
 
