@@ -2,7 +2,6 @@
 //! need first, the change, and, for a manager that applies changes after answering, reading the
 //! partition back until the change shows.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use ib_model::{Guid, PKey, SmFailure, SmOp, SmRequest};
@@ -48,20 +47,61 @@ pub(crate) async fn change(sm: &dyn SubnetManager, request: &SmRequest) -> Resul
     Ok(())
 }
 
+/// Whether `members` (a partition as read back) shows the change of `op` for every GUID of `wanted`
+/// (sorted, each once). A partition has thousands of members and a change a few GUIDs, read back after
+/// every change: the members are looked up among the few, instead of put into a table of their own.
+fn shows(op: SmOp, wanted: &[Guid], members: &[Guid]) -> bool {
+    let mut seen = vec![false; wanted.len()];
+    for member in members {
+        if let Ok(at) = wanted.binary_search(member) {
+            seen[at] = true;
+        }
+    }
+    match op {
+        SmOp::Add => seen.iter().all(|s| *s),
+        SmOp::Remove => !seen.iter().any(|s| *s),
+    }
+}
+
 /// Reads the partition back until the answered change shows, pausing a little longer each time.
 pub(crate) async fn confirm(sm: &dyn SubnetManager, request: &SmRequest) -> Result<(), SmStepError> {
     let mut pause = Duration::from_millis(10);
+    let mut wanted = request.guids.clone();
+    wanted.sort_unstable();
+    wanted.dedup();
     loop {
-        let members: HashSet<Guid> =
-            sm.partition_members(request.pkey).await.map_err(SmStepError::Unconfirmed)?.into_iter().flatten().collect();
-        let shown = match request.op {
-            SmOp::Add => request.guids.iter().all(|g| members.contains(g)),
-            SmOp::Remove => request.guids.iter().all(|g| !members.contains(g)),
-        };
-        if shown {
+        let members = sm.partition_members(request.pkey).await.map_err(SmStepError::Unconfirmed)?;
+        if shows(request.op, &wanted, members.as_deref().unwrap_or_default()) {
             return Ok(());
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// The same answer as asking a set of the members about each GUID of the change.
+        #[test]
+        fn a_change_shows_as_a_set_of_the_members_says(
+            wanted in proptest::collection::vec(0u64..32, 0..6),
+            members in proptest::collection::vec(0u64..32, 0..40),
+        ) {
+            let wanted: Vec<Guid> = wanted.into_iter().map(Guid::from_u64).collect();
+            let members: Vec<Guid> = members.into_iter().map(Guid::from_u64).collect();
+            let set: HashSet<Guid> = members.iter().copied().collect();
+            let mut sorted = wanted.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            prop_assert_eq!(shows(SmOp::Add, &sorted, &members), wanted.iter().all(|g| set.contains(g)));
+            prop_assert_eq!(shows(SmOp::Remove, &sorted, &members), wanted.iter().all(|g| !set.contains(g)));
+        }
     }
 }
