@@ -65,6 +65,10 @@ struct Lane {
 
 /// The longest a join is held for the rest of its burst, however slow the subnet manager.
 const MAX_BURST_HOLD: Duration = Duration::from_millis(250);
+/// The longest a partition's first join waits for a second ([`burst_hold`]), and the shortest worth
+/// having: below it, a subnet manager answers a second request about as fast.
+const MAX_FIRST_WAIT: Duration = Duration::from_millis(25);
+const MIN_FIRST_WAIT: Duration = Duration::from_millis(1);
 
 /// The subnet manager's round trip after a change took `elapsed`: it rises to a slower answer at once
 /// (one slow answer is what a slow subnet manager looks like) and falls back gradually (one quick answer
@@ -75,18 +79,27 @@ fn next_round_trip(current: Duration, elapsed: Duration) -> Duration {
 
 /// How long a partition's join may still wait, queued since `since`, for GUIDs about to join the same
 /// partition: half the subnet manager's recent round trip (at most [`MAX_BURST_HOLD`]) while more
-/// joins wait for their ownership record, else not at all.
+/// joins wait for their ownership record; else, in the first sixteenth of the round trip (at most
+/// [`MAX_FIRST_WAIT`], and not at all below [`MIN_FIRST_WAIT`]), until that has passed.
 ///
 /// A subnet manager that serves one request at a time (UFM) charges a whole round trip per request:
 /// sending a burst's first GUIDs at once and the rest in a second request costs two round trips where
 /// one would do. Waiting up to half a round trip for the rest saves a whole one; with a fast subnet
-/// manager the wait is negligible.
+/// manager the wait is negligible. A burst's first pod can have its record written before the second
+/// pod has been seen at all, when nothing waits for a record yet: the first moments after a join are
+/// waited out for that, a sixteenth of what a second request would cost.
 fn burst_hold(since: Instant, now: Instant, round_trip: Duration, more_coming: bool) -> Option<Duration> {
-    if !more_coming {
+    let window = (round_trip / 2).min(MAX_BURST_HOLD);
+    let held = now.saturating_duration_since(since);
+    let left = window.checked_sub(held).filter(|left| !left.is_zero())?;
+    if more_coming {
+        return Some(left);
+    }
+    let first = (window / 8).min(MAX_FIRST_WAIT);
+    if first < MIN_FIRST_WAIT {
         return None;
     }
-    let window = (round_trip / 2).min(MAX_BURST_HOLD);
-    window.checked_sub(now.saturating_duration_since(since)).filter(|left| !left.is_zero())
+    first.checked_sub(held).filter(|left| !left.is_zero())
 }
 
 /// Pod patches waiting to be sent, each with the leadership it was planned under, and how many sender
@@ -159,8 +172,9 @@ pub struct Executors {
     lanes: HashMap<PKey, Lane>,
     /// The subnet manager's recent round trip ([`next_round_trip`]).
     round_trip: Duration,
-    /// A [`Input::FlushLanes`] is on its way.
-    lanes_armed: bool,
+    /// When the earliest [`Input::FlushLanes`] on its way is due: a join held for a burst's first moments
+    /// may need one earlier than a hold armed before it.
+    lanes_armed: Option<Instant>,
 }
 
 impl Executors {
@@ -182,7 +196,7 @@ impl Executors {
             settings,
             lanes: HashMap::new(),
             round_trip: Duration::ZERO,
-            lanes_armed: false,
+            lanes_armed: None,
         }
     }
 
@@ -255,7 +269,7 @@ impl Executors {
 
     /// The timer of a held join has fired.
     pub fn lanes_timer_fired(&mut self) {
-        self.lanes_armed = false;
+        self.lanes_armed = None;
     }
 
     /// Sends the first change each idle lane has gathered as one request. Runs once per round of
@@ -280,8 +294,8 @@ impl Executors {
             ready.push(lane.queued.remove(0));
             lane.since = (!lane.queued.is_empty()).then_some(now);
         }
-        if let Some(left) = wake.filter(|_| !self.lanes_armed) {
-            self.lanes_armed = true;
+        if let Some(left) = wake.filter(|left| self.lanes_armed.is_none_or(|due| now + *left < due)) {
+            self.lanes_armed = Some(now + left);
             self.after(left, Input::FlushLanes);
         }
         for request in ready {

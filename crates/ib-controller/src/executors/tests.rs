@@ -142,11 +142,52 @@ fn a_join_is_held_for_at_most_half_a_round_trip_and_only_while_more_are_coming()
     assert_eq!(burst_hold(t0, t0, ms(200), true), Some(ms(100)));
     assert_eq!(burst_hold(t0, t0 + ms(60), ms(200), true), Some(ms(40)));
     assert_eq!(burst_hold(t0, t0 + ms(100), ms(200), true), None);
-    assert_eq!(burst_hold(t0, t0, ms(200), false), None, "nothing else is coming: send now");
+    assert_eq!(burst_hold(t0, t0 + ms(20), ms(200), false), None, "nothing else is coming: send now");
     // A fast subnet manager: no wait worth having.
     assert_eq!(burst_hold(t0, t0, Duration::ZERO, true), None);
+    assert_eq!(burst_hold(t0, t0, ms(10), false), None);
     // However slow it is, never more than the cap.
     assert_eq!(burst_hold(t0, t0, ms(10_000), true), Some(MAX_BURST_HOLD));
+}
+
+#[test]
+fn a_first_join_waits_a_sixteenth_of_a_round_trip_for_a_second() {
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    // UFM at 200 ms: 12.5 ms, then no longer.
+    assert_eq!(burst_hold(t0, t0, ms(200), false), Some(Duration::from_micros(12_500)));
+    assert_eq!(burst_hold(t0, t0 + ms(10), ms(200), false), Some(Duration::from_micros(2_500)));
+    assert_eq!(burst_hold(t0, t0 + ms(13), ms(200), false), None);
+    // A slow one: capped.
+    assert_eq!(burst_hold(t0, t0, ms(10_000), false), Some(MAX_FIRST_WAIT));
+}
+
+/// A hold armed for a burst's window does not keep a shorter one from waking the lanes in time.
+#[tokio::test]
+async fn a_shorter_hold_arms_an_earlier_flush() {
+    let emulator = KubeEmulator::start(EmulatorConfig::default()).await.expect("emulator");
+    let (mut exec, _rx, _renewal) = executors(&emulator, 64);
+    exec.round_trip = Duration::from_secs(10);
+    let join = |guid: u64| SmRequest {
+        op: SmOp::Add,
+        pkey: ib_model::PKey::new(0x10).expect("pkey"),
+        guids: vec![ib_model::Guid::from_u64(guid)],
+        options: ib_model::partition::PartitionOptions::default(),
+        must_exist: false,
+        partition_name: None,
+    };
+    exec.submit_sm(join(1));
+    // Records still being written: held for the window (capped at 250 ms).
+    exec.flush_lanes(1, &|_| true);
+    let window_due = exec.lanes_armed.expect("armed for the window");
+    // Written: held only for the first moments, so the flush is armed again, earlier.
+    let flushed = Instant::now();
+    exec.flush_lanes(1, &|_| false);
+    let first_due = exec.lanes_armed.expect("armed");
+    assert!(first_due < window_due && first_due <= flushed + MAX_FIRST_WAIT, "{first_due:?} {window_due:?}");
+    let lane = &exec.lanes[&ib_model::PKey::new(0x10).expect("pkey")];
+    assert!(!lane.busy && lane.queued.len() == 1, "still held");
+    exec.shutdown().await;
 }
 
 #[test]
