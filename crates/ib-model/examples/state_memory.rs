@@ -8,8 +8,8 @@
 //!
 //! with `_RJEM_MALLOC_CONF=dirty_decay_ms:0,muzzy_decay_ms:0` in the environment, so that freed
 //! pages go back at once (`STATE_MEMORY_PODS=10000` for another size). It prints how much resident
-//! memory each step of the start adds, under the product's allocator, and how far above its start
-//! resident memory went during the step.
+//! memory and how many allocated bytes each step of the start adds, under the product's allocator,
+//! and how high each went during the step (sampled every 0.2 ms).
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -190,9 +190,10 @@ fn main() -> Result<(), String> {
     let start = begin_step();
     sample_forever();
 
-    // In the order of a leader's start and in its pages, planned after each as the controller does: the lease is held before the watch's list is in,
-    // which then counts as the pods read; the ownership records; the fresh list, which the first plan
-    // overtakes (it ends after it); the subnet manager's listing.
+    // In the order of a leader's start and in its pages, planned after each as the state task does:
+    // the lease is held before the watch's list is in, which then counts as the pods read; the
+    // ownership records; the fresh list, which the first plan overtakes (it ends after it); the
+    // subnet manager's listing.
     state.begin_leading();
     let mark = begin_step();
     for (i, page) in c.pods.chunks(PAGE).enumerate() {

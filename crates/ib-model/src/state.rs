@@ -171,6 +171,13 @@ impl State {
         }
     }
 
+    /// The uid a list kept for a pod it named, as the pod table holds it when the pod is kept: the
+    /// page's own copy is then freed with the page, where keeping it would hold a string of its own for
+    /// every pod until the list ends.
+    fn listed_uid(&self, uid: PodUid) -> PodUid {
+        self.known.shared_uid(&uid).cloned().unwrap_or(uid)
+    }
+
     /// A pod is gone.
     pub fn delete_pod(&mut self, uid: &PodUid) {
         if self.known.delete_pod(uid) {

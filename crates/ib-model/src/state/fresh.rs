@@ -28,9 +28,7 @@ impl State {
         for view in views {
             let uid = view.uid.clone();
             self.apply_pod(view);
-            // The table's own copy when the pod is kept: the page's is then freed with the page, where
-            // keeping it would hold a string of its own for every pod until the list ends.
-            let uid = self.known.shared_uid(&uid).cloned().unwrap_or(uid);
+            let uid = self.listed_uid(uid);
             self.fresh.listed.insert(uid);
         }
     }

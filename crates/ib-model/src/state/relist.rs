@@ -29,8 +29,7 @@ impl State {
         for view in views {
             let uid = view.uid.clone();
             self.apply_pod(view);
-            // The table's own copy when the pod is kept (see `fresh_pods_page`).
-            let uid = self.known.shared_uid(&uid).cloned().unwrap_or(uid);
+            let uid = self.listed_uid(uid);
             self.relist.listed.insert(uid);
         }
     }

@@ -311,3 +311,34 @@ fn restored_claims_share_one_copy_of_their_pods_uid() {
     assert!(two_rails > 0, "the cluster has pods with two rails");
     assert!(records.iter().any(|(_, r)| replica.state.known().shared_uid(&r.owner.pod).is_none()), "one pod unknown");
 }
+
+/// A list page names each pod with a uid string of its own; while the list lasts, the state keeps the
+/// uid its pod table already holds, not the page's (freed with the page).
+#[test]
+fn a_lists_pages_keep_no_uid_of_their_own_for_a_known_pod() {
+    let (mut w, list, _) = cluster_and_fresh_list();
+    let page: Vec<PodView> = list
+        .into_iter()
+        .filter(|v| w.state.known().shared_uid(&v.uid).is_some())
+        .map(|mut v| {
+            v.uid = PodUid::from(v.uid.0.to_string());
+            v
+        })
+        .collect();
+    assert!(!page.is_empty());
+    let uids: Vec<PodUid> = page.iter().map(|v| v.uid.clone()).collect();
+    w.state.begin_leading();
+    w.state.fresh_pods_page(page.clone());
+    w.state.relist_pods_page(true, page);
+    let mut unchanged = 0;
+    for uid in &uids {
+        let view = w.state.known().pod(uid).expect("known");
+        if Arc::ptr_eq(&view.uid.0, &uid.0) {
+            // Newer in the list: the page's view, uid and all, replaced the table's.
+            continue;
+        }
+        unchanged += 1;
+        assert_eq!(Arc::strong_count(&uid.0), 1, "{uid:?} is held by the state");
+    }
+    assert!(unchanged > 0, "the list has pods the state already knew as they are");
+}
